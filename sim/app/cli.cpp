@@ -1,0 +1,39 @@
+#include "sim/app/cli.h"
+
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "sim/core/file_io.h"
+
+namespace moesim::cli {
+
+bool parse(const Args& args, const po::options_description& options,
+           const po::positional_options_description& positional, po::variables_map& vm,
+           std::string_view usage) {
+  po::options_description all;
+  all.add_options()("help,h", "show this help");
+  all.add(options);
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: " << usage << "\n\n" << all << "\n";
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw Error(e.what());
+  }
+  return true;
+}
+
+void emit(const std::string& rendered, const std::string& path_or_empty) {
+  if (path_or_empty.empty() || path_or_empty == "-") {
+    std::cout << rendered;
+    std::cout.flush();
+  } else {
+    write_file_atomic(path_or_empty, rendered);
+  }
+}
+
+}  // namespace moesim::cli

@@ -1,0 +1,34 @@
+// `moesim bench <subject>`: benchmarks that print one JSON object each, so a
+// performance regression shows up as a number. One bench_*.cpp per subject.
+
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "sim/app/bench.h"
+#include "sim/app/commands.h"
+
+namespace moesim::cli {
+namespace {
+
+constexpr Command kBenchmarks[] = {
+    {"engine", "hold-model event throughput vs std::priority_queue", bench_engine_main},
+};
+
+}  // namespace
+
+int bench_main(const Args& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << "usage: moesim bench <subject> [options] --json   (subject --help for details)\n\n"
+                 "subjects:\n";
+    for (const Command& b : kBenchmarks)
+      std::cout << fmt::format("  {:<10}{}\n", b.name, b.summary);
+    return args.empty() ? 2 : 0;
+  }
+  for (const Command& b : kBenchmarks) {
+    if (args[0] == b.name) return b.main(Args(args.begin() + 1, args.end()));
+  }
+  throw Error(fmt::format("unknown benchmark '{}' (see moesim bench --help)", args[0]));
+}
+
+}  // namespace moesim::cli
