@@ -6,5 +6,14 @@
 namespace moesim::cli {
 
 int bench_engine_main(const Args& args);
+int bench_network_main(const Args& args);
+int bench_trace_main(const Args& args);
+int bench_kernel_main(const Args& args);
+int bench_step_main(const Args& args);
+int bench_search_main(const Args& args);
+
+// Subjects of `moesim validate`.
+int validate_kernel_main(const Args& args);
+int validate_published_main(const Args& args);
 
 }  // namespace moesim::cli

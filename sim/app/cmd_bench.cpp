@@ -13,6 +13,13 @@ namespace {
 
 constexpr Command kBenchmarks[] = {
     {"engine", "hold-model event throughput vs std::priority_queue", bench_engine_main},
+    {"network", "uniform all-to-allv across a large cluster (flow-level network)",
+     bench_network_main},
+    {"trace", "generate, write and read back a large routing trace", bench_trace_main},
+    {"kernel", "reference MoE kernel throughput vs BLAS peak and PyTorch", bench_kernel_main},
+    {"step", "one DeepSeek-V3 training step on 2,048 GPUs (execution model speed)",
+     bench_step_main},
+    {"search", "strategy search over >= 500 points (Mixtral-8x22B, 256 GPUs)", bench_search_main},
 };
 
 }  // namespace

@@ -16,7 +16,20 @@ using moesim::cli::Command;
 constexpr Command kCommands[] = {
     {"run", "simulate a scenario (default: the embedded one) and write a JSON report",
      moesim::cli::run_main},
-    {"bench", "benchmarks printing JSON: engine", moesim::cli::bench_main},
+    {"collective", "simulate one collective (all-to-all, all-reduce, ...) on a cluster",
+     moesim::cli::collective_main},
+    {"presets", "list the GPU and cluster presets", moesim::cli::presets_main},
+    {"models", "list the MoE model catalog; `models show NAME` resolves one",
+     moesim::cli::models_main},
+    {"trace", "generate, inspect and import routing traces", moesim::cli::trace_main},
+    {"calibrate", "time the reference MoE kernel and write compute-cost tables",
+     moesim::cli::calibrate_main},
+    {"validate", "compare predictions with measurements and published figures",
+     moesim::cli::validate_main},
+    {"sweep", "run a parameter sweep over scenario fields", moesim::cli::sweep_main},
+    {"search", "search parallel strategies for a model on a cluster", moesim::cli::search_main},
+    {"plot", "render sweep summaries as SVG charts", moesim::cli::plot_main},
+    {"bench", "benchmarks printing JSON (see moesim bench --help)", moesim::cli::bench_main},
 };
 
 void print_help() {

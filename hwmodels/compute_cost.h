@@ -1,0 +1,40 @@
+#pragma once
+// How long a device takes for the kernels of a transformer / MoE layer.
+//
+// The execution model asks only this interface; a roofline model (peak
+// throughput x efficiency) and a model driven by measured calibration tables
+// both implement it. All results are seconds on one device, including the
+// kernel launch overhead where the operation is one kernel launch.
+
+#include <cstdint>
+#include <span>
+
+#include "hwmodels/dtype.h"
+
+namespace moesim::hw {
+
+class ComputeCostModel {
+ public:
+  virtual ~ComputeCostModel() = default;
+
+  // One GEMM C[m,n] = A[m,k] * B[k,n] (2*m*n*k FLOPs), operands in `dtype`.
+  virtual double gemm_seconds(int64_t m, int64_t n, int64_t k, DType dtype) const = 0;
+
+  // A grouped GEMM (one launch): group g multiplies an [m_per_group[g], k]
+  // matrix by its own [k, n] weight. Groups with m = 0 cost nothing beyond the
+  // launch; many tiny groups are slow, which this must reflect.
+  virtual double grouped_gemm_seconds(std::span<const int64_t> m_per_group, int64_t n, int64_t k,
+                                      DType dtype) const = 0;
+
+  // A memory-bound kernel that reads and writes `bytes` in total (softmax,
+  // top-k, permutation, activation, combine, optimizer update, ...).
+  virtual double memory_bound_seconds(double bytes) const = 0;
+
+  // A kernel with a known FLOP count and memory traffic that is neither a plain
+  // GEMM nor purely memory bound (e.g. fused attention): roofline of the two.
+  virtual double fused_kernel_seconds(double flops, double bytes, DType dtype) const = 0;
+
+  virtual double launch_overhead_seconds() const = 0;
+};
+
+}  // namespace moesim::hw
