@@ -1,0 +1,57 @@
+#pragma once
+// Turns a model, a parallel strategy, a batch and per-layer routing into the
+// task graph of one training step: every GPU's compute kernels (sized by the
+// compute cost model), its tensor-, expert-, pipeline- and data-parallel
+// communication, and the dependencies between them.
+//
+// Per micro-batch and layer, on each GPU (forward; backward mirrors it):
+//   attention block -> [TP collective] -> router+permute -> dispatch all-to-allv
+//   -> routed experts (per-expert GEMMs sized by the tokens received)
+//   -> combine all-to-allv -> unpermute+combine; shared experts run on the
+//   compute stream while the dispatch is in flight.
+// With a2a_overlap_chunks = c > 1 the tokens are split into c chunks whose
+// dispatch, expert compute and combine pipeline against each other.
+
+#include <cstdint>
+#include <vector>
+
+#include "hwmodels/compute_cost.h"
+#include "sim/exec/rank_layout.h"
+#include "sim/exec/step_inputs.h"
+#include "sim/exec/task_graph.h"
+
+namespace moesim::exec {
+
+enum class CollectiveOp : uint8_t { kAllToAllV, kAllReduce, kReduceScatter, kAllGather, kSendRecv };
+
+// A collective's communication, for whoever times it (analytic or flow-level).
+struct CollectiveDesc {
+  CollectiveOp op = CollectiveOp::kAllReduce;
+  uint32_t group = 0;            // index into StepGraph::groups
+  uint32_t matrix = UINT32_MAX;  // all-to-allv: index into StepGraph::matrices
+  bool transpose = false;        // all-to-allv: send matrix^T (combine direction)
+  double scale = 1;              // all-to-allv: fraction of the matrix (overlap chunks)
+  double bytes = 0;              // others: NCCL-tests convention (full buffer per rank)
+};
+
+struct StepGraph {
+  TaskGraph graph{0};
+  std::vector<CollectiveDesc> collectives;  // payload index of each collective
+  std::vector<std::vector<int>> groups;     // rank lists
+  // All-to-allv byte matrices (n x n, row = sender, in group order).
+  std::vector<std::vector<int64_t>> matrices;
+  int microbatches = 0;
+  // Per-GPU routed-expert token copies processed in the step (forward).
+  std::vector<int64_t> expert_tokens_per_gpu;
+};
+
+struct StepBuildOptions {
+  int gpus_per_node = 8;
+};
+
+StepGraph build_training_step(const ModelShape& model, const ParallelConfig& parallel,
+                              const TrainingWorkload& workload,
+                              const std::vector<LayerRouting>& routing,
+                              const hw::ComputeCostModel& cost, const StepBuildOptions& options);
+
+}  // namespace moesim::exec

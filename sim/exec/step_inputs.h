@@ -1,0 +1,107 @@
+#pragma once
+// What the execution model needs to know about a training step, resolved from
+// the scenario: the model's layer shapes, the parallel strategy, the batch,
+// and per-layer routing outcomes. Plain data; validation happens in
+// scenario.cpp, and these structs are what tests build by hand.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hwmodels/dtype.h"
+
+namespace moesim::exec {
+
+// The shapes of one transformer block stack, as the cost and memory models
+// see them. Parameter counts come from the model catalog.
+struct ModelShape {
+  std::string name;
+  int layers = 0;
+  int64_t hidden = 0;
+  int heads = 0;
+  int kv_heads = 0;
+  int64_t head_dim = 0;
+  // Multi-head latent attention (DeepSeek-V2/V3); 0 = standard attention.
+  int64_t q_lora_rank = 0, kv_lora_rank = 0, qk_nope_head_dim = 0, qk_rope_head_dim = 0,
+          v_head_dim = 0;
+  int64_t dense_ffn = 0;   // FFN width of dense layers
+  int64_t expert_ffn = 0;  // FFN width of one routed expert
+  int64_t shared_ffn = 0;  // total FFN width of the shared experts (0: none)
+  int experts = 0;
+  int top_k = 0;
+  bool swiglu = true;
+  int64_t vocab = 0;
+  std::vector<bool> moe_layer;  // per layer
+
+  // Parameter counts (elements).
+  double attention_params_per_layer = 0;  // incl. norms
+  double dense_ffn_params = 0;            // one dense FFN
+  double expert_params = 0;               // one routed expert
+  double shared_expert_params = 0;        // all shared experts of one layer
+  double router_params = 0;               // one layer
+  double embedding_params = 0;            // input embedding
+  double output_params = 0;               // output head (0 if tied)
+  double total_params = 0, active_params = 0;
+  // Model FLOPs of a forward pass per token at the scenario's sequence length
+  // (matmuls incl. attention scores; the MFU numerator is 3x this).
+  double forward_flops_per_token = 0;
+
+  bool is_mla() const { return kv_lora_rank > 0; }
+  int moe_layers() const;
+};
+
+enum class PipelineSchedule { kOneFOneB, kInterleaved };
+enum class Recompute { kNone, kSelective, kFull };
+enum class AllToAllAlgorithm { kDirect, kHierarchical };
+
+struct ParallelConfig {
+  int dp = 1, tp = 1, pp = 1, ep = 1, etp = 1;
+  bool sequence_parallel = false;
+  int zero_stage = 1;  // 1 = distributed optimizer (optimizer states sharded)
+  int micro_batch_size = 1;
+  PipelineSchedule schedule = PipelineSchedule::kOneFOneB;
+  int virtual_stages = 1;
+  Recompute recompute = Recompute::kNone;
+  bool pp_outer_of_dp = true;  // rank order tp-ep-dp-pp (pp slowest); false: tp-ep-pp-dp
+  bool overlap_grad_reduce = true;
+  bool overlap_param_gather = true;
+  int a2a_overlap_chunks = 1;
+  AllToAllAlgorithm a2a_algo = AllToAllAlgorithm::kHierarchical;
+  hw::DType dispatch_dtype = hw::DType::kBf16;  // fp8 dispatch as in DeepSeek-V3
+
+  int gpus() const { return dp * tp * pp; }
+  int expert_dp() const { return dp * tp / (ep * etp); }
+};
+
+struct TrainingWorkload {
+  int64_t seq_len = 4096;
+  int64_t global_batch = 1;  // sequences per step
+  int steps = 1;
+  hw::DType compute_dtype = hw::DType::kBf16;
+
+  int64_t microbatches(const ParallelConfig& p) const {
+    return global_batch / (static_cast<int64_t>(p.dp) * p.micro_batch_size);
+  }
+};
+
+// Routing outcome of one MoE layer for one expert-parallel group and one
+// micro-batch, after gating: who sends how many token copies to whom, and what
+// each rank's local experts receive.
+struct RoutingSample {
+  int ep = 0;
+  int local_experts = 0;
+  std::vector<int64_t> pair_tokens;    // ep x ep, [src * ep + dst], token copies
+  std::vector<int64_t> expert_tokens;  // ep x local_experts, [rank * local + e]
+  int64_t tokens_in = 0;               // tokens entering the layer (all source ranks)
+  int64_t routed = 0;                  // token copies delivered to experts
+  int64_t dropped = 0;                 // token copies dropped by capacity
+};
+
+// Several samples per MoE layer; micro-batch b of EP group g uses sample
+// (b + g) mod samples.size().
+struct LayerRouting {
+  int layer = 0;  // model layer index
+  std::vector<RoutingSample> samples;
+};
+
+}  // namespace moesim::exec

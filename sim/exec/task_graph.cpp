@@ -1,0 +1,271 @@
+#include "sim/exec/task_graph.h"
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace moesim::exec {
+
+TaskGraph::TaskGraph(int gpus) : gpus_(gpus), stream_head_(gpus), stream_tail_(gpus) {
+  for (auto& h : stream_head_) h.fill(kNoTask);
+  for (auto& t : stream_tail_) t.fill(kNoTask);
+}
+
+namespace {
+TaskId checked_id(size_t n) {
+  if (n >= TaskGraph::kNoTask) throw std::length_error("task graph: more than 2^32-1 tasks");
+  return static_cast<TaskId>(n);
+}
+}  // namespace
+
+TaskId TaskGraph::add_compute(int gpu, Category category, SimTime duration, TaskLabel label) {
+  const TaskId id = checked_id(tasks_.size());
+  tasks_.push_back(Task{duration, static_cast<uint32_t>(gpu), kNoCollective, kNoTask, label,
+                        Stream::kCompute, category});
+  uint32_t& tail = stream_tail_[gpu][0];
+  if (tail == kNoTask) {
+    stream_head_[gpu][0] = id;
+  } else {
+    tasks_[tail].next_in_stream = id;
+  }
+  tail = id;
+  return id;
+}
+
+CollectiveId TaskGraph::add_collective(uint32_t payload) {
+  collectives_.push_back(CollectiveInfo{payload, 0});
+  return static_cast<CollectiveId>(collectives_.size() - 1);
+}
+
+TaskId TaskGraph::add_comm(int gpu, Stream stream, Category category, CollectiveId collective,
+                           TaskLabel label) {
+  const TaskId id = checked_id(tasks_.size());
+  tasks_.push_back(Task{SimTime::zero(), static_cast<uint32_t>(gpu), collective, kNoTask, label,
+                        stream, category});
+  ++collectives_[collective].participants;
+  if (stream != Stream::kNone) {
+    const int s = static_cast<int>(stream);
+    uint32_t& tail = stream_tail_[gpu][s];
+    if (tail == kNoTask) {
+      stream_head_[gpu][s] = id;
+    } else {
+      tasks_[tail].next_in_stream = id;
+    }
+    tail = id;
+  }
+  return id;
+}
+
+void TaskGraph::depend(TaskId before, TaskId after) {
+  edges_.push_back({before, after});
+}
+
+void TaskGraph::finalize() {
+  if (finalized_) return;
+  finalized_ = true;
+  const size_t n = tasks_.size();
+  // Counting sort of edges by source: successors and dependency counts.
+  succ_begin_.assign(n + 1, 0);
+  dep_count_.assign(n, 0);
+  for (const auto& e : edges_) {
+    ++succ_begin_[e[0] + 1];
+    ++dep_count_[e[1]];
+  }
+  for (size_t i = 0; i < n; ++i) succ_begin_[i + 1] += succ_begin_[i];
+  succ_.resize(edges_.size());
+  std::vector<uint32_t> fill(succ_begin_.begin(), succ_begin_.end() - 1);
+  for (const auto& e : edges_) succ_[fill[e[0]]++] = e[1];
+  edges_.clear();
+  edges_.shrink_to_fit();
+
+  part_begin_.assign(collectives_.size() + 1, 0);
+  for (const Task& t : tasks_) {
+    if (t.collective != kNoCollective) ++part_begin_[t.collective + 1];
+  }
+  for (size_t i = 0; i < collectives_.size(); ++i) part_begin_[i + 1] += part_begin_[i];
+  part_.resize(part_begin_.back());
+  std::vector<uint32_t> pfill(part_begin_.begin(), part_begin_.end() - 1);
+  for (TaskId id = 0; id < n; ++id) {
+    if (tasks_[id].collective != kNoCollective) part_[pfill[tasks_[id].collective]++] = id;
+  }
+}
+
+std::span<const uint32_t> TaskGraph::successors(TaskId id) const {
+  return {succ_.data() + succ_begin_[id], succ_begin_[id + 1] - succ_begin_[id]};
+}
+
+std::span<const TaskId> TaskGraph::participants(CollectiveId id) const {
+  return {part_.data() + part_begin_[id], part_begin_[id + 1] - part_begin_[id]};
+}
+
+// ---------------------------------------------------------------------------
+
+GraphExecutor::GraphExecutor(Engine& engine, const TaskGraph& graph, bool pipeline_parallel)
+    : engine_(engine), graph_(graph), pipeline_parallel_(pipeline_parallel) {
+  if (!graph.finalized_) throw std::logic_error("GraphExecutor: graph not finalized");
+}
+
+ExecutionResult GraphExecutor::run(CollectiveRunner& runner) {
+  runner_ = &runner;
+  const size_t n = graph_.size();
+  const int gpus = graph_.gpus();
+  gpu_state_.assign(gpus, GpuState{engine_.now(), -1, {}});
+  stream_next_ = graph_.stream_head_;
+  stream_busy_.assign(gpus, {});
+  unmet_ = graph_.dep_count_;
+  arrived_.assign(graph_.collectives(), 0);
+  last_arrival_.assign(graph_.collectives(), TaskGraph::kNoTask);
+  result_ = ExecutionResult{};
+  result_.per_gpu.assign(gpus, GpuTimeAccount{});
+  result_.task_end.assign(n, SimTime::zero());
+  result_.collective_start.assign(graph_.collectives(), SimTime::zero());
+  result_.gated_by.assign(n, TaskGraph::kNoTask);
+  finished_ = 0;
+
+  const uint64_t events_before = engine_.events_executed();
+  // Stream-less tasks and stream heads with no dependencies start at once.
+  for (TaskId id = 0; id < n; ++id) {
+    if (unmet_[id] == 0) try_start(id);
+  }
+  engine_.run();
+  if (finished_ != n) {
+    throw std::logic_error(fmt::format(
+        "task graph deadlock: {} of {} tasks never ran (dependency cycle or collectives "
+        "queued in different orders)",
+        n - finished_, n));
+  }
+  SimTime makespan = SimTime::zero();
+  for (int g = 0; g < gpus; ++g) makespan = max(makespan, gpu_state_[g].last_change);
+  // Close every GPU's account at the step's end: a GPU that finished early
+  // waits for the slowest one.
+  for (int g = 0; g < gpus; ++g) {
+    result_.per_gpu[g].finish_s = gpu_state_[g].last_change.seconds();
+    const double tail = (makespan - gpu_state_[g].last_change).seconds();
+    (pipeline_parallel_ ? result_.per_gpu[g].bubble_s : result_.per_gpu[g].idle_s) += tail;
+  }
+  result_.makespan = makespan;
+  result_.events = engine_.events_executed() - events_before;
+  return std::move(result_);
+}
+
+// Charges the time since the GPU's last state change to what it was doing.
+void GraphExecutor::account(uint32_t gpu) {
+  GpuState& s = gpu_state_[gpu];
+  const SimTime now = engine_.now();
+  const double dt = (now - s.last_change).seconds();
+  s.last_change = now;
+  if (dt == 0) return;
+  GpuTimeAccount& a = result_.per_gpu[gpu];
+  if (s.compute_running >= 0) {
+    a.exposed_s[s.compute_running] += dt;
+    a.busy_s += dt;
+    for (int c = 0; c < kCategoryCount; ++c) {
+      if (s.comm_active[c]) a.hidden_s[c] += dt;
+    }
+    return;
+  }
+  // Compute idle: the wait is charged to one active communication, the one
+  // most directly on the MoE layer's path first.
+  static constexpr Category kPriority[] = {Category::kDispatch, Category::kCombine,
+                                           Category::kTpComm, Category::kPpComm, Category::kDpComm};
+  bool charged = false;
+  for (Category c : kPriority) {
+    const int ci = static_cast<int>(c);
+    if (!s.comm_active[ci]) continue;
+    if (!charged) {
+      a.exposed_s[ci] += dt;
+      charged = true;
+    } else {
+      a.hidden_s[ci] += dt;
+    }
+  }
+  if (!charged) (pipeline_parallel_ ? a.bubble_s : a.idle_s) += dt;
+}
+
+void GraphExecutor::try_start(TaskId id) {
+  const TaskGraph::Task& t = graph_.task(id);
+  if (unmet_[id] != 0) return;
+  if (t.stream != Stream::kNone) {
+    const int s = static_cast<int>(t.stream);
+    if (stream_busy_[t.gpu][s] || stream_next_[t.gpu][s] != id) return;
+    stream_busy_[t.gpu][s] = 1;
+  }
+  if (t.collective == kNoCollective) {
+    account(t.gpu);
+    gpu_state_[t.gpu].compute_running = static_cast<int8_t>(t.category);
+    engine_.schedule_after(t.duration, *this, id);
+    return;
+  }
+  // A participant arrives. On a stream, it counts as active communication on
+  // its GPU from now on: waiting for late peers inside a collective kernel is
+  // part of the collective's cost (the straggler effect). A point-to-point
+  // transfer only counts once both sides are there: a pipeline stage waiting
+  // for its neighbour is in the pipeline bubble.
+  if (t.stream != Stream::kNone) {
+    account(t.gpu);
+    ++gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
+  }
+  const CollectiveId c = t.collective;
+  last_arrival_[c] = id;
+  if (++arrived_[c] == graph_.collective(c).participants) {
+    result_.collective_start[c] = engine_.now();
+    for (TaskId p : graph_.participants(c)) {
+      const TaskGraph::Task& pt = graph_.task(p);
+      if (pt.stream != Stream::kNone) continue;
+      account(pt.gpu);
+      ++gpu_state_[pt.gpu].comm_active[static_cast<int>(pt.category)];
+    }
+    runner_->start(*this, c, graph_.collective(c).payload);
+  }
+}
+
+void GraphExecutor::on_event(uint64_t task) {
+  const TaskId id = static_cast<TaskId>(task);
+  const TaskGraph::Task& t = graph_.task(id);
+  account(t.gpu);
+  gpu_state_[t.gpu].compute_running = -1;
+  finish_task(id);
+}
+
+void GraphExecutor::collective_done(CollectiveId id) {
+  const auto parts = graph_.participants(id);
+  // The last arrival gated the collective; every participant records it.
+  const TaskId gater = last_arrival_[id];
+  for (TaskId p : parts) {
+    const TaskGraph::Task& t = graph_.task(p);
+    account(t.gpu);
+    --gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
+    if (p != gater) result_.gated_by[p] = gater;
+  }
+  for (TaskId p : parts) finish_task(p);
+}
+
+void GraphExecutor::finish_task(TaskId id) {
+  const TaskGraph::Task& t = graph_.task(id);
+  result_.task_end[id] = engine_.now();
+  ++finished_;
+  if (t.stream != Stream::kNone) {
+    const int s = static_cast<int>(t.stream);
+    stream_busy_[t.gpu][s] = 0;
+    stream_next_[t.gpu][s] = t.next_in_stream;
+  }
+  for (uint32_t succ : graph_.successors(id)) {
+    if (--unmet_[succ] == 0) {
+      if (result_.gated_by[succ] == TaskGraph::kNoTask) result_.gated_by[succ] = id;
+      try_start(succ);
+    }
+  }
+  if (t.stream != Stream::kNone && t.next_in_stream != TaskGraph::kNoTask) {
+    const TaskId next = t.next_in_stream;
+    if (unmet_[next] == 0) {
+      // Its dependencies were met before the stream freed: the stream gated it.
+      if (result_.gated_by[next] == TaskGraph::kNoTask ||
+          result_.task_end[result_.gated_by[next]] <= engine_.now()) {
+        result_.gated_by[next] = id;
+      }
+      try_start(next);
+    }
+  }
+}
+
+}  // namespace moesim::exec

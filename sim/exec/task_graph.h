@@ -1,0 +1,207 @@
+#pragma once
+// The per-GPU work of a step as an explicit task graph, and its execution on
+// the engine.
+//
+// Every GPU has a few streams (compute, tensor-parallel, expert-parallel and
+// data-parallel communication). Tasks on one stream run one at a time in the
+// order they were added, and a task also waits for its explicit dependencies,
+// which may cross GPUs (a pipeline transfer, a dispatch feeding the receiving
+// rank's experts). Communication tasks belong to a collective: one task per
+// participating GPU; the collective starts when the last participant is ready,
+// so a straggler holds everyone, and it completes on all participants together.
+// Point-to-point transfers are two-participant collectives on no stream, so
+// pipeline sends and receives never need matching stream orders.
+//
+// Overlap and its limits therefore come out of the execution rather than a
+// formula. Time is accounted per GPU as it passes: while the compute stream is
+// busy, by the running task's category (communication in flight meanwhile is
+// "hidden"); while it is idle, by the active communication it waits on
+// ("exposed"), else as pipeline bubble or idle.
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "sim/core/time.h"
+#include "sim/engine/engine.h"
+
+namespace moesim::exec {
+
+enum class Stream : uint8_t { kCompute, kTpComm, kEpComm, kDpComm, kNone };
+inline constexpr int kStreamsPerGpu = 4;  // kNone tasks are not queued on a stream
+
+// What a task's time is spent on; the report's breakdown categories.
+enum class Category : uint8_t {
+  kAttention,  // QKV/output projections, core attention, norms
+  kDense,      // dense FFN and shared experts
+  kExpert,     // routed expert GEMMs
+  kOther,      // router, permutation, combine arithmetic, embedding, loss
+  kOptimizer,
+  kDispatch,  // token dispatch all-to-all
+  kCombine,   // combine all-to-all
+  kTpComm,
+  kPpComm,
+  kDpComm,
+  kCount
+};
+inline constexpr int kCategoryCount = static_cast<int>(Category::kCount);
+constexpr bool is_comm(Category c) {
+  return c >= Category::kDispatch;
+}
+
+enum class Phase : uint8_t { kForward, kBackward, kRecompute, kStep };
+
+// Identifies a task in timelines and critical-path summaries.
+struct TaskLabel {
+  int16_t layer = -1;       // -1: not tied to a layer
+  int32_t microbatch = -1;  // -1: once per step
+  Phase phase = Phase::kForward;
+  uint8_t chunk = 0;  // a2a overlap chunk, or virtual pipeline stage
+};
+
+using TaskId = uint32_t;
+using CollectiveId = uint32_t;
+inline constexpr uint32_t kNoCollective = 0xFFFFFFFFu;
+
+// A collective's communication cost is decided by whoever runs the graph; the
+// graph only records who takes part and an opaque payload index.
+struct CollectiveInfo {
+  uint32_t payload = 0;  // index into the builder's description of this collective
+  uint32_t participants = 0;
+};
+
+class TaskGraph {
+ public:
+  explicit TaskGraph(int gpus);
+
+  int gpus() const { return gpus_; }
+  size_t size() const { return tasks_.size(); }
+  size_t collectives() const { return collectives_.size(); }
+
+  TaskId add_compute(int gpu, Category category, SimTime duration, TaskLabel label);
+  CollectiveId add_collective(uint32_t payload);
+  // A participant of `collective` on `gpu`; stream kNone for point-to-point.
+  TaskId add_comm(int gpu, Stream stream, Category category, CollectiveId collective,
+                  TaskLabel label);
+  // `after` starts only once `before` has finished.
+  void depend(TaskId before, TaskId after);
+
+  // Read access (for execution and reports).
+  struct Task {
+    SimTime duration;  // compute tasks
+    uint32_t gpu;
+    uint32_t collective;      // kNoCollective for compute tasks
+    uint32_t next_in_stream;  // kNoTask at the end of its stream
+    TaskLabel label;
+    Stream stream;
+    Category category;
+  };
+  static constexpr uint32_t kNoTask = 0xFFFFFFFFu;
+  const Task& task(TaskId id) const { return tasks_[id]; }
+  const CollectiveInfo& collective(CollectiveId id) const { return collectives_[id]; }
+  std::span<const TaskId> participants(CollectiveId id) const;
+
+ private:
+  friend class GraphExecutor;
+
+ public:
+  // Builds the successor and participant indexes; called once, after the last
+  // add_*/depend and before execution.
+  void finalize();
+  std::span<const uint32_t> successors(TaskId id) const;
+
+ private:
+  int gpus_;
+  std::vector<Task> tasks_;
+  std::vector<CollectiveInfo> collectives_;
+  std::vector<std::array<uint32_t, 2>> edges_;  // (before, after), until finalize()
+  std::vector<uint32_t> succ_begin_, succ_;
+  std::vector<uint32_t> part_begin_, part_;
+  std::vector<std::array<uint32_t, kStreamsPerGpu>> stream_head_, stream_tail_;
+  std::vector<uint32_t> dep_count_;
+  bool finalized_ = false;
+};
+
+// Decides how long a collective takes once all participants are ready.
+// Implementations: an
+// analytic estimate (schedule completion after a computed duration) or the
+// flow-level network (completion when its flows finish).
+class GraphExecutor;
+class CollectiveRunner {
+ public:
+  virtual ~CollectiveRunner() = default;
+  // Starts collective `id` (all participants are ready now); must eventually
+  // call executor.collective_done(id), at the simulated time it completes.
+  virtual void start(GraphExecutor& executor, CollectiveId id, uint32_t payload) = 0;
+};
+
+struct GpuTimeAccount {
+  std::array<double, kCategoryCount> exposed_s{};  // compute categories + exposed comm
+  std::array<double, kCategoryCount> hidden_s{};   // comm overlapped by compute
+  double bubble_s = 0;  // compute idle, no communication, pipeline parallel
+  double idle_s = 0;    // compute idle, no communication, otherwise
+  double busy_s = 0;    // compute stream busy
+  double finish_s = 0;  // when this GPU's last task ended
+};
+
+struct ExecutionResult {
+  SimTime makespan;
+  uint64_t events = 0;
+  std::vector<GpuTimeAccount> per_gpu;
+  // End time of every task (index = TaskId) and start time of every collective.
+  std::vector<SimTime> task_end, collective_start;
+  // For each task, what it waited for last before it could start: a dependency,
+  // its stream predecessor, or (for a collective participant) the participant
+  // that arrived last. Walking back from the last task gives the critical path.
+  std::vector<TaskId> gated_by;
+
+  SimTime task_start(const TaskGraph& g, TaskId id) const {
+    const auto& t = g.task(id);
+    return t.collective == kNoCollective ? task_end[id] - t.duration
+                                         : collective_start[t.collective];
+  }
+};
+
+class GraphExecutor : private EventHandler {
+ public:
+  // `pipeline_parallel`: classify idle compute without communication as
+  // pipeline bubble rather than plain idle.
+  GraphExecutor(Engine& engine, const TaskGraph& graph, bool pipeline_parallel);
+
+  // Runs the graph to completion. `runner` decides collective durations.
+  // Throws std::logic_error if tasks remain that can never start (a dependency
+  // cycle or collectives queued in different orders on their participants).
+  ExecutionResult run(CollectiveRunner& runner);
+
+  // Called by the CollectiveRunner when collective `id` has finished.
+  void collective_done(CollectiveId id);
+
+ private:
+  void on_event(uint64_t task) override;
+  void make_ready(TaskId id, TaskId gater);
+  void try_start(TaskId id);
+  void finish_task(TaskId id);
+  void account(uint32_t gpu);
+
+  Engine& engine_;
+  const TaskGraph& graph_;
+  CollectiveRunner* runner_ = nullptr;
+  bool pipeline_parallel_;
+
+  struct GpuState {
+    SimTime last_change;
+    int8_t compute_running = -1;  // category of the running compute task
+    std::array<uint16_t, kCategoryCount> comm_active{};
+  };
+  std::vector<GpuState> gpu_state_;
+  std::vector<std::array<uint32_t, kStreamsPerGpu>> stream_next_;  // head of each stream
+  std::vector<std::array<uint8_t, kStreamsPerGpu>> stream_busy_;
+  std::vector<uint32_t> unmet_;       // per task
+  std::vector<uint32_t> arrived_;     // per collective
+  std::vector<TaskId> last_arrival_;  // per collective
+  uint64_t finished_ = 0;
+  ExecutionResult result_;
+};
+
+}  // namespace moesim::exec

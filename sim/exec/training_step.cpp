@@ -1,0 +1,100 @@
+#include "sim/exec/training_step.h"
+
+#include <algorithm>
+#include <set>
+
+#include "sim/engine/engine.h"
+
+namespace moesim::exec {
+
+CriticalPath critical_path(const TaskGraph& graph, const ExecutionResult& result) {
+  CriticalPath path;
+  if (graph.size() == 0) return path;
+  TaskId at = 0;
+  for (TaskId id = 1; id < graph.size(); ++id) {
+    if (result.task_end[id] > result.task_end[at]) at = id;
+  }
+  std::vector<CriticalSegment> reversed;
+  std::set<int> gpus;
+  std::vector<double> expert_by_gpu(graph.gpus(), 0.0);
+  while (at != TaskGraph::kNoTask) {
+    const auto& t = graph.task(at);
+    const double s = (result.task_end[at] - result.task_start(graph, at)).seconds();
+    const int gpu = static_cast<int>(t.gpu);
+    path.seconds_by_category[static_cast<int>(t.category)] += s;
+    if (t.category == Category::kExpert) expert_by_gpu[gpu] += s;
+    gpus.insert(gpu);
+    if (!reversed.empty() && reversed.back().gpu == gpu && reversed.back().category == t.category) {
+      reversed.back().seconds += s;
+      ++reversed.back().tasks;
+    } else {
+      reversed.push_back({gpu, t.category, s, 1});
+    }
+    at = result.gated_by[at];
+  }
+  path.segments.assign(reversed.rbegin(), reversed.rend());
+  path.gpus_visited = static_cast<int>(gpus.size());
+  const auto best = std::max_element(expert_by_gpu.begin(), expert_by_gpu.end());
+  if (*best > 0) {
+    path.expert_compute_gpu = static_cast<int>(best - expert_by_gpu.begin());
+    path.expert_compute_gpu_seconds = *best;
+  }
+  return path;
+}
+
+double max_routed_copies(const StepRouting& routing, const ParallelConfig&) {
+  double best = 0;
+  for (const auto& step : routing) {
+    for (const LayerRouting& lr : step) {
+      for (const RoutingSample& rs : lr.samples) {
+        for (int r = 0; r < rs.ep; ++r) {
+          int64_t sum = 0;
+          for (int e = 0; e < rs.local_experts; ++e)
+            sum += rs.expert_tokens[r * rs.local_experts + e];
+          best = std::max(best, static_cast<double>(sum));
+        }
+      }
+    }
+  }
+  return best;
+}
+
+TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouting& routing,
+                                 const HardwareCosts& hardware) {
+  TrainingResult out;
+  const ParallelConfig& p = setup.parallel;
+  const double tokens_per_step =
+      static_cast<double>(setup.workload.global_batch) * setup.workload.seq_len;
+  out.model_flops_per_step = 3 * setup.model.forward_flops_per_token * tokens_per_step;
+  StepBuildOptions options;
+  options.gpus_per_node = setup.gpus_per_node;
+  double total = 0;
+  for (size_t s = 0; s < routing.size(); ++s) {
+    StepGraph step =
+        build_training_step(setup.model, p, setup.workload, routing[s], *hardware.compute, options);
+    Engine engine;
+    GraphExecutor executor(engine, step.graph, p.pp > 1);
+    AnalyticCollectiveRunner runner(engine, step, hardware.collective);
+    StepOutcome outcome;
+    outcome.execution = executor.run(runner);
+    outcome.step_time_s = outcome.execution.makespan.seconds();
+    outcome.critical_path = critical_path(step.graph, outcome.execution);
+    outcome.tasks = step.graph.size();
+    outcome.collectives = step.graph.collectives();
+    outcome.events = outcome.execution.events;
+    total += outcome.step_time_s;
+    // Only the last step's per-task times are kept (for the timeline).
+    if (s + 1 < routing.size()) {
+      outcome.execution.task_end = {};
+      outcome.execution.collective_start = {};
+      outcome.execution.gated_by = {};
+    } else {
+      out.last_graph = std::move(step);
+    }
+    out.steps.push_back(std::move(outcome));
+  }
+  out.mean_step_time_s = routing.empty() ? 0 : total / routing.size();
+  return out;
+}
+
+}  // namespace moesim::exec

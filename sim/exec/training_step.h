@@ -1,0 +1,82 @@
+#pragma once
+// Simulates training steps: builds each step's task graph, runs it on the
+// engine, and summarises where the time went.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hwmodels/compute_cost.h"
+#include "sim/exec/collective_runner.h"
+#include "sim/exec/memory_model.h"
+#include "sim/exec/step_builder.h"
+#include "sim/exec/step_inputs.h"
+#include "sim/exec/task_graph.h"
+
+namespace moesim::exec {
+
+struct TrainingStepSetup {
+  ModelShape model;
+  ParallelConfig parallel;
+  TrainingWorkload workload;
+  int gpus_per_node = 8;
+  double hbm_capacity_bytes = 0;
+  double peak_flops_per_gpu = 0;  // dense, compute dtype: the MFU denominator
+  double reserved_memory_bytes = 0;
+};
+
+// Routing per step: routing[step][moe_layer].
+using StepRouting = std::vector<std::vector<LayerRouting>>;
+
+// One segment of the critical path, merged over consecutive tasks of the same
+// category on the same GPU.
+struct CriticalSegment {
+  int gpu = 0;
+  Category category = Category::kOther;
+  double seconds = 0;
+  int tasks = 0;
+};
+
+struct CriticalPath {
+  std::array<double, kCategoryCount> seconds_by_category{};
+  std::vector<CriticalSegment> segments;  // in time order
+  int gpus_visited = 0;
+  // The GPU whose routed-expert compute lies on the path longest (-1: none):
+  // under routing imbalance, the overloaded expert's rank.
+  int expert_compute_gpu = -1;
+  double expert_compute_gpu_seconds = 0;
+};
+
+struct StepOutcome {
+  double step_time_s = 0;
+  ExecutionResult execution;  // task_end etc. kept for timelines
+  CriticalPath critical_path;
+  uint64_t tasks = 0, collectives = 0, events = 0;
+};
+
+struct TrainingResult {
+  std::vector<StepOutcome> steps;
+  StepGraph last_graph;  // graph of the last simulated step (timeline export)
+  MemoryEstimate memory;
+  double mean_step_time_s = 0;
+  double model_flops_per_step = 0;  // 3 x forward FLOPs x tokens (see ModelShape)
+  std::vector<std::string> warnings;
+};
+
+// Everything a step needs from the hardware side.
+struct HardwareCosts {
+  const hw::ComputeCostModel* compute = nullptr;
+  CollectiveCostFn collective;  // analytic timing of collectives
+};
+
+// Peak memory and validity are checked by the caller (scenario.cpp); this
+// simulates `routing.size()` steps (one graph each) and keeps the last graph.
+TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouting& routing,
+                                 const HardwareCosts& hardware);
+
+CriticalPath critical_path(const TaskGraph& graph, const ExecutionResult& result);
+
+// Max over GPUs of routed token copies received for one layer and micro-batch.
+double max_routed_copies(const StepRouting& routing, const ParallelConfig& parallel);
+
+}  // namespace moesim::exec

@@ -1,0 +1,203 @@
+#include "sim/exec/training_step.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include <catch2/catch.hpp>
+
+#include "tests/exec/test_costs.h"
+
+namespace moesim::exec {
+namespace {
+
+using testing::even_routing;
+using testing::LinearCost;
+using testing::tiny_moe;
+
+constexpr double kFlops = 1e14;  // 100 TFLOP/s
+constexpr double kBw = 1e12;     // 1 TB/s
+
+// Collectives: free on one rank; otherwise all-to-allv by the busiest
+// sender/receiver at 100 GB/s, the rest by bytes at 100 GB/s.
+double simple_collective(const CollectiveDesc& d, const std::vector<int>& ranks,
+                         const std::vector<int64_t>* matrix) {
+  const size_t n = ranks.size();
+  if (n <= 1) return 0;
+  if (matrix) {
+    double worst = 0;
+    for (size_t i = 0; i < n; ++i) {
+      double out = 0, in = 0;
+      for (size_t j = 0; j < n; ++j) {
+        if (i == j) continue;
+        out += (*matrix)[i * n + j];
+        in += (*matrix)[j * n + i];
+      }
+      worst = std::max({worst, out, in});
+    }
+    return worst * d.bytes * d.scale / 1e11;
+  }
+  return d.bytes / 1e11;
+}
+
+StepRouting routing_for(const ModelShape& m, const ParallelConfig& p, int64_t tokens_per_rank,
+                        int hot = -1) {
+  StepRouting r(1);
+  for (int l = 0; l < m.moe_layers(); ++l) {
+    LayerRouting lr;
+    lr.layer = l;
+    lr.samples.push_back(even_routing(p.ep, m.experts, tokens_per_rank, m.top_k, hot));
+    r[0].push_back(lr);
+  }
+  return r;
+}
+
+TrainingStepSetup setup_for(const ModelShape& m, const ParallelConfig& p, int64_t seq,
+                            int64_t global_batch) {
+  TrainingStepSetup s;
+  s.model = m;
+  s.parallel = p;
+  s.workload.seq_len = seq;
+  s.workload.global_batch = global_batch;
+  s.hbm_capacity_bytes = 80e9;
+  s.peak_flops_per_gpu = kFlops;
+  return s;
+}
+
+TEST_CASE("one GPU, one MoE layer: the step is the sum of its kernels", "[exec][step]") {
+  const ModelShape m = tiny_moe();
+  ParallelConfig p;
+  const LinearCost cost(kFlops, kBw);
+  const auto setup = setup_for(m, p, 256, 1);
+  const auto routing = routing_for(m, p, 256);
+  const TrainingResult r = simulate_training(setup, routing, {&cost, simple_collective});
+  const TaskGraph& g = r.last_graph.graph;
+  double sum = 0;
+  double expert_fwd = -1;
+  for (TaskId id = 0; id < g.size(); ++id) {
+    const auto& t = g.task(id);
+    if (t.collective != kNoCollective) continue;
+    sum += t.duration.seconds();
+    if (t.category == Category::kExpert && t.label.phase == Phase::kForward) {
+      expert_fwd = t.duration.seconds();
+    }
+  }
+  CHECK(r.mean_step_time_s == Approx(sum).epsilon(1e-9));
+  // 256 tokens x top-2 over 8 experts: 64 copies each. Gate+up GEMM
+  // (64 x 4096 x 1024) and down GEMM (64 x 1024 x 2048) per expert, plus the
+  // SwiGLU activation's memory traffic (3 x 2048 BF16 values per copy).
+  const double gemm = 8 * (2.0 * 64 * 4096 * 1024 + 2.0 * 64 * 1024 * 2048) / kFlops;
+  const double act = 512 * 3.0 * 2048 * 2 / kBw;
+  CHECK(expert_fwd == Approx(gemm + act).epsilon(1e-6));
+}
+
+TEST_CASE("doubling tp halves attention GEMM time and adds one all-reduce per block",
+          "[exec][step]") {
+  const ModelShape m = tiny_moe();
+  const LinearCost cost(kFlops, 1e30);  // memory-bound kernels free: GEMMs only
+  auto attention_time = [&](int tp, std::vector<CollectiveDesc>* colls) {
+    ParallelConfig p;
+    p.tp = tp;
+    p.ep = 1;
+    const auto setup = setup_for(m, p, 512, 1);
+    const TrainingResult r =
+        simulate_training(setup, routing_for(m, p, 512 / tp), {&cost, simple_collective});
+    const TaskGraph& g = r.last_graph.graph;
+    double s = 0;
+    for (TaskId id = 0; id < g.size(); ++id) {
+      const auto& t = g.task(id);
+      if (t.collective == kNoCollective && t.category == Category::kAttention && t.gpu == 0 &&
+          t.label.phase == Phase::kForward) {
+        s += t.duration.seconds();
+      }
+    }
+    if (colls) *colls = r.last_graph.collectives;
+    return s;
+  };
+  std::vector<CollectiveDesc> colls;
+  const double t1 = attention_time(1, nullptr);
+  const double t2 = attention_time(2, &colls);
+  CHECK(t2 == Approx(t1 / 2).epsilon(1e-9));
+  // Forward and backward each all-reduce the attention block's output:
+  // tokens x hidden x 2 bytes.
+  int all_reduces = 0;
+  for (const auto& c : colls) {
+    if (c.op == CollectiveOp::kAllReduce) {
+      ++all_reduces;
+      CHECK(c.bytes == 512.0 * 1024 * 2);
+    }
+  }
+  CHECK(all_reduces == 2);
+}
+
+TEST_CASE("1F1B bubble fraction is (pp-1)/(m+pp-1) for uniform stages", "[exec][step]") {
+  const ModelShape m = tiny_moe(4);
+  const LinearCost cost(kFlops, 1e30);
+  for (const auto& [pp, mbs] : {std::pair{4, 8}, std::pair{2, 6}, std::pair{4, 4}}) {
+    ParallelConfig p;
+    p.pp = pp;
+    const auto setup = setup_for(m, p, 512, mbs);
+    auto free_comm = [](const CollectiveDesc&, const std::vector<int>&,
+                        const std::vector<int64_t>*) { return 0.0; };
+    const TrainingResult r = simulate_training(setup, routing_for(m, p, 512), {&cost, free_comm});
+    double bubble = 0;
+    for (const auto& acc : r.steps[0].execution.per_gpu) bubble += acc.bubble_s;
+    bubble /= pp;
+    INFO("pp=" << pp << " m=" << mbs);
+    CHECK(bubble / r.mean_step_time_s == Approx(double(pp - 1) / (mbs + pp - 1)).epsilon(0.01));
+  }
+}
+
+TEST_CASE("routing everything to one expert puts its rank on the critical path", "[exec][step]") {
+  const ModelShape m = tiny_moe(2);
+  ParallelConfig p;
+  p.dp = 4;
+  p.ep = 4;
+  const LinearCost cost(kFlops, kBw);
+  const auto setup = setup_for(m, p, 1024, 4);
+  for (int hot : {5, 1}) {
+    const TrainingResult r =
+        simulate_training(setup, routing_for(m, p, 1024, hot), {&cost, simple_collective});
+    // Expert `hot` lives on EP rank hot / 2 (2 experts per rank); with tp = 1
+    // and dp = 4 the EP index is the DP index, i.e. the GPU rank.
+    CHECK(r.steps[0].critical_path.expert_compute_gpu == hot / 2);
+    // The other ranks wait for it in the combine.
+    const auto& acc = r.steps[0].execution.per_gpu;
+    const int other = (hot / 2 + 1) % 4;
+    CHECK(acc[other].exposed_s[static_cast<int>(Category::kCombine)] >
+          acc[hot / 2].exposed_s[static_cast<int>(Category::kCombine)]);
+  }
+}
+
+TEST_CASE("the same inputs give identical executions", "[exec][step]") {
+  const ModelShape m = tiny_moe(2);
+  ParallelConfig p;
+  p.dp = 2;
+  p.pp = 2;
+  p.ep = 2;
+  p.a2a_overlap_chunks = 3;
+  const LinearCost cost(kFlops, kBw);
+  const auto setup = setup_for(m, p, 512, 8);
+  const auto a = simulate_training(setup, routing_for(m, p, 512), {&cost, simple_collective});
+  const auto b = simulate_training(setup, routing_for(m, p, 512), {&cost, simple_collective});
+  CHECK(a.steps[0].execution.makespan == b.steps[0].execution.makespan);
+  CHECK(a.steps[0].execution.task_end == b.steps[0].execution.task_end);
+  CHECK(a.steps[0].events == b.steps[0].events);
+}
+
+TEST_CASE("splitting the all-to-all into chunks overlaps it with expert compute", "[exec][step]") {
+  const ModelShape m = tiny_moe(1);
+  const LinearCost cost(kFlops, kBw);
+  auto step = [&](int chunks) {
+    ParallelConfig p;
+    p.dp = 4;
+    p.ep = 4;
+    p.a2a_overlap_chunks = chunks;
+    const auto setup = setup_for(m, p, 4096, 4);
+    return simulate_training(setup, routing_for(m, p, 4096), {&cost, simple_collective})
+        .mean_step_time_s;
+  };
+  CHECK(step(4) < step(1));
+}
+
+}  // namespace
+}  // namespace moesim::exec
