@@ -1,0 +1,168 @@
+#include "sim/exec/strategy.h"
+
+#include <fmt/format.h>
+
+namespace moesim::exec {
+namespace {
+
+constexpr int64_t kMaxDegree = 1 << 20;
+
+}  // namespace
+
+ParallelConfig parse_parallel(ConfigObject s) {
+  ParallelConfig p;
+  p.dp = static_cast<int>(s.integer_or("dp", 1, 1, kMaxDegree));
+  p.tp = static_cast<int>(s.integer_or("tp", 1, 1, kMaxDegree));
+  p.pp = static_cast<int>(s.integer_or("pp", 1, 1, kMaxDegree));
+  p.ep = static_cast<int>(s.integer_or("ep", 1, 1, kMaxDegree));
+  p.etp = static_cast<int>(s.integer_or("etp", 1, 1, kMaxDegree));
+  p.sequence_parallel = s.boolean_or("sequence_parallel", p.tp > 1);
+  p.zero_stage = static_cast<int>(s.integer_or("zero_stage", 1, 0, 3));
+  p.micro_batch_size = static_cast<int>(s.integer_or("micro_batch_size", 1, 1, kMaxDegree));
+  const std::string schedule = s.choice_or("pipeline_schedule", "1f1b", {"1f1b", "interleaved"});
+  p.schedule = schedule == "1f1b" ? PipelineSchedule::kOneFOneB : PipelineSchedule::kInterleaved;
+  p.virtual_stages = static_cast<int>(s.integer_or("virtual_stages", 1, 1, 1024));
+  const std::string recompute = s.choice_or("recompute", "none", {"none", "selective", "full"});
+  p.recompute = recompute == "none"        ? Recompute::kNone
+                : recompute == "selective" ? Recompute::kSelective
+                                           : Recompute::kFull;
+  const std::string order =
+      s.choice_or("rank_order", "tp-ep-dp-pp", {"tp-ep-dp-pp", "tp-ep-pp-dp"});
+  p.pp_outer_of_dp = order == "tp-ep-dp-pp";
+  p.overlap_grad_reduce = s.boolean_or("overlap_grad_reduce", true);
+  p.overlap_param_gather = s.boolean_or("overlap_param_gather", true);
+  p.a2a_overlap_chunks = static_cast<int>(s.integer_or("a2a_overlap_chunks", 1, 1, 64));
+  p.a2a_algo = s.choice_or("a2a_algo", "hierarchical", {"direct", "hierarchical"}) == "direct"
+                   ? AllToAllAlgorithm::kDirect
+                   : AllToAllAlgorithm::kHierarchical;
+  p.dispatch_dtype = s.choice_or("dispatch_dtype", "bf16", {"bf16", "fp8"}) == "fp8"
+                         ? hw::DType::kFp8
+                         : hw::DType::kBf16;
+  if (p.schedule == PipelineSchedule::kOneFOneB && p.virtual_stages != 1) {
+    throw_config_error(s.field_path("virtual_stages"),
+                       "virtual stages need \"pipeline_schedule\": \"interleaved\"");
+  }
+  s.finish();
+  return p;
+}
+
+TrainingWorkload parse_workload(ConfigObject s) {
+  TrainingWorkload w;
+  const std::string mode = s.choice_or("mode", "training", {"training", "prefill", "decode"});
+  if (mode != "training") {
+    throw_config_error(s.field_path("mode"),
+                       "inference (prefill/decode) is not modelled yet; use \"training\"");
+  }
+  w.seq_len = s.integer_or("seq_len", 4096, 1, int64_t{1} << 24);
+  w.global_batch = s.integer("global_batch", 1, int64_t{1} << 32);
+  w.steps = static_cast<int>(s.integer_or("steps", 1, 1, 1000));
+  const std::string dt = s.choice_or("dtype", "bf16", {"bf16", "fp16", "fp8"});
+  w.compute_dtype = *hw::dtype_from_name(dt);
+  s.finish();
+  return w;
+}
+
+void check_strategy(const ModelShape& m, const ParallelConfig& p, const TrainingWorkload& w,
+                    int cluster_gpus) {
+  auto fail = [](const char* code, std::string msg) { throw InvalidStrategy(code, msg); };
+  if (p.gpus() != cluster_gpus) {
+    fail("gpu_count", fmt::format("parallel: dp x tp x pp = {} x {} x {} = {} must equal the "
+                                  "cluster's {} GPUs",
+                                  p.dp, p.tp, p.pp, p.gpus(), cluster_gpus));
+  }
+  if (m.heads % p.tp != 0 ||
+      (m.kv_heads > 0 && !m.is_mla() && m.kv_heads % p.tp != 0 && p.tp % m.kv_heads != 0)) {
+    fail("tp_divides_heads",
+         fmt::format("parallel.tp: {} must divide the model's {} attention heads (and its {} "
+                     "KV heads, or be a multiple of them)",
+                     p.tp, m.heads, m.kv_heads));
+  }
+  if ((m.dense_ffn > 0 && m.dense_ffn % p.tp != 0) ||
+      (m.shared_ffn > 0 && m.shared_ffn % p.tp != 0)) {
+    fail("tp_divides_ffn", fmt::format("parallel.tp: {} must divide the FFN widths", p.tp));
+  }
+  if (m.experts > 0) {
+    if (m.experts % p.ep != 0) {
+      fail("ep_divides_experts", fmt::format("parallel.ep: {} must divide the model's {} "
+                                             "routed experts",
+                                             p.ep, m.experts));
+    }
+    if (m.expert_ffn % p.etp != 0) {
+      fail("etp_divides_ffn", fmt::format("parallel.etp: {} must divide the expert FFN width {}",
+                                          p.etp, m.expert_ffn));
+    }
+    if ((p.dp * p.tp) % (p.ep * p.etp) != 0) {
+      fail("expert_grid",
+           fmt::format("parallel: ep x etp = {} must divide dp x tp = {} (experts are "
+                       "sharded within each pipeline stage's data- and tensor-parallel ranks)",
+                       p.ep * p.etp, p.dp * p.tp));
+    }
+    if (p.tp > 1 && p.ep > 1 && !p.sequence_parallel) {
+      fail("sequence_parallel_required",
+           "parallel.sequence_parallel: must be true when tp > 1 and ep > 1 (each tensor-"
+           "parallel rank dispatches its own sequence shard, as Megatron-Core requires)");
+    }
+  } else if (p.ep != 1 || p.etp != 1) {
+    fail("ep_divides_experts", "parallel.ep: the model has no routed experts; use ep = 1");
+  }
+  if ((w.seq_len * p.micro_batch_size) % p.tp != 0) {
+    fail("tp_divides_tokens", fmt::format("parallel.tp: {} must divide the tokens per "
+                                          "micro-batch ({})",
+                                          p.tp, w.seq_len * p.micro_batch_size));
+  }
+  const int64_t per_replica = static_cast<int64_t>(p.dp) * p.micro_batch_size;
+  if (w.global_batch % per_replica != 0) {
+    fail("batch_divisible",
+         fmt::format("workload.global_batch: {} must be a multiple of dp x micro_batch_size = {}",
+                     w.global_batch, per_replica));
+  }
+  // Virtual stages may outnumber layers by a few (Megatron-LM counts the
+  // embedding and the loss as layers when splitting); every stage needs one.
+  if (m.layers < p.pp) {
+    fail("pipeline_layers",
+         fmt::format("parallel.pp: {} exceeds the model's {} layers", p.pp, m.layers));
+  }
+  if (p.schedule == PipelineSchedule::kInterleaved && p.virtual_stages > 1 &&
+      w.microbatches(p) % p.pp != 0) {
+    fail("interleave_microbatches",
+         fmt::format("parallel.pipeline_schedule: interleaving needs the {} micro-batches per "
+                     "replica to be a multiple of pp = {}",
+                     w.microbatches(p), p.pp));
+  }
+}
+
+Json parallel_json(const ParallelConfig& p) {
+  Json j;
+  j["dp"] = p.dp;
+  j["tp"] = p.tp;
+  j["pp"] = p.pp;
+  j["ep"] = p.ep;
+  j["etp"] = p.etp;
+  j["sequence_parallel"] = p.sequence_parallel;
+  j["zero_stage"] = p.zero_stage;
+  j["micro_batch_size"] = p.micro_batch_size;
+  j["pipeline_schedule"] = p.schedule == PipelineSchedule::kOneFOneB ? "1f1b" : "interleaved";
+  j["virtual_stages"] = p.virtual_stages;
+  j["recompute"] = p.recompute == Recompute::kNone        ? "none"
+                   : p.recompute == Recompute::kSelective ? "selective"
+                                                          : "full";
+  j["rank_order"] = p.pp_outer_of_dp ? "tp-ep-dp-pp" : "tp-ep-pp-dp";
+  j["overlap_grad_reduce"] = p.overlap_grad_reduce;
+  j["overlap_param_gather"] = p.overlap_param_gather;
+  j["a2a_overlap_chunks"] = p.a2a_overlap_chunks;
+  j["a2a_algo"] = p.a2a_algo == AllToAllAlgorithm::kDirect ? "direct" : "hierarchical";
+  j["dispatch_dtype"] = std::string(hw::dtype_name(p.dispatch_dtype));
+  return j;
+}
+
+Json workload_json(const TrainingWorkload& w) {
+  Json j;
+  j["mode"] = "training";
+  j["seq_len"] = w.seq_len;
+  j["global_batch"] = w.global_batch;
+  j["steps"] = w.steps;
+  j["dtype"] = std::string(hw::dtype_name(w.compute_dtype));
+  return j;
+}
+
+}  // namespace moesim::exec

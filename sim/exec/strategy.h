@@ -1,0 +1,38 @@
+#pragma once
+// Reading and validating the scenario's "parallel" and "workload" sections,
+// and checking a strategy against the model and the cluster. Impossible
+// combinations throw InvalidStrategy, whose message says why and whose code
+// names the rule (strategy search counts rejections by code).
+
+#include <string>
+
+#include "sim/core/config.h"
+#include "sim/core/error.h"
+#include "sim/exec/step_inputs.h"
+
+namespace moesim::exec {
+
+class InvalidStrategy : public Error {
+ public:
+  InvalidStrategy(std::string code, const std::string& message)
+      : Error(message), code_(std::move(code)) {}
+  const std::string& code() const { return code_; }
+
+ private:
+  std::string code_;
+};
+
+ParallelConfig parse_parallel(ConfigObject section);
+TrainingWorkload parse_workload(ConfigObject section);
+
+// Throws InvalidStrategy (codes: gpu_count, tp_divides_heads, tp_divides_ffn,
+// ep_divides_experts, expert_grid, sequence_parallel_required,
+// batch_divisible, pipeline_layers, interleave_microbatches, ...).
+void check_strategy(const ModelShape& model, const ParallelConfig& parallel,
+                    const TrainingWorkload& workload, int cluster_gpus);
+
+// The resolved sections as they appear in reports (every default filled in).
+Json parallel_json(const ParallelConfig& parallel);
+Json workload_json(const TrainingWorkload& workload);
+
+}  // namespace moesim::exec
