@@ -427,7 +427,7 @@ void Builder::emit_gpu(int gpu) {
     const LayerRange range = vstage_layers_[vstage];
     PassTasks& pt = passes[static_cast<size_t>(item.microbatch) * v + item.chunk];
     TaskLabel label;
-    label.microbatch = item.microbatch;
+    label.microbatch = static_cast<int16_t>(item.microbatch);
     label.chunk = static_cast<uint8_t>(item.chunk);
     const size_t first_task = out_.graph.size();
     if (item.forward) {
@@ -499,7 +499,7 @@ void Builder::emit_pipeline_transfers() {
               out_.graph.add_collective(static_cast<uint32_t>(out_.collectives.size()));
           out_.collectives.push_back(d);
           TaskLabel label;
-          label.microbatch = mb;
+          label.microbatch = static_cast<int16_t>(mb);
           label.chunk = static_cast<uint8_t>(chunk);
           label.phase = forward ? Phase::kForward : Phase::kBackward;
           const TaskId send = out_.graph.add_comm(src, Stream::kNone, Category::kPpComm, c, label);
@@ -599,6 +599,15 @@ StepGraph Builder::build() {
   last_compute_.assign(p_.gpus(), kNoTask);
   grads_ready_.resize(p_.gpus());
   if (p_.zero_stage == 3) param_gathered_.assign(p_.gpus(), std::vector<char>(m_.layers * 2, 0));
+  {
+    // About a dozen tasks per layer and pass; reserving avoids regrowing
+    // arrays of many millions of tasks.
+    const double layers_per_gpu = static_cast<double>(m_.layers) / p_.pp;
+    const double per_gpu =
+        2.0 * microbatches_ * layers_per_gpu * (8 + 3 * p_.a2a_overlap_chunks) + 16;
+    const size_t estimate = static_cast<size_t>(per_gpu * p_.gpus() * 1.1);
+    out_.graph.reserve(estimate, estimate * 3 / 2);
+  }
   for (int g = 0; g < p_.gpus(); ++g) emit_gpu(g);
   for (int g = 0; g < p_.gpus(); ++g) emit_data_parallel(g);
   emit_pipeline_transfers();

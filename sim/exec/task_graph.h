@@ -55,7 +55,7 @@ enum class Phase : uint8_t { kForward, kBackward, kRecompute, kStep };
 // Identifies a task in timelines and critical-path summaries.
 struct TaskLabel {
   int16_t layer = -1;       // -1: not tied to a layer
-  int32_t microbatch = -1;  // -1: once per step
+  int16_t microbatch = -1;  // -1: once per step
   Phase phase = Phase::kForward;
   uint8_t chunk = 0;  // a2a overlap chunk, or virtual pipeline stage
 };
@@ -79,6 +79,10 @@ class TaskGraph {
   size_t size() const { return tasks_.size(); }
   size_t collectives() const { return collectives_.size(); }
 
+  void reserve(size_t tasks, size_t edges) {
+    tasks_.reserve(tasks);
+    edges_.reserve(edges);
+  }
   TaskId add_compute(int gpu, Category category, SimTime duration, TaskLabel label);
   CollectiveId add_collective(uint32_t payload);
   // A participant of `collective` on `gpu`; stream kNone for point-to-point.
