@@ -14,16 +14,3 @@ int validate_published_main(const Args&) {
 }
 
 }  // namespace moesim::cli
-
-#include "sim/app/scenario_runner.h"
-
-namespace moesim::cli {
-
-OrderedJson run_scenario_report(const Json&) {
-  throw Error("not available yet (issue #6)");
-}
-ScenarioCheck check_scenario(const Json&) {
-  throw Error("not available yet (issue #6)");
-}
-
-}  // namespace moesim::cli

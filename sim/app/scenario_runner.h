@@ -5,8 +5,11 @@
 
 #include <string>
 
+#include "hwmodels/cluster.h"
 #include "reports/json_output.h"
 #include "sim/core/config.h"
+#include "sim/exec/collective_runner.h"
+#include "sim/exec/step_inputs.h"
 
 namespace moesim::cli {
 
@@ -14,6 +17,14 @@ namespace moesim::cli {
 // `moesim run scenario.json -o report.json` writes. Invalid scenarios throw
 // moesim::Error with a one-line message naming the field.
 OrderedJson run_scenario_report(const Json& scenario);
+
+// The same, optionally also rendering the last step's timeline (Chrome trace
+// JSON, at most `timeline_max_gpus` GPUs) into *timeline.
+OrderedJson run_scenario(const Json& scenario, std::string* timeline, int timeline_max_gpus);
+
+// Collective times from the analytic network estimates (sim/network).
+exec::CollectiveCostFn analytic_collective_cost(const hw::ClusterSpec& cluster,
+                                                exec::AllToAllAlgorithm algo);
 
 // Validates a scenario and estimates its peak memory per GPU without
 // simulating it (cheap: used to prune strategy searches).

@@ -11,7 +11,8 @@ int ModelShape::moe_layers() const {
 }
 
 LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage) {
-  const auto ranges = split_layers(m.layers, p.pp * p.virtual_stages);
+  const auto ranges =
+      split_layers(m.layers, p.pp * p.virtual_stages, p.embedding_and_loss_as_layers);
   LocalParams lp;
   for (int chunk = 0; chunk < p.virtual_stages; ++chunk) {
     const int vstage = chunk * p.pp + stage;
@@ -19,7 +20,7 @@ LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage
       lp.dense += m.attention_params_per_layer / p.tp;
       if (m.moe_layer[l]) {
         lp.dense += (m.shared_expert_params + m.router_params) / p.tp;
-        lp.experts += m.expert_params * (static_cast<double>(m.experts) / p.ep) / p.etp;
+        lp.experts += m.expert_params * (static_cast<double>(m.slots()) / p.ep) / p.etp;
       } else {
         lp.dense += m.dense_ffn_params / p.tp;
       }
@@ -45,9 +46,10 @@ struct LayerActivation {
 LayerActivation layer_activation(const ModelShape& m, bool moe, double elt) {
   LayerActivation a;
   const double h = static_cast<double>(m.hidden);
-  // Residual stream into both norms, the norms' outputs (inputs of attention
-  // and of the FFN/MoE block), and two 1-byte dropout masks.
-  a.replicated += 2 * h * elt + 2 * h * elt + 2 * h;
+  // Residual stream into both norms and the norms' outputs (inputs of
+  // attention and of the FFN/MoE block). No dropout masks: current MoE LLMs
+  // train without dropout.
+  a.replicated += 2 * h * elt + 2 * h * elt;
   a.replicated_selective += 2 * h * elt;
   // Attention: Q, K, V (or MLA's latent and up-projected tensors) and the
   // attention output feeding the output projection.
@@ -79,14 +81,15 @@ LayerActivation layer_activation(const ModelShape& m, bool moe, double elt) {
 }  // namespace
 
 MemoryEstimate estimate_memory(const ModelShape& m, const ParallelConfig& p,
-                               const TrainingWorkload& w, double max_routed_copies_per_gpu,
+                               const TrainingWorkload& w, RoutedCopies routed,
                                double capacity_bytes, double reserved_bytes) {
   MemoryEstimate est;
   est.capacity_bytes = capacity_bytes;
   const double elt = hw::bytes_per_element(w.compute_dtype);
   const double tokens = static_cast<double>(w.seq_len) * p.micro_batch_size;
   const int64_t microbatches = w.microbatches(p);
-  const auto ranges = split_layers(m.layers, p.pp * p.virtual_stages);
+  const auto ranges =
+      split_layers(m.layers, p.pp * p.virtual_stages, p.embedding_and_loss_as_layers);
   for (int stage = 0; stage < p.pp; ++stage) {
     MemoryBreakdown mb;
     mb.stage = stage;
@@ -136,12 +139,15 @@ MemoryEstimate estimate_memory(const ModelShape& m, const ParallelConfig& p,
     // activation) and expert output, stored per MoE layer in flight; with full
     // recompute only the layer being recomputed holds them.
     const double f = static_cast<double>(m.expert_ffn) / p.etp;
-    const double per_copy = (2.0 * m.hidden + (m.swiglu ? 3 : 2) * f) * elt;
-    const double copies = max_routed_copies_per_gpu * p.etp;
+    // Selective recompute re-runs the activation function: its output is not kept.
+    const int f_tensors = (m.swiglu ? 3 : 2) - (p.recompute == Recompute::kSelective ? 1 : 0);
+    const double per_copy = (2.0 * m.hidden + f_tensors * f) * elt;
     const double moe_layers_held = p.recompute == Recompute::kFull
                                        ? std::min(1.0, per_pass_moe_layers)
                                        : per_pass_moe_layers * inflight;
-    mb.routed_tokens_bytes = copies * per_copy * moe_layers_held;
+    const double copies = moe_layers_held >= 1 ? routed.mean * (moe_layers_held - 1) + routed.max
+                                               : routed.max * moe_layers_held;
+    mb.routed_tokens_bytes = copies * p.etp * per_copy;
     if (p.recompute == Recompute::kFull) mb.activations_bytes += max_layer;
     // FP32 logits and their gradient on the last stage, one micro-batch at a time.
     if (stage == p.pp - 1) mb.logits_bytes = tokens * (static_cast<double>(m.vocab) / p.tp) * 4 * 2;

@@ -46,10 +46,16 @@ struct MemoryEstimate {
   bool fits() const { return peak_bytes <= capacity_bytes; }
 };
 
-// `max_routed_copies_per_gpu`: the most token copies any GPU receives for one
-// MoE layer and micro-batch (from the routing; imbalance costs memory too).
+// Token copies a GPU's experts receive for one MoE layer and micro-batch:
+// the mean over GPUs, and the most any GPU receives. A GPU holds the mean
+// for most of its layers in flight and the worst case for one (the hot
+// experts of different layers rarely share a GPU); imbalance costs memory.
+struct RoutedCopies {
+  double mean = 0, max = 0;
+};
+
 MemoryEstimate estimate_memory(const ModelShape& model, const ParallelConfig& parallel,
-                               const TrainingWorkload& workload, double max_routed_copies_per_gpu,
+                               const TrainingWorkload& workload, RoutedCopies routed_per_gpu,
                                double capacity_bytes, double reserved_bytes);
 
 // Parameters (elements) one GPU of `stage` holds before any ZeRO sharding.

@@ -39,14 +39,16 @@ std::vector<PipelineItem> pipeline_order(PipelineSchedule schedule, int stages, 
   return order;
 }
 
-std::vector<LayerRange> split_layers(int layers, int virtual_stage_count) {
+std::vector<LayerRange> split_layers(int layers, int virtual_stage_count,
+                                     bool embedding_and_loss_as_layers) {
   std::vector<LayerRange> out(virtual_stage_count);
-  const int base = layers / virtual_stage_count, extra = layers % virtual_stage_count;
-  int at = 0;
+  const int shares = layers + (embedding_and_loss_as_layers ? 2 : 0);
+  const int base = shares / virtual_stage_count, extra = shares % virtual_stage_count;
+  int at = embedding_and_loss_as_layers ? -1 : 0;  // share -1 is the embedding
   for (int v = 0; v < virtual_stage_count; ++v) {
-    out[v].begin = at;
+    out[v].begin = std::max(0, at);
     at += base + (v < extra ? 1 : 0);
-    out[v].end = at;
+    out[v].end = std::min(layers, std::max(0, at));
   }
   return out;
 }

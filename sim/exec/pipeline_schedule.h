@@ -21,10 +21,14 @@ std::vector<PipelineItem> pipeline_order(PipelineSchedule schedule, int stages, 
                                          int microbatches, int virtual_stages);
 
 // Layers of virtual stage v (= chunk * stages + stage): contiguous ranges, as
-// even as possible, earlier virtual stages taking the remainder.
+// even as possible, earlier virtual stages taking the remainder. With
+// `embedding_and_loss_as_layers` (Megatron-LM's --account-for-embedding- and
+// --account-for-loss-in-pipeline-split) the embedding and the loss each take
+// one layer's share of the first and last virtual stage.
 struct LayerRange {
   int begin = 0, end = 0;
 };
-std::vector<LayerRange> split_layers(int layers, int virtual_stage_count);
+std::vector<LayerRange> split_layers(int layers, int virtual_stage_count,
+                                     bool embedding_and_loss_as_layers = false);
 
 }  // namespace moesim::exec

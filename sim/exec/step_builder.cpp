@@ -535,7 +535,8 @@ void Builder::emit_data_parallel(int gpu) {
         (m_.attention_params_per_layer +
          (moe ? m_.shared_expert_params + m_.router_params : m_.dense_ffn_params)) /
         p_.tp;
-    const double experts = moe ? m_.expert_params * (m_.experts / p_.ep) / p_.etp : 0;
+    const double experts =
+        moe ? m_.expert_params * (static_cast<double>(m_.slots()) / p_.ep) / p_.etp : 0;
     dense_local += dense;
     expert_local += experts;
     const TaskId dep = p_.overlap_grad_reduce ? task : end_of_backward;
@@ -578,7 +579,8 @@ StepGraph Builder::build() {
   moe_tokens_ = tokens_ / p_.tp;
   out_.microbatches = microbatches_;
   out_.graph = TaskGraph(p_.gpus());
-  vstage_layers_ = split_layers(m_.layers, p_.pp * p_.virtual_stages);
+  vstage_layers_ =
+      split_layers(m_.layers, p_.pp * p_.virtual_stages, p_.embedding_and_loss_as_layers);
   moe_index_.assign(m_.layers, -1);
   int j = 0;
   for (int l = 0; l < m_.layers; ++l) {
@@ -587,9 +589,13 @@ StepGraph Builder::build() {
   if (static_cast<size_t>(j) != routing_.size()) {
     throw std::logic_error("build_training_step: routing has the wrong number of MoE layers");
   }
+  // DeepEP-style (hierarchical) dispatch sends a token once per destination
+  // rank; the all-to-all dispatcher sends one copy per expert.
+  const bool dedup = p_.a2a_algo == AllToAllAlgorithm::kHierarchical;
   for (const LayerRouting& lr : routing_) {
     for (const RoutingSample& rs : lr.samples) {
-      out_.matrices.push_back(rs.pair_tokens);
+      out_.matrices.push_back(dedup && !rs.pair_tokens_dedup.empty() ? rs.pair_tokens_dedup
+                                                                     : rs.pair_tokens);
     }
   }
   compute_block_costs();

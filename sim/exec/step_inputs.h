@@ -28,6 +28,7 @@ struct ModelShape {
   int64_t expert_ffn = 0;  // FFN width of one routed expert
   int64_t shared_ffn = 0;  // total FFN width of the shared experts (0: none)
   int experts = 0;
+  int expert_slots = 0;  // experts + redundant replicas (EPLB); 0 = experts
   int top_k = 0;
   bool swiglu = true;
   int64_t vocab = 0;
@@ -47,6 +48,7 @@ struct ModelShape {
   double forward_flops_per_token = 0;
 
   bool is_mla() const { return kv_lora_rank > 0; }
+  int slots() const { return expert_slots > 0 ? expert_slots : experts; }
   int moe_layers() const;
 };
 
@@ -61,6 +63,7 @@ struct ParallelConfig {
   int micro_batch_size = 1;
   PipelineSchedule schedule = PipelineSchedule::kOneFOneB;
   int virtual_stages = 1;
+  bool embedding_and_loss_as_layers = false;  // in the pipeline split (Megatron-LM)
   Recompute recompute = Recompute::kNone;
   bool pp_outer_of_dp = true;  // rank order tp-ep-dp-pp (pp slowest); false: tp-ep-pp-dp
   bool overlap_grad_reduce = true;
@@ -90,7 +93,11 @@ struct TrainingWorkload {
 struct RoutingSample {
   int ep = 0;
   int local_experts = 0;
-  std::vector<int64_t> pair_tokens;    // ep x ep, [src * ep + dst], token copies
+  std::vector<int64_t> pair_tokens;  // ep x ep, [src * ep + dst], token copies
+  // DeepEP-style dispatch: each token once per destination rank in its own
+  // node and once per destination node elsewhere (forwarded there over
+  // NVLink). Empty: same as pair_tokens.
+  std::vector<int64_t> pair_tokens_dedup;
   std::vector<int64_t> expert_tokens;  // ep x local_experts, [rank * local + e]
   int64_t tokens_in = 0;               // tokens entering the layer (all source ranks)
   int64_t routed = 0;                  // token copies delivered to experts

@@ -22,6 +22,7 @@ ParallelConfig parse_parallel(ConfigObject s) {
   const std::string schedule = s.choice_or("pipeline_schedule", "1f1b", {"1f1b", "interleaved"});
   p.schedule = schedule == "1f1b" ? PipelineSchedule::kOneFOneB : PipelineSchedule::kInterleaved;
   p.virtual_stages = static_cast<int>(s.integer_or("virtual_stages", 1, 1, 1024));
+  p.embedding_and_loss_as_layers = s.boolean_or("account_for_embedding_and_loss", false);
   const std::string recompute = s.choice_or("recompute", "none", {"none", "selective", "full"});
   p.recompute = recompute == "none"        ? Recompute::kNone
                 : recompute == "selective" ? Recompute::kSelective
@@ -82,10 +83,10 @@ void check_strategy(const ModelShape& m, const ParallelConfig& p, const Training
     fail("tp_divides_ffn", fmt::format("parallel.tp: {} must divide the FFN widths", p.tp));
   }
   if (m.experts > 0) {
-    if (m.experts % p.ep != 0) {
+    if (m.slots() % p.ep != 0) {
       fail("ep_divides_experts", fmt::format("parallel.ep: {} must divide the model's {} "
-                                             "routed experts",
-                                             p.ep, m.experts));
+                                             "routed experts (plus redundant replicas)",
+                                             p.ep, m.slots()));
     }
     if (m.expert_ffn % p.etp != 0) {
       fail("etp_divides_ffn", fmt::format("parallel.etp: {} must divide the expert FFN width {}",
@@ -143,6 +144,7 @@ Json parallel_json(const ParallelConfig& p) {
   j["micro_batch_size"] = p.micro_batch_size;
   j["pipeline_schedule"] = p.schedule == PipelineSchedule::kOneFOneB ? "1f1b" : "interleaved";
   j["virtual_stages"] = p.virtual_stages;
+  j["account_for_embedding_and_loss"] = p.embedding_and_loss_as_layers;
   j["recompute"] = p.recompute == Recompute::kNone        ? "none"
                    : p.recompute == Recompute::kSelective ? "selective"
                                                           : "full";

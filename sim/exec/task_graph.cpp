@@ -258,11 +258,9 @@ void GraphExecutor::finish_task(TaskId id) {
   if (t.stream != Stream::kNone && t.next_in_stream != TaskGraph::kNoTask) {
     const TaskId next = t.next_in_stream;
     if (unmet_[next] == 0) {
-      // Its dependencies were met before the stream freed: the stream gated it.
-      if (result_.gated_by[next] == TaskGraph::kNoTask ||
-          result_.task_end[result_.gated_by[next]] <= engine_.now()) {
-        result_.gated_by[next] = id;
-      }
+      // Its dependencies were met before (or as) the stream freed: the stream
+      // gated it.
+      result_.gated_by[next] = id;
       try_start(next);
     }
   }

@@ -42,8 +42,9 @@ CriticalPath critical_path(const TaskGraph& graph, const ExecutionResult& result
   return path;
 }
 
-double max_routed_copies(const StepRouting& routing, const ParallelConfig&) {
-  double best = 0;
+RoutedCopies routed_copies_per_gpu(const StepRouting& routing) {
+  RoutedCopies out;
+  double total = 0, count = 0;
   for (const auto& step : routing) {
     for (const LayerRouting& lr : step) {
       for (const RoutingSample& rs : lr.samples) {
@@ -51,12 +52,15 @@ double max_routed_copies(const StepRouting& routing, const ParallelConfig&) {
           int64_t sum = 0;
           for (int e = 0; e < rs.local_experts; ++e)
             sum += rs.expert_tokens[r * rs.local_experts + e];
-          best = std::max(best, static_cast<double>(sum));
+          out.max = std::max(out.max, static_cast<double>(sum));
+          total += static_cast<double>(sum);
+          ++count;
         }
       }
     }
   }
-  return best;
+  out.mean = count > 0 ? total / count : 0;
+  return out;
 }
 
 TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouting& routing,

@@ -76,7 +76,8 @@ TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouti
 
 CriticalPath critical_path(const TaskGraph& graph, const ExecutionResult& result);
 
-// Max over GPUs of routed token copies received for one layer and micro-batch.
-double max_routed_copies(const StepRouting& routing, const ParallelConfig& parallel);
+// Routed token copies a GPU receives for one layer and micro-batch: mean and
+// max over GPUs, layers and samples.
+RoutedCopies routed_copies_per_gpu(const StepRouting& routing);
 
 }  // namespace moesim::exec

@@ -21,7 +21,7 @@ TEST_CASE("weights, gradients and optimizer states per ZeRO stage match hand cou
   const double experts = 2 * 4 * (3.0 * 1024 * 2048);
   for (int zero : {0, 1, 2, 3}) {
     p.zero_stage = zero;
-    const MemoryEstimate est = estimate_memory(m, p, w, 0, 80e9, 0);
+    const MemoryEstimate est = estimate_memory(m, p, w, {0, 0}, 80e9, 0);
     const MemoryBreakdown& b = est.per_stage[0];
     INFO("zero " << zero);
     const double w_sh = zero >= 3 ? dense / 4 + experts / 2 : dense + experts;
@@ -41,17 +41,17 @@ TEST_CASE("1F1B keeps pp - stage micro-batches of activations; recompute shrinks
   TrainingWorkload w;
   w.seq_len = 1024;
   w.global_batch = 16;
-  const MemoryEstimate none = estimate_memory(m, p, w, 2048, 80e9, 0);
+  const MemoryEstimate none = estimate_memory(m, p, w, {2048, 2048}, 80e9, 0);
   for (int s = 0; s < 4; ++s) CHECK(none.per_stage[s].inflight_microbatches == 4 - s);
   CHECK(none.per_stage[0].activations_bytes == Approx(4 * none.per_stage[3].activations_bytes));
   p.recompute = Recompute::kSelective;
-  const MemoryEstimate sel = estimate_memory(m, p, w, 2048, 80e9, 0);
+  const MemoryEstimate sel = estimate_memory(m, p, w, {2048, 2048}, 80e9, 0);
   p.recompute = Recompute::kFull;
-  const MemoryEstimate full = estimate_memory(m, p, w, 2048, 80e9, 0);
+  const MemoryEstimate full = estimate_memory(m, p, w, {2048, 2048}, 80e9, 0);
   CHECK(sel.per_stage[0].activations_bytes < none.per_stage[0].activations_bytes);
   CHECK(full.per_stage[0].activations_bytes < sel.per_stage[0].activations_bytes);
   CHECK(full.per_stage[0].routed_tokens_bytes < none.per_stage[0].routed_tokens_bytes);
-  CHECK_FALSE(estimate_memory(m, p, w, 2048, 1e6, 0).fits());
+  CHECK_FALSE(estimate_memory(m, p, w, {2048, 2048}, 1e6, 0).fits());
 }
 
 }  // namespace

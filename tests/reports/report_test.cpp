@@ -54,7 +54,8 @@ struct Fixture {
     in.resolved_scenario = {{"model", {{"name", "test"}}}};
     in.setup = &setup;
     in.result = &result;
-    in.memory = exec::estimate_memory(setup.model, setup.parallel, setup.workload, 1024, 80e9, 0);
+    in.memory =
+        exec::estimate_memory(setup.model, setup.parallel, setup.workload, {1024, 1024}, 80e9, 0);
     in.network_model = "analytic";
     report = training_report(in);
   }

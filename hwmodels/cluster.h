@@ -1,0 +1,76 @@
+#pragma once
+// Nodes and the fabric between them.
+//
+// A node holds gpus_per_node GPUs on an intra-node fabric: an NVSwitch (every
+// GPU reaches every other at its full per-direction NVLink bandwidth,
+// non-blocking), a full mesh of point-to-point links (MI300X Infinity Fabric:
+// one link per GPU pair), or a PCIe switch. Each GPU has its own NIC (GPU i
+// uses NIC i mod nics). Nodes connect through a rail-optimized fabric (NIC i of
+// every node on rail switch i: non-blocking between same-index NICs) or a
+// two-level fat tree (nodes_per_leaf nodes per leaf; leaf uplinks carry
+// 1/oversubscription of the leaf's NIC bandwidth).
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hwmodels/gpu.h"
+#include "sim/core/config.h"
+
+namespace moesim::hw {
+
+enum class IntraNodeFabric { kNvSwitch, kMesh, kPcie };
+enum class InterNodeFabric { kRailOptimized, kFatTree };
+
+struct NodeSpec {
+  int gpus_per_node = 8;
+  IntraNodeFabric intra = IntraNodeFabric::kNvSwitch;
+  // Per GPU per direction: NVSwitch port bandwidth, or one mesh link, or PCIe.
+  double intra_bytes_per_s = 0;
+  double intra_latency_s = 0;
+  int nics = 8;
+  double nic_bytes_per_s = 0;   // per NIC per direction
+  double pcie_bytes_per_s = 0;  // GPU <-> host, per direction
+  double host_memory_bytes = 0;
+};
+
+struct FabricSpec {
+  InterNodeFabric kind = InterNodeFabric::kRailOptimized;
+  double oversubscription = 1;  // fat tree: leaf downlink / uplink bandwidth
+  int nodes_per_leaf = 4;
+  double hop_latency_s = 0;       // per switch hop
+  double message_overhead_s = 0;  // per message, on top of wire time (software, NIC)
+};
+
+struct ClusterSpec {
+  std::string name;
+  GpuSpec gpu;
+  NodeSpec node;
+  FabricSpec fabric;
+  int nodes = 1;
+  std::map<std::string, std::string> sources;
+
+  int gpu_count() const { return nodes * node.gpus_per_node; }
+  int node_of(int rank) const { return rank / node.gpus_per_node; }
+  int leaf_of_node(int node_index) const { return node_index / fabric.nodes_per_leaf; }
+  // GPU rank's NIC bandwidth share when all GPUs of the node send off-node.
+  double nic_bytes_per_s_per_gpu() const {
+    return node.nic_bytes_per_s * node.nics / node.gpus_per_node;
+  }
+};
+
+// `value`: a preset name ("dgx-h100"), or {"preset": name, "nodes": N, ...}
+// overriding fields ("gpu" may itself be a preset name or object), or inline.
+// `nodes_override` (from --nodes) wins over the JSON.
+ClusterSpec resolve_cluster(const Json& value, const std::string& path,
+                            std::optional<int> nodes_override = std::nullopt);
+Json cluster_json(const ClusterSpec& cluster);
+
+struct PresetInfo {
+  std::string kind;  // "gpu" or "cluster"
+  std::string name;
+  std::string description;
+};
+std::vector<PresetInfo> list_presets();
+
+}  // namespace moesim::hw

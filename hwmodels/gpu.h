@@ -1,0 +1,33 @@
+#pragma once
+// A GPU as the cost models see it: dense peak throughput per data type, HBM
+// capacity and bandwidth, kernel launch overhead, and the fraction of peak
+// that large kernels achieve (calibration refines it per shape).
+
+#include <array>
+#include <map>
+#include <string>
+
+#include "hwmodels/dtype.h"
+#include "sim/core/config.h"
+
+namespace moesim::hw {
+
+struct GpuSpec {
+  std::string name;
+  std::array<double, kAllDTypes.size()> peak_flops{};  // dense FLOP/s per DType; 0 = unsupported
+  double hbm_bytes = 0;
+  double hbm_bytes_per_s = 0;
+  double launch_overhead_s = 0;
+  double gemm_efficiency = 0;                  // of peak, for large GEMMs
+  double memory_efficiency = 0;                // of HBM bandwidth, for streaming kernels
+  std::map<std::string, std::string> sources;  // field -> where the number comes from
+
+  double peak(DType t) const { return peak_flops[static_cast<size_t>(t)]; }
+};
+
+// `value`: a preset name ("h100-sxm"), or an object {"preset": name, ...fields}
+// overriding any field, or a fully inline object. Errors name the JSON path.
+GpuSpec resolve_gpu(const Json& value, const std::string& path);
+Json gpu_json(const GpuSpec& gpu);
+
+}  // namespace moesim::hw

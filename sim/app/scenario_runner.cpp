@@ -1,0 +1,129 @@
+// Scenario JSON -> simulation -> report JSON: the main job, shared by
+// `moesim run`, `moesim sweep`, `moesim search` and the benchmarks.
+
+#include "sim/app/scenario_runner.h"
+
+#include <fmt/format.h>
+#include "hwmodels/roofline_cost.h"
+
+#include "reports/timeline.h"
+#include "reports/training_report.h"
+#include "sim/exec/scenario.h"
+#include "sim/exec/strategy.h"
+#include "sim/network/collective_estimate.h"
+
+namespace moesim::cli {
+
+exec::CollectiveCostFn analytic_collective_cost(const hw::ClusterSpec& cluster,
+                                                exec::AllToAllAlgorithm algo) {
+  return [&cluster, algo](const exec::CollectiveDesc& d, const std::vector<int>& ranks,
+                          const std::vector<int64_t>* matrix) -> double {
+    switch (d.op) {
+      case exec::CollectiveOp::kAllToAllV: {
+        const size_t n = ranks.size();
+        std::vector<double> bytes(n * n);
+        for (size_t i = 0; i < n; ++i) {
+          for (size_t j = 0; j < n; ++j) {
+            // Row = sender; the combine sends the transpose back.
+            const int64_t c = d.transpose ? (*matrix)[j * n + i] : (*matrix)[i * n + j];
+            bytes[i * n + j] = static_cast<double>(c) * d.bytes * d.scale;
+          }
+        }
+        return net::all_to_allv_seconds(cluster, ranks, bytes,
+                                        algo == exec::AllToAllAlgorithm::kDirect
+                                            ? net::AllToAllAlgo::kDirect
+                                            : net::AllToAllAlgo::kHierarchical);
+      }
+      case exec::CollectiveOp::kAllReduce:
+        return net::all_reduce_seconds(cluster, ranks, d.bytes);
+      case exec::CollectiveOp::kReduceScatter:
+        return net::reduce_scatter_seconds(cluster, ranks, d.bytes);
+      case exec::CollectiveOp::kAllGather:
+        return net::all_gather_seconds(cluster, ranks, d.bytes);
+      case exec::CollectiveOp::kSendRecv:
+        return net::send_recv_seconds(cluster, ranks[0], ranks[1], d.bytes);
+    }
+    return 0;
+  };
+}
+
+namespace {
+
+struct Prepared {
+  exec::ResolvedScenario scenario;
+  exec::RoutingPlan routing;
+  exec::MemoryEstimate memory;
+};
+
+Prepared prepare(const Json& doc) {
+  Prepared p{exec::resolve_scenario(doc), {}, {}};
+  p.routing = exec::plan_routing(p.scenario);
+  const auto& setup = p.scenario.setup;
+  p.memory = exec::estimate_memory(setup.model, setup.parallel, setup.workload,
+                                   exec::routed_copies_per_gpu(p.routing.routing),
+                                   setup.hbm_capacity_bytes, setup.reserved_memory_bytes);
+  return p;
+}
+
+}  // namespace
+
+OrderedJson run_scenario_report(const Json& doc) {
+  return run_scenario(doc, nullptr, 0);
+}
+
+OrderedJson run_scenario(const Json& doc, std::string* timeline, int timeline_max_gpus) {
+  Prepared p = prepare(doc);
+  const auto& s = p.scenario;
+  reports::TrainingReportInput in;
+  in.resolved_scenario = OrderedJson::parse(s.resolved_json().dump());
+  in.setup = &s.setup;
+  in.memory = p.memory;
+  in.network_model = s.options.network_model;
+  in.warnings = p.routing.warnings;
+  for (const auto& l : p.routing.layers) in.experts.push_back({l.layer, l.load, l.dropped});
+  exec::TrainingResult result;
+  if (p.memory.fits()) {
+    const hw::RooflineCostModel compute(s.cluster.gpu);
+    const exec::HardwareCosts costs{&compute,
+                                    analytic_collective_cost(s.cluster, s.setup.parallel.a2a_algo)};
+    result = exec::simulate_training(s.setup, p.routing.routing, costs);
+    in.result = &result;
+    if (timeline) {
+      reports::TimelineOptions t;
+      t.gpus_per_node = s.setup.gpus_per_node;
+      t.max_gpus = timeline_max_gpus;
+      *timeline = reports::chrome_trace(result.last_graph, result.steps.back().execution, t);
+      if (s.setup.parallel.gpus() > timeline_max_gpus) {
+        in.warnings.push_back(fmt::format("timeline shows the first {} of {} GPUs",
+                                          timeline_max_gpus, s.setup.parallel.gpus()));
+      }
+    }
+    in.warnings.push_back(
+        "network model: analytic (each collective timed alone from its bottleneck links; "
+        "concurrent collectives do not contend)");
+  } else {
+    in.warnings.push_back("out of memory: the step was not simulated (see memory.per_stage)");
+  }
+  return reports::training_report(in);
+}
+
+ScenarioCheck check_scenario(const Json& doc) {
+  ScenarioCheck c;
+  try {
+    Prepared p = prepare(doc);
+    c.peak_memory_bytes = p.memory.peak_bytes;
+    c.memory_capacity_bytes = p.memory.capacity_bytes;
+    if (!p.memory.fits()) {
+      c.reason_code = "out_of_memory";
+      c.reason = "needs more memory per GPU than the HBM holds";
+      return c;
+    }
+    c.valid = true;
+  } catch (const exec::InvalidStrategy& e) {
+    c.reason_code = e.code();
+    c.reason = e.what();
+  }
+  return c;
+}
+
+}  // namespace moesim::cli

@@ -1,0 +1,68 @@
+#pragma once
+// A scenario (one JSON document) resolved into everything a simulation needs:
+//
+//   { "model": preset | {"preset": ..., overrides} | inline,
+//     "cluster": preset | {"preset": ..., "nodes": N, overrides} | inline,
+//     "parallel": {...}, "workload": {...},
+//     "routing": {"generator": "zipf:1.2", "seed": 7} | {"trace": "file.moetrace"},
+//     "gating": {...}, "options": {...} }
+//
+// Every field is validated with its JSON path; impossible strategies throw
+// InvalidStrategy saying why.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hwmodels/cluster.h"
+#include "sim/core/config.h"
+#include "sim/exec/step_inputs.h"
+#include "sim/exec/training_step.h"
+#include "workloads/gating.h"
+#include "workloads/model_config.h"
+
+namespace moesim::exec {
+
+struct ScenarioOptions {
+  uint64_t seed = 1;
+  std::string network_model = "analytic";  // "analytic" (or "auto", which picks it)
+  int routing_samples = 2;                 // distinct routings per MoE layer and step
+  // Token routings generated per step at most; beyond it tokens are
+  // subsampled and counts scaled (a warning says so).
+  int64_t max_routings_per_step = 1 << 24;
+  double reserved_memory_bytes = 2.0 * (1ull << 30);
+};
+
+struct ResolvedScenario {
+  Json input;
+  workloads::MoeModelConfig model;
+  hw::ClusterSpec cluster;
+  TrainingStepSetup setup;
+  workloads::GatingConfig gating;
+  std::string generator;  // spec, or empty when a trace file is replayed
+  uint64_t routing_seed = 1;
+  std::string trace_path;
+  ScenarioOptions options;
+
+  Json resolved_json() const;  // the scenario with all defaults filled in
+};
+
+ResolvedScenario resolve_scenario(const Json& scenario);
+
+ModelShape model_shape(const workloads::MoeModelConfig& model, int64_t seq_len, int slots);
+
+// Routing per step, sampled from the generator and gated, with statistics.
+struct RoutingPlan {
+  StepRouting routing;
+  struct LayerStats {
+    int layer = 0;
+    std::vector<int64_t> load;  // per slot, scaled to the step's token count
+    int64_t dropped = 0;
+  };
+  std::vector<LayerStats> layers;  // summed over steps
+  double subsample = 1;            // tokens represented by each generated token
+  std::vector<std::string> warnings;
+};
+RoutingPlan plan_routing(const ResolvedScenario& s);
+
+}  // namespace moesim::exec

@@ -1,0 +1,70 @@
+#pragma once
+// Gating policies applied to a routing batch, and expert placement.
+//
+// Token choice: each token keeps its top-k experts subject to a capacity of
+// ceil(C x tokens x k / experts) copies per expert (or that many times the
+// rank's expert slots per EP rank, "capacity_scope": "ep_rank"); overflow is
+// dropped in arrival order or lowest gate weight first (batch-priority
+// routing); "dropless" keeps everything. Expert choice: each expert takes the
+// capacity's worth of highest-weight copies offered to it (among the tokens'
+// top-k candidates). Device- and node-limited routing (DeepSeek-V2/V3) keep a
+// token's experts on at most M EP ranks / nodes: the M ranks (nodes) holding
+// its highest-weight choices; its other choices move to the most popular
+// experts there. Replication (EPLB) duplicates the hottest experts into
+// spare slots; a replicated expert's copies alternate among its replicas.
+
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sim/core/config.h"
+#include "workloads/routing.h"
+
+namespace moesim::workloads {
+
+struct GatingConfig {
+  enum class Policy { kTokenChoice, kExpertChoice } policy = Policy::kTokenChoice;
+  double capacity_factor = std::numeric_limits<double>::infinity();  // inf = dropless
+  enum class Drop { kArrival, kScore } drop = Drop::kArrival;
+  bool capacity_per_rank = false;
+  int device_limit = 0;  // 0 = unlimited
+  int node_limit = 0;
+  int redundant_experts = 0;  // EPLB replicas beyond one per expert
+  bool dropless() const { return std::isinf(capacity_factor); }
+};
+
+GatingConfig parse_gating(const Json& value, const std::string& path);
+Json gating_json(const GatingConfig& g);
+
+// Expert -> slots (replicas) and slot -> EP rank. Slots are numbered rank-major:
+// slot s lives on rank s / slots_per_rank.
+struct ExpertPlacement {
+  int experts = 0, ep = 1, slots = 0;
+  std::vector<std::vector<int32_t>> expert_slots;
+  std::vector<int32_t> slot_expert;
+  int slots_per_rank() const { return slots / ep; }
+  int rank_of_slot(int s) const { return s / slots_per_rank(); }
+};
+// One slot per expert plus `redundant` replicas of the experts with the
+// highest expected load, placed greedily on the least-loaded rank.
+// REQUIRES: (experts + redundant) % ep == 0 (checked by the caller).
+ExpertPlacement place_experts(int experts, int ep, int redundant, std::span<const double> load);
+
+struct GatingOutcome {
+  std::vector<int32_t> slot;  // per token copy: the slot it goes to, -1 if dropped
+  std::vector<int64_t> dropped_per_expert;
+  int64_t routed = 0, dropped = 0;
+};
+
+// `popularity`: per-expert expected share (to re-route copies under
+// device/node limits). `ranks_per_node`: EP ranks per node.
+void apply_gating(const RoutingBatch& batch, const GatingConfig& config,
+                  const ExpertPlacement& placement, std::span<const double> popularity,
+                  int ranks_per_node, GatingOutcome& out);
+
+// Capacity per expert: ceil(C x tokens x k / experts).
+int64_t expert_capacity(double capacity_factor, int64_t tokens, int top_k, int experts);
+
+}  // namespace moesim::workloads

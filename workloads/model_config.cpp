@@ -1,0 +1,254 @@
+#include "workloads/model_config.h"
+
+#include <span>
+
+#include <fmt/format.h>
+
+#include "sim/core/embedded.h"
+
+namespace moesim::workloads {
+namespace catalog {
+std::span<const moesim::EmbeddedFile> embedded_files();
+}
+
+namespace {
+
+Json load_model_preset(const std::string& name, const std::string& path) {
+  for (const EmbeddedFile& f : catalog::embedded_files()) {
+    if (f.name == name + ".json") return parse_json(f.content, "model preset " + name);
+  }
+  std::string known;
+  for (const auto& e : list_models()) known += (known.empty() ? "" : ", ") + e.name;
+  throw_config_error(path, fmt::format("unknown model '{}' (known: {})", name, known));
+}
+
+void merge_into(Json& base, const Json& patch) {
+  for (auto it = patch.begin(); it != patch.end(); ++it) {
+    if (it.value().is_object() && base.contains(it.key()) && base[it.key()].is_object()) {
+      merge_into(base[it.key()], it.value());
+    } else {
+      base[it.key()] = it.value();
+    }
+  }
+}
+
+}  // namespace
+
+bool MoeModelConfig::is_moe_layer(int layer) const {
+  if (routed_experts == 0 || layer < first_k_dense) return false;
+  return (layer - first_k_dense) % moe_every == moe_every - 1;
+}
+
+int MoeModelConfig::moe_layer_count() const {
+  int n = 0;
+  for (int l = 0; l < layers; ++l) n += is_moe_layer(l) ? 1 : 0;
+  return n;
+}
+
+int64_t MoeModelConfig::qk_head_dim() const {
+  return attention == AttentionKind::kMla ? qk_nope_head_dim + qk_rope_head_dim : head_dim;
+}
+int64_t MoeModelConfig::v_dim() const {
+  return attention == AttentionKind::kMla ? v_head_dim : head_dim;
+}
+
+double MoeModelConfig::attention_params_per_layer() const {
+  const double h = static_cast<double>(hidden);
+  const double norms = 2 * h;
+  if (attention == AttentionKind::kMla) {
+    const double q = q_lora_rank > 0 ? h * q_lora_rank + q_lora_rank +
+                                           static_cast<double>(q_lora_rank) * heads * qk_head_dim()
+                                     : h * heads * qk_head_dim();
+    const double kv_a = h * (kv_lora_rank + qk_rope_head_dim) + kv_lora_rank;
+    const double kv_b = static_cast<double>(kv_lora_rank) * heads * (qk_nope_head_dim + v_head_dim);
+    const double o = static_cast<double>(heads) * v_head_dim * h;
+    return q + kv_a + kv_b + o + norms;
+  }
+  const double q = h * heads * head_dim, kv = 2 * h * kv_heads * head_dim;
+  const double o = static_cast<double>(heads) * head_dim * h;
+  return q + kv + o + norms;
+}
+
+double MoeModelConfig::ffn_params(int64_t width) const {
+  return (activation == Activation::kSwiGlu ? 3.0 : 2.0) * hidden * width;
+}
+
+double MoeModelConfig::total_params() const {
+  double p = embedding_params() + output_params() + hidden;  // + final norm
+  for (int l = 0; l < layers; ++l) {
+    p += attention_params_per_layer();
+    p += is_moe_layer(l)
+             ? routed_experts * expert_params() + shared_expert_params() + router_params()
+             : dense_ffn_params();
+  }
+  return p;
+}
+
+double MoeModelConfig::active_params() const {
+  double p = embedding_params() + output_params() + hidden;
+  for (int l = 0; l < layers; ++l) {
+    p += attention_params_per_layer();
+    p += is_moe_layer(l) ? top_k * expert_params() + shared_expert_params() + router_params()
+                         : dense_ffn_params();
+  }
+  return p;
+}
+
+double MoeModelConfig::flops_per_token(int64_t seq_len) const {
+  // Matmul parameters a token touches: active minus the embedding lookup and
+  // the norms (not matmuls).
+  const double matmul = active_params() - embedding_params() - hidden -
+                        layers * 2.0 * static_cast<double>(hidden) +
+                        (tied_embeddings ? embedding_params() : 0);
+  const double attention =
+      layers * 2.0 * heads * static_cast<double>(qk_head_dim() + v_dim()) * seq_len / 2;
+  return 2 * matmul + attention;
+}
+
+MoeModelConfig resolve_model(const Json& value, const std::string& path) {
+  Json doc;
+  if (value.is_string()) {
+    doc = load_model_preset(value.get<std::string>(), path);
+  } else if (value.is_object()) {
+    if (value.contains("preset")) {
+      if (!value["preset"].is_string()) {
+        throw_config_error(join_path(path, "preset"),
+                           "expected a model name, got " + describe_json(value["preset"]));
+      }
+      doc = load_model_preset(value["preset"].get<std::string>(), join_path(path, "preset"));
+      Json patch = value;
+      patch.erase("preset");
+      merge_into(doc, patch);
+    } else {
+      doc = value;
+    }
+  } else {
+    throw_config_error(path, "expected a model name or an object, got " + describe_json(value));
+  }
+  ConfigObject o(doc, path);
+  MoeModelConfig m;
+  m.name = o.string_or("name", "custom-model");
+  m.description = o.string_or("description", "");
+  m.layers = static_cast<int>(o.integer("layers", 1, 10000));
+  m.hidden = o.integer("hidden", 1, 1 << 20);
+  {
+    ConfigObject a = o.object("attention");
+    const std::string kind = a.choice("kind", {"mha", "gqa", "mla"});
+    m.attention = kind == "mha"   ? AttentionKind::kMha
+                  : kind == "gqa" ? AttentionKind::kGqa
+                                  : AttentionKind::kMla;
+    m.heads = static_cast<int>(a.integer("heads", 1, 1 << 16));
+    if (m.attention == AttentionKind::kMla) {
+      m.q_lora_rank = a.integer_or("q_lora_rank", 0, 0, 1 << 20);
+      m.kv_lora_rank = a.integer("kv_lora_rank", 1, 1 << 20);
+      m.qk_nope_head_dim = a.integer("qk_nope_head_dim", 1, 1 << 16);
+      m.qk_rope_head_dim = a.integer("qk_rope_head_dim", 0, 1 << 16);
+      m.v_head_dim = a.integer("v_head_dim", 1, 1 << 16);
+      m.kv_heads = m.heads;
+    } else {
+      m.kv_heads = static_cast<int>(a.integer_or("kv_heads", m.heads, 1, m.heads));
+      m.head_dim = a.integer_or("head_dim", m.hidden / m.heads, 1, 1 << 16);
+      if (m.heads % m.kv_heads != 0) {
+        throw_config_error(a.field_path("kv_heads"),
+                           fmt::format("must divide heads ({}), got {}", m.heads, m.kv_heads));
+      }
+    }
+    a.finish();
+  }
+  m.dense_ffn = o.integer_or("dense_ffn", 4 * m.hidden, 1, int64_t{1} << 24);
+  m.routed_experts = static_cast<int>(o.integer("routed_experts", 0, 1 << 16));
+  m.expert_ffn = o.integer_or("expert_ffn", m.dense_ffn, 1, int64_t{1} << 24);
+  m.shared_experts = static_cast<int>(o.integer_or("shared_experts", 0, 0, 1024));
+  m.shared_expert_ffn = o.integer_or("shared_expert_ffn", m.expert_ffn, 1, int64_t{1} << 24);
+  m.top_k = static_cast<int>(
+      o.integer("top_k", m.routed_experts > 0 ? 1 : 0, std::max(1, m.routed_experts)));
+  if (o.has("router")) {
+    ConfigObject r = o.object("router");
+    m.router_groups = static_cast<int>(r.integer_or("groups", 1, 1, std::max(1, m.routed_experts)));
+    m.router_topk_groups =
+        static_cast<int>(r.integer_or("topk_groups", m.router_groups, 1, m.router_groups));
+    m.router_scoring = r.choice_or("scoring", "softmax", {"softmax", "sigmoid"});
+    r.finish();
+    if (m.routed_experts % m.router_groups != 0) {
+      throw_config_error(join_path(path, "router.groups"),
+                         fmt::format("must divide routed_experts ({})", m.routed_experts));
+    }
+  }
+  {
+    ConfigObject ml = o.object("moe_layers");
+    m.first_k_dense = static_cast<int>(ml.integer_or("first_k_dense", 0, 0, m.layers));
+    m.moe_every = static_cast<int>(ml.integer_or("every", 1, 1, m.layers));
+    ml.finish();
+  }
+  m.vocab = o.integer("vocab", 1, int64_t{1} << 24);
+  m.tied_embeddings = o.boolean_or("tied_embeddings", false);
+  m.activation = o.choice_or("activation", "swiglu", {"swiglu", "gelu"}) == "swiglu"
+                     ? Activation::kSwiGlu
+                     : Activation::kGelu;
+  m.dtype = o.choice_or("dtype", "bf16", {"bf16", "fp16", "fp32", "fp8"});
+  if (o.has("published")) {
+    ConfigObject p = o.object("published");
+    m.published_total_params = p.number_or("total_params", 0, 0, 1e15);
+    m.published_active_params = p.number_or("active_params", 0, 0, 1e15);
+    m.published_approximate = p.boolean_or("approximate", false);
+    p.finish();
+  }
+  o.value("sources");
+  o.finish();
+  return m;
+}
+
+Json model_json(const MoeModelConfig& m, int64_t seq_len) {
+  Json j;
+  j["name"] = m.name;
+  j["description"] = m.description;
+  j["layers"] = m.layers;
+  j["hidden"] = m.hidden;
+  Json a;
+  a["kind"] = m.attention == AttentionKind::kMha   ? "mha"
+              : m.attention == AttentionKind::kGqa ? "gqa"
+                                                   : "mla";
+  a["heads"] = m.heads;
+  if (m.attention == AttentionKind::kMla) {
+    a["q_lora_rank"] = m.q_lora_rank;
+    a["kv_lora_rank"] = m.kv_lora_rank;
+    a["qk_nope_head_dim"] = m.qk_nope_head_dim;
+    a["qk_rope_head_dim"] = m.qk_rope_head_dim;
+    a["v_head_dim"] = m.v_head_dim;
+  } else {
+    a["kv_heads"] = m.kv_heads;
+    a["head_dim"] = m.head_dim;
+  }
+  j["attention"] = a;
+  j["dense_ffn"] = m.dense_ffn;
+  j["expert_ffn"] = m.expert_ffn;
+  j["routed_experts"] = m.routed_experts;
+  j["shared_experts"] = m.shared_experts;
+  j["shared_expert_ffn"] = m.shared_expert_ffn;
+  j["top_k"] = m.top_k;
+  j["router"] = {{"groups", m.router_groups},
+                 {"topk_groups", m.router_topk_groups},
+                 {"scoring", m.router_scoring}};
+  j["moe_layers"] = {{"first_k_dense", m.first_k_dense}, {"every", m.moe_every}};
+  j["moe_layer_count"] = m.moe_layer_count();
+  j["vocab"] = m.vocab;
+  j["tied_embeddings"] = m.tied_embeddings;
+  j["activation"] = m.activation == Activation::kSwiGlu ? "swiglu" : "gelu";
+  j["dtype"] = m.dtype;
+  j["total_params"] = m.total_params();
+  j["active_params"] = m.active_params();
+  j["flops_per_token"] = m.flops_per_token(seq_len);
+  j["flops_per_token_seq_len"] = seq_len;
+  return j;
+}
+
+std::vector<CatalogEntry> list_models() {
+  std::vector<CatalogEntry> out;
+  for (const EmbeddedFile& f : catalog::embedded_files()) {
+    const Json doc = parse_json(f.content, std::string(f.name));
+    out.push_back({doc.value("name", ""), doc.value("description", "")});
+  }
+  return out;
+}
+
+}  // namespace moesim::workloads

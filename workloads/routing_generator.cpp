@@ -1,0 +1,265 @@
+#include "workloads/routing_generator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "sim/core/config.h"
+#include "sim/core/rng.h"
+
+namespace moesim::workloads {
+
+AliasTable::AliasTable(std::span<const double> w)
+    : n_(w.size()), prob_(w.size()), alias_(w.size()) {
+  const double sum = std::accumulate(w.begin(), w.end(), 0.0);
+  std::vector<double> scaled(w.size());
+  std::vector<int32_t> small, large;
+  for (size_t i = 0; i < w.size(); ++i) {
+    scaled[i] = w[i] * n_ / sum;
+    (scaled[i] < 1 ? small : large).push_back(static_cast<int32_t>(i));
+  }
+  while (!small.empty() && !large.empty()) {
+    const int32_t s = small.back(), l = large.back();
+    small.pop_back();
+    prob_[s] = scaled[s];
+    alias_[s] = l;
+    scaled[l] -= 1 - scaled[s];
+    if (scaled[l] < 1) {
+      large.pop_back();
+      small.push_back(l);
+    }
+  }
+  for (int32_t i : large) prob_[i] = 1, alias_[i] = i;
+  for (int32_t i : small) prob_[i] = 1, alias_[i] = i;
+}
+
+namespace {
+
+enum class Kind { kUniform, kZipf, kDirichlet, kTokenId, kDrift, kCorrelated };
+
+// Stream ids: one per (purpose, step, layer), so batches are independent.
+uint64_t stream_of(uint64_t purpose, int step, int layer) {
+  return (purpose << 48) ^ (static_cast<uint64_t>(step) << 20) ^ static_cast<uint64_t>(layer);
+}
+
+class Generator : public RoutingGenerator {
+ public:
+  Generator(std::string spec, Kind kind, double a, double b, const MoeModelConfig& m, uint64_t seed)
+      : kind_(kind),
+        a_(a),
+        b_(b),
+        experts_(m.routed_experts),
+        top_k_(m.top_k),
+        seed_(seed),
+        vocab_(static_cast<int>(std::min<int64_t>(m.vocab, 1 << 17))) {
+    spec_ = std::move(spec);
+    if (kind_ == Kind::kTokenId) {
+      std::vector<double> w(vocab_);
+      for (int i = 0; i < vocab_; ++i) w[i] = std::pow(i + 1.0, -a_);
+      vocab_table_ = AliasTable(w);
+    }
+  }
+
+  std::vector<double> popularity(int step, int layer) const override {
+    std::vector<double> p(experts_, 1.0);
+    switch (kind_) {
+      case Kind::kUniform:
+        break;
+      case Kind::kTokenId: {
+        // Expected load: each expert's share of the token-id mass.
+        std::vector<double> w(vocab_);
+        for (int i = 0; i < vocab_; ++i) w[i] = std::pow(i + 1.0, -a_);
+        std::fill(p.begin(), p.end(), 0.0);
+        for (int i = 0; i < vocab_; ++i) {
+          int32_t chosen[64];
+          token_experts(i, layer, chosen);
+          for (int c = 0; c < top_k_; ++c) p[chosen[c]] += w[i];
+        }
+        break;
+      }
+      case Kind::kDirichlet: {
+        Rng rng(seed_, stream_of(2, 0, layer));
+        for (double& x : p) x = rng.gamma(a_) + 1e-300;
+        break;
+      }
+      case Kind::kZipf:
+      case Kind::kCorrelated:
+      case Kind::kDrift: {
+        // A per-layer random order of experts, popularity 1/(rank+1)^S.
+        std::vector<int> order(experts_);
+        std::iota(order.begin(), order.end(), 0);
+        Rng rng(seed_, stream_of(3, 0, layer));
+        for (int i = experts_ - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+        for (int r = 0; r < experts_; ++r) p[order[r]] = std::pow(r + 1.0, -a_);
+        if (kind_ == Kind::kDrift) {
+          // log-popularity random walk: the sum of `step` N(0, R) increments.
+          std::vector<double> walk(experts_, 0.0);
+          for (int s = 1; s <= step; ++s) {
+            Rng srng(seed_, stream_of(4, s, layer));
+            for (double& w : walk) w += b_ * srng.normal();
+          }
+          for (int e = 0; e < experts_; ++e) p[e] *= std::exp(walk[e]);
+        }
+        break;
+      }
+    }
+    const double sum = std::accumulate(p.begin(), p.end(), 0.0);
+    for (double& x : p) x /= sum;
+    return p;
+  }
+
+  void generate(int step, int layer, std::span<const int64_t> tokens_per_source,
+                RoutingBatch& out) const override {
+    int64_t total = 0;
+    for (int64_t t : tokens_per_source) total += t;
+    out.resize(total, top_k_, experts_);
+    Rng rng(seed_, stream_of(1, step, layer));
+    const std::vector<double> pop = popularity(step, layer);
+    const AliasTable table(pop);
+    // correlated: the previous layer's popularity order, to map a token's
+    // class to "its" expert consistently across layers.
+    int64_t t = 0;
+    for (size_t src = 0; src < tokens_per_source.size(); ++src) {
+      for (int64_t i = 0; i < tokens_per_source[src]; ++i, ++t) {
+        out.source_rank[t] = static_cast<int32_t>(src);
+        int32_t* chosen = &out.expert[t * top_k_];
+        if (kind_ == Kind::kTokenId) {
+          token_experts(vocab_table_.draw(rng), layer, chosen);
+        } else if (kind_ == Kind::kCorrelated && rng.uniform() < b_) {
+          // The token's class is stable across layers (hashed from its
+          // position in the batch and the step), and so is its expert path.
+          const uint64_t cls = mix(static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ULL + t);
+          for (int c = 0; c < top_k_; ++c) {
+            chosen[c] =
+                static_cast<int32_t>(mix(cls + c * 0x632BE59BD9B4E019ULL + layer * 31) % experts_);
+          }
+          dedupe(chosen, table, rng);
+        } else {
+          for (int c = 0; c < top_k_; ++c) chosen[c] = table.draw(rng);
+          dedupe(chosen, table, rng);
+        }
+        // Gate weights: descending, summing to one (softmax over the top-k).
+        float* w = &out.weight[t * top_k_];
+        double sum = 0;
+        double raw[64];
+        for (int c = 0; c < top_k_; ++c) sum += raw[c] = rng.exponential(1.0);
+        std::sort(raw, raw + top_k_, std::greater<>());
+        for (int c = 0; c < top_k_; ++c) w[c] = static_cast<float>(raw[c] / sum);
+      }
+    }
+  }
+
+ private:
+  static uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+  // Token id -> its fixed experts at `layer`.
+  void token_experts(int token_id, int layer, int32_t* chosen) const {
+    uint64_t h = mix(seed_ ^ (static_cast<uint64_t>(token_id) << 16) ^ layer);
+    for (int c = 0; c < top_k_; ++c) {
+      for (;;) {
+        h = mix(h + 0x9E3779B97F4A7C15ULL);
+        const int32_t e = static_cast<int32_t>(h % experts_);
+        if (std::find(chosen, chosen + c, e) == chosen + c) {
+          chosen[c] = e;
+          break;
+        }
+      }
+    }
+  }
+  // Top-k experts are distinct: redraw duplicates (popular experts collide
+  // often under skew; after a few tries fall back to the next free expert).
+  void dedupe(int32_t* chosen, const AliasTable& table, Rng& rng) const {
+    for (int c = 1; c < top_k_; ++c) {
+      int tries = 0;
+      while (std::find(chosen, chosen + c, chosen[c]) != chosen + c) {
+        chosen[c] = ++tries < 32 ? table.draw(rng) : (chosen[c] + 1) % experts_;
+      }
+    }
+  }
+
+  Kind kind_;
+  double a_, b_;
+  int experts_, top_k_;
+  uint64_t seed_;
+  int vocab_;
+  AliasTable vocab_table_;
+};
+
+}  // namespace
+
+std::unique_ptr<RoutingGenerator> make_generator(const std::string& spec,
+                                                 const MoeModelConfig& model, uint64_t seed,
+                                                 const std::string& path) {
+  if (model.routed_experts < 1 || model.top_k < 1 || model.top_k > 64 ||
+      model.top_k > model.routed_experts) {
+    throw_config_error(path, fmt::format("model {} has no routable experts (experts {}, top-k {})",
+                                         model.name, model.routed_experts, model.top_k));
+  }
+  std::vector<std::string> parts;
+  size_t at = 0;
+  for (;;) {
+    const size_t colon = spec.find(':', at);
+    parts.push_back(spec.substr(at, colon == std::string::npos ? std::string::npos : colon - at));
+    if (colon == std::string::npos) break;
+    at = colon + 1;
+  }
+  auto number = [&](size_t i, double min, double max, const char* what) {
+    if (i >= parts.size()) {
+      throw_config_error(
+          path, fmt::format("generator '{}' needs {} (e.g. {})", spec, what, parts[0] + ":1.0"));
+    }
+    char* end = nullptr;
+    const double v = std::strtod(parts[i].c_str(), &end);
+    if (end == parts[i].c_str() || *end != '\0' || !(v >= min && v <= max)) {
+      throw_config_error(path, fmt::format("generator '{}': {} must be a number in [{}, {}]", spec,
+                                           what, min, max));
+    }
+    return v;
+  };
+  auto arity = [&](size_t n) {
+    if (parts.size() != n) {
+      throw_config_error(path,
+                         fmt::format("generator '{}': expected {} ':'-separated fields", spec, n));
+    }
+  };
+  const std::string& kind = parts[0];
+  if (kind == "uniform") {
+    arity(1);
+    return std::make_unique<Generator>(spec, Kind::kUniform, 0, 0, model, seed);
+  }
+  if (kind == "zipf") {
+    arity(2);
+    return std::make_unique<Generator>(spec, Kind::kZipf, number(1, 0, 10, "the exponent S"), 0,
+                                       model, seed);
+  }
+  if (kind == "dirichlet") {
+    arity(2);
+    return std::make_unique<Generator>(spec, Kind::kDirichlet,
+                                       number(1, 1e-3, 1e6, "the concentration A"), 0, model, seed);
+  }
+  if (kind == "token_id") {
+    arity(2);
+    return std::make_unique<Generator>(spec, Kind::kTokenId, number(1, 0, 10, "the exponent S"), 0,
+                                       model, seed);
+  }
+  if (kind == "drift") {
+    arity(3);
+    return std::make_unique<Generator>(spec, Kind::kDrift, number(1, 0, 10, "the exponent S"),
+                                       number(2, 0, 10, "the drift rate R"), model, seed);
+  }
+  if (kind == "correlated") {
+    arity(3);
+    return std::make_unique<Generator>(spec, Kind::kCorrelated, number(1, 0, 10, "the exponent S"),
+                                       number(2, 0, 1, "the probability P"), model, seed);
+  }
+  throw_config_error(path, fmt::format("unknown routing generator '{}' (known: uniform, zipf:S, "
+                                       "dirichlet:A, token_id:S, drift:S:R, correlated:S:P)",
+                                       spec));
+}
+
+}  // namespace moesim::workloads

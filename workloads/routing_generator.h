@@ -1,0 +1,67 @@
+#pragma once
+// Seeded routing-trace generators. A generator is created from a spec string:
+//
+//   uniform              every expert equally likely
+//   zipf:S               expert popularity ~ 1/rank^S, a different order per layer
+//   dirichlet:A          popularity ~ Dirichlet(A) per layer (small A: skewed)
+//   token_id:S           tokens drawn from a Zipf(S) vocabulary; each token id
+//                        has a fixed set of experts per layer (OpenMoE's
+//                        context-independent specialisation)
+//   drift:S:R            zipf:S whose log-popularity random-walks by N(0, R)
+//                        per step (hot experts shift over training)
+//   correlated:S:P       zipf:S, and with probability P a token's expert at
+//                        layer l+1 follows from its expert at layer l (ExFlow)
+//
+// Every (step, layer) batch is generated independently from its own random
+// stream, so any subset can be generated in any order with the same result.
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "workloads/model_config.h"
+#include "workloads/routing.h"
+
+namespace moesim::workloads {
+
+class RoutingGenerator {
+ public:
+  virtual ~RoutingGenerator() = default;
+  // Fills `out` with tokens_per_source[r] tokens from each source rank r.
+  virtual void generate(int step, int moe_layer, std::span<const int64_t> tokens_per_source,
+                        RoutingBatch& out) const = 0;
+  // The expected share of routings per expert at (step, layer).
+  virtual std::vector<double> popularity(int step, int moe_layer) const = 0;
+  const std::string& spec() const { return spec_; }
+
+ protected:
+  std::string spec_;
+};
+
+// Throws moesim::Error naming `path` for an unknown or malformed spec.
+std::unique_ptr<RoutingGenerator> make_generator(const std::string& spec,
+                                                 const MoeModelConfig& model, uint64_t seed,
+                                                 const std::string& path);
+
+// Walker's alias method: O(1) draws from a discrete distribution.
+class AliasTable {
+ public:
+  AliasTable() = default;
+  explicit AliasTable(std::span<const double> weights);
+  template <class Rng>
+  int draw(Rng& rng) const {
+    const uint64_t r = rng.next_u64();
+    const uint32_t i = static_cast<uint32_t>(((r >> 32) * n_) >> 32);
+    const double u = static_cast<double>(r & 0xFFFFFFFFu) * 0x1.0p-32;
+    return u < prob_[i] ? static_cast<int>(i) : alias_[i];
+  }
+  size_t size() const { return n_; }
+
+ private:
+  uint64_t n_ = 0;
+  std::vector<double> prob_;
+  std::vector<int32_t> alias_;
+};
+
+}  // namespace moesim::workloads
