@@ -11,10 +11,7 @@
 namespace moesim::cli {
 namespace {
 
-// The embedded default: examples/mixtral-8x7b-h100-16gpu.json.
-constexpr std::string_view kDefaultScenario =
-#include "mixtral_default_scenario.inc"
-    ;
+constexpr const char* kDefaultScenario = "mixtral-8x7b-h100-16gpu.json";
 
 }  // namespace
 
@@ -39,9 +36,8 @@ int run_main(const Args& args) {
     return 0;
   }
   if (timeline_gpus < 1) throw Error("--timeline-max-gpus: expected a positive integer");
-  const Json doc = scenario_path.empty()
-                       ? parse_json(kDefaultScenario, "(embedded default scenario)")
-                       : load_json_file(scenario_path);
+  const Json doc =
+      scenario_path.empty() ? embedded_example(kDefaultScenario) : load_json_file(scenario_path);
   std::string timeline;
   const OrderedJson report =
       run_scenario(doc, timeline_path.empty() ? nullptr : &timeline, timeline_gpus);

@@ -3,8 +3,12 @@
 
 #include "sim/app/scenario_runner.h"
 
+#include <span>
+
 #include <fmt/format.h>
+
 #include "hwmodels/roofline_cost.h"
+#include "sim/core/embedded.h"
 
 #include "reports/timeline.h"
 #include "reports/training_report.h"
@@ -13,6 +17,16 @@
 #include "sim/network/collective_estimate.h"
 
 namespace moesim::cli {
+namespace examples {
+std::span<const moesim::EmbeddedFile> embedded_files();
+}
+
+Json embedded_example(const std::string& file_name) {
+  for (const EmbeddedFile& f : examples::embedded_files()) {
+    if (f.name == file_name) return parse_json(f.content, "examples/" + file_name);
+  }
+  throw Error("no embedded example " + file_name);
+}
 
 exec::CollectiveCostFn analytic_collective_cost(const hw::ClusterSpec& cluster,
                                                 exec::AllToAllAlgorithm algo) {

@@ -22,6 +22,9 @@ OrderedJson run_scenario_report(const Json& scenario);
 // JSON, at most `timeline_max_gpus` GPUs) into *timeline.
 OrderedJson run_scenario(const Json& scenario, std::string* timeline, int timeline_max_gpus);
 
+// One of examples/*.json, compiled into the binary.
+Json embedded_example(const std::string& file_name);
+
 // Collective times from the analytic network estimates (sim/network).
 exec::CollectiveCostFn analytic_collective_cost(const hw::ClusterSpec& cluster,
                                                 exec::AllToAllAlgorithm algo);

@@ -32,17 +32,34 @@ one_line_error "frobnicate"
 check "bench unknown option" 2 "$moesim" bench engine --bogus 1
 one_line_error "bogus"
 
-echo '{"demo": "mm1", "arrival_rate_per_s": 1, "service_rate_per_s": 2, "customers": -1}' >"$tmp/bad.json"
+tiny='{"model": "tiny-moe", "cluster": {"preset": "dgx-h100", "nodes": 1},
+  "parallel": {"dp": 8, "ep": 8}, "workload": {"seq_len": 512, "global_batch": 16}}'
+echo "$tiny" >"$tmp/tiny.json"
+check "tiny scenario" 0 "$moesim" run "$tmp/tiny.json" --json
+grep -q '"step_time_s"' "$tmp/out" || { echo "FAIL: run --json has no step_time_s"; fail=1; }
+echo "$tiny" | sed 's/"nodes": 1/"nodes": -1/' >"$tmp/bad.json"
 check "out-of-range field" 2 "$moesim" run "$tmp/bad.json"
-one_line_error "customers: expected a positive integer, got -1"
-echo '{"demo": "mm1", "arrival_rate_per_s": 1, "service_rate_per_s": 2, "customers": 5, "custommers": 1}' >"$tmp/typo.json"
+one_line_error "cluster.nodes: expected an integer in \[1,"
+echo "$tiny" | sed 's/"dp": 8/"dp": 8, "dpp": 2/' >"$tmp/typo.json"
 check "unknown field" 2 "$moesim" run "$tmp/typo.json"
-one_line_error "custommers: unknown field"
-printf '{"demo": "mm1", ' >"$tmp/trunc.json"
+one_line_error "parallel.dpp: unknown field"
+echo "$tiny" | sed 's/"dp": 8, "ep": 8/"dp": 4, "ep": 4/' >"$tmp/gpus.json"
+check "impossible parallel config" 2 "$moesim" run "$tmp/gpus.json"
+one_line_error "must equal the cluster's 8 GPUs"
+echo "$tiny" | sed 's/"ep": 8/"ep": 3/' >"$tmp/ep.json"
+check "ep does not divide experts" 2 "$moesim" run "$tmp/ep.json"
+one_line_error "parallel.ep: 3 must divide"
+echo "$tiny" | sed 's/tiny-moe/tiny-moo/' >"$tmp/model.json"
+check "unknown model" 2 "$moesim" run "$tmp/model.json"
+one_line_error "unknown model 'tiny-moo'"
+printf '{"model": "tiny-moe", ' >"$tmp/trunc.json"
 check "malformed JSON" 2 "$moesim" run "$tmp/trunc.json"
 one_line_error "byte"
 check "missing file" 2 "$moesim" run "$tmp/nope.json"
 one_line_error "nope.json"
+check "timeline" 0 "$moesim" run "$tmp/tiny.json" --timeline "$tmp/trace.json"
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d['traceEvents']) > 10" \
+  "$tmp/trace.json" || { echo "FAIL: timeline is not valid trace JSON"; fail=1; }
 
 check "default scenario" 0 "$moesim" run -o "$tmp/a/report.json"
 check "default scenario again" 0 "$moesim" run -o "$tmp/b.json"

@@ -1,0 +1,95 @@
+// `moesim validate published`: predicted step times against published
+// measurements (shared/reference/measurements.md): Megatron-Core MoE,
+// Qwen3-235B-A22B on 256 H100s, two parallel layouts (yanring/Megatron-MoE-
+// ModelZoo, best_practice/Qwen3/readme.md). Target: each within 20%, and the
+// faster layout ranked faster.
+
+#include <cmath>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "sim/app/bench.h"
+#include "sim/app/scenario_runner.h"
+
+namespace moesim::cli {
+namespace {
+
+struct Published {
+  const char* example;
+  const char* layout;
+  double step_time_s;
+  double tflops_per_gpu;
+};
+
+constexpr Published kQwen3[] = {
+    {"qwen3-235b-h100-256gpu-a2a.json", "all-to-all TP2 EP8 PP32 VPP3 DP4", 24.2, 200},
+    {"qwen3-235b-h100-256gpu-deepep.json", "DeepEP TP2 EP32 PP8 VPP4 DP16", 19.7, 245},
+};
+
+}  // namespace
+
+int validate_published_main(const Args& args) {
+  po::options_description options("validate published options");
+  options.add_options()("json", "print JSON instead of a table");
+  po::positional_options_description positional;
+  po::variables_map vm;
+  if (!parse(args, options, positional, vm, "moesim validate published [--json]")) return 0;
+  OrderedJson out;
+  out["source"] =
+      "Megatron-Core MoE, Qwen3-235B-A22B on 256 H100 (yanring/Megatron-MoE-ModelZoo, "
+      "best_practice/Qwen3/readme.md)";
+  OrderedJson rows = OrderedJson::array();
+  std::vector<double> predicted;
+  double worst = 0;
+  for (const Published& p : kQwen3) {
+    const OrderedJson report = run_scenario_report(embedded_example(p.example));
+    OrderedJson row;
+    row["scenario"] = std::string("examples/") + p.example;
+    row["layout"] = p.layout;
+    row["published_step_time_s"] = p.step_time_s;
+    row["published_tflops_per_gpu"] = p.tflops_per_gpu;
+    if (report["status"] != "ok") {
+      row["predicted_step_time_s"] = nullptr;
+      row["error"] = nullptr;
+      row["status"] = report["status"];
+      worst = INFINITY;
+      predicted.push_back(INFINITY);
+    } else {
+      const double t = report["step_time_s"].get<double>();
+      row["predicted_step_time_s"] = t;
+      row["predicted_tflops_per_gpu"] = report["model_tflops_per_gpu"];
+      row["error"] = (t - p.step_time_s) / p.step_time_s;
+      worst = std::max(worst, std::fabs(t - p.step_time_s) / p.step_time_s);
+      predicted.push_back(t);
+    }
+    rows.push_back(row);
+  }
+  out["layouts"] = rows;
+  out["max_abs_error"] = std::isfinite(worst) ? OrderedJson(worst) : OrderedJson(nullptr);
+  out["within_20_percent"] = worst <= 0.2;
+  out["faster_layout_ranked_faster"] = predicted[1] < predicted[0];
+  if (vm.count("json")) {
+    std::cout << render_json(out);
+    return 0;
+  }
+  std::cout << out["source"].get<std::string>() << "\n";
+  std::cout << fmt::format("  {:<36} {:>10} {:>10} {:>8}\n", "layout", "published", "predicted",
+                           "error");
+  for (const auto& r : rows) {
+    std::cout << fmt::format("  {:<36} {:>9.1f}s {:>10} {:>8}\n", r["layout"].get<std::string>(),
+                             r["published_step_time_s"].get<double>(),
+                             r["predicted_step_time_s"].is_null()
+                                 ? std::string("OOM")
+                                 : fmt::format("{:.1f}s", r["predicted_step_time_s"].get<double>()),
+                             r["error"].is_null()
+                                 ? std::string("-")
+                                 : fmt::format("{:+.1f}%", 100 * r["error"].get<double>()));
+  }
+  std::cout << fmt::format("  within 20%: {}   faster layout ranked faster: {}\n",
+                           out["within_20_percent"].get<bool>() ? "yes" : "no",
+                           out["faster_layout_ranked_faster"].get<bool>() ? "yes" : "no");
+  return 0;
+}
+
+}  // namespace moesim::cli
