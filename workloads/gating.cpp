@@ -70,13 +70,15 @@ ExpertPlacement place_experts(int experts, int ep, int redundant, std::span<cons
     return p;
   }
   // Replica counts: repeatedly give one more replica to the expert with the
-  // highest load per replica.
+  // highest load per replica (at most one replica per rank).
   std::vector<int> replicas(experts, 1);
   for (int r = 0; r < redundant; ++r) {
-    int best = 0;
-    for (int e = 1; e < experts; ++e) {
-      if (load[e] / replicas[e] > load[best] / replicas[best]) best = e;
+    int best = -1;
+    for (int e = 0; e < experts; ++e) {
+      if (replicas[e] >= ep) continue;
+      if (best < 0 || load[e] / replicas[e] > load[best] / replicas[best]) best = e;
     }
+    if (best < 0) best = r % experts;  // every expert on every rank already
     ++replicas[best];
   }
   // Place replicas, heaviest first, on the least-loaded rank with a free
