@@ -4,6 +4,8 @@
 #include <numeric>
 #include <set>
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include "sim/core/error.h"
@@ -203,7 +205,14 @@ TEST_CASE("replication places the hottest experts twice and splits their tokens"
 }
 
 struct TempFile {
-  std::string path = std::tmpnam(nullptr);
+  std::string path;
+  TempFile() {
+    char name[] = "/tmp/moesim-test-XXXXXX";
+    const int fd = mkstemp(name);
+    REQUIRE(fd >= 0);
+    close(fd);
+    path = name;
+  }
   ~TempFile() { std::remove(path.c_str()); }
 };
 
