@@ -1,0 +1,229 @@
+// `moesim collective`: one collective on a cluster, timed by the flow-level
+// network (and the closed-form estimate alongside), with NCCL-tests'
+// algorithm and bus bandwidths.
+
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "hwmodels/cluster.h"
+#include "reports/json_output.h"
+#include "sim/app/commands.h"
+#include "sim/engine/engine.h"
+#include "sim/network/collective_estimate.h"
+#include "sim/network/flow_network.h"
+
+namespace moesim::cli {
+namespace {
+
+class Done : public EventHandler {
+ public:
+  void on_event(uint64_t) override { fired = true; }
+  bool fired = false;
+};
+
+std::vector<int> parse_ranks(const std::string& spec, int gpus) {
+  std::vector<int> out;
+  if (spec.find(',') == std::string::npos) {
+    char* end = nullptr;
+    const long n = std::strtol(spec.c_str(), &end, 10);
+    if (end == spec.c_str() || *end || n < 1 || n > gpus) {
+      throw Error(
+          fmt::format("--ranks: expected a count in [1, {}] or a comma-separated list, "
+                      "got '{}'",
+                      gpus, spec));
+    }
+    for (int r = 0; r < n; ++r) out.push_back(r);
+    return out;
+  }
+  std::stringstream ss(spec);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const long r = std::strtol(item.c_str(), &end, 10);
+    if (end == item.c_str() || *end) throw Error(fmt::format("--ranks: '{}' is not a rank", item));
+    if (r < 0 || r >= gpus) {
+      throw Error(fmt::format("--ranks: rank {} is outside the cluster's {} GPUs", r, gpus));
+    }
+    if (std::find(out.begin(), out.end(), r) != out.end()) {
+      throw Error(fmt::format("--ranks: rank {} listed twice", r));
+    }
+    out.push_back(static_cast<int>(r));
+  }
+  return out;
+}
+
+}  // namespace
+
+Json cluster_argument(const std::string& value) {
+  if (value.ends_with(".json") || std::filesystem::exists(value)) return load_json_file(value);
+  return Json(value);
+}
+
+int collective_main(const Args& args) {
+  po::options_description options("collective options");
+  std::string cluster_arg, op, ranks_arg, algo, counts_path;
+  int nodes = 0;
+  double bytes = -1;
+  options.add_options()("cluster", po::value(&cluster_arg), "cluster preset or JSON file")(
+      "nodes", po::value(&nodes), "number of nodes (overrides the preset)")(
+      "op", po::value(&op), "all_to_all | all_reduce | reduce_scatter | all_gather | send_recv")(
+      "bytes", po::value(&bytes),
+      "bytes per rank (NCCL-tests convention: the full buffer; all_to_all: the rank's whole "
+      "send buffer)")("ranks", po::value(&ranks_arg), "rank count (0..N-1) or list 0,8,16")(
+      "algo", po::value(&algo), "all_to_all: direct | hierarchical (default); others: ring")(
+      "counts", po::value(&counts_path), "all_to_all: JSON n x n matrix of bytes (row = sender)")(
+      "json", "print one JSON object");
+  po::positional_options_description positional;
+  po::variables_map vm;
+  if (!parse(args, options, positional, vm,
+             "moesim collective --cluster <preset|file.json> [--nodes N] --op OP --bytes N "
+             "--ranks <count|list> [--algo direct|hierarchical|ring] [--counts m.json] [--json]")) {
+    return 0;
+  }
+  if (cluster_arg.empty()) throw Error("--cluster: required (see moesim presets)");
+  if (op.empty()) throw Error("--op: required");
+  const hw::ClusterSpec cluster =
+      hw::resolve_cluster(cluster_argument(cluster_arg), "--cluster",
+                          vm.count("nodes") ? std::optional<int>(nodes) : std::nullopt);
+  const std::vector<int> ranks = parse_ranks(
+      ranks_arg.empty() ? std::to_string(cluster.gpu_count()) : ranks_arg, cluster.gpu_count());
+  const int n = static_cast<int>(ranks.size());
+  std::vector<double> matrix;
+  if (!counts_path.empty()) {
+    if (op != "all_to_all") throw Error("--counts: only for --op all_to_all");
+    const Json m = load_json_file(counts_path);
+    if (!m.is_array() || static_cast<int>(m.size()) != n) {
+      throw Error(fmt::format("--counts: expected a {}x{} matrix (one row per rank), got {}", n, n,
+                              m.is_array() ? fmt::format("{} rows", m.size()) : describe_json(m)));
+    }
+    for (int i = 0; i < n; ++i) {
+      if (!m[i].is_array() || static_cast<int>(m[i].size()) != n) {
+        throw Error(fmt::format("--counts[{}]: expected {} entries", i, n));
+      }
+      for (int j = 0; j < n; ++j) {
+        matrix.push_back(expect_number(m[i][j], fmt::format("--counts[{}][{}]", i, j), 0, 1e18));
+      }
+    }
+    bytes = 0;
+    for (int j = 0; j < n; ++j)
+      bytes = std::max(bytes, [&] {
+        double s = 0;
+        for (int k = 0; k < n; ++k) s += matrix[j * n + k];
+        return s;
+      }());
+  } else if (!(bytes >= 0) || bytes > 1e18) {
+    throw Error("--bytes: expected a non-negative number of bytes");
+  }
+  Engine engine;
+  net::FlowNetwork network(engine, cluster);
+  Done done;
+  double analytic = 0;
+  int kind = 0;
+  std::string used_algo = algo;
+  if (op == "all_to_all") {
+    if (algo.empty()) used_algo = "hierarchical";
+    if (used_algo != "direct" && used_algo != "hierarchical") {
+      throw Error("--algo: all_to_all takes direct or hierarchical");
+    }
+    if (matrix.empty()) {
+      matrix.assign(static_cast<size_t>(n) * n, bytes / n);
+    }
+    const auto a =
+        used_algo == "direct" ? net::AllToAllAlgo::kDirect : net::AllToAllAlgo::kHierarchical;
+    network.all_to_allv(ranks, matrix, a, done, 0);
+    analytic = net::all_to_allv_seconds(cluster, ranks, matrix, a);
+  } else {
+    if (!algo.empty() && algo != "ring") throw Error("--algo: " + op + " takes ring");
+    used_algo = "ring";
+    if (op == "all_reduce") {
+      kind = 1;
+      network.all_reduce(ranks, bytes, done, 0);
+      analytic = net::all_reduce_seconds(cluster, ranks, bytes);
+    } else if (op == "reduce_scatter") {
+      kind = 2;
+      network.reduce_scatter(ranks, bytes, done, 0);
+      analytic = net::reduce_scatter_seconds(cluster, ranks, bytes);
+    } else if (op == "all_gather") {
+      kind = 3;
+      network.all_gather(ranks, bytes, done, 0);
+      analytic = net::all_gather_seconds(cluster, ranks, bytes);
+    } else if (op == "send_recv") {
+      kind = 4;
+      if (n != 2) throw Error("--ranks: send_recv takes exactly two ranks (sender,receiver)");
+      used_algo = "p2p";
+      network.send_recv(ranks[0], ranks[1], bytes, done, 0);
+      analytic = net::send_recv_seconds(cluster, ranks[0], ranks[1], bytes);
+    } else {
+      throw Error(
+          fmt::format("--op: unknown operation '{}' (all_to_all, all_reduce, "
+                      "reduce_scatter, all_gather, send_recv)",
+                      op));
+    }
+  }
+  engine.run();
+  const double t = engine.now().seconds();
+  const double algbw = t > 0 ? bytes / t / 1e9 : 0;
+  OrderedJson out;
+  out["op"] = op;
+  out["algo"] = used_algo;
+  out["cluster"] = cluster.name;
+  out["nodes"] = cluster.nodes;
+  out["ranks"] = n;
+  out["bytes"] = bytes;
+  out["time_s"] = t;
+  out["algbw_gbps"] = algbw;
+  out["busbw_gbps"] = algbw * net::bus_bandwidth_factor(kind, n);
+  out["analytic_time_s"] = analytic;
+  out["flows"] = network.flows_started();
+  out["events"] = engine.events_executed();
+  out["bytes_sent"] = network.bytes_sent();
+  out["bytes_delivered"] = network.bytes_delivered();
+  if (vm.count("json")) {
+    std::cout << render_json(out);
+  } else {
+    std::cout << fmt::format(
+        "{} ({}) of {} bytes over {} ranks of {} x {}: {:.6g} s, algbw {:.4g} "
+        "GB/s, busbw {:.4g} GB/s (closed form {:.6g} s)\n",
+        op, used_algo, bytes, n, cluster.nodes, cluster.name, t, algbw,
+        out["busbw_gbps"].get<double>(), analytic);
+  }
+  return 0;
+}
+
+int presets_main(const Args& args) {
+  po::options_description options("presets options");
+  std::string show;
+  options.add_options()("show", po::value(&show), "print one resolved preset")("json",
+                                                                               "print JSON");
+  po::positional_options_description positional;
+  positional.add("show", 1);
+  po::variables_map vm;
+  if (!parse(args, options, positional, vm, "moesim presets [NAME] [--json]")) return 0;
+  if (!show.empty()) {
+    bool cluster = false;
+    for (const auto& p : hw::list_presets()) cluster |= p.kind == "cluster" && p.name == show;
+    const Json j = cluster ? hw::cluster_json(hw::resolve_cluster(Json(show), "preset"))
+                           : hw::gpu_json(hw::resolve_gpu(Json(show), "preset"));
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  const auto presets = hw::list_presets();
+  if (vm.count("json")) {
+    Json out = Json::array();
+    for (const auto& p : presets) {
+      out.push_back({{"kind", p.kind}, {"name", p.name}, {"description", p.description}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  for (const auto& p : presets) {
+    std::cout << fmt::format("{:<8} {:<15} {}\n", p.kind, p.name, p.description);
+  }
+  std::cout << "(clusters are sized with \"nodes\" in a scenario or --nodes N)\n";
+  return 0;
+}
+
+}  // namespace moesim::cli
