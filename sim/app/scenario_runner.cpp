@@ -3,6 +3,9 @@
 
 #include "sim/app/scenario_runner.h"
 
+#include <map>
+#include <memory>
+#include <mutex>
 #include <span>
 
 #include <fmt/format.h>
@@ -65,16 +68,42 @@ namespace {
 
 struct Prepared {
   exec::ResolvedScenario scenario;
-  exec::RoutingPlan routing;
+  std::shared_ptr<const exec::RoutingPlan> routing;
   exec::MemoryEstimate memory;
 };
 
+// Routing plans depend on the model, routing, gating and the expert-parallel
+// layout, not on recompute, ZeRO, schedule or batch size: sweeps and searches
+// reuse them across points (bounded cache, shared between threads).
+std::shared_ptr<const exec::RoutingPlan> cached_routing(const exec::ResolvedScenario& s) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const exec::RoutingPlan>> cache;
+  Json key = s.resolved_json();
+  for (const char* f :
+       {"recompute", "zero_stage", "pipeline_schedule", "virtual_stages", "overlap_grad_reduce",
+        "overlap_param_gather", "a2a_overlap_chunks", "account_for_embedding_and_loss"}) {
+    key["parallel"].erase(f);
+  }
+  key["workload"].erase("global_batch");
+  const std::string k = key.dump();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(k);
+    if (it != cache.end()) return it->second;
+  }
+  auto plan = std::make_shared<const exec::RoutingPlan>(exec::plan_routing(s));
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache.size() >= 64) cache.clear();
+  cache.emplace(k, plan);
+  return plan;
+}
+
 Prepared prepare(const Json& doc) {
   Prepared p{exec::resolve_scenario(doc), {}, {}};
-  p.routing = exec::plan_routing(p.scenario);
+  p.routing = cached_routing(p.scenario);
   const auto& setup = p.scenario.setup;
   p.memory = exec::estimate_memory(setup.model, setup.parallel, setup.workload,
-                                   exec::routed_copies_per_gpu(p.routing.routing),
+                                   exec::routed_copies_per_gpu(p.routing->routing),
                                    setup.hbm_capacity_bytes, setup.reserved_memory_bytes);
   return p;
 }
@@ -93,14 +122,14 @@ OrderedJson run_scenario(const Json& doc, std::string* timeline, int timeline_ma
   in.setup = &s.setup;
   in.memory = p.memory;
   in.network_model = s.options.network_model;
-  in.warnings = p.routing.warnings;
-  for (const auto& l : p.routing.layers) in.experts.push_back({l.layer, l.load, l.dropped});
+  in.warnings = p.routing->warnings;
+  for (const auto& l : p.routing->layers) in.experts.push_back({l.layer, l.load, l.dropped});
   exec::TrainingResult result;
   if (p.memory.fits()) {
     const hw::RooflineCostModel compute(s.cluster.gpu);
     const exec::HardwareCosts costs{&compute,
                                     analytic_collective_cost(s.cluster, s.setup.parallel.a2a_algo)};
-    result = exec::simulate_training(s.setup, p.routing.routing, costs);
+    result = exec::simulate_training(s.setup, p.routing->routing, costs);
     in.result = &result;
     if (timeline) {
       reports::TimelineOptions t;
