@@ -7,7 +7,7 @@ build=${1:-build}
 shift || true
 
 packages=(build-essential cmake ninja-build pkg-config libboost-program-options-dev
-          nlohmann-json3-dev libfmt-dev catch2 libopenblas-dev)
+          nlohmann-json3-dev libfmt-dev catch2 libopenblas-dev python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
