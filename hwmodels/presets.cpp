@@ -32,17 +32,7 @@ Json load_preset(const std::string& kind, const std::string& name, const std::st
   throw_config_error(path, fmt::format("unknown {} preset '{}' (known: {})", kind, name, known));
 }
 
-namespace {
-void merge_into(Json& base, const Json& patch) {
-  for (auto it = patch.begin(); it != patch.end(); ++it) {
-    if (it.value().is_object() && base.contains(it.key()) && base[it.key()].is_object()) {
-      merge_into(base[it.key()], it.value());
-    } else {
-      base[it.key()] = it.value();
-    }
-  }
-}
-}  // namespace
+namespace {}  // namespace
 
 Json resolve_preset_reference(const std::string& kind, const Json& value, const std::string& path) {
   if (value.is_string()) return load_preset(kind, value.get<std::string>(), path);
@@ -59,7 +49,7 @@ Json resolve_preset_reference(const std::string& kind, const Json& value, const 
   Json merged = load_preset(kind, name.get<std::string>(), join_path(path, "preset"));
   Json patch = value;
   patch.erase("preset");
-  merge_into(merged, patch);
+  merge_json_into(merged, patch);
   return merged;
 }
 

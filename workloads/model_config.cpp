@@ -22,16 +22,6 @@ Json load_model_preset(const std::string& name, const std::string& path) {
   throw_config_error(path, fmt::format("unknown model '{}' (known: {})", name, known));
 }
 
-void merge_into(Json& base, const Json& patch) {
-  for (auto it = patch.begin(); it != patch.end(); ++it) {
-    if (it.value().is_object() && base.contains(it.key()) && base[it.key()].is_object()) {
-      merge_into(base[it.key()], it.value());
-    } else {
-      base[it.key()] = it.value();
-    }
-  }
-}
-
 }  // namespace
 
 bool MoeModelConfig::is_moe_layer(int layer) const {
@@ -118,7 +108,7 @@ MoeModelConfig resolve_model(const Json& value, const std::string& path) {
       doc = load_model_preset(value["preset"].get<std::string>(), join_path(path, "preset"));
       Json patch = value;
       patch.erase("preset");
-      merge_into(doc, patch);
+      merge_json_into(doc, patch);
     } else {
       doc = value;
     }

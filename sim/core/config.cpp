@@ -201,4 +201,14 @@ void ConfigObject::finish() const {
   }
 }
 
+void merge_json_into(Json& base, const Json& patch) {
+  for (auto it = patch.begin(); it != patch.end(); ++it) {
+    if (it.value().is_object() && base.contains(it.key()) && base[it.key()].is_object()) {
+      merge_json_into(base[it.key()], it.value());
+    } else {
+      base[it.key()] = it.value();
+    }
+  }
+}
+
 }  // namespace moesim

@@ -76,6 +76,9 @@ class ConfigObject {
 int64_t expect_integer(const Json& v, const std::string& path, int64_t min, int64_t max);
 double expect_number(const Json& v, const std::string& path, double min, double max);
 std::string expect_string(const Json& v, const std::string& path);
+// Merges `patch` into `base`: nested objects field by field, anything else
+// replaced (how user overrides apply over presets).
+void merge_json_into(Json& base, const Json& patch);
 // A short rendering of a JSON value for error messages (truncated).
 std::string describe_json(const Json& v);
 

@@ -2,21 +2,7 @@
 # moesim presets / collective / bench network as a user runs them.
 set -u
 moesim=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-expect() {  # expect <exit code> <stderr pattern or -> <command...>
-  local want=$1 pat=$2
-  shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  [ "$got" = "$want" ] || { echo "FAIL: $*: exit $got, expected $want"; cat "$tmp/err"; fail=1; }
-  if [ "$pat" != - ]; then
-    [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q -- "$pat" "$tmp/err" ||
-      { echo "FAIL: $*: expected one error line with '$pat'"; cat "$tmp/err"; fail=1; }
-  fi
-}
-json() { python3 -c "import json,sys; d=json.load(open('$tmp/out')); print($1)"; }
+source "$(dirname "$0")/../cli/lib.sh"
 
 expect 0 - "$moesim" presets --json
 for p in h100-sxm a100-sxm-80gb h800 h200 b200 mi300x dgx-h100 dgx-a100 hgx-h800 dgx-h200 dgx-b200 mi300x-8; do
