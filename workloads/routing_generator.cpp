@@ -140,13 +140,13 @@ class Generator : public RoutingGenerator {
           for (int c = 0; c < top_k_; ++c) chosen[c] = table.draw(rng);
           dedupe(chosen, table, rng);
         }
-        // Gate weights: descending, summing to one, from sorted uniform draws
-        // (cheap; only their order matters to score-based dropping).
+        // Gate weights: descending, summing to one: k - c + u_c with u_c
+        // uniform in (0, 1] is strictly decreasing in c without sorting (only
+        // the order matters to score-based dropping; the spread is random).
         float* w = &out.weight[t * top_k_];
         double sum = 0;
         double raw[64];
-        for (int c = 0; c < top_k_; ++c) sum += raw[c] = rng.uniform_pos();
-        std::sort(raw, raw + top_k_, std::greater<>());
+        for (int c = 0; c < top_k_; ++c) sum += raw[c] = (top_k_ - c) + rng.uniform_pos();
         for (int c = 0; c < top_k_; ++c) w[c] = static_cast<float>(raw[c] / sum);
       }
     }

@@ -70,12 +70,17 @@ TraceWriter::~TraceWriter() {
 
 void TraceWriter::write(int step, int layer, const RoutingBatch& b) {
   const int64_t copies = b.tokens * b.top_k;
-  buffer_.clear();
-  buffer_.reserve(static_cast<size_t>(b.tokens * 2 + copies * 6));
-  for (int64_t t = 0; t < b.tokens; ++t)
-    put<uint16_t>(buffer_, static_cast<uint16_t>(b.source_rank[t]));
-  for (int64_t i = 0; i < copies; ++i) put<uint16_t>(buffer_, static_cast<uint16_t>(b.expert[i]));
-  for (int64_t i = 0; i < copies; ++i) put<float>(buffer_, b.weight[i]);
+  buffer_.resize(static_cast<size_t>(b.tokens * 2 + copies * 6));
+  char* p = buffer_.data();
+  for (int64_t t = 0; t < b.tokens; ++t, p += 2) {
+    const uint16_t v = static_cast<uint16_t>(b.source_rank[t]);
+    std::memcpy(p, &v, 2);
+  }
+  for (int64_t i = 0; i < copies; ++i, p += 2) {
+    const uint16_t v = static_cast<uint16_t>(b.expert[i]);
+    std::memcpy(p, &v, 2);
+  }
+  std::memcpy(p, b.weight.data(), static_cast<size_t>(copies) * 4);
   std::string head;
   put<uint32_t>(head, kBlockMagic);
   put<uint32_t>(head, static_cast<uint32_t>(step));
@@ -186,7 +191,7 @@ bool TraceReader::next(int& step, int& layer, RoutingBatch& b) {
            fmt::format("expert id {} >= the model's {} experts", b.expert[i], header_.experts));
     }
   }
-  for (uint64_t i = 0; i < copies; ++i, p += 4) b.weight[i] = get<float>(p);
+  std::memcpy(b.weight.data(), p, copies * 4);
   return true;
 }
 
