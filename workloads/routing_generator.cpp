@@ -8,6 +8,7 @@
 
 #include "sim/core/config.h"
 #include "sim/core/rng.h"
+#include "workloads/trace_file.h"
 
 namespace moesim::workloads {
 
@@ -191,6 +192,75 @@ class Generator : public RoutingGenerator {
   AliasTable vocab_table_;
 };
 
+// Replays a recorded trace: the batch of (step mod steps, layer mod layers),
+// resampled token by token with replacement to the requested counts, so a
+// short real trace drives steps and batch sizes of any size.
+class ReplayGenerator : public RoutingGenerator {
+ public:
+  ReplayGenerator(const std::string& spec, const std::string& path, const MoeModelConfig& m,
+                  uint64_t seed, const std::string& where)
+      : seed_(seed) {
+    spec_ = spec;
+    TraceReader r(path);
+    const TraceHeader& h = r.header();
+    if (h.experts != m.routed_experts || h.top_k != m.top_k) {
+      throw_config_error(where,
+                         fmt::format("trace {} has {} experts, top-{}; model {} has {}, "
+                                     "top-{}",
+                                     path, h.experts, h.top_k, m.name, m.routed_experts, m.top_k));
+    }
+    steps_ = h.steps;
+    layers_ = h.moe_layers;
+    batches_.resize(static_cast<size_t>(steps_) * layers_);
+    RoutingBatch b;
+    int step, layer;
+    while (r.next(step, layer, b)) batches_[static_cast<size_t>(step) * layers_ + layer] = b;
+    for (const auto& x : batches_) {
+      if (x.tokens == 0) {
+        throw_config_error(where, fmt::format("trace {} lacks some (step, layer) blocks", path));
+      }
+    }
+    top_k_ = h.top_k;
+    experts_ = h.experts;
+  }
+
+  std::vector<double> popularity(int step, int layer) const override {
+    const RoutingBatch& b = batch(step, layer);
+    std::vector<double> p(experts_, 0.0);
+    for (int32_t e : b.expert) p[e] += 1;
+    for (double& x : p) x = (x + 1e-3) / (b.expert.size() + 1e-3 * experts_);
+    return p;
+  }
+
+  void generate(int step, int layer, std::span<const int64_t> tokens_per_source,
+                RoutingBatch& out) const override {
+    const RoutingBatch& in = batch(step, layer);
+    int64_t total = 0;
+    for (int64_t t : tokens_per_source) total += t;
+    out.resize(total, top_k_, experts_);
+    Rng rng(seed_, stream_of(5, step, layer));
+    int64_t t = 0;
+    for (size_t src = 0; src < tokens_per_source.size(); ++src) {
+      for (int64_t i = 0; i < tokens_per_source[src]; ++i, ++t) {
+        const int64_t from = static_cast<int64_t>(rng.below(static_cast<uint64_t>(in.tokens)));
+        out.source_rank[t] = static_cast<int32_t>(src);
+        for (int c = 0; c < top_k_; ++c) {
+          out.expert[t * top_k_ + c] = in.expert[from * top_k_ + c];
+          out.weight[t * top_k_ + c] = in.weight[from * top_k_ + c];
+        }
+      }
+    }
+  }
+
+ private:
+  const RoutingBatch& batch(int step, int layer) const {
+    return batches_[static_cast<size_t>(step % steps_) * layers_ + layer % layers_];
+  }
+  uint64_t seed_;
+  int steps_ = 0, layers_ = 0, top_k_ = 0, experts_ = 0;
+  std::vector<RoutingBatch> batches_;
+};
+
 }  // namespace
 
 std::unique_ptr<RoutingGenerator> make_generator(const std::string& spec,
@@ -200,6 +270,9 @@ std::unique_ptr<RoutingGenerator> make_generator(const std::string& spec,
       model.top_k > model.routed_experts) {
     throw_config_error(path, fmt::format("model {} has no routable experts (experts {}, top-k {})",
                                          model.name, model.routed_experts, model.top_k));
+  }
+  if (spec.starts_with("replay:")) {
+    return std::make_unique<ReplayGenerator>(spec, spec.substr(7), model, seed, path);
   }
   std::vector<std::string> parts;
   size_t at = 0;
@@ -258,9 +331,10 @@ std::unique_ptr<RoutingGenerator> make_generator(const std::string& spec,
     return std::make_unique<Generator>(spec, Kind::kCorrelated, number(1, 0, 10, "the exponent S"),
                                        number(2, 0, 1, "the probability P"), model, seed);
   }
-  throw_config_error(path, fmt::format("unknown routing generator '{}' (known: uniform, zipf:S, "
-                                       "dirichlet:A, token_id:S, drift:S:R, correlated:S:P)",
-                                       spec));
+  throw_config_error(path,
+                     fmt::format("unknown routing generator '{}' (known: uniform, zipf:S, "
+                                 "dirichlet:A, token_id:S, drift:S:R, correlated:S:P, replay:FILE)",
+                                 spec));
 }
 
 }  // namespace moesim::workloads

@@ -11,6 +11,8 @@
 //                        per step (hot experts shift over training)
 //   correlated:S:P       zipf:S, and with probability P a token's expert at
 //                        layer l+1 follows from its expert at layer l (ExFlow)
+//   replay:FILE          a recorded .moetrace, resampled token by token (with
+//                        replacement) to any batch size, step and layer count
 //
 // Every (step, layer) batch is generated independently from its own random
 // stream, so any subset can be generated in any order with the same result.

@@ -62,10 +62,13 @@ ResolvedScenario resolve_scenario(const Json& doc) {
     ConfigObject r = root.object("routing");
     if (r.has("trace")) {
       s.trace_path = r.string("trace");
-      throw_config_error(r.field_path("trace"),
-                         "trace replay in scenarios is not supported yet; use a generator");
+      if (r.has("generator")) {
+        throw_config_error(r.field_path("generator"), "give either a generator or a trace");
+      }
+      s.generator = "replay:" + s.trace_path;
+    } else {
+      s.generator = r.string_or("generator", "uniform");
     }
-    s.generator = r.string_or("generator", "uniform");
     s.routing_seed = static_cast<uint64_t>(r.integer_or("seed", 1, 0, INT64_MAX));
     r.finish();
   } else {

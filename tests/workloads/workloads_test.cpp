@@ -285,5 +285,37 @@ TEST_CASE("traces round-trip exactly and corrupt files are rejected with offsets
   CHECK_THROWS_WITH(read_all(experts), Catch::Contains("expert id"));
 }
 
+TEST_CASE("replay resamples a recorded trace and keeps its skew", "[workloads][trace]") {
+  const auto m = model("olmoe-1b-7b");
+  TempFile f;
+  {
+    const auto g = make_generator("zipf:1.2", m, 4, "gen");
+    TraceWriter w(f.path, TraceHeader{m.name, m.routed_experts, m.top_k, 1, 1, 1, "zipf:1.2", 4});
+    RoutingBatch b;
+    g->generate(0, 0, std::vector<int64_t>{20000}, b);
+    w.write(0, 0, b);
+    w.finish();
+  }
+  const auto replay = make_generator("replay:" + f.path, m, 9, "routing.generator");
+  RoutingBatch a, b;
+  replay->generate(3, 5, std::vector<int64_t>{30000, 30000}, a);  // any step/layer, more tokens
+  replay->generate(3, 5, std::vector<int64_t>{30000, 30000}, b);
+  CHECK(a.expert == b.expert);
+  CHECK(a.tokens == 60000);
+  RoutingStats src(m.routed_experts, 1, 1.0), rep(m.routed_experts, 1, 1.0);
+  rep.add(0, a);
+  {
+    TraceReader r(f.path);
+    RoutingBatch orig;
+    int s, l;
+    REQUIRE(r.next(s, l, orig));
+    src.add(0, orig);
+  }
+  CHECK(rep.to_json()["max_over_mean_load"].get<double>() ==
+        Approx(src.to_json()["max_over_mean_load"].get<double>()).epsilon(0.1));
+  CHECK_THROWS_WITH(make_generator("replay:" + f.path, model("mixtral-8x7b"), 1, "routing.trace"),
+                    Catch::Contains("routing.trace: trace"));
+}
+
 }  // namespace
 }  // namespace moesim::workloads
