@@ -13,6 +13,7 @@ namespace moesim::kern {
 
 struct CalibrationOptions {
   bool quick = false;  // smaller grid and fewer repetitions (~20-30 s on 2 cores)
+  bool smoke = false;  // a few points, one repetition: for tests, not for use
   int threads = 0;     // 0: all hardware threads
   // Progress lines ("gemm 120/480") for the CLI; may be empty.
   std::function<void(const std::string&)> progress;
@@ -26,6 +27,13 @@ nlohmann::ordered_json run_calibration(const CalibrationOptions& options);
 // `min_reps`, more while the total stays under `target_s` (max `max_reps`).
 double median_seconds(const std::function<void()>& fn, int min_reps, double target_s,
                       int max_reps = 50);
+
+// Mean wall time over the same repetitions. The tables use means: a layer
+// makes many calls in a row, and the median of their sum is close to the sum
+// of the calls' means (stalls from a shared machine included), not of their
+// medians.
+double mean_seconds(const std::function<void()>& fn, int min_reps, double target_s,
+                    int max_reps = 200);
 
 // Achieved FLOP/s of a large square SGEMM (n x n x n) through OpenBLAS.
 double measure_peak_sgemm_flops_per_s(int64_t n, int reps);

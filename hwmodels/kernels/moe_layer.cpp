@@ -7,8 +7,8 @@
 
 #include <cblas.h>
 #include <fmt/format.h>
-#include <omp.h>
 
+#include "hwmodels/kernels/work_pool.h"
 #include "sim/core/error.h"
 #include "sim/core/rng.h"
 
@@ -22,6 +22,19 @@ double since(Clock::time_point& t0) {
   const double s = std::chrono::duration<double>(now - t0).count();
   t0 = now;
   return s;
+}
+
+// Rows [0, n) in blocks of 16 on the pool when `parallel`, else inline.
+template <typename Fn>
+void parallel_rows(int64_t n, bool parallel, const Fn& fn) {
+  constexpr int64_t kBlock = 16;
+  if (!parallel) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  parallel_tasks((n + kBlock - 1) / kBlock, [&](int64_t b) {
+    for (int64_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) fn(i);
+  });
 }
 
 float silu(float g) {
@@ -193,29 +206,70 @@ MoeWeights random_weights(const MoeShape& s, uint64_t seed) {
   return w;
 }
 
+namespace {
+// One thread pool: OpenBLAS's own pthreads pool and OpenMP's both spin after
+// work, and on a small machine each steals the other's cores (measured: ~8 ms
+// stalls per step switch on 2 cores). So OpenBLAS runs single-threaded and
+// every GEMM is split across OpenMP threads here.
+void blas_single_threaded() {
+  static const bool once = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+}
+}  // namespace
+
 void sgemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c,
            bool accumulate) {
   if (m == 0 || n == 0) return;
-  gemm_t(false, false, m, n, k, a, k, b, n, c, n, accumulate ? 1.0f : 0.0f);
+  blas_single_threaded();
+  const float beta = accumulate ? 1.0f : 0.0f;
+  const int threads = pool_threads();
+  // Split the output in column blocks (each thread streams its own part of
+  // the weight) when n is wide, else in row blocks; tiny GEMMs stay on one
+  // thread where a fork would cost more than it saves.
+  const double flops = 2.0 * static_cast<double>(m) * n * k;
+  if (threads == 1 || flops < 2e5) {
+    gemm_t(false, false, m, n, k, a, k, b, n, c, n, beta);
+    return;
+  }
+  // More blocks than threads, handed out dynamically (work_pool.h): a thread
+  // that loses its core for a time slice does not hold up the call.
+  const bool by_cols = n >= 64 * threads || n >= m;
+  const int64_t extent = by_cols ? n : m;
+  const int64_t min_block = by_cols ? 128 : 16;
+  const int64_t parts = std::clamp<int64_t>(extent / min_block, 1, 4 * threads);
+  const int64_t align = by_cols ? 16 : 1;  // keep column blocks SIMD-aligned
+  parallel_tasks(parts, [&](int64_t p) {
+    int64_t lo = extent * p / parts, hi = extent * (p + 1) / parts;
+    lo = lo / align * align;
+    hi = p + 1 == parts ? extent : hi / align * align;
+    if (hi <= lo) return;
+    if (by_cols) {
+      gemm_t(false, false, m, hi - lo, k, a, k, b + lo, n, c + lo, n, beta);
+    } else {
+      gemm_t(false, false, hi - lo, n, k, a + lo * k, k, b, n, c + lo * n, n, beta);
+    }
+  });
 }
 
 void swiglu(int64_t m, int64_t ffn, const float* h, float* a) {
-#pragma omp parallel for schedule(static) if (m * ffn > 32768)
-  for (int64_t r = 0; r < m; ++r) {
+  parallel_rows(m, m * ffn > 32768, [&](int64_t r) {
     const float* g = h + r * 2 * ffn;
     const float* u = g + ffn;
     float* out = a + r * ffn;
     for (int64_t j = 0; j < ffn; ++j) out[j] = silu(g[j]) * u[j];
-  }
+  });
 }
 
 int kernel_threads() {
-  return omp_get_max_threads();
+  return pool_threads();
 }
 
 void set_kernel_threads(int threads) {
-  omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  set_pool_threads(threads);
+  blas_single_threaded();
 }
 
 MoeLayer::MoeLayer(const MoeShape& shape, const MoeWeights& weights) : shape_(shape), w_(weights) {
@@ -251,14 +305,13 @@ void MoeLayer::route(std::span<const float> x, MoeStepTimes* times) {
   auto t0 = Clock::now();
   sgemm(T, E, H, x.data(), w_.router.data(), logits_.data());
   const double router_s = since(t0);
-#pragma omp parallel for schedule(static) if (T * E > 16384)
-  for (int64_t t = 0; t < T; ++t) {
+  parallel_rows(T, T * E > 16384, [&](int64_t t) {
     const float* row = &logits_[t * E];
     int32_t* idx = &router_choice_.expert[t * k];
     float* val = &router_choice_.weight[t * k];
     top_k_row(row, E, k, idx, val);
     gate_weights(row, E, k, idx, shape_.normalize_top_k, val);
-  }
+  });
   if (times) {
     times->router_s = router_s;
     times->softmax_topk_s = since(t0);
@@ -299,10 +352,9 @@ void MoeLayer::forward(std::span<const float> x, std::span<float> out, const Rou
       row_of[i] = -1;
     }
   }
-#pragma omp parallel for schedule(static) if (kept * H > 32768)
-  for (int64_t row = 0; row < kept; ++row) {
+  parallel_rows(kept, kept * H > 32768, [&](int64_t row) {
     std::copy_n(&x[perm_token_[row] * H], H, &grouped_x_[row * H]);
-  }
+  });
   const double permute_s = since(t0);
 
   for (int64_t e = 0; e < E; ++e) {
@@ -328,8 +380,7 @@ void MoeLayer::forward(std::span<const float> x, std::span<float> out, const Rou
   }
   const double shared_s = since(t0);
 
-#pragma omp parallel for schedule(static) if (T * H > 32768)
-  for (int64_t t = 0; t < T; ++t) {
+  parallel_rows(T, T * H > 32768, [&](int64_t t) {
     float* o = &out[t * H];
     if (!shared) std::fill_n(o, H, 0.0f);
     for (int64_t j = 0; j < k; ++j) {
@@ -339,7 +390,7 @@ void MoeLayer::forward(std::span<const float> x, std::span<float> out, const Rou
       const float* y = &grouped_y_[row * H];
       for (int64_t c = 0; c < H; ++c) o[c] += w * y[c];
     }
-  }
+  });
   const double combine_s = since(t0);
   if (times) {
     times->permute_s = permute_s;
@@ -446,8 +497,7 @@ FfnGrads expert_ffn_backward(int64_t m, int64_t hidden, int64_t ffn, std::span<c
   gemm_t(false, true, m, ffn, hidden, dy.data(), hidden, w_down.data(), hidden, da.data(), ffn,
          0.0f);
   // SwiGLU a = silu(g) * u: d silu(g)/dg = s (1 + g (1 - s)), s = sigmoid(g).
-#pragma omp parallel for schedule(static) if (m * ffn > 32768)
-  for (int64_t r = 0; r < m; ++r) {
+  parallel_rows(m, m * ffn > 32768, [&](int64_t r) {
     for (int64_t j = 0; j < ffn; ++j) {
       const float gv = h[r * 2 * ffn + j], uv = h[r * 2 * ffn + ffn + j];
       const float sg = 1.0f / (1.0f + std::exp(-gv));
@@ -455,7 +505,7 @@ FfnGrads expert_ffn_backward(int64_t m, int64_t hidden, int64_t ffn, std::span<c
       dh[r * 2 * ffn + j] = d * uv * sg * (1.0f + gv * (1.0f - sg));
       dh[r * 2 * ffn + ffn + j] = d * gv * sg;
     }
-  }
+  });
   // Gate|up projection h = x Wgu: dWgu = x^T dh, dx = dh Wgu^T.
   gemm_t(true, false, hidden, 2 * ffn, m, x.data(), hidden, dh.data(), 2 * ffn, g.dw_gate_up.data(),
          2 * ffn, 0.0f);

@@ -6,7 +6,8 @@
 // expert) -> capacity-factor dropping -> per-expert SwiGLU FFN (fused gate|up
 // GEMM, activation, down GEMM) -> un-permute with gate-weighted combine, plus
 // shared experts applied to every token. GEMMs go through OpenBLAS (sgemm,
-// row-major), which is multi-threaded; the memory-bound steps use OpenMP.
+// row-major) running single-threaded inside blocks that a small std::thread
+// pool (work_pool.h) hands out; the memory-bound steps use the same pool.
 //
 // Layout (all row-major FP32):
 //   x                [tokens, hidden]
@@ -145,7 +146,7 @@ void sgemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, floa
            bool accumulate = false);
 // h[m, 2f] -> a[m, f] = silu(gate) * up.
 void swiglu(int64_t m, int64_t ffn, const float* h, float* a);
-// Threads OpenBLAS and OpenMP use.
+// Threads the kernel uses (the caller included).
 int kernel_threads();
 void set_kernel_threads(int threads);
 

@@ -18,6 +18,7 @@ int calibrate_main(const Args& args) {
   options.add_options()("device", po::value(&device)->default_value("cpu"),
                         "device to calibrate (cpu; GPUs use the roofline model)")(
       "quick", "smaller grid, fewer repetitions (~30 s on 2 cores)")(
+      "smoke", "tiny grid, one repetition (seconds; for tests, not accurate)")(
       "threads", po::value(&threads)->default_value(0), "threads (0: all hardware threads)")(
       "output,o", po::value(&output), "calibration JSON to write (default: stdout)")(
       "quiet", "no progress lines on stderr");
@@ -32,6 +33,7 @@ int calibrate_main(const Args& args) {
   if (threads < 0) throw Error("--threads must be >= 0");
   kern::CalibrationOptions opt;
   opt.quick = vm.count("quick") > 0;
+  opt.smoke = vm.count("smoke") > 0;
   opt.threads = threads;
   if (!vm.count("quiet")) opt.progress = [](const std::string& s) { std::cerr << s << "\n"; };
   const auto calib = kern::run_calibration(opt);
