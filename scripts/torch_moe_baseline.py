@@ -23,7 +23,6 @@ def main():
     p.add_argument("--routing-dir", required=True)
     a = p.parse_args()
     try:
-        import numpy as np
         import torch
     except ImportError as e:  # reported, not fatal: the bench says torch is absent
         print(json.dumps({"available": False, "reason": str(e)}))
@@ -31,9 +30,12 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     T, H, F, E, K, S = a.tokens, a.hidden, a.ffn, a.experts, a.top_k, a.shared
-    experts = torch.from_numpy(np.fromfile(f"{a.routing_dir}/expert.i32", dtype=np.int32)
-                               .astype(np.int64)).view(T, K)
-    weights = torch.from_numpy(np.fromfile(f"{a.routing_dir}/weight.f32", dtype=np.float32)).view(T, K)
+    def raw(name, dtype):
+        with open(f"{a.routing_dir}/{name}", "rb") as f:
+            return torch.frombuffer(bytearray(f.read()), dtype=dtype)
+
+    experts = raw("expert.i32", torch.int32).to(torch.int64).view(T, K)
+    weights = raw("weight.f32", torch.float32).view(T, K)
     x = torch.randn(T, H)
     router = torch.randn(H, E) / H ** 0.5
     w_gate_up = [torch.randn(H, 2 * F) / H ** 0.5 for _ in range(E)]
