@@ -56,8 +56,8 @@ std::string run_capture(const std::string& cmd) {
   return out;
 }
 
-OrderedJson torch_baseline(const std::string& script, const kern::MoeShape& s,
-                           const kern::Routing& r, int threads, int reps) {
+OrderedJson torch_baseline(const std::string& python, const std::string& script,
+                           const kern::MoeShape& s, const kern::Routing& r, int threads, int reps) {
   OrderedJson j;
   if (!std::filesystem::exists(script)) {
     j["available"] = false;
@@ -75,11 +75,11 @@ OrderedJson torch_baseline(const std::string& script, const kern::MoeShape& s,
     w.write(reinterpret_cast<const char*>(r.weight.data()),
             static_cast<std::streamsize>(r.weight.size() * sizeof(float)));
   }
-  const std::string out = run_capture(fmt::format(
-      "python3 '{}' --tokens {} --hidden {} --ffn {} --experts {} --top-k {} --shared {} "
-      "--threads {} --reps {} --routing-dir '{}' 2>/dev/null",
-      script, s.tokens, s.hidden, s.ffn, s.experts, s.top_k, s.shared_experts, threads, reps,
-      dir.string()));
+  const std::string out = run_capture(
+      fmt::format("'{}' '{}' --tokens {} --hidden {} --ffn {} --experts {} --top-k {} --shared {} "
+                  "--threads {} --reps {} --routing-dir '{}' 2>/dev/null",
+                  python, script, s.tokens, s.hidden, s.ffn, s.experts, s.top_k, s.shared_experts,
+                  threads, reps, dir.string()));
   std::filesystem::remove_all(dir);
   try {
     const Json parsed = parse_json(out, "torch baseline output");
@@ -97,15 +97,19 @@ OrderedJson torch_baseline(const std::string& script, const kern::MoeShape& s,
 int bench_kernel_main(const Args& args) {
   po::options_description options("bench kernel options");
   int threads = 0, reps = 0;
-  std::string script;
+  std::string script, python;
   options.add_options()("threads", po::value(&threads)->default_value(0),
                         "threads (0: all hardware threads)")(
       "reps", po::value(&reps)->default_value(5), "timed repetitions (median)")(
       "quick", "one shape, square peak at n=2048")("no-torch", "skip the PyTorch comparison")(
       "torch-script",
       po::value(&script)->default_value(std::string(MOESIM_SCRIPTS_DIR) + "/torch_moe_baseline.py"),
-      "PyTorch baseline script")("json",
-                                 "print JSON (the only output format; accepted for scripts)");
+      "PyTorch baseline script")(
+      "python",
+      po::value(&python)->default_value(
+          std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3"),
+      "Python with torch (Debian's python3-torch lives under /usr/bin/python3)")(
+      "json", "print JSON (the only output format; accepted for scripts)");
   po::variables_map vm;
   if (!parse(args, options, {}, vm, "moesim bench kernel [--threads N] [--quick] --json")) {
     return 0;
@@ -166,7 +170,7 @@ int bench_kernel_main(const Args& args) {
     j["expert_gemm_fraction_of_peak"] = expert_flops / gemm_s / peak;
     fractions.push_back(expert_flops / gemm_s / peak);
     if (!vm.count("no-torch")) {
-      OrderedJson t = torch_baseline(script, s, routing, threads, reps);
+      OrderedJson t = torch_baseline(python, script, s, routing, threads, reps);
       if (t.value("available", false) && t.contains("median_s")) {
         const double ts = t["median_s"].get<double>();
         j["torch_s"] = ts;
