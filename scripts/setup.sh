@@ -7,7 +7,8 @@ build=${1:-build}
 shift || true
 
 packages=(build-essential cmake ninja-build pkg-config libboost-program-options-dev
-          nlohmann-json3-dev libfmt-dev catch2 libopenblas-dev python3)
+          nlohmann-json3-dev libfmt-dev catch2 libopenblas-dev python3
+          libboost-mpi-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

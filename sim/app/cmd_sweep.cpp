@@ -12,6 +12,7 @@
 
 #include "reports/summary.h"
 #include "sim/app/commands.h"
+#include "sim/app/explore/distributed.h"
 #include "sim/app/explore/json_path.h"
 #include "sim/app/explore/point_runner.h"
 #include "sim/app/scenario_runner.h"
@@ -154,30 +155,56 @@ int sweep_main(const Args& args) {
       std::filesystem::remove(e.path());
     }
   }
-  std::atomic<int> reused{0};
-  run_points(points.size(), jobs, "sweep", [&](size_t i) {
+  // Each process (MPI rank) computes the points it owns on its threads; the
+  // rendered reports are gathered on rank 0, which writes them and the
+  // summary. A leading 'R' marks a report reused from an earlier run.
+  const Distribution dist = process_distribution();
+  std::vector<size_t> mine;
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (dist.owns(i)) mine.push_back(i);
+  }
+  std::vector<std::string> results(points.size());
+  const std::string what = dist.size > 1 ? fmt::format("sweep rank {}", dist.rank) : "sweep";
+  run_points(mine.size(), jobs, what, [&](size_t k) {
+    const size_t i = mine[k];
     const std::string path = (std::filesystem::path(out_dir) / summary[i].report_file).string();
     if (std::filesystem::exists(path)) {
       try {
-        summary[i].report = OrderedJson::parse(read_file(path));
-        ++reused;
+        const std::string text = read_file(path);
+        if (!OrderedJson::parse(text).is_object()) throw Error("not a report");
+        results[i] = 'R';
+        results[i] += text;
+        return;
       } catch (const std::exception&) {
-        summary[i].report = nullptr;  // unreadable: recompute
+        // unreadable: recompute
       }
     }
-    if (summary[i].report.is_null()) {
-      try {
-        summary[i].report = run_scenario_report(scenarios[i]);
-      } catch (const Error& e) {
-        summary[i].report = OrderedJson{{"status", "invalid"}, {"error", e.what()}};
-      }
-      write_file_atomic(path, render_json(summary[i].report));
+    OrderedJson report;
+    try {
+      report = run_scenario_report(scenarios[i]);
+    } catch (const Error& e) {
+      report = OrderedJson{{"status", "invalid"}, {"error", e.what()}};
     }
+    results[i] = 'N';
+    results[i] += render_json(report);
+    if (dist.rank == 0) write_file_atomic(path, results[i].substr(1));
+  });
+  results = gather_to_root(dist, std::move(results));
+  if (dist.rank != 0) return 0;
+  int reused = 0;
+  for (size_t i = 0; i < points.size(); ++i) {
+    const std::string path = (std::filesystem::path(out_dir) / summary[i].report_file).string();
+    if (results[i][0] == 'R') {
+      ++reused;
+    } else if (!dist.owns(i)) {
+      write_file_atomic(path, results[i].substr(1));
+    }
+    summary[i].report = OrderedJson::parse(results[i].substr(1));
     if (summary[i].report.value("status", "") == "invalid") {
       summary[i].error = summary[i].report["error"].get<std::string>();
       summary[i].report = nullptr;
     }
-  });
+  }
   const auto rows = reports::summary_rows(summary);
   write_file_atomic((std::filesystem::path(out_dir) / "summary.csv").string(),
                     reports::summary_csv(rows));
@@ -187,7 +214,7 @@ int sweep_main(const Args& args) {
   for (const auto& p : summary) invalid += p.report.is_null() ? 1 : 0;
   std::cout << fmt::format(
       "sweep: {} points ({} reused from an earlier run, {} invalid) -> {}/summary.csv\n",
-      points.size(), reused.load(), invalid, out_dir);
+      points.size(), reused, invalid, out_dir);
   return 0;
 }
 

@@ -1,0 +1,27 @@
+#pragma once
+// Spreading sweep points over processes: MPI ranks (Boost.MPI over Open MPI)
+// when moesim is built with MPI and launched under mpirun; otherwise a single
+// process. Point i belongs to rank i mod size; results are gathered on rank 0,
+// which writes everything, so the output equals a single-process run.
+
+#include <string>
+#include <vector>
+
+namespace moesim::cli {
+
+struct Distribution {
+  int rank = 0;
+  int size = 1;
+  bool owns(size_t point) const { return static_cast<int>(point % size) == rank; }
+};
+
+// Initialises MPI on first use when launched by mpirun (OMPI_COMM_WORLD_SIZE
+// or PMI_SIZE set) and built with MPI; otherwise {0, 1}.
+Distribution process_distribution();
+
+// Rank 0 receives every point's string (results[i] from the rank owning i);
+// other ranks get an empty vector. `mine` holds this rank's results indexed
+// by point (others empty).
+std::vector<std::string> gather_to_root(const Distribution& d, std::vector<std::string> mine);
+
+}  // namespace moesim::cli
