@@ -101,9 +101,6 @@ ResolvedScenario resolve_scenario(const Json& doc) {
   }
   s.setup.reserved_memory_bytes = s.options.reserved_memory_bytes;
   check_strategy(s.setup.model, s.setup.parallel, s.setup.workload, s.cluster.gpu_count());
-  if (s.gating.node_limit > 0 && s.setup.parallel.ep <= s.cluster.node.gpus_per_node) {
-    // A node limit only matters when an EP group spans nodes; keep it, it is harmless.
-  }
   return s;
 }
 

@@ -626,7 +626,7 @@ StepGraph Builder::build() {
 StepGraph build_training_step(const ModelShape& model, const ParallelConfig& parallel,
                               const TrainingWorkload& workload,
                               const std::vector<LayerRouting>& routing,
-                              const hw::ComputeCostModel& cost, const StepBuildOptions&) {
+                              const hw::ComputeCostModel& cost) {
   Builder b(model, parallel, workload, routing, cost);
   return b.build();
 }

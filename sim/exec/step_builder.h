@@ -45,13 +45,9 @@ struct StepGraph {
   std::vector<int64_t> expert_tokens_per_gpu;
 };
 
-struct StepBuildOptions {
-  int gpus_per_node = 8;
-};
-
 StepGraph build_training_step(const ModelShape& model, const ParallelConfig& parallel,
                               const TrainingWorkload& workload,
                               const std::vector<LayerRouting>& routing,
-                              const hw::ComputeCostModel& cost, const StepBuildOptions& options);
+                              const hw::ComputeCostModel& cost);
 
 }  // namespace moesim::exec

@@ -70,12 +70,10 @@ TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouti
   const double tokens_per_step =
       static_cast<double>(setup.workload.global_batch) * setup.workload.seq_len;
   out.model_flops_per_step = 3 * setup.model.forward_flops_per_token * tokens_per_step;
-  StepBuildOptions options;
-  options.gpus_per_node = setup.gpus_per_node;
   double total = 0;
   for (size_t s = 0; s < routing.size(); ++s) {
     StepGraph step =
-        build_training_step(setup.model, p, setup.workload, routing[s], *hardware.compute, options);
+        build_training_step(setup.model, p, setup.workload, routing[s], *hardware.compute);
     Engine engine;
     GraphExecutor executor(engine, step.graph, p.pp > 1);
     AnalyticCollectiveRunner runner(engine, step, hardware.collective);
