@@ -5,6 +5,9 @@
 
 namespace moesim::cli {
 
+// This process's peak resident set size so far, in bytes.
+double peak_rss_bytes();
+
 int bench_engine_main(const Args& args);
 int bench_network_main(const Args& args);
 int bench_trace_main(const Args& args);

@@ -26,8 +26,6 @@ int bench_step_main(const Args& args) {
   const OrderedJson report = run_scenario_report(doc);
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
   OrderedJson out;
   out["benchmark"] = "step";
   out["scenario"] =
@@ -43,7 +41,7 @@ int bench_step_main(const Args& args) {
     out["events"] = sim["events"];
     out["events_per_second"] = sim["events"].get<double>() / wall;
   }
-  out["peak_rss_bytes"] = static_cast<double>(usage.ru_maxrss) * 1024;
+  out["peak_rss_bytes"] = peak_rss_bytes();
   std::cout << render_json(out);
   return 0;
 }

@@ -59,8 +59,6 @@ int bench_trace_main(const Args& args) {
   const double read_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::remove(path.c_str());
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
   const double total = static_cast<double>(tokens) * layers * model.top_k;
   OrderedJson out;
   out["benchmark"] = "trace";
@@ -74,7 +72,7 @@ int bench_trace_main(const Args& args) {
   out["read_seconds"] = read_s;
   out["read_routings_per_second"] = read / read_s;
   out["read_bytes_per_second"] = bytes / read_s;
-  out["peak_rss_bytes"] = static_cast<double>(u.ru_maxrss) * 1024;
+  out["peak_rss_bytes"] = peak_rss_bytes();
   std::cout << render_json(out);
   return read == static_cast<int64_t>(total) ? 0 : 1;
 }

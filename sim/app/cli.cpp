@@ -1,5 +1,12 @@
 #include "sim/app/cli.h"
 
+#include <sys/resource.h>
+
+#include <filesystem>
+
+#include "sim/app/bench.h"
+#include "sim/core/config.h"
+
 #include <iostream>
 
 #include <fmt/format.h>
@@ -34,6 +41,17 @@ void emit(const std::string& rendered, const std::string& path_or_empty) {
   } else {
     write_file_atomic(path_or_empty, rendered);
   }
+}
+
+nlohmann::json cluster_argument(const std::string& value) {
+  if (value.ends_with(".json") || std::filesystem::exists(value)) return load_json_file(value);
+  return nlohmann::json(value);
+}
+
+double peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) * 1024;  // ru_maxrss is in KiB on Linux
 }
 
 }  // namespace moesim::cli

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
 
 #include "sim/core/error.h"
 
@@ -31,6 +32,10 @@ struct Command {
 bool parse(const Args& args, const po::options_description& options,
            const po::positional_options_description& positional, po::variables_map& vm,
            std::string_view usage);
+
+// A --cluster argument: a JSON file (path ending in .json or existing) is
+// loaded, anything else is taken as a preset name.
+nlohmann::json cluster_argument(const std::string& value);
 
 // Writes a JSON document (already rendered) to stdout or, atomically, to a file.
 void emit(const std::string& rendered, const std::string& path_or_empty);

@@ -57,11 +57,6 @@ std::vector<int> parse_ranks(const std::string& spec, int gpus) {
 
 }  // namespace
 
-Json cluster_argument(const std::string& value) {
-  if (value.ends_with(".json") || std::filesystem::exists(value)) return load_json_file(value);
-  return Json(value);
-}
-
 int collective_main(const Args& args) {
   po::options_description options("collective options");
   std::string cluster_arg, op, ranks_arg, algo, counts_path;

@@ -241,9 +241,7 @@ SearchRequest parse_request(const Args& args, po::variables_map& vm, bool& help,
   if (r.global_batch < 1) throw Error("--global-batch: expected a positive integer");
   if (r.seq < 1) throw Error("--seq: expected a positive integer");
   if (r.jobs < 1 || r.jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
-  r.cluster_value = (r.cluster.ends_with(".json") || std::filesystem::exists(r.cluster))
-                        ? load_json_file(r.cluster)
-                        : Json(r.cluster);
+  r.cluster_value = cluster_argument(r.cluster);
   return r;
 }
 
@@ -299,8 +297,6 @@ int bench_search_main(const Args& args) {
   const OrderedJson result = search(r, true);
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
   OrderedJson out;
   out["benchmark"] = "search";
   out["model"] = r.model;
@@ -311,7 +307,7 @@ int bench_search_main(const Args& args) {
   out["wall_seconds"] = wall;
   out["points_per_second"] = result["enumerated"].get<double>() / wall;
   out["best"] = result["ranking"].empty() ? OrderedJson(nullptr) : result["ranking"][0];
-  out["peak_rss_bytes"] = static_cast<double>(u.ru_maxrss) * 1024;
+  out["peak_rss_bytes"] = peak_rss_bytes();
   std::cout << render_json(out);
   return 0;
 }

@@ -131,7 +131,7 @@ void FlowNetwork::all_to_allv(std::span<const int> ranks, std::span<const double
   const size_t n = ranks.size();
   const int per = cluster_.node.gpus_per_node;
   if (n * n != bytes.size()) throw std::logic_error("all_to_allv: matrix is not n x n");
-  collectives_.push_back(Collective{&done, arg, {}, 0, SimTime::zero()});
+  collectives_.push_back(Collective{&done, arg, {}, 0});
   const uint32_t c = static_cast<uint32_t>(collectives_.size() - 1);
   phases_.push_back(Phase{0, c});
   const uint32_t phase = static_cast<uint32_t>(phases_.size() - 1);
@@ -217,7 +217,7 @@ void FlowNetwork::all_to_allv(std::span<const int> ranks, std::span<const double
 void FlowNetwork::ring(std::span<const int> ranks, double bytes_per_step, int steps,
                        EventHandler& done, uint64_t arg) {
   const size_t n = ranks.size();
-  Collective col{&done, arg, {}, 0, SimTime::zero()};
+  Collective col{&done, arg, {}, 0};
   for (int s = 0; s < steps; ++s) {
     std::vector<std::pair<std::array<int, 2>, double>> step;
     for (size_t i = 0; i < n; ++i) step.push_back({{ranks[i], ranks[(i + 1) % n]}, bytes_per_step});

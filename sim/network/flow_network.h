@@ -74,7 +74,6 @@ class FlowNetwork : private EventHandler {
     uint64_t arg;
     std::vector<std::vector<std::pair<std::array<int, 2>, double>>> steps;  // ring steps
     size_t next_step = 0;
-    SimTime step_latency;
   };
 
   void on_event(uint64_t kind) override;
@@ -106,7 +105,6 @@ class FlowNetwork : private EventHandler {
   EventId completion_;
   uint64_t flows_started_ = 0;
   double bytes_sent_ = 0, bytes_delivered_ = 0;
-  std::vector<std::pair<EventHandler*, uint64_t>> done_queue_;
 };
 
 }  // namespace moesim::net
