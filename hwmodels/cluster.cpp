@@ -27,9 +27,11 @@ ClusterSpec resolve_cluster(const Json& value, const std::string& path,
                  : intra == "mesh"   ? IntraNodeFabric::kMesh
                                      : IntraNodeFabric::kPcie;
   c.node.intra_bytes_per_s = n.number("intra_gb_per_s", 1e-3, 1e6) * 1e9;
+  c.node.intra_efficiency = n.number_or("intra_efficiency", 1, 0.01, 1);
   c.node.intra_latency_s = n.number_or("intra_latency_us", 1, 0, 1e6) * 1e-6;
   c.node.nics = static_cast<int>(n.integer("nics", 1, 1024));
   c.node.nic_bytes_per_s = n.number("nic_gbit_per_s", 1e-3, 1e7) * 1e9 / 8;
+  c.node.nic_efficiency = n.number_or("nic_efficiency", 1, 0.01, 1);
   c.node.pcie_bytes_per_s = n.number_or("pcie_gb_per_s", 64, 1e-3, 1e6) * 1e9;
   c.node.host_memory_bytes = n.number_or("host_memory_gb", 1024, 0, 1e9) * 1e9;
   n.finish();
@@ -64,9 +66,11 @@ Json cluster_json(const ClusterSpec& c) {
                       : c.node.intra == IntraNodeFabric::kMesh   ? "mesh"
                                                                  : "pcie";
   n["intra_gb_per_s"] = c.node.intra_bytes_per_s / 1e9;
+  n["intra_efficiency"] = c.node.intra_efficiency;
   n["intra_latency_us"] = c.node.intra_latency_s * 1e6;
   n["nics"] = c.node.nics;
   n["nic_gbit_per_s"] = c.node.nic_bytes_per_s * 8 / 1e9;
+  n["nic_efficiency"] = c.node.nic_efficiency;
   n["pcie_gb_per_s"] = c.node.pcie_bytes_per_s / 1e9;
   n["host_memory_gb"] = c.node.host_memory_bytes / 1e9;
   j["node"] = n;

@@ -22,16 +22,25 @@ namespace moesim::hw {
 enum class IntraNodeFabric { kNvSwitch, kMesh, kPcie };
 enum class InterNodeFabric { kRailOptimized, kFatTree };
 
+// Link rates are datasheet (line) rates; the efficiencies are the fraction of
+// them that communication libraries actually move as payload (protocol and
+// flow-control overhead), and every network model times transfers at
+// rate x efficiency (the achievable_* helpers).
 struct NodeSpec {
   int gpus_per_node = 8;
   IntraNodeFabric intra = IntraNodeFabric::kNvSwitch;
   // Per GPU per direction: NVSwitch port bandwidth, or one mesh link, or PCIe.
   double intra_bytes_per_s = 0;
+  double intra_efficiency = 1;
   double intra_latency_s = 0;
   int nics = 8;
-  double nic_bytes_per_s = 0;   // per NIC per direction
+  double nic_bytes_per_s = 0;  // per NIC per direction
+  double nic_efficiency = 1;
   double pcie_bytes_per_s = 0;  // GPU <-> host, per direction
   double host_memory_bytes = 0;
+
+  double achievable_intra_bytes_per_s() const { return intra_bytes_per_s * intra_efficiency; }
+  double achievable_nic_bytes_per_s() const { return nic_bytes_per_s * nic_efficiency; }
 };
 
 struct FabricSpec {
@@ -53,9 +62,10 @@ struct ClusterSpec {
   int gpu_count() const { return nodes * node.gpus_per_node; }
   int node_of(int rank) const { return rank / node.gpus_per_node; }
   int leaf_of_node(int node_index) const { return node_index / fabric.nodes_per_leaf; }
-  // GPU rank's NIC bandwidth share when all GPUs of the node send off-node.
+  // GPU rank's achievable NIC bandwidth share when all GPUs of the node send
+  // off-node.
   double nic_bytes_per_s_per_gpu() const {
-    return node.nic_bytes_per_s * node.nics / node.gpus_per_node;
+    return node.achievable_nic_bytes_per_s() * node.nics / node.gpus_per_node;
   }
 };
 

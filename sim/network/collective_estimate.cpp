@@ -24,8 +24,15 @@ double step_latency(const ClusterSpec& c, bool inter_node) {
   return wire + c.fabric.message_overhead_s;
 }
 
+// Links are timed at their achievable rate (datasheet rate x efficiency).
 double intra_link_bandwidth(const ClusterSpec& c) {
-  return c.node.intra_bytes_per_s;
+  return c.node.achievable_intra_bytes_per_s();
+}
+double nic_bandwidth(const ClusterSpec& c) {
+  return c.node.achievable_nic_bytes_per_s();
+}
+double leaf_uplink_bandwidth(const ClusterSpec& c) {
+  return c.fabric.nodes_per_leaf * c.node.nics * nic_bandwidth(c) / c.fabric.oversubscription;
 }
 
 }  // namespace
@@ -33,15 +40,14 @@ double intra_link_bandwidth(const ClusterSpec& c) {
 double ring_bandwidth(const ClusterSpec& c, std::span<const int> ranks) {
   double bw = intra_link_bandwidth(c);
   if (!spans_nodes(c, ranks)) return bw;
-  bw = std::min(bw, c.node.nic_bytes_per_s);
+  bw = std::min(bw, nic_bandwidth(c));
   if (c.fabric.kind == hw::InterNodeFabric::kFatTree) {
     // Every member's NIC streams at the ring rate; a leaf's uplinks carry
     // 1/oversubscription of its NIC bandwidth.
     std::map<int, int> per_leaf;
     for (int r : ranks) ++per_leaf[c.leaf_of_node(c.node_of(r))];
     if (per_leaf.size() > 1) {
-      const double uplink = c.fabric.nodes_per_leaf * c.node.nics * c.node.nic_bytes_per_s /
-                            c.fabric.oversubscription;
+      const double uplink = leaf_uplink_bandwidth(c);
       for (const auto& [leaf, members] : per_leaf) bw = std::min(bw, uplink / members);
     }
   }
@@ -69,7 +75,7 @@ double all_gather_seconds(const ClusterSpec& c, std::span<const int> ranks, doub
 double send_recv_seconds(const ClusterSpec& c, int src, int dst, double bytes) {
   if (src == dst || bytes <= 0) return 0;
   const bool inter = c.node_of(src) != c.node_of(dst);
-  const double bw = inter ? c.node.nic_bytes_per_s : intra_link_bandwidth(c);
+  const double bw = inter ? nic_bandwidth(c) : intra_link_bandwidth(c);
   return bytes / bw + step_latency(c, inter);
 }
 
@@ -114,8 +120,7 @@ double all_to_allv_seconds(const ClusterSpec& c, std::span<const int> ranks,
   if (algo == AllToAllAlgo::kDirect) {
     for (size_t i = 0; i < n; ++i) {
       nvlink = std::max({nvlink, intra_out[i] / intra_bw, intra_in[i] / intra_bw});
-      nic = std::max(
-          {nic, inter_out[i] / c.node.nic_bytes_per_s, inter_in[i] / c.node.nic_bytes_per_s});
+      nic = std::max({nic, inter_out[i] / nic_bandwidth(c), inter_in[i] / nic_bandwidth(c)});
     }
   } else {
     // Inter-node bytes spread over all the node's member NICs; each crosses
@@ -130,7 +135,7 @@ double all_to_allv_seconds(const ClusterSpec& c, std::span<const int> ranks,
       nvlink = std::max({nvlink, out / intra_bw, in / intra_bw});
     }
     for (const auto& [node, members] : node_members) {
-      const double cap = members * c.node.nic_bytes_per_s;
+      const double cap = members * nic_bandwidth(c);
       nic = std::max({nic, node_out[node] / cap, node_in[node] / cap});
     }
   }
@@ -142,13 +147,11 @@ double all_to_allv_seconds(const ClusterSpec& c, std::span<const int> ranks,
     std::map<int, int> leaf_nics;
     for (const auto& [node, members] : node_members) leaf_nics[c.leaf_of_node(node)] += members;
     for (const auto& [l, b] : leaf_out) {
-      const double uplink = c.fabric.nodes_per_leaf * c.node.nics * c.node.nic_bytes_per_s /
-                            c.fabric.oversubscription;
+      const double uplink = leaf_uplink_bandwidth(c);
       leaf = std::max(leaf, b / uplink);
     }
     for (const auto& [l, b] : leaf_in) {
-      const double uplink = c.fabric.nodes_per_leaf * c.node.nics * c.node.nic_bytes_per_s /
-                            c.fabric.oversubscription;
+      const double uplink = leaf_uplink_bandwidth(c);
       leaf = std::max(leaf, b / uplink);
     }
   }

@@ -18,6 +18,8 @@ constexpr uint64_t kCompletionEvent = 2;
 
 FlowNetwork::FlowNetwork(Engine& engine, const hw::ClusterSpec& c) : engine_(engine), cluster_(c) {
   const int gpus = c.gpu_count(), per = c.node.gpus_per_node;
+  const double nvlink = c.node.achievable_intra_bytes_per_s();
+  const double nic = c.node.achievable_nic_bytes_per_s();
   if (c.node.intra == hw::IntraNodeFabric::kMesh) {
     mesh_.resize(static_cast<size_t>(c.nodes) * per * per);
     for (int n = 0; n < c.nodes; ++n) {
@@ -25,27 +27,26 @@ FlowNetwork::FlowNetwork(Engine& engine, const hw::ClusterSpec& c) : engine_(eng
         for (int j = 0; j < per; ++j) {
           if (i != j) {
             mesh_[(n * per + i) * per + j] =
-                add_link(fmt::format("node{}.gpu{}->gpu{}", n, i, j), c.node.intra_bytes_per_s);
+                add_link(fmt::format("node{}.gpu{}->gpu{}", n, i, j), nvlink);
           }
         }
       }
     }
   } else {
     for (int g = 0; g < gpus; ++g) {
-      nvl_out_.push_back(add_link(fmt::format("gpu{}.intra_out", g), c.node.intra_bytes_per_s));
-      nvl_in_.push_back(add_link(fmt::format("gpu{}.intra_in", g), c.node.intra_bytes_per_s));
+      nvl_out_.push_back(add_link(fmt::format("gpu{}.intra_out", g), nvlink));
+      nvl_in_.push_back(add_link(fmt::format("gpu{}.intra_in", g), nvlink));
     }
   }
   for (int n = 0; n < c.nodes; ++n) {
     for (int k = 0; k < c.node.nics; ++k) {
-      nic_out_.push_back(add_link(fmt::format("node{}.nic{}.out", n, k), c.node.nic_bytes_per_s));
-      nic_in_.push_back(add_link(fmt::format("node{}.nic{}.in", n, k), c.node.nic_bytes_per_s));
+      nic_out_.push_back(add_link(fmt::format("node{}.nic{}.out", n, k), nic));
+      nic_in_.push_back(add_link(fmt::format("node{}.nic{}.in", n, k), nic));
     }
   }
   if (c.fabric.kind == hw::InterNodeFabric::kFatTree) {
     const int leaves = (c.nodes + c.fabric.nodes_per_leaf - 1) / c.fabric.nodes_per_leaf;
-    const double uplink =
-        c.fabric.nodes_per_leaf * c.node.nics * c.node.nic_bytes_per_s / c.fabric.oversubscription;
+    const double uplink = c.fabric.nodes_per_leaf * c.node.nics * nic / c.fabric.oversubscription;
     for (int l = 0; l < leaves; ++l) {
       leaf_up_.push_back(add_link(fmt::format("leaf{}.up", l), uplink));
       leaf_down_.push_back(add_link(fmt::format("leaf{}.down", l), uplink));
