@@ -14,7 +14,7 @@ using exec::TaskGraph;
 using exec::TaskId;
 
 constexpr const char* kCategory[exec::kCategoryCount] = {
-    "attention", "dense_ffn", "experts", "router/permute", "optimizer",
+    "attention", "dense_ffn", "experts", "router/permute", "optimizer", "framework",
     "dispatch",  "combine",   "tp_comm", "pp_transfer",    "dp_comm"};
 constexpr const char* kStreamName[exec::kStreamsPerGpu] = {"compute", "tp comm", "ep comm",
                                                            "dp comm"};

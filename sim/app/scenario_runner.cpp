@@ -85,6 +85,7 @@ std::shared_ptr<const exec::RoutingPlan> cached_routing(const exec::ResolvedScen
     key["parallel"].erase(f);
   }
   key["workload"].erase("global_batch");
+  key["options"].erase("pipeline_pass_overhead_us");
   const std::string k = key.dump();
   {
     std::lock_guard<std::mutex> lock(mu);

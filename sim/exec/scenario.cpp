@@ -84,6 +84,8 @@ ResolvedScenario resolve_scenario(const Json& doc) {
     s.options.max_routings_per_step =
         o.integer_or("max_routings_per_step", 1 << 24, 1024, int64_t{1} << 34);
     s.options.reserved_memory_bytes = o.number_or("reserved_memory_gib", 2, 0, 1e6) * (1ull << 30);
+    s.options.pipeline_pass_overhead_us = o.number_or(
+        "pipeline_pass_overhead_us", kDefaultPipelinePassOverheadUs, 0, 1e6);
     o.finish();
   }
   s.options.network_model = "analytic";
@@ -100,6 +102,7 @@ ResolvedScenario resolve_scenario(const Json& doc) {
                                    hw::dtype_name(s.setup.workload.compute_dtype)));
   }
   s.setup.reserved_memory_bytes = s.options.reserved_memory_bytes;
+  s.setup.framework.pipeline_pass_s = s.options.pipeline_pass_overhead_us * 1e-6;
   check_strategy(s.setup.model, s.setup.parallel, s.setup.workload, s.cluster.gpu_count());
   return s;
 }
@@ -116,7 +119,8 @@ Json ResolvedScenario::resolved_json() const {
                   {"network_model", options.network_model},
                   {"routing_samples", options.routing_samples},
                   {"max_routings_per_step", options.max_routings_per_step},
-                  {"reserved_memory_gib", options.reserved_memory_bytes / (1ull << 30)}};
+                  {"reserved_memory_gib", options.reserved_memory_bytes / (1ull << 30)},
+                  {"pipeline_pass_overhead_us", options.pipeline_pass_overhead_us}};
   return j;
 }
 

@@ -33,8 +33,15 @@ enum GroupKind { kTp, kEp, kEtp, kDp, kEdp, kGroupKinds };
 class Builder {
  public:
   Builder(const ModelShape& model, const ParallelConfig& parallel, const TrainingWorkload& workload,
-          const std::vector<LayerRouting>& routing, const hw::ComputeCostModel& cost)
-      : m_(model), p_(parallel), w_(workload), routing_(routing), cost_(cost), layout_(parallel) {}
+          const std::vector<LayerRouting>& routing, const hw::ComputeCostModel& cost,
+          const FrameworkOverheads& framework)
+      : m_(model),
+        p_(parallel),
+        w_(workload),
+        routing_(routing),
+        cost_(cost),
+        framework_(framework),
+        layout_(parallel) {}
 
   StepGraph build();
 
@@ -53,6 +60,7 @@ class Builder {
   TaskId tp_after(int gpu, TaskLabel label, TaskId dep);
   TaskId emit_layer(int gpu, int layer, TaskLabel label, TaskId dep);
   TaskId emit_moe(int gpu, int layer, TaskLabel label, TaskId dep);
+  void emit_pass_overhead(int gpu, TaskLabel label);
   void emit_gpu(int gpu);
   void emit_pipeline_transfers();
   void emit_data_parallel(int gpu);
@@ -62,6 +70,7 @@ class Builder {
   const TrainingWorkload& w_;
   const std::vector<LayerRouting>& routing_;
   const hw::ComputeCostModel& cost_;
+  const FrameworkOverheads& framework_;
   RankLayout layout_;
   StepGraph out_;
   BlockCosts bc_;
@@ -415,6 +424,15 @@ TaskId Builder::emit_layer(int gpu, int layer, TaskLabel label, TaskId dep) {
   return tp_after(gpu, label, x);
 }
 
+// The framework's host work between pipeline passes: the pass starts after it,
+// and it starts only once the pass's input has arrived (it is the first task
+// of the pass, which the pipeline receive gates).
+void Builder::emit_pass_overhead(int gpu, TaskLabel label) {
+  if (p_.pp == 1 || framework_.pipeline_pass_s <= 0) return;
+  label.layer = -1;
+  compute(gpu, Category::kFramework, framework_.pipeline_pass_s, label);
+}
+
 void Builder::emit_gpu(int gpu) {
   const RankCoords& rc = layout_.coords(gpu);
   const int v = p_.virtual_stages;
@@ -433,6 +451,7 @@ void Builder::emit_gpu(int gpu) {
     if (item.forward) {
       label.phase = Phase::kForward;
       pt.f_prev = last_compute_[gpu];
+      emit_pass_overhead(gpu, label);
       TaskId x = kNoTask;
       if (vstage == 0) x = compute(gpu, Category::kOther, bc_.embedding_fwd, label);
       for (int l = range.begin; l < range.end; ++l) x = emit_layer(gpu, l, label, x);
@@ -441,6 +460,8 @@ void Builder::emit_gpu(int gpu) {
       pt.f_last = x;
     } else {
       pt.b_prev = last_compute_[gpu];
+      label.phase = Phase::kBackward;
+      emit_pass_overhead(gpu, label);
       TaskId x = kNoTask;
       if (p_.recompute == Recompute::kFull) {
         // Full recompute re-runs the chunk's forward (all-to-alls included)
@@ -626,8 +647,9 @@ StepGraph Builder::build() {
 StepGraph build_training_step(const ModelShape& model, const ParallelConfig& parallel,
                               const TrainingWorkload& workload,
                               const std::vector<LayerRouting>& routing,
-                              const hw::ComputeCostModel& cost) {
-  Builder b(model, parallel, workload, routing, cost);
+                              const hw::ComputeCostModel& cost,
+                              const FrameworkOverheads& framework) {
+  Builder b(model, parallel, workload, routing, cost, framework);
   return b.build();
 }
 

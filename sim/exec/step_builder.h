@@ -48,6 +48,7 @@ struct StepGraph {
 StepGraph build_training_step(const ModelShape& model, const ParallelConfig& parallel,
                               const TrainingWorkload& workload,
                               const std::vector<LayerRouting>& routing,
-                              const hw::ComputeCostModel& cost);
+                              const hw::ComputeCostModel& cost,
+                              const FrameworkOverheads& framework);
 
 }  // namespace moesim::exec

@@ -76,6 +76,17 @@ struct ParallelConfig {
   int expert_dp() const { return dp * tp / (ep * etp); }
 };
 
+// Costs of the training framework's runtime that no kernel or transfer
+// accounts for. Zero means a perfect runtime (the hardware model alone).
+struct FrameworkOverheads {
+  // GPU idle time at the start of every forward and backward pass of one
+  // model chunk on one micro-batch when pp > 1: the pipeline schedule's host
+  // work between passes (posting and waiting on the stage-to-stage transfers,
+  // input and loss bookkeeping, starting autograd), during which the GPU has
+  // nothing queued.
+  double pipeline_pass_s = 0;
+};
+
 struct TrainingWorkload {
   int64_t seq_len = 4096;
   int64_t global_batch = 1;  // sequences per step

@@ -158,7 +158,8 @@ void GraphExecutor::account(uint32_t gpu) {
   GpuTimeAccount& a = result_.per_gpu[gpu];
   if (s.compute_running >= 0) {
     a.exposed_s[s.compute_running] += dt;
-    a.busy_s += dt;
+    // The GPU waits for its host during framework overhead: not busy.
+    if (s.compute_running != static_cast<int8_t>(Category::kFramework)) a.busy_s += dt;
     for (int c = 0; c < kCategoryCount; ++c) {
       if (s.comm_active[c]) a.hidden_s[c] += dt;
     }

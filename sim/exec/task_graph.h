@@ -38,7 +38,8 @@ enum class Category : uint8_t {
   kExpert,     // routed expert GEMMs
   kOther,      // router, permutation, combine arithmetic, embedding, loss
   kOptimizer,
-  kDispatch,  // token dispatch all-to-all
+  kFramework,  // the training framework's host work between pipeline passes (GPU idle)
+  kDispatch,   // token dispatch all-to-all
   kCombine,   // combine all-to-all
   kTpComm,
   kPpComm,

@@ -73,7 +73,8 @@ TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouti
   double total = 0;
   for (size_t s = 0; s < routing.size(); ++s) {
     StepGraph step =
-        build_training_step(setup.model, p, setup.workload, routing[s], *hardware.compute);
+        build_training_step(setup.model, p, setup.workload, routing[s], *hardware.compute,
+                            setup.framework);
     Engine engine;
     GraphExecutor executor(engine, step.graph, p.pp > 1);
     AnalyticCollectiveRunner runner(engine, step, hardware.collective);

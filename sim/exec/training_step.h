@@ -23,6 +23,7 @@ struct TrainingStepSetup {
   double hbm_capacity_bytes = 0;
   double peak_flops_per_gpu = 0;  // dense, compute dtype: the MFU denominator
   double reserved_memory_bytes = 0;
+  FrameworkOverheads framework;
 };
 
 // Routing per step: routing[step][moe_layer].
