@@ -7,10 +7,19 @@
 namespace moesim::reports {
 namespace {
 
-constexpr const char* kBreakdown[] = {
-    "attention_compute_s", "dense_compute_s", "expert_compute_s",  "other_compute_s",
-    "optimizer_s",         "framework_overhead_s", "dispatch_s",  "combine_s",  "tp_comm_s",
-    "pp_comm_s",           "dp_comm_s",       "pipeline_bubble_s", "idle_s"};
+constexpr const char* kBreakdown[] = {"attention_compute_s",
+                                      "dense_compute_s",
+                                      "expert_compute_s",
+                                      "other_compute_s",
+                                      "optimizer_s",
+                                      "framework_overhead_s",
+                                      "dispatch_s",
+                                      "combine_s",
+                                      "tp_comm_s",
+                                      "pp_comm_s",
+                                      "dp_comm_s",
+                                      "pipeline_bubble_s",
+                                      "idle_s"};
 
 OrderedJson at(const OrderedJson& doc, const char* a, const char* b = nullptr) {
   if (!doc.is_object() || !doc.contains(a)) return nullptr;

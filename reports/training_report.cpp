@@ -12,14 +12,16 @@ namespace {
 using exec::Category;
 
 constexpr const char* kCategoryKey[exec::kCategoryCount] = {
-    "attention_compute_s", "dense_compute_s", "expert_compute_s", "other_compute_s",
-    "optimizer_s",         "framework_overhead_s", "dispatch_s",  "combine_s",
-    "tp_comm_s",           "pp_comm_s",       "dp_comm_s"};
+    "attention_compute_s", "dense_compute_s", "expert_compute_s",
+    "other_compute_s",     "optimizer_s",     "framework_overhead_s",
+    "dispatch_s",          "combine_s",       "tp_comm_s",
+    "pp_comm_s",           "dp_comm_s"};
 
 constexpr const char* kCategoryName[exec::kCategoryCount] = {
-    "attention_compute", "dense_compute", "expert_compute", "other_compute",
-    "optimizer",         "framework_overhead", "dispatch",  "combine",
-    "tp_comm",           "pp_comm",       "dp_comm"};
+    "attention_compute", "dense_compute", "expert_compute",
+    "other_compute",     "optimizer",     "framework_overhead",
+    "dispatch",          "combine",       "tp_comm",
+    "pp_comm",           "dp_comm"};
 
 double round_sig(double x) {
   // Reports carry 9 significant digits: enough for any comparison, and short.

@@ -75,9 +75,8 @@ int validate_published_main(const Args& args) {
     }
     rows.push_back(row);
   }
-  out["calibrated"] = {
-      {"options.pipeline_pass_overhead_us", exec::kDefaultPipelinePassOverheadUs},
-      {"on", "DeepEP TP2 EP32 PP8 VPP4 DP16"}};
+  out["calibrated"] = {{"options.pipeline_pass_overhead_us", exec::kDefaultPipelinePassOverheadUs},
+                       {"on", "DeepEP TP2 EP32 PP8 VPP4 DP16"}};
   out["layouts"] = rows;
   out["max_abs_error"] = std::isfinite(worst) ? OrderedJson(worst) : OrderedJson(nullptr);
   out["within_20_percent"] = worst <= 0.2;
@@ -87,18 +86,18 @@ int validate_published_main(const Args& args) {
     return 0;
   }
   std::cout << out["source"].get<std::string>() << "\n";
-  std::cout << fmt::format("  {:<36} {:>10} {:>10} {:>8}  {}\n", "layout", "published",
-                           "predicted", "error", "role");
+  std::cout << fmt::format("  {:<36} {:>10} {:>10} {:>8}  {}\n", "layout", "published", "predicted",
+                           "error", "role");
   for (const auto& r : rows) {
-    std::cout << fmt::format("  {:<36} {:>9.1f}s {:>10} {:>8}  {}\n", r["layout"].get<std::string>(),
-                             r["published_step_time_s"].get<double>(),
-                             r["predicted_step_time_s"].is_null()
-                                 ? std::string("OOM")
-                                 : fmt::format("{:.1f}s", r["predicted_step_time_s"].get<double>()),
-                             r["error"].is_null()
-                                 ? std::string("-")
-                                 : fmt::format("{:+.1f}%", 100 * r["error"].get<double>()),
-                             r["role"].get<std::string>());
+    std::cout << fmt::format(
+        "  {:<36} {:>9.1f}s {:>10} {:>8}  {}\n", r["layout"].get<std::string>(),
+        r["published_step_time_s"].get<double>(),
+        r["predicted_step_time_s"].is_null()
+            ? std::string("OOM")
+            : fmt::format("{:.1f}s", r["predicted_step_time_s"].get<double>()),
+        r["error"].is_null() ? std::string("-")
+                             : fmt::format("{:+.1f}%", 100 * r["error"].get<double>()),
+        r["role"].get<std::string>());
   }
   std::cout << fmt::format(
       "  calibration: options.pipeline_pass_overhead_us = {:g} fitted on the DeepEP row; "

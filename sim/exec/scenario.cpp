@@ -84,8 +84,8 @@ ResolvedScenario resolve_scenario(const Json& doc) {
     s.options.max_routings_per_step =
         o.integer_or("max_routings_per_step", 1 << 24, 1024, int64_t{1} << 34);
     s.options.reserved_memory_bytes = o.number_or("reserved_memory_gib", 2, 0, 1e6) * (1ull << 30);
-    s.options.pipeline_pass_overhead_us = o.number_or(
-        "pipeline_pass_overhead_us", kDefaultPipelinePassOverheadUs, 0, 1e6);
+    s.options.pipeline_pass_overhead_us =
+        o.number_or("pipeline_pass_overhead_us", kDefaultPipelinePassOverheadUs, 0, 1e6);
     o.finish();
   }
   s.options.network_model = "analytic";

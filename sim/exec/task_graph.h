@@ -40,7 +40,7 @@ enum class Category : uint8_t {
   kOptimizer,
   kFramework,  // the training framework's host work between pipeline passes (GPU idle)
   kDispatch,   // token dispatch all-to-all
-  kCombine,   // combine all-to-all
+  kCombine,    // combine all-to-all
   kTpComm,
   kPpComm,
   kDpComm,

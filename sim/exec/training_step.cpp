@@ -72,9 +72,8 @@ TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouti
   out.model_flops_per_step = 3 * setup.model.forward_flops_per_token * tokens_per_step;
   double total = 0;
   for (size_t s = 0; s < routing.size(); ++s) {
-    StepGraph step =
-        build_training_step(setup.model, p, setup.workload, routing[s], *hardware.compute,
-                            setup.framework);
+    StepGraph step = build_training_step(setup.model, p, setup.workload, routing[s],
+                                         *hardware.compute, setup.framework);
     Engine engine;
     GraphExecutor executor(engine, step.graph, p.pp > 1);
     AnalyticCollectiveRunner runner(engine, step, hardware.collective);

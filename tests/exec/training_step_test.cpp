@@ -154,16 +154,19 @@ TEST_CASE("1F1B bubble fraction is (pp-1)/(m+pp-1) for uniform stages", "[exec][
 TEST_CASE("pipeline pass overhead: (m + pp - 1) 2o on the step, 2 m o per GPU", "[exec][step]") {
   const ModelShape m = tiny_moe(4);
   const LinearCost cost(kFlops, 1e30);
-  auto free_comm = [](const CollectiveDesc&, const std::vector<int>&,
-                      const std::vector<int64_t>*) { return 0.0; };
+  auto free_comm = [](const CollectiveDesc&, const std::vector<int>&, const std::vector<int64_t>*) {
+    return 0.0;
+  };
   const double o = 1e-3;
   for (const auto& [pp, mbs] : {std::pair{4, 8}, std::pair{2, 6}, std::pair{1, 4}}) {
     ParallelConfig p;
     p.pp = pp;
     auto setup = setup_for(m, p, 512, mbs);
-    const TrainingResult base = simulate_training(setup, routing_for(m, p, 512), {&cost, free_comm});
+    const TrainingResult base =
+        simulate_training(setup, routing_for(m, p, 512), {&cost, free_comm});
     setup.framework.pipeline_pass_s = o;
-    const TrainingResult with = simulate_training(setup, routing_for(m, p, 512), {&cost, free_comm});
+    const TrainingResult with =
+        simulate_training(setup, routing_for(m, p, 512), {&cost, free_comm});
     INFO("pp=" << pp << " m=" << mbs);
     const double expect_extra = pp == 1 ? 0 : (mbs + pp - 1) * 2 * o;
     CHECK(with.mean_step_time_s - base.mean_step_time_s == Approx(expect_extra).epsilon(1e-6));
