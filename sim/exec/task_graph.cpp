@@ -21,7 +21,7 @@ TaskId checked_id(size_t n) {
 TaskId TaskGraph::add_compute(int gpu, Category category, SimTime duration, TaskLabel label) {
   const TaskId id = checked_id(tasks_.size());
   tasks_.push_back(Task{duration, static_cast<uint32_t>(gpu), kNoCollective, kNoTask, label,
-                        Stream::kCompute, category});
+                        Stream::kCompute, category, 0});
   uint32_t& tail = stream_tail_[gpu][0];
   if (tail == kNoTask) {
     stream_head_[gpu][0] = id;
@@ -41,7 +41,7 @@ TaskId TaskGraph::add_comm(int gpu, Stream stream, Category category, Collective
                            TaskLabel label) {
   const TaskId id = checked_id(tasks_.size());
   tasks_.push_back(Task{SimTime::zero(), static_cast<uint32_t>(gpu), collective, kNoTask, label,
-                        stream, category});
+                        stream, category, 0});
   ++collectives_[collective].participants;
   if (stream != Stream::kNone) {
     const int s = static_cast<int>(stream);
@@ -65,15 +65,15 @@ void TaskGraph::finalize() {
   finalized_ = true;
   const size_t n = tasks_.size();
   // Counting sort of edges by source: successors and dependency counts.
-  succ_begin_.assign(n + 1, 0);
+  std::vector<uint32_t> fill(n + 1, 0);
   dep_count_.assign(n, 0);
   for (const auto& e : edges_) {
-    ++succ_begin_[e[0] + 1];
+    ++fill[e[0] + 1];
     ++dep_count_[e[1]];
   }
-  for (size_t i = 0; i < n; ++i) succ_begin_[i + 1] += succ_begin_[i];
+  for (size_t i = 0; i < n; ++i) fill[i + 1] += fill[i];
+  for (size_t i = 0; i < n; ++i) tasks_[i].succ_begin = fill[i];
   succ_.resize(edges_.size());
-  std::vector<uint32_t> fill(succ_begin_.begin(), succ_begin_.end() - 1);
   for (const auto& e : edges_) succ_[fill[e[0]]++] = e[1];
   edges_.clear();
   edges_.shrink_to_fit();
@@ -91,7 +91,10 @@ void TaskGraph::finalize() {
 }
 
 std::span<const uint32_t> TaskGraph::successors(TaskId id) const {
-  return {succ_.data() + succ_begin_[id], succ_begin_[id + 1] - succ_begin_[id]};
+  const uint32_t begin = tasks_[id].succ_begin;
+  const uint32_t end =
+      id + 1 < tasks_.size() ? tasks_[id + 1].succ_begin : static_cast<uint32_t>(succ_.size());
+  return {succ_.data() + begin, end - begin};
 }
 
 std::span<const TaskId> TaskGraph::participants(CollectiveId id) const {
@@ -112,20 +115,20 @@ ExecutionResult GraphExecutor::run(CollectiveRunner& runner) {
   gpu_state_.assign(gpus, GpuState{engine_.now(), -1, {}});
   stream_next_ = graph_.stream_head_;
   stream_busy_.assign(gpus, {});
-  unmet_ = graph_.dep_count_;
+  state_.resize(n);
+  for (size_t id = 0; id < n; ++id) state_[id] = {graph_.dep_count_[id], TaskGraph::kNoTask};
   arrived_.assign(graph_.collectives(), 0);
   last_arrival_.assign(graph_.collectives(), TaskGraph::kNoTask);
   result_ = ExecutionResult{};
   result_.per_gpu.assign(gpus, GpuTimeAccount{});
   result_.task_end.assign(n, SimTime::zero());
   result_.collective_start.assign(graph_.collectives(), SimTime::zero());
-  result_.gated_by.assign(n, TaskGraph::kNoTask);
   finished_ = 0;
 
   const uint64_t events_before = engine_.events_executed();
   // Stream-less tasks and stream heads with no dependencies start at once.
   for (TaskId id = 0; id < n; ++id) {
-    if (unmet_[id] == 0) try_start(id);
+    if (state_[id].unmet == 0) try_start(id);
   }
   engine_.run();
   if (finished_ != n) {
@@ -145,6 +148,9 @@ ExecutionResult GraphExecutor::run(CollectiveRunner& runner) {
   }
   result_.makespan = makespan;
   result_.events = engine_.events_executed() - events_before;
+  result_.gated_by.resize(n);
+  for (size_t id = 0; id < n; ++id) result_.gated_by[id] = state_[id].gated_by;
+  state_ = {};
   return std::move(result_);
 }
 
@@ -185,7 +191,7 @@ void GraphExecutor::account(uint32_t gpu) {
 
 void GraphExecutor::try_start(TaskId id) {
   const TaskGraph::Task& t = graph_.task(id);
-  if (unmet_[id] != 0) return;
+  if (state_[id].unmet != 0) return;
   if (t.stream != Stream::kNone) {
     const int s = static_cast<int>(t.stream);
     if (stream_busy_[t.gpu][s] || stream_next_[t.gpu][s] != id) return;
@@ -236,7 +242,7 @@ void GraphExecutor::collective_done(CollectiveId id) {
     const TaskGraph::Task& t = graph_.task(p);
     account(t.gpu);
     --gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
-    if (p != gater) result_.gated_by[p] = gater;
+    if (p != gater) state_[p].gated_by = gater;
   }
   for (TaskId p : parts) finish_task(p);
 }
@@ -251,17 +257,18 @@ void GraphExecutor::finish_task(TaskId id) {
     stream_next_[t.gpu][s] = t.next_in_stream;
   }
   for (uint32_t succ : graph_.successors(id)) {
-    if (--unmet_[succ] == 0) {
-      if (result_.gated_by[succ] == TaskGraph::kNoTask) result_.gated_by[succ] = id;
+    TaskState& st = state_[succ];
+    if (--st.unmet == 0) {
+      if (st.gated_by == TaskGraph::kNoTask) st.gated_by = id;
       try_start(succ);
     }
   }
   if (t.stream != Stream::kNone && t.next_in_stream != TaskGraph::kNoTask) {
     const TaskId next = t.next_in_stream;
-    if (unmet_[next] == 0) {
+    if (state_[next].unmet == 0) {
       // Its dependencies were met before (or as) the stream freed: the stream
       // gated it.
-      result_.gated_by[next] = id;
+      state_[next].gated_by = id;
       try_start(next);
     }
   }
