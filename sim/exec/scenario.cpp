@@ -1,7 +1,11 @@
 #include "sim/exec/scenario.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -173,30 +177,28 @@ RoutingPlan plan_routing(const ResolvedScenario& s) {
   std::vector<int> position_node(ep);
   for (int i = 0; i < ep; ++i) position_node[i] = s.cluster.node_of(group[i]);
 
-  plan.routing.resize(s.setup.workload.steps);
+  plan.routing.resize(steps);
   plan.layers.resize(moe_layers);
   const int slots = m.slots();
-  std::vector<int64_t> tokens(ep, generated_per_rank);
-  workloads::RoutingBatch batch;
-  workloads::GatingOutcome outcome;
-  int j = 0;
+  std::vector<int> moe_layer_index;  // MoE ordinal -> model layer
   for (int l = 0; l < m.layers; ++l) {
-    if (!m.moe_layer[l]) continue;
-    if (j >= gen_layers) {
-      const int from = j % gen_layers;
-      plan.layers[j] = plan.layers[from];
-      plan.layers[j].layer = l;
-      for (int step = 0; step < steps; ++step) {
-        LayerRouting lr = plan.routing[step][from];
-        lr.layer = l;
-        plan.routing[step].push_back(std::move(lr));
-      }
-      ++j;
-      continue;
-    }
-    plan.layers[j].layer = l;
-    plan.layers[j].load.assign(slots, 0);
-    for (int step = 0; step < s.setup.workload.steps; ++step) {
+    if (m.moe_layer[l]) moe_layer_index.push_back(l);
+  }
+
+  // One generated MoE layer: its routing per step and its load statistics.
+  struct GeneratedLayer {
+    RoutingPlan::LayerStats stats;
+    std::vector<LayerRouting> per_step;
+  };
+  auto generate_layer = [&](int j) {
+    GeneratedLayer out;
+    const int l = moe_layer_index[j];
+    std::vector<int64_t> tokens(ep, generated_per_rank);
+    workloads::RoutingBatch batch;
+    workloads::GatingOutcome outcome;
+    out.stats.layer = l;
+    out.stats.load.assign(slots, 0);
+    for (int step = 0; step < steps; ++step) {
       const std::vector<double> pop = generator->popularity(step, j);
       const workloads::ExpertPlacement place =
           workloads::place_experts(m.experts, ep, slots - m.experts, pop);
@@ -248,14 +250,64 @@ RoutingPlan plan_routing(const ResolvedScenario& s) {
         }
         b.add_dropped(static_cast<int64_t>(std::llround(outcome.dropped * scale)));
         RoutingSample rs = b.take();
-        for (int slot = 0; slot < slots; ++slot)
-          plan.layers[j].load[slot] += rs.expert_tokens[slot];
-        plan.layers[j].dropped += rs.dropped;
+        for (int slot = 0; slot < slots; ++slot) out.stats.load[slot] += rs.expert_tokens[slot];
+        out.stats.dropped += rs.dropped;
         lr.samples.push_back(std::move(rs));
       }
+      out.per_step.push_back(std::move(lr));
+    }
+    return out;
+  };
+
+  // Every (step, layer) batch has its own random stream, so layers can be
+  // generated on several threads and the plan is the same as a serial one.
+  // Small plans (sweep points, tests) stay on the calling thread.
+  std::vector<GeneratedLayer> generated(gen_layers);
+  const double work = per_sample * samples * steps * gen_layers;
+  const int threads =
+      work < 2e7
+          ? 1
+          : static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
+  if (threads <= 1) {
+    for (int j = 0; j < gen_layers; ++j) generated[j] = generate_layer(j);
+  } else {
+    std::atomic<int> next{0};
+    std::exception_ptr failure;
+    std::mutex failure_mu;
+    auto worker = [&] {
+      for (int j; (j = next.fetch_add(1)) < gen_layers;) {
+        try {
+          generated[j] = generate_layer(j);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(failure_mu);
+          if (!failure) failure = std::current_exception();
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
+    for (auto& t : pool) t.join();
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  for (int j = 0; j < moe_layers; ++j) {
+    const int l = moe_layer_index[j];
+    if (j < gen_layers) {
+      plan.layers[j] = std::move(generated[j].stats);
+      for (int step = 0; step < steps; ++step) {
+        plan.routing[step].push_back(std::move(generated[j].per_step[step]));
+      }
+      continue;
+    }
+    // Beyond the budget, layers reuse the generated ones cyclically.
+    const int from = j % gen_layers;
+    plan.layers[j] = plan.layers[from];
+    plan.layers[j].layer = l;
+    for (int step = 0; step < steps; ++step) {
+      LayerRouting lr = plan.routing[step][from];
+      lr.layer = l;
       plan.routing[step].push_back(std::move(lr));
     }
-    ++j;
   }
   return plan;
 }

@@ -83,7 +83,10 @@ class Builder {
   std::array<std::vector<uint32_t>, kGroupKinds> group_of_;  // [kind][gpu] -> group id
   std::vector<std::vector<CollectiveId>> group_collectives_;
   std::array<std::vector<uint32_t>, kGroupKinds> issued_;  // [kind][gpu] -> collectives so far
-  std::map<std::tuple<int, int, int, int>, std::vector<double>> expert_cache_;
+  // expert_seconds() results: [expert_cache_offset_[moe layer] + (sample * ep
+  // + position) * 2 + backward]; empty until first computed.
+  std::vector<std::vector<double>> expert_cache_;
+  std::vector<size_t> expert_cache_offset_;
 
   // Per GPU and (micro-batch, chunk): first/last task of its forward and
   // backward pass, and the compute task before each pass (for p2p receives).
@@ -184,9 +187,10 @@ void Builder::compute_block_costs() {
 // local expert and processes the tokens gathered from its etp peers.
 const std::vector<double>& Builder::expert_seconds(int moe_index, int sample, int position,
                                                    bool backward) {
-  const auto key = std::make_tuple(moe_index, sample, position, backward ? 1 : 0);
-  auto it = expert_cache_.find(key);
-  if (it != expert_cache_.end()) return it->second;
+  std::vector<double>& cached =
+      expert_cache_[expert_cache_offset_[moe_index] +
+                    (static_cast<size_t>(sample) * p_.ep + position) * 2 + (backward ? 1 : 0)];
+  if (!cached.empty()) return cached;
   const RoutingSample& rs = routing_[moe_index].samples[sample];
   const int local = rs.local_experts;
   const int chunks = p_.a2a_overlap_chunks;
@@ -209,7 +213,8 @@ const std::vector<double>& Builder::expert_seconds(int moe_index, int sample, in
                cost_.memory_bound_seconds(routed * (up + f) * hw::bytes_per_element(dt));
     per_chunk[c] = backward ? 2 * s : s;
   }
-  return expert_cache_.emplace(key, std::move(per_chunk)).first->second;
+  cached = std::move(per_chunk);
+  return cached;
 }
 
 void Builder::intern_groups() {
@@ -619,6 +624,12 @@ StepGraph Builder::build() {
                                                                      : rs.pair_tokens);
     }
   }
+  size_t cache_slots = 0;
+  for (const LayerRouting& lr : routing_) {
+    expert_cache_offset_.push_back(cache_slots);
+    cache_slots += lr.samples.size() * p_.ep * 2;
+  }
+  expert_cache_.resize(cache_slots);
   compute_block_costs();
   intern_groups();
   passes_.resize(p_.gpus());
