@@ -19,7 +19,12 @@ SimTime seconds(double s) {
 // Per-micro-batch kernel costs of one layer on one GPU (seconds).
 struct BlockCosts {
   double attention_fwd = 0, attention_bwd = 0;
-  double selective_recompute = 0;  // core attention + norms + activations, re-run in backward
+  // Selective recompute (Megatron-Core's --recompute-modules layernorm,
+  // mlp/moe_act): the outputs of the two norms and of the FFN activation
+  // functions are not kept and are re-computed in backward. Routed experts'
+  // activations are sized per rank (expert_seconds()).
+  double norm_recompute = 0;
+  double dense_act_recompute = 0, shared_act_recompute = 0;
   double dense_fwd = 0, dense_bwd = 0;
   double shared_fwd = 0, shared_bwd = 0;
   double router_fwd = 0, router_bwd = 0;        // router GEMM, softmax/top-k, permutation
@@ -48,6 +53,7 @@ class Builder {
  private:
   void compute_block_costs();
   double ffn_seconds(int64_t tokens, int64_t width, bool backward) const;
+  double ffn_activation_seconds(int64_t tokens, int64_t width) const;
   const std::vector<double>& expert_seconds(int moe_index, int sample, int position, bool backward);
   void intern_groups();
   CollectiveId collective(GroupKind kind, int gpu, CollectiveDesc desc);
@@ -107,17 +113,22 @@ class Builder {
   }
 };
 
+// The activation function between the FFN's GEMMs (SwiGLU reads gate and up,
+// writes their product): memory-bound.
+double Builder::ffn_activation_seconds(int64_t tokens, int64_t width) const {
+  const int64_t w = width / p_.tp;
+  const double elt = hw::bytes_per_element(w_.compute_dtype);
+  return cost_.memory_bound_seconds(tokens * (m_.swiglu ? 3.0 : 2.0) * w * elt);
+}
+
 double Builder::ffn_seconds(int64_t tokens, int64_t width, bool backward) const {
   const hw::DType dt = w_.compute_dtype;
   const int64_t w = width / p_.tp;
-  const double elt = hw::bytes_per_element(dt);
-  double s = 0;
+  double s = ffn_activation_seconds(tokens, width);
   if (m_.swiglu) {
     s += cost_.gemm_seconds(tokens, 2 * w, m_.hidden, dt);
-    s += cost_.memory_bound_seconds(tokens * 3.0 * w * elt);
   } else {
     s += cost_.gemm_seconds(tokens, w, m_.hidden, dt);
-    s += cost_.memory_bound_seconds(tokens * 2.0 * w * elt);
   }
   s += cost_.gemm_seconds(tokens, m_.hidden, w, dt);
   // Backward: data gradient and weight gradient GEMMs, each as costly as the
@@ -159,12 +170,14 @@ void Builder::compute_block_costs() {
   const double core_bwd = cost_.fused_kernel_seconds(2.5 * core_flops, 2.5 * core_bytes, dt);
   bc_.attention_fwd = proj + core + norm;
   bc_.attention_bwd = 2 * proj + core_bwd + 2 * norm;
-  bc_.selective_recompute = core + norm;
+  bc_.norm_recompute = norm;
+  bc_.dense_act_recompute = ffn_activation_seconds(T, m_.dense_ffn);
   bc_.dense_fwd = ffn_seconds(T, m_.dense_ffn, false);
   bc_.dense_bwd = ffn_seconds(T, m_.dense_ffn, true);
   if (m_.shared_ffn > 0) {
     bc_.shared_fwd = ffn_seconds(T, m_.shared_ffn, false);
     bc_.shared_bwd = ffn_seconds(T, m_.shared_ffn, true);
+    bc_.shared_act_recompute = ffn_activation_seconds(T, m_.shared_ffn);
   }
   const int64_t Tm = moe_tokens_;
   const double copies = static_cast<double>(Tm) * m_.top_k;
@@ -183,8 +196,10 @@ void Builder::compute_block_costs() {
 
 // Routed-expert time per overlap chunk for the EP rank at `position`:
 // two grouped GEMMs (gate+up fused, then down) sized by the tokens each local
-// expert received. With expert tensor parallelism each GPU holds 1/etp of every
-// local expert and processes the tokens gathered from its etp peers.
+// expert received, and the activation between them. With expert tensor
+// parallelism each GPU holds 1/etp of every local expert and processes the
+// tokens gathered from its etp peers. Entries [chunks, 2 chunks) hold each
+// chunk's (forward) activation alone: what selective recompute re-runs.
 const std::vector<double>& Builder::expert_seconds(int moe_index, int sample, int position,
                                                    bool backward) {
   std::vector<double>& cached =
@@ -196,7 +211,7 @@ const std::vector<double>& Builder::expert_seconds(int moe_index, int sample, in
   const int chunks = p_.a2a_overlap_chunks;
   const hw::DType dt = w_.compute_dtype;
   const int64_t f = m_.expert_ffn / p_.etp;
-  std::vector<double> per_chunk(chunks);
+  std::vector<double> per_chunk(2 * static_cast<size_t>(chunks));
   std::vector<int64_t> m(local);
   for (int c = 0; c < chunks; ++c) {
     for (int e = 0; e < local; ++e) {
@@ -208,10 +223,11 @@ const std::vector<double>& Builder::expert_seconds(int moe_index, int sample, in
     int64_t routed = 0;
     for (int64_t x : m) routed += x;
     const int64_t up = m_.swiglu ? 2 * f : f;
-    double s = cost_.grouped_gemm_seconds(m, up, m_.hidden, dt) +
-               cost_.grouped_gemm_seconds(m, m_.hidden, f, dt) +
-               cost_.memory_bound_seconds(routed * (up + f) * hw::bytes_per_element(dt));
+    const double act = cost_.memory_bound_seconds(routed * (up + f) * hw::bytes_per_element(dt));
+    const double s = cost_.grouped_gemm_seconds(m, up, m_.hidden, dt) +
+                     cost_.grouped_gemm_seconds(m, m_.hidden, f, dt) + act;
     per_chunk[c] = backward ? 2 * s : s;
+    per_chunk[chunks + c] = act;
   }
   cached = std::move(per_chunk);
   return cached;
@@ -350,7 +366,11 @@ TaskId Builder::emit_moe(int gpu, int layer, TaskLabel label, TaskId dep) {
   }
   const TaskId head =
       compute(gpu, Category::kOther, bwd ? bc_.unpermute_bwd : bc_.router_fwd, label, dep);
+  const bool recompute_act = bwd && p_.recompute == Recompute::kSelective;
+  TaskLabel recompute_label = label;
+  recompute_label.phase = Phase::kRecompute;
   if (m_.shared_ffn > 0) {
+    if (recompute_act) compute(gpu, Category::kDense, bc_.shared_act_recompute, recompute_label);
     compute(gpu, Category::kDense, bwd ? bc_.shared_bwd : bc_.shared_fwd, label);
   }
   std::vector<TaskId> to_experts(chunks), expert_done(chunks), back(chunks);
@@ -367,6 +387,11 @@ TaskId Builder::emit_moe(int gpu, int layer, TaskLabel label, TaskId dep) {
     TaskId in = to_experts[c];
     if (p_.etp > 1) {
       in = comm(gpu, Stream::kTpComm, Category::kTpComm, kEtp, etp_gather, l, in);
+    }
+    if (recompute_act) {
+      TaskLabel r = recompute_label;
+      r.chunk = l.chunk;
+      in = compute(gpu, Category::kExpert, expert[chunks + c], r, in);
     }
     expert_done[c] = compute(gpu, Category::kExpert, expert[c], l, in);
     if (p_.etp > 1) {
@@ -411,20 +436,21 @@ TaskId Builder::emit_layer(int gpu, int layer, TaskLabel label, TaskId dep) {
     x = compute(gpu, Category::kDense, bc_.dense_fwd, label, x);
     return tp_after(gpu, label, x);
   }
-  TaskId x;
+  TaskId x = dep;
+  const bool selective = p_.recompute == Recompute::kSelective;
+  TaskLabel r = label;
+  r.phase = Phase::kRecompute;
+  // Both norms are re-run as the layer's backward begins.
+  if (selective) x = compute(gpu, Category::kAttention, bc_.norm_recompute, r, x);
   if (moe) {
-    x = emit_moe(gpu, layer, label, dep);
+    x = emit_moe(gpu, layer, label, x);
   } else {
-    x = tp_before(gpu, label, dep);
+    x = tp_before(gpu, label, x);
+    if (selective) x = compute(gpu, Category::kDense, bc_.dense_act_recompute, r, x);
     x = compute(gpu, Category::kDense, bc_.dense_bwd, label, x);
     x = tp_after(gpu, label, x);
   }
   x = tp_before(gpu, label, x);
-  if (p_.recompute == Recompute::kSelective) {
-    TaskLabel r = label;
-    r.phase = Phase::kRecompute;
-    compute(gpu, Category::kAttention, bc_.selective_recompute, r);
-  }
   x = compute(gpu, Category::kAttention, bc_.attention_bwd, label, x);
   return tp_after(gpu, label, x);
 }

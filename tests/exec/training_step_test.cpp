@@ -90,6 +90,32 @@ TEST_CASE("one GPU, one MoE layer: the step is the sum of its kernels", "[exec][
   CHECK(expert_fwd == Approx(gemm + act).epsilon(1e-6));
 }
 
+// Selective recompute as in Megatron-Core's --recompute-modules layernorm
+// moe_act (what the memory model stops keeping): backward re-runs both norms
+// (each reads and writes tokens x hidden BF16) and the routed experts'
+// SwiGLU (reads gate and up, writes their product: 3 x expert_ffn per copy),
+// and nothing else; core attention is not recomputed.
+TEST_CASE("selective recompute re-runs exactly the norms and the expert activation",
+          "[exec][step]") {
+  const ModelShape m = tiny_moe();
+  const LinearCost cost(kFlops, kBw);
+  ParallelConfig p;
+  auto setup = setup_for(m, p, 256, 1);
+  const auto routing = routing_for(m, p, 256);
+  const TrainingResult none = simulate_training(setup, routing, {&cost, simple_collective});
+  setup.parallel.recompute = Recompute::kSelective;
+  const TrainingResult sel = simulate_training(setup, routing, {&cost, simple_collective});
+  const double norms = 2 * (2.0 * 256 * 1024 * 2) / kBw;
+  const double act = 512 * 3.0 * 2048 * 2 / kBw;  // 256 tokens x top-2 copies
+  CHECK(sel.mean_step_time_s - none.mean_step_time_s == Approx(norms + act).epsilon(1e-9));
+  double recomputed = 0;
+  const TaskGraph& g = sel.last_graph.graph;
+  for (TaskId id = 0; id < g.size(); ++id) {
+    if (g.task(id).label.phase == Phase::kRecompute) recomputed += g.task(id).duration.seconds();
+  }
+  CHECK(recomputed == Approx(norms + act).epsilon(1e-9));
+}
+
 TEST_CASE("doubling tp halves attention GEMM time and adds one all-reduce per block",
           "[exec][step]") {
   const ModelShape m = tiny_moe();
