@@ -15,15 +15,15 @@ fi
 python3 - "$tmp/v.json" <<'PY' || fail=1
 import json, sys
 v = json.load(open(sys.argv[1]))
-rows = {r["role"]: r for r in v["layouts"]}
-assert set(rows) == {"prediction", "calibration"}, rows.keys()
-for r in v["layouts"]:
+roles = [r["role"] for r in v["layouts"]]
+assert roles[:2] == ["prediction", "calibration"] and set(roles[2:]) <= {"reference"}, roles
+for r in v["layouts"][:2]:
     err = abs(r["predicted_step_time_s"] - r["published_step_time_s"]) / r["published_step_time_s"]
     assert err <= 0.2, f"{r['layout']}: {r['predicted_step_time_s']} vs {r['published_step_time_s']}"
     assert abs(r["error"]) == err or abs(abs(r["error"]) - err) < 1e-12
 assert v["within_20_percent"] is True
 # Published: the all-to-all layout (24.2 s) is slower than DeepEP (19.7 s).
-a2a, deepep = v["layouts"]
+a2a, deepep = v["layouts"][:2]
 assert a2a["published_step_time_s"] > deepep["published_step_time_s"]
 assert a2a["predicted_step_time_s"] > deepep["predicted_step_time_s"], v
 assert v["faster_layout_ranked_faster"] is True
