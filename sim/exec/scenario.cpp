@@ -265,7 +265,7 @@ RoutingPlan plan_routing(const ResolvedScenario& s) {
   std::vector<GeneratedLayer> generated(gen_layers);
   const double work = per_sample * samples * steps * gen_layers;
   const int threads =
-      work < 2e7
+      work < 4e6
           ? 1
           : static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
   if (threads <= 1) {

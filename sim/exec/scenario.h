@@ -25,7 +25,7 @@ namespace moesim::exec {
 
 // Calibrated, not measured: the one value that brings the Megatron-Core
 // Qwen3-235B-A22B DeepEP run (TP2 EP32 PP8 VPP4, 256 H100s, 19.7 s per step;
-// yanring/Megatron-MoE-ModelZoo best_practice/Qwen3) within 2% of its
+// yanring/Megatron-MoE-ModelZoo best_practice/Qwen3) within 1% of its
 // published step time. `moesim validate published` then predicts the other
 // published layout (all-to-all, PP32 VPP3) with this value unchanged.
 inline constexpr double kDefaultPipelinePassOverheadUs = 1000;
