@@ -300,8 +300,11 @@ void FlowNetwork::recompute(const std::vector<uint32_t>& seed_links) {
   for (uint32_t l : seed_links) {
     if (!link_seen[l]) link_seen[l] = 1, stack.push_back(l);
   }
-  static thread_local std::vector<char> flow_seen;
-  flow_seen.assign(flows_.size(), 0);
+  // Marks are cleared for this component's flows on the way out, so a
+  // recomputation costs the size of the component, not of every flow the
+  // network has ever carried.
+  if (flow_mark_.size() < flows_.size()) flow_mark_.resize(flows_.size(), 0);
+  std::vector<uint8_t>& flow_seen = flow_mark_;
   while (!stack.empty()) {
     const uint32_t l = stack.back();
     stack.pop_back();
@@ -326,7 +329,7 @@ void FlowNetwork::recompute(const std::vector<uint32_t>& seed_links) {
   for (uint32_t l : comp_links) {
     if (count[l]) heap.push({cap[l] / count[l], l});
   }
-  std::vector<char>& frozen = flow_seen;  // reuse: 1 = in component, 2 = frozen
+  std::vector<uint8_t>& frozen = flow_mark_;  // reuse: 1 = in component, 2 = frozen
   while (!heap.empty()) {
     const auto [share, l] = heap.top();
     heap.pop();
@@ -342,6 +345,7 @@ void FlowNetwork::recompute(const std::vector<uint32_t>& seed_links) {
       }
     }
   }
+  for (uint32_t f : comp_flows) flow_mark_[f] = 0;
 }
 
 void FlowNetwork::schedule_next_completion() {

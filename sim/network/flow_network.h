@@ -93,6 +93,8 @@ class FlowNetwork : private EventHandler {
   std::vector<Link> links_;
   std::vector<std::string> link_names_;
   std::vector<Flow> flows_;
+  // recompute() scratch: per flow, 0 outside the component being re-shared.
+  std::vector<uint8_t> flow_mark_;
   std::vector<uint32_t> active_;  // indices of active flows
   std::vector<Phase> phases_;
   std::vector<Collective> collectives_;
