@@ -11,6 +11,9 @@
 //   compute stream while the dispatch is in flight.
 // With a2a_overlap_chunks = c > 1 the tokens are split into c chunks whose
 // dispatch, expert compute and combine pipeline against each other.
+// With framework.pipeline_pass_s > 0 and pp > 1, every forward and backward
+// pass of a model chunk begins with that much GPU idle time
+// (Category::kFramework), once the pass's input has arrived.
 
 #include <cstdint>
 #include <vector>

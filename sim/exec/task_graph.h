@@ -150,7 +150,7 @@ struct GpuTimeAccount {
   std::array<double, kCategoryCount> hidden_s{};   // comm overlapped by compute
   double bubble_s = 0;  // compute idle, no communication, pipeline parallel
   double idle_s = 0;    // compute idle, no communication, otherwise
-  double busy_s = 0;    // compute stream busy
+  double busy_s = 0;    // compute stream busy (not while it waits on its host: kFramework)
   double finish_s = 0;  // when this GPU's last task ended
 };
 
