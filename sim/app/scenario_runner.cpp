@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "hwmodels/roofline_cost.h"
+#include "sim/app/flow_collective_runner.h"
 #include "sim/core/embedded.h"
 
 #include "reports/timeline.h"
@@ -86,6 +87,7 @@ std::shared_ptr<const exec::RoutingPlan> cached_routing(const exec::ResolvedScen
   }
   key["workload"].erase("global_batch");
   key["options"].erase("pipeline_pass_overhead_us");
+  key["options"].erase("network_model");
   const std::string k = key.dump();
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -128,8 +130,15 @@ OrderedJson run_scenario(const Json& doc, std::string* timeline, int timeline_ma
   exec::TrainingResult result;
   if (p.memory.fits()) {
     const hw::RooflineCostModel compute(s.cluster.gpu);
-    const exec::HardwareCosts costs{&compute,
-                                    analytic_collective_cost(s.cluster, s.setup.parallel.a2a_algo)};
+    exec::HardwareCosts costs{&compute,
+                              analytic_collective_cost(s.cluster, s.setup.parallel.a2a_algo)};
+    const bool flow = s.options.network_model == "flow";
+    if (flow) {
+      costs.make_runner = [&](Engine& engine, const exec::StepGraph& step) {
+        return std::make_unique<FlowCollectiveRunner>(engine, step, s.cluster,
+                                                      s.setup.parallel.a2a_algo);
+      };
+    }
     result = exec::simulate_training(s.setup, p.routing->routing, costs);
     in.result = &result;
     if (timeline) {
@@ -143,8 +152,10 @@ OrderedJson run_scenario(const Json& doc, std::string* timeline, int timeline_ma
       }
     }
     in.warnings.push_back(
-        "network model: analytic (each collective timed alone from its bottleneck links; "
-        "concurrent collectives do not contend)");
+        flow ? "network model: flow (every transfer shares link bandwidth max-min fairly with "
+               "the transfers in flight)"
+             : "network model: analytic (each collective timed alone from its bottleneck links; "
+               "concurrent collectives do not contend)");
   } else {
     in.warnings.push_back("out of memory: the step was not simulated (see memory.per_stage)");
   }

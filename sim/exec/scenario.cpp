@@ -83,7 +83,7 @@ ResolvedScenario resolve_scenario(const Json& doc) {
   if (root.has("options")) {
     ConfigObject o = root.object("options");
     s.options.seed = static_cast<uint64_t>(o.integer_or("seed", 1, 0, INT64_MAX));
-    s.options.network_model = o.choice_or("network_model", "auto", {"auto", "analytic"});
+    s.options.network_model = o.choice_or("network_model", "auto", {"auto", "analytic", "flow"});
     s.options.routing_samples = static_cast<int>(o.integer_or("routing_samples", 2, 1, 64));
     s.options.max_routings_per_step =
         o.integer_or("max_routings_per_step", 1 << 24, 1024, int64_t{1} << 34);
@@ -92,7 +92,10 @@ ResolvedScenario resolve_scenario(const Json& doc) {
         o.number_or("pipeline_pass_overhead_us", kDefaultPipelinePassOverheadUs, 0, 1e6);
     o.finish();
   }
-  s.options.network_model = "analytic";
+  // "auto" picks the flow-level network for steps small enough to afford it.
+  if (s.options.network_model == "auto") {
+    s.options.network_model = s.setup.parallel.gpus() <= kAutoFlowMaxGpus ? "flow" : "analytic";
+  }
   root.finish();
 
   const int slots = s.model.routed_experts + s.gating.redundant_experts;

@@ -30,10 +30,17 @@ namespace moesim::exec {
 // published layout (all-to-all, PP32 VPP3) with this value unchanged.
 inline constexpr double kDefaultPipelinePassOverheadUs = 1000;
 
+// options.network_model "auto" uses the flow-level network up to this many
+// GPUs (its cost grows with the flows in flight), the analytic one above.
+inline constexpr int kAutoFlowMaxGpus = 64;
+
 struct ScenarioOptions {
   uint64_t seed = 1;
-  std::string network_model = "analytic";  // "analytic" (or "auto", which picks it)
-  int routing_samples = 2;                 // distinct routings per MoE layer and step
+  // "analytic": each collective timed alone from its bottleneck links;
+  // "flow": every transfer on the flow-level network, sharing links with
+  // concurrent ones; "auto" (the default) resolves to one of them.
+  std::string network_model = "auto";
+  int routing_samples = 2;  // distinct routings per MoE layer and step
   // Token routings generated per step at most; beyond it tokens are
   // subsampled and counts scaled (a warning says so).
   int64_t max_routings_per_step = 1 << 24;

@@ -76,9 +76,12 @@ TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouti
                                          *hardware.compute, setup.framework);
     Engine engine;
     GraphExecutor executor(engine, step.graph, p.pp > 1);
-    AnalyticCollectiveRunner runner(engine, step, hardware.collective);
+    std::unique_ptr<CollectiveRunner> runner =
+        hardware.make_runner
+            ? hardware.make_runner(engine, step)
+            : std::make_unique<AnalyticCollectiveRunner>(engine, step, hardware.collective);
     StepOutcome outcome;
-    outcome.execution = executor.run(runner);
+    outcome.execution = executor.run(*runner);
     outcome.step_time_s = outcome.execution.makespan.seconds();
     outcome.critical_path = critical_path(step.graph, outcome.execution);
     outcome.tasks = step.graph.size();

@@ -3,6 +3,8 @@
 // engine, and summarises where the time went.
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -66,8 +68,18 @@ struct TrainingResult {
 
 // Everything a step needs from the hardware side.
 struct HardwareCosts {
+  using RunnerFactory = std::function<std::unique_ptr<CollectiveRunner>(Engine&, const StepGraph&)>;
+  HardwareCosts(const hw::ComputeCostModel* compute_model, CollectiveCostFn collective_cost,
+                RunnerFactory runner_factory = {})
+      : compute(compute_model),
+        collective(std::move(collective_cost)),
+        make_runner(std::move(runner_factory)) {}
+
   const hw::ComputeCostModel* compute = nullptr;
   CollectiveCostFn collective;  // analytic timing of collectives
+  // When set, each step's collectives run on the runner it makes (e.g. the
+  // flow-level network) instead of the analytic timing above.
+  RunnerFactory make_runner;
 };
 
 // Peak memory and validity are checked by the caller (scenario.cpp); this
