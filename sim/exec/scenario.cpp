@@ -1,14 +1,12 @@
 #include "sim/exec/scenario.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <exception>
-#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "sim/core/parallel_for.h"
 #include "sim/exec/rank_layout.h"
 #include "sim/exec/routing_sample.h"
 #include "sim/exec/strategy.h"
@@ -271,27 +269,8 @@ RoutingPlan plan_routing(const ResolvedScenario& s) {
       work < 4e6
           ? 1
           : static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
-  if (threads <= 1) {
-    for (int j = 0; j < gen_layers; ++j) generated[j] = generate_layer(j);
-  } else {
-    std::atomic<int> next{0};
-    std::exception_ptr failure;
-    std::mutex failure_mu;
-    auto worker = [&] {
-      for (int j; (j = next.fetch_add(1)) < gen_layers;) {
-        try {
-          generated[j] = generate_layer(j);
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(failure_mu);
-          if (!failure) failure = std::current_exception();
-        }
-      }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
-    for (auto& t : pool) t.join();
-    if (failure) std::rethrow_exception(failure);
-  }
+  parallel_for(generated.size(), threads,
+               [&](size_t j) { generated[j] = generate_layer(static_cast<int>(j)); });
 
   for (int j = 0; j < moe_layers; ++j) {
     const int l = moe_layer_index[j];

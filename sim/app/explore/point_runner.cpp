@@ -6,16 +6,16 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
-#include <thread>
-#include <vector>
 
 #include <fmt/format.h>
+
+#include "sim/core/parallel_for.h"
 
 namespace moesim::cli {
 
 void run_points(size_t count, int threads, const std::string& what,
                 const std::function<void(size_t)>& work) {
-  std::atomic<size_t> next{0}, done{0};
+  std::atomic<size_t> done{0};
   std::mutex mu;
   const bool tty = isatty(STDERR_FILENO);
   const auto start = std::chrono::steady_clock::now();
@@ -36,27 +36,10 @@ void run_points(size_t count, int threads, const std::string& what,
                    count, elapsed, eta);
     }
   };
-  std::exception_ptr error;
-  auto loop = [&] {
-    for (;;) {
-      const size_t i = next++;
-      if (i >= count) return;
-      try {
-        work(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!error) error = std::current_exception();
-        next = count;
-        return;
-      }
-      progress(++done);
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(loop);
-  loop();
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
+  parallel_for(count, threads, [&](size_t i) {
+    work(i);
+    progress(++done);
+  });
 }
 
 }  // namespace moesim::cli
