@@ -67,6 +67,11 @@ struct ClusterSpec {
   double nic_bytes_per_s_per_gpu() const {
     return node.achievable_nic_bytes_per_s() * node.nics / node.gpus_per_node;
   }
+  // Fat tree: what one leaf's uplinks carry (each direction), achievable rate.
+  double leaf_uplink_bytes_per_s() const {
+    return fabric.nodes_per_leaf * node.nics * node.achievable_nic_bytes_per_s() /
+           fabric.oversubscription;
+  }
 };
 
 // `value`: a preset name ("dgx-h100"), or {"preset": name, "nodes": N, ...}

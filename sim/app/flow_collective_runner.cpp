@@ -5,10 +5,7 @@ namespace moesim::cli {
 FlowCollectiveRunner::FlowCollectiveRunner(Engine& engine, const exec::StepGraph& step,
                                            const hw::ClusterSpec& cluster,
                                            exec::AllToAllAlgorithm algo)
-    : step_(step),
-      network_(engine, cluster),
-      algo_(algo == exec::AllToAllAlgorithm::kDirect ? net::AllToAllAlgo::kDirect
-                                                     : net::AllToAllAlgo::kHierarchical) {}
+    : step_(step), network_(engine, cluster), algo_(network_algo(algo)) {}
 
 void FlowCollectiveRunner::start(exec::GraphExecutor& executor, exec::CollectiveId id,
                                  uint32_t payload) {
@@ -17,17 +14,7 @@ void FlowCollectiveRunner::start(exec::GraphExecutor& executor, exec::Collective
   const std::vector<int>& ranks = step_.groups[d.group];
   switch (d.op) {
     case exec::CollectiveOp::kAllToAllV: {
-      // Same bytes as the analytic runner: token copies x bytes per copy x
-      // the chunk's share; row = sender, the combine sends the transpose.
-      const std::vector<int64_t>& m = step_.matrices[d.matrix];
-      const size_t n = ranks.size();
-      bytes_.resize(n * n);
-      for (size_t i = 0; i < n; ++i) {
-        for (size_t j = 0; j < n; ++j) {
-          const int64_t c = d.transpose ? m[j * n + i] : m[i * n + j];
-          bytes_[i * n + j] = static_cast<double>(c) * d.bytes * d.scale;
-        }
-      }
+      d.all_to_allv_bytes(step_.matrices[d.matrix], ranks.size(), bytes_);
       network_.all_to_allv(ranks, bytes_, algo_, *this, id);
       return;
     }

@@ -15,6 +15,12 @@
 
 namespace moesim::cli {
 
+// The network model's name for a strategy's all-to-all algorithm.
+inline net::AllToAllAlgo network_algo(exec::AllToAllAlgorithm algo) {
+  return algo == exec::AllToAllAlgorithm::kDirect ? net::AllToAllAlgo::kDirect
+                                                  : net::AllToAllAlgo::kHierarchical;
+}
+
 class FlowCollectiveRunner : public exec::CollectiveRunner, private EventHandler {
  public:
   FlowCollectiveRunner(Engine& engine, const exec::StepGraph& step, const hw::ClusterSpec& cluster,

@@ -38,19 +38,9 @@ exec::CollectiveCostFn analytic_collective_cost(const hw::ClusterSpec& cluster,
                           const std::vector<int64_t>* matrix) -> double {
     switch (d.op) {
       case exec::CollectiveOp::kAllToAllV: {
-        const size_t n = ranks.size();
-        std::vector<double> bytes(n * n);
-        for (size_t i = 0; i < n; ++i) {
-          for (size_t j = 0; j < n; ++j) {
-            // Row = sender; the combine sends the transpose back.
-            const int64_t c = d.transpose ? (*matrix)[j * n + i] : (*matrix)[i * n + j];
-            bytes[i * n + j] = static_cast<double>(c) * d.bytes * d.scale;
-          }
-        }
-        return net::all_to_allv_seconds(cluster, ranks, bytes,
-                                        algo == exec::AllToAllAlgorithm::kDirect
-                                            ? net::AllToAllAlgo::kDirect
-                                            : net::AllToAllAlgo::kHierarchical);
+        std::vector<double> bytes;
+        d.all_to_allv_bytes(*matrix, ranks.size(), bytes);
+        return net::all_to_allv_seconds(cluster, ranks, bytes, network_algo(algo));
       }
       case exec::CollectiveOp::kAllReduce:
         return net::all_reduce_seconds(cluster, ranks, d.bytes);

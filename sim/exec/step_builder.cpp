@@ -681,6 +681,18 @@ StepGraph Builder::build() {
 
 }  // namespace
 
+void CollectiveDesc::all_to_allv_bytes(const std::vector<int64_t>& copies, size_t n,
+                                       std::vector<double>& out) const {
+  out.resize(n * n);
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = 0; j < n; ++j) {
+      // The combine sends the dispatch's transpose back.
+      const int64_t c = transpose ? copies[j * n + i] : copies[i * n + j];
+      out[i * n + j] = static_cast<double>(c) * bytes * scale;
+    }
+  }
+}
+
 StepGraph build_training_step(const ModelShape& model, const ParallelConfig& parallel,
                               const TrainingWorkload& workload,
                               const std::vector<LayerRouting>& routing,

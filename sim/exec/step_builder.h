@@ -34,7 +34,14 @@ struct CollectiveDesc {
   uint32_t matrix = UINT32_MAX;  // all-to-allv: index into StepGraph::matrices
   bool transpose = false;        // all-to-allv: send matrix^T (combine direction)
   double scale = 1;              // all-to-allv: fraction of the matrix (overlap chunks)
-  double bytes = 0;              // others: NCCL-tests convention (full buffer per rank)
+  // All-to-allv: bytes per token copy. Others: NCCL-tests convention (full
+  // buffer per rank).
+  double bytes = 0;
+
+  // All-to-allv: the n x n bytes each rank sends each other rank (row =
+  // sender), from `copies`, the n x n token-copy matrix it refers to.
+  void all_to_allv_bytes(const std::vector<int64_t>& copies, size_t n,
+                         std::vector<double>& out) const;
 };
 
 struct StepGraph {

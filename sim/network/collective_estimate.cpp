@@ -31,9 +31,6 @@ double intra_link_bandwidth(const ClusterSpec& c) {
 double nic_bandwidth(const ClusterSpec& c) {
   return c.node.achievable_nic_bytes_per_s();
 }
-double leaf_uplink_bandwidth(const ClusterSpec& c) {
-  return c.fabric.nodes_per_leaf * c.node.nics * nic_bandwidth(c) / c.fabric.oversubscription;
-}
 
 }  // namespace
 
@@ -47,7 +44,7 @@ double ring_bandwidth(const ClusterSpec& c, std::span<const int> ranks) {
     std::map<int, int> per_leaf;
     for (int r : ranks) ++per_leaf[c.leaf_of_node(c.node_of(r))];
     if (per_leaf.size() > 1) {
-      const double uplink = leaf_uplink_bandwidth(c);
+      const double uplink = c.leaf_uplink_bytes_per_s();
       for (const auto& [leaf, members] : per_leaf) bw = std::min(bw, uplink / members);
     }
   }
@@ -144,16 +141,9 @@ double all_to_allv_seconds(const ClusterSpec& c, std::span<const int> ranks,
     nvlink = mesh_worst_pair / intra_bw;
   }
   if (c.fabric.kind == hw::InterNodeFabric::kFatTree) {
-    std::map<int, int> leaf_nics;
-    for (const auto& [node, members] : node_members) leaf_nics[c.leaf_of_node(node)] += members;
-    for (const auto& [l, b] : leaf_out) {
-      const double uplink = leaf_uplink_bandwidth(c);
-      leaf = std::max(leaf, b / uplink);
-    }
-    for (const auto& [l, b] : leaf_in) {
-      const double uplink = leaf_uplink_bandwidth(c);
-      leaf = std::max(leaf, b / uplink);
-    }
+    const double uplink = c.leaf_uplink_bytes_per_s();
+    for (const auto& [l, b] : leaf_out) leaf = std::max(leaf, b / uplink);
+    for (const auto& [l, b] : leaf_in) leaf = std::max(leaf, b / uplink);
   }
   // Messages are posted to all peers at once; their software overhead
   // overlaps except for a logarithmic tail. Hierarchical adds one NVLink hop

@@ -46,7 +46,7 @@ FlowNetwork::FlowNetwork(Engine& engine, const hw::ClusterSpec& c) : engine_(eng
   }
   if (c.fabric.kind == hw::InterNodeFabric::kFatTree) {
     const int leaves = (c.nodes + c.fabric.nodes_per_leaf - 1) / c.fabric.nodes_per_leaf;
-    const double uplink = c.fabric.nodes_per_leaf * c.node.nics * nic / c.fabric.oversubscription;
+    const double uplink = c.leaf_uplink_bytes_per_s();
     for (int l = 0; l < leaves; ++l) {
       leaf_up_.push_back(add_link(fmt::format("leaf{}.up", l), uplink));
       leaf_down_.push_back(add_link(fmt::format("leaf{}.down", l), uplink));
