@@ -7,8 +7,8 @@
 #include "hwmodels/cluster.h"
 #include "reports/json_output.h"
 #include "sim/app/bench.h"
+#include "sim/collectives/flow.h"
 #include "sim/engine/engine.h"
-#include "sim/network/flow_network.h"
 
 namespace moesim::cli {
 namespace {
@@ -43,13 +43,19 @@ int bench_network_main(const Args& args) {
   std::vector<int> ranks(gpus);
   for (int i = 0; i < gpus; ++i) ranks[i] = i;
   std::vector<double> matrix(static_cast<size_t>(gpus) * gpus, per_gpu / gpus);
+  const auto algorithm = coll::algorithm_from_name(algo);
+  if (!algorithm) throw Error("--algo: expected direct or hierarchical");
+  coll::Collective request;
+  request.op = coll::CollectiveOp::kAllToAllV;
+  request.ranks = ranks;
+  request.matrix_bytes = matrix;
+  request.algorithm = *algorithm;
   Engine engine;
-  net::FlowNetwork network(engine, c);
+  coll::FlowCollectives flow(engine, c);
   Done done;
-  network.all_to_allv(
-      ranks, matrix,
-      algo == "direct" ? net::AllToAllAlgo::kDirect : net::AllToAllAlgo::kHierarchical, done, 0);
+  flow.start(request, done, 0);
   engine.run();
+  const net::FlowNetwork& network = flow.network();
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   OrderedJson out;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -11,9 +12,9 @@
 #include "hwmodels/cluster.h"
 #include "reports/json_output.h"
 #include "sim/app/commands.h"
+#include "sim/collectives/analytic.h"
+#include "sim/collectives/flow.h"
 #include "sim/engine/engine.h"
-#include "sim/network/collective_estimate.h"
-#include "sim/network/flow_network.h"
 
 namespace moesim::cli {
 namespace {
@@ -112,53 +113,46 @@ int collective_main(const Args& args) {
   } else if (!(bytes >= 0) || bytes > 1e18) {
     throw Error("--bytes: expected a non-negative number of bytes");
   }
-  Engine engine;
-  net::FlowNetwork network(engine, cluster);
-  Done done;
-  double analytic = 0;
-  int kind = 0;
+  coll::Collective request;
+  request.ranks = ranks;
+  request.bytes = bytes;
   std::string used_algo = algo;
   if (op == "all_to_all") {
+    request.op = coll::CollectiveOp::kAllToAllV;
     if (algo.empty()) used_algo = "hierarchical";
-    if (used_algo != "direct" && used_algo != "hierarchical") {
-      throw Error("--algo: all_to_all takes direct or hierarchical");
-    }
-    if (matrix.empty()) {
-      matrix.assign(static_cast<size_t>(n) * n, bytes / n);
-    }
-    const auto a =
-        used_algo == "direct" ? net::AllToAllAlgo::kDirect : net::AllToAllAlgo::kHierarchical;
-    network.all_to_allv(ranks, matrix, a, done, 0);
-    analytic = net::all_to_allv_seconds(cluster, ranks, matrix, a);
+    const auto a = coll::algorithm_from_name(used_algo);
+    if (!a) throw Error("--algo: all_to_all takes direct or hierarchical");
+    request.algorithm = *a;
+    if (matrix.empty()) matrix.assign(static_cast<size_t>(n) * n, bytes / n);
+    request.matrix_bytes = matrix;
   } else {
-    if (!algo.empty() && algo != "ring") throw Error("--algo: " + op + " takes ring");
-    used_algo = "ring";
-    if (op == "all_reduce") {
-      kind = 1;
-      network.all_reduce(ranks, bytes, done, 0);
-      analytic = net::all_reduce_seconds(cluster, ranks, bytes);
-    } else if (op == "reduce_scatter") {
-      kind = 2;
-      network.reduce_scatter(ranks, bytes, done, 0);
-      analytic = net::reduce_scatter_seconds(cluster, ranks, bytes);
-    } else if (op == "all_gather") {
-      kind = 3;
-      network.all_gather(ranks, bytes, done, 0);
-      analytic = net::all_gather_seconds(cluster, ranks, bytes);
-    } else if (op == "send_recv") {
-      kind = 4;
-      if (n != 2) throw Error("--ranks: send_recv takes exactly two ranks (sender,receiver)");
-      used_algo = "p2p";
-      network.send_recv(ranks[0], ranks[1], bytes, done, 0);
-      analytic = net::send_recv_seconds(cluster, ranks[0], ranks[1], bytes);
-    } else {
+    const std::map<std::string, coll::CollectiveOp> ops = {
+        {"all_reduce", coll::CollectiveOp::kAllReduce},
+        {"reduce_scatter", coll::CollectiveOp::kReduceScatter},
+        {"all_gather", coll::CollectiveOp::kAllGather},
+        {"send_recv", coll::CollectiveOp::kSendRecv}};
+    const auto it = ops.find(op);
+    if (it == ops.end()) {
       throw Error(
           fmt::format("--op: unknown operation '{}' (all_to_all, all_reduce, "
                       "reduce_scatter, all_gather, send_recv)",
                       op));
     }
+    request.op = it->second;
+    if (!algo.empty() && algo != "ring") throw Error("--algo: " + op + " takes ring");
+    used_algo = "ring";
+    if (request.op == coll::CollectiveOp::kSendRecv) {
+      if (n != 2) throw Error("--ranks: send_recv takes exactly two ranks (sender,receiver)");
+      used_algo = "p2p";
+    }
   }
+  Engine engine;
+  coll::FlowCollectives flow(engine, cluster);
+  Done done;
+  flow.start(request, done, 0);
   engine.run();
+  const double analytic = coll::collective_seconds(cluster, request);
+  const net::FlowNetwork& network = flow.network();
   const double t = engine.now().seconds();
   const double algbw = t > 0 ? bytes / t / 1e9 : 0;
   OrderedJson out;
@@ -170,7 +164,7 @@ int collective_main(const Args& args) {
   out["bytes"] = bytes;
   out["time_s"] = t;
   out["algbw_gbps"] = algbw;
-  out["busbw_gbps"] = algbw * net::bus_bandwidth_factor(kind, n);
+  out["busbw_gbps"] = algbw * coll::bus_bandwidth_factor(request.op, n);
   out["analytic_time_s"] = analytic;
   out["flows"] = network.flows_started();
   out["events"] = engine.events_executed();

@@ -11,14 +11,13 @@
 #include <fmt/format.h>
 
 #include "hwmodels/roofline_cost.h"
-#include "sim/app/flow_collective_runner.h"
 #include "sim/core/embedded.h"
 
 #include "reports/timeline.h"
 #include "reports/training_report.h"
+#include "sim/collectives/collective.h"
 #include "sim/exec/scenario.h"
 #include "sim/exec/strategy.h"
-#include "sim/network/collective_estimate.h"
 
 namespace moesim::cli {
 namespace examples {
@@ -30,29 +29,6 @@ Json embedded_example(const std::string& file_name) {
     if (f.name == file_name) return parse_json(f.content, "examples/" + file_name);
   }
   throw Error("no embedded example " + file_name);
-}
-
-exec::CollectiveCostFn analytic_collective_cost(const hw::ClusterSpec& cluster,
-                                                exec::AllToAllAlgorithm algo) {
-  return [&cluster, algo](const exec::CollectiveDesc& d, const std::vector<int>& ranks,
-                          const std::vector<int64_t>* matrix) -> double {
-    switch (d.op) {
-      case exec::CollectiveOp::kAllToAllV: {
-        std::vector<double> bytes;
-        d.all_to_allv_bytes(*matrix, ranks.size(), bytes);
-        return net::all_to_allv_seconds(cluster, ranks, bytes, network_algo(algo));
-      }
-      case exec::CollectiveOp::kAllReduce:
-        return net::all_reduce_seconds(cluster, ranks, d.bytes);
-      case exec::CollectiveOp::kReduceScatter:
-        return net::reduce_scatter_seconds(cluster, ranks, d.bytes);
-      case exec::CollectiveOp::kAllGather:
-        return net::all_gather_seconds(cluster, ranks, d.bytes);
-      case exec::CollectiveOp::kSendRecv:
-        return net::send_recv_seconds(cluster, ranks[0], ranks[1], d.bytes);
-    }
-    return 0;
-  };
 }
 
 namespace {
@@ -120,15 +96,12 @@ OrderedJson run_scenario(const Json& doc, std::string* timeline, int timeline_ma
   exec::TrainingResult result;
   if (p.memory.fits()) {
     const hw::RooflineCostModel compute(s.cluster.gpu);
-    exec::HardwareCosts costs{&compute,
-                              analytic_collective_cost(s.cluster, s.setup.parallel.a2a_algo)};
     const bool flow = s.options.network_model == "flow";
-    if (flow) {
-      costs.make_runner = [&](Engine& engine, const exec::StepGraph& step) {
-        return std::make_unique<FlowCollectiveRunner>(engine, step, s.cluster,
-                                                      s.setup.parallel.a2a_algo);
-      };
-    }
+    const coll::NetworkModel model =
+        flow ? coll::NetworkModel::kFlow : coll::NetworkModel::kAnalytic;
+    const exec::HardwareCosts costs{&compute, [&](Engine& engine) {
+                                      return coll::make_collective_timer(model, engine, s.cluster);
+                                    }};
     result = exec::simulate_training(s.setup, p.routing->routing, costs);
     in.result = &result;
     if (timeline) {

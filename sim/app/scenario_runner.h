@@ -8,7 +8,6 @@
 #include "hwmodels/cluster.h"
 #include "reports/json_output.h"
 #include "sim/core/config.h"
-#include "sim/exec/collective_runner.h"
 #include "sim/exec/step_inputs.h"
 
 namespace moesim::cli {
@@ -24,10 +23,6 @@ OrderedJson run_scenario(const Json& scenario, std::string* timeline, int timeli
 
 // One of examples/*.json, compiled into the binary.
 Json embedded_example(const std::string& file_name);
-
-// Collective times from the analytic network estimates (sim/network).
-exec::CollectiveCostFn analytic_collective_cost(const hw::ClusterSpec& cluster,
-                                                exec::AllToAllAlgorithm algo);
 
 // Validates a scenario and estimates its peak memory per GPU without
 // simulating it (cheap: used to prune strategy searches).

@@ -333,7 +333,7 @@ TaskId Builder::emit_moe(int gpu, int layer, TaskLabel label, TaskId dep) {
   const double elt = hw::bytes_per_element(w_.compute_dtype);
   CollectiveDesc dispatch{CollectiveOp::kAllToAllV};
   dispatch.matrix = matrix;
-  dispatch.scale = 1.0 / chunks;
+  dispatch.fraction = 1.0 / chunks;
   // FP8 dispatch carries one scale factor per 128 elements (DeepSeek-V3).
   dispatch.bytes =
       p_.dispatch_dtype == hw::DType::kFp8 ? m_.hidden * (1.0 + 4.0 / 128) : m_.hidden * elt;
@@ -643,7 +643,7 @@ StepGraph Builder::build() {
   }
   // DeepEP-style (hierarchical) dispatch sends a token once per destination
   // rank; the all-to-all dispatcher sends one copy per expert.
-  const bool dedup = p_.a2a_algo == AllToAllAlgorithm::kHierarchical;
+  const bool dedup = p_.a2a_algo == coll::AllToAllAlgorithm::kHierarchical;
   for (const LayerRouting& lr : routing_) {
     for (const RoutingSample& rs : lr.samples) {
       out_.matrices.push_back(dedup && !rs.pair_tokens_dedup.empty() ? rs.pair_tokens_dedup
@@ -680,18 +680,6 @@ StepGraph Builder::build() {
 }
 
 }  // namespace
-
-void CollectiveDesc::all_to_allv_bytes(const std::vector<int64_t>& copies, size_t n,
-                                       std::vector<double>& out) const {
-  out.resize(n * n);
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t j = 0; j < n; ++j) {
-      // The combine sends the dispatch's transpose back.
-      const int64_t c = transpose ? copies[j * n + i] : copies[i * n + j];
-      out[i * n + j] = static_cast<double>(c) * bytes * scale;
-    }
-  }
-}
 
 StepGraph build_training_step(const ModelShape& model, const ParallelConfig& parallel,
                               const TrainingWorkload& workload,

@@ -19,36 +19,33 @@
 #include <vector>
 
 #include "hwmodels/compute_cost.h"
+#include "sim/collectives/collective.h"
 #include "sim/exec/rank_layout.h"
 #include "sim/exec/step_inputs.h"
 #include "sim/exec/task_graph.h"
 
 namespace moesim::exec {
 
-enum class CollectiveOp : uint8_t { kAllToAllV, kAllReduce, kReduceScatter, kAllGather, kSendRecv };
+using coll::CollectiveOp;
 
-// A collective's communication, for whoever times it (analytic or flow-level).
+// One collective of the step, as StepCollectives hands it to the collective
+// timer (sim/collectives): its op, its group and its bytes.
 struct CollectiveDesc {
   CollectiveOp op = CollectiveOp::kAllReduce;
   uint32_t group = 0;            // index into StepGraph::groups
   uint32_t matrix = UINT32_MAX;  // all-to-allv: index into StepGraph::matrices
   bool transpose = false;        // all-to-allv: send matrix^T (combine direction)
-  double scale = 1;              // all-to-allv: fraction of the matrix (overlap chunks)
+  double fraction = 1;           // all-to-allv: fraction of the matrix (overlap chunks)
   // All-to-allv: bytes per token copy. Others: NCCL-tests convention (full
   // buffer per rank).
   double bytes = 0;
-
-  // All-to-allv: the n x n bytes each rank sends each other rank (row =
-  // sender), from `copies`, the n x n token-copy matrix it refers to.
-  void all_to_allv_bytes(const std::vector<int64_t>& copies, size_t n,
-                         std::vector<double>& out) const;
 };
 
 struct StepGraph {
   TaskGraph graph{0};
   std::vector<CollectiveDesc> collectives;  // payload index of each collective
   std::vector<std::vector<int>> groups;     // rank lists
-  // All-to-allv byte matrices (n x n, row = sender, in group order).
+  // All-to-allv token-copy matrices (n x n, row = sender, in group order).
   std::vector<std::vector<int64_t>> matrices;
   int microbatches = 0;
   // Per-GPU routed-expert token copies processed in the step (forward).

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hwmodels/dtype.h"
+#include "sim/collectives/collective.h"
 
 namespace moesim::exec {
 
@@ -54,7 +55,6 @@ struct ModelShape {
 
 enum class PipelineSchedule { kOneFOneB, kInterleaved };
 enum class Recompute { kNone, kSelective, kFull };
-enum class AllToAllAlgorithm { kDirect, kHierarchical };
 
 struct ParallelConfig {
   int dp = 1, tp = 1, pp = 1, ep = 1, etp = 1;
@@ -69,7 +69,7 @@ struct ParallelConfig {
   bool overlap_grad_reduce = true;
   bool overlap_param_gather = true;
   int a2a_overlap_chunks = 1;
-  AllToAllAlgorithm a2a_algo = AllToAllAlgorithm::kHierarchical;
+  coll::AllToAllAlgorithm a2a_algo = coll::AllToAllAlgorithm::kHierarchical;
   hw::DType dispatch_dtype = hw::DType::kBf16;  // fp8 dispatch as in DeepSeek-V3
 
   int gpus() const { return dp * tp * pp; }

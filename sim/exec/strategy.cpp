@@ -33,9 +33,8 @@ ParallelConfig parse_parallel(ConfigObject s) {
   p.overlap_grad_reduce = s.boolean_or("overlap_grad_reduce", true);
   p.overlap_param_gather = s.boolean_or("overlap_param_gather", true);
   p.a2a_overlap_chunks = static_cast<int>(s.integer_or("a2a_overlap_chunks", 1, 1, 64));
-  p.a2a_algo = s.choice_or("a2a_algo", "hierarchical", {"direct", "hierarchical"}) == "direct"
-                   ? AllToAllAlgorithm::kDirect
-                   : AllToAllAlgorithm::kHierarchical;
+  p.a2a_algo = *coll::algorithm_from_name(
+      s.choice_or("a2a_algo", "hierarchical", {"direct", "hierarchical"}));
   p.dispatch_dtype = s.choice_or("dispatch_dtype", "bf16", {"bf16", "fp8"}) == "fp8"
                          ? hw::DType::kFp8
                          : hw::DType::kBf16;
@@ -152,7 +151,7 @@ Json parallel_json(const ParallelConfig& p) {
   j["overlap_grad_reduce"] = p.overlap_grad_reduce;
   j["overlap_param_gather"] = p.overlap_param_gather;
   j["a2a_overlap_chunks"] = p.a2a_overlap_chunks;
-  j["a2a_algo"] = p.a2a_algo == AllToAllAlgorithm::kDirect ? "direct" : "hierarchical";
+  j["a2a_algo"] = std::string(coll::algorithm_name(p.a2a_algo));
   j["dispatch_dtype"] = std::string(hw::dtype_name(p.dispatch_dtype));
   return j;
 }

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "sim/engine/engine.h"
+#include "sim/exec/step_collectives.h"
 
 namespace moesim::exec {
 
@@ -76,12 +77,10 @@ TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouti
                                          *hardware.compute, setup.framework);
     Engine engine;
     GraphExecutor executor(engine, step.graph, p.pp > 1);
-    std::unique_ptr<CollectiveRunner> runner =
-        hardware.make_runner
-            ? hardware.make_runner(engine, step)
-            : std::make_unique<AnalyticCollectiveRunner>(engine, step, hardware.collective);
+    const std::unique_ptr<coll::CollectiveTimer> timer = hardware.collectives(engine);
+    StepCollectives collectives(step, *timer, p.a2a_algo);
     StepOutcome outcome;
-    outcome.execution = executor.run(*runner);
+    outcome.execution = executor.run(collectives);
     outcome.step_time_s = outcome.execution.makespan.seconds();
     outcome.critical_path = critical_path(step.graph, outcome.execution);
     outcome.tasks = step.graph.size();

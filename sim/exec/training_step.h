@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "hwmodels/compute_cost.h"
-#include "sim/exec/collective_runner.h"
+#include "sim/collectives/collective.h"
 #include "sim/exec/memory_model.h"
 #include "sim/exec/step_builder.h"
 #include "sim/exec/step_inputs.h"
@@ -66,24 +66,17 @@ struct TrainingResult {
   std::vector<std::string> warnings;
 };
 
-// Everything a step needs from the hardware side.
+// Everything a step needs from the hardware side: kernel costs, and a timer
+// for its collectives on the step's engine (a fresh one per step, so that a
+// flow-level network starts empty).
+using CollectiveTimerFactory = std::function<std::unique_ptr<coll::CollectiveTimer>(Engine&)>;
 struct HardwareCosts {
-  using RunnerFactory = std::function<std::unique_ptr<CollectiveRunner>(Engine&, const StepGraph&)>;
-  HardwareCosts(const hw::ComputeCostModel* compute_model, CollectiveCostFn collective_cost,
-                RunnerFactory runner_factory = {})
-      : compute(compute_model),
-        collective(std::move(collective_cost)),
-        make_runner(std::move(runner_factory)) {}
-
   const hw::ComputeCostModel* compute = nullptr;
-  CollectiveCostFn collective;  // analytic timing of collectives
-  // When set, each step's collectives run on the runner it makes (e.g. the
-  // flow-level network) instead of the analytic timing above.
-  RunnerFactory make_runner;
+  CollectiveTimerFactory collectives;
 };
 
-// Peak memory and validity are checked by the caller (scenario.cpp); this
-// simulates `routing.size()` steps (one graph each) and keeps the last graph.
+// Peak memory and validity are checked by the caller (the scenario layer,
+// sim/scenario); this simulates `routing.size()` steps (one graph each) and keeps the last graph.
 TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouting& routing,
                                  const HardwareCosts& hardware);
 

@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <queue>
-#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -68,214 +66,76 @@ std::vector<FlowNetwork::LinkStats> FlowNetwork::link_stats() const {
   return out;
 }
 
-// The links a transfer from one GPU to another crosses. Across nodes it uses
-// the NIC on the source GPU's rail (direct) or the destination GPU's rail
-// (via_dst_rail: forwarded over NVLink to the rail GPU first, as NCCL's PXN
-// and DeepEP do); at the far end it is forwarded to its GPU over NVLink.
-std::vector<uint32_t> FlowNetwork::path(int src, int dst, bool via_dst_rail) const {
+void FlowNetwork::append_intra_node(Path& p, int node, int a, int b) const {
+  if (a == b) return;
   const int per = cluster_.node.gpus_per_node;
-  const int ns = src / per, nd = dst / per, ls = src % per, ld = dst % per;
-  std::vector<uint32_t> p;
-  auto intra = [&](int node, int a, int b) {
-    if (a == b) return;
-    if (!mesh_.empty()) {
-      p.push_back(mesh_[(node * per + a) * per + b]);
-    } else {
-      p.push_back(nvl_out_[node * per + a]);
-      p.push_back(nvl_in_[node * per + b]);
-    }
-  };
-  if (ns == nd) {
-    intra(ns, ls, ld);
-    return p;
+  if (!mesh_.empty()) {
+    p.push_back(mesh_[(node * per + a) * per + b]);
+  } else {
+    p.push_back(nvl_out_[node * per + a]);
+    p.push_back(nvl_in_[node * per + b]);
   }
+}
+
+FlowNetwork::Path FlowNetwork::rail_path(int src_node, int dst_node, int rail) const {
   const int nics = cluster_.node.nics;
-  const int rail = (via_dst_rail ? ld : ls) % nics;
-  // The GPU that owns NIC `rail` in each node.
-  const int rail_gpu = rail * per / nics;
-  if (via_dst_rail) intra(ns, ls, rail_gpu);
-  p.push_back(nic_out_[ns * nics + rail]);
+  Path p{nic_out_[src_node * nics + rail]};
   if (!leaf_up_.empty()) {
-    const int la = cluster_.leaf_of_node(ns), lb = cluster_.leaf_of_node(nd);
-    if (la != lb) {
-      p.push_back(leaf_up_[la]);
-      p.push_back(leaf_down_[lb]);
-    }
+    const int la = cluster_.leaf_of_node(src_node), lb = cluster_.leaf_of_node(dst_node);
+    if (la != lb) p.insert(p.end(), {leaf_up_[la], leaf_down_[lb]});
   }
-  p.push_back(nic_in_[nd * nics + rail]);
-  intra(nd, rail_gpu, ld);
+  p.push_back(nic_in_[dst_node * nics + rail]);
   return p;
 }
 
-void FlowNetwork::add_flow(std::vector<uint32_t> p, double bytes, uint32_t phase, SimTime delay) {
-  ++phases_[phase].outstanding;
+FlowNetwork::Path FlowNetwork::gpu_path(int src, int dst, bool via_dst_rail) const {
+  const int per = cluster_.node.gpus_per_node;
+  const int ns = src / per, nd = dst / per, ls = src % per, ld = dst % per;
+  Path p;
+  if (ns == nd) {
+    append_intra_node(p, ns, ls, ld);
+    return p;
+  }
+  const int rail = (via_dst_rail ? ld : ls) % cluster_.node.nics;
+  if (via_dst_rail) append_intra_node(p, ns, ls, rail_gpu(rail));
+  const Path across = rail_path(ns, nd, rail);
+  p.insert(p.end(), across.begin(), across.end());
+  append_intra_node(p, nd, rail_gpu(rail), ld);
+  return p;
+}
+
+SimTime FlowNetwork::message_latency(bool inter_node) const {
+  const double s = cluster_.node.intra_latency_s +
+                   (inter_node ? 3 * cluster_.fabric.hop_latency_s : 0) +
+                   cluster_.fabric.message_overhead_s;
+  return SimTime::from_seconds(s);
+}
+
+uint32_t FlowNetwork::open_batch(BatchListener& listener, uint64_t tag) {
+  batches_.push_back(Batch{&listener, tag, 0, false});
+  return static_cast<uint32_t>(batches_.size() - 1);
+}
+
+void FlowNetwork::close_batch(uint32_t batch) {
+  batches_[batch].closed = true;
+  if (batches_[batch].outstanding == 0) batches_[batch].listener->batch_done(batches_[batch].tag);
+}
+
+void FlowNetwork::flow_finished(uint32_t batch) {
+  Batch& b = batches_[batch];
+  if (--b.outstanding == 0 && b.closed) b.listener->batch_done(b.tag);
+}
+
+void FlowNetwork::add_flow(uint32_t batch, Path p, double bytes, SimTime delay) {
+  ++batches_[batch].outstanding;
   const uint32_t id = static_cast<uint32_t>(flows_.size());
-  flows_.push_back(Flow{bytes, 0, bytes, std::move(p), phase, false});
+  flows_.push_back(Flow{bytes, 0, bytes, std::move(p), batch, false});
   ++flows_started_;
   bytes_sent_ += bytes;
   const SimTime at = engine_.now() + delay;
   pending_starts_.push_back({at, id});
   // One start event per distinct start time, however many flows share it.
   if (start_times_.insert(at.ps()).second) engine_.schedule_at(at, *this, kStartEvent);
-}
-
-namespace {
-SimTime flow_delay(const hw::ClusterSpec& c, bool inter) {
-  const double s = c.node.intra_latency_s + (inter ? 3 * c.fabric.hop_latency_s : 0) +
-                   c.fabric.message_overhead_s;
-  return SimTime::from_seconds(s);
-}
-}  // namespace
-
-void FlowNetwork::all_to_allv(std::span<const int> ranks, std::span<const double> bytes,
-                              AllToAllAlgo algo, EventHandler& done, uint64_t arg) {
-  const size_t n = ranks.size();
-  const int per = cluster_.node.gpus_per_node;
-  if (n * n != bytes.size()) throw std::logic_error("all_to_allv: matrix is not n x n");
-  collectives_.push_back(Collective{&done, arg, {}, 0});
-  const uint32_t c = static_cast<uint32_t>(collectives_.size() - 1);
-  phases_.push_back(Phase{0, c});
-  const uint32_t phase = static_cast<uint32_t>(phases_.size() - 1);
-  // Aggregate by path into dense tables (deterministic order, no hashing):
-  // intra-node pairs [node][i][j]; direct: source GPU -> destination node on
-  // the source's rail [gpu][node], forwarded at the destination [gpu][local];
-  // hierarchical: node -> node on the destination's rail [node][node][rail],
-  // gathered to the rail GPU at the source [gpu][local].
-  const bool hier = algo == AllToAllAlgo::kHierarchical;
-  const int nodes = cluster_.nodes, nics = cluster_.node.nics;
-  std::vector<double> intra(static_cast<size_t>(nodes) * per * per, 0);
-  std::vector<double> fwd(static_cast<size_t>(nodes) * per * per, 0);
-  std::vector<double> inter(
-      hier ? static_cast<size_t>(nodes) * nodes * nics : static_cast<size_t>(nodes) * per * nodes,
-      0);
-  auto rail_gpu_of = [&](int rail) { return rail * per / nics; };
-  for (size_t i = 0; i < n; ++i) {
-    const int s = ranks[i], ns = s / per, ls = s % per;
-    for (size_t j = 0; j < n; ++j) {
-      const double b = bytes[i * n + j];
-      if (i == j || b <= 0) continue;
-      const int d = ranks[j], nd = d / per, ld = d % per;
-      if (ns == nd) {
-        intra[(static_cast<size_t>(ns) * per + ls) * per + ld] += b;
-      } else if (!hier) {
-        inter[static_cast<size_t>(s) * nodes + nd] += b;
-        const int rg = rail_gpu_of(ls % nics);
-        if (rg != ld) fwd[(static_cast<size_t>(nd) * per + rg) * per + ld] += b;
-      } else {
-        const int rail = ld % nics;
-        inter[(static_cast<size_t>(ns) * nodes + nd) * nics + rail] += b;
-        const int rg = rail_gpu_of(rail);
-        if (rg != ls) fwd[(static_cast<size_t>(ns) * per + ls) * per + rg] += b;
-      }
-    }
-  }
-  auto fabric = [&](int na, int nb, std::vector<uint32_t>& p) {
-    if (leaf_up_.empty()) return;
-    const int la = cluster_.leaf_of_node(na), lb = cluster_.leaf_of_node(nb);
-    if (la != lb) p.insert(p.end(), {leaf_up_[la], leaf_down_[lb]});
-  };
-  const SimTime intra_delay = flow_delay(cluster_, false), inter_delay = flow_delay(cluster_, true);
-  for (int nd = 0; nd < nodes; ++nd) {
-    for (int a = 0; a < per; ++a) {
-      for (int b = 0; b < per; ++b) {
-        const size_t k = (static_cast<size_t>(nd) * per + a) * per + b;
-        if (intra[k] > 0)
-          add_flow(path(nd * per + a, nd * per + b, false), intra[k], phase, intra_delay);
-        if (fwd[k] > 0)
-          add_flow(path(nd * per + a, nd * per + b, false), fwd[k], phase, intra_delay);
-      }
-    }
-  }
-  if (!hier) {
-    for (int s = 0; s < nodes * per; ++s) {
-      for (int nd = 0; nd < nodes; ++nd) {
-        const double b = inter[static_cast<size_t>(s) * nodes + nd];
-        if (b <= 0) continue;
-        const int rail = (s % per) % nics;
-        std::vector<uint32_t> p{nic_out_[(s / per) * nics + rail]};
-        fabric(s / per, nd, p);
-        p.push_back(nic_in_[nd * nics + rail]);
-        add_flow(std::move(p), b, phase, inter_delay);
-      }
-    }
-  } else {
-    for (int ns = 0; ns < nodes; ++ns) {
-      for (int nd = 0; nd < nodes; ++nd) {
-        for (int rail = 0; rail < nics; ++rail) {
-          const double b = inter[(static_cast<size_t>(ns) * nodes + nd) * nics + rail];
-          if (b <= 0) continue;
-          std::vector<uint32_t> p{nic_out_[ns * nics + rail]};
-          fabric(ns, nd, p);
-          p.push_back(nic_in_[nd * nics + rail]);
-          add_flow(std::move(p), b, phase, inter_delay);
-        }
-      }
-    }
-  }
-  if (phases_[phase].outstanding == 0) finish_phase(phase);
-}
-
-void FlowNetwork::ring(std::span<const int> ranks, double bytes_per_step, int steps,
-                       EventHandler& done, uint64_t arg) {
-  const size_t n = ranks.size();
-  Collective col{&done, arg, {}, 0};
-  for (int s = 0; s < steps; ++s) {
-    std::vector<std::pair<std::array<int, 2>, double>> step;
-    for (size_t i = 0; i < n; ++i) step.push_back({{ranks[i], ranks[(i + 1) % n]}, bytes_per_step});
-    col.steps.push_back(std::move(step));
-  }
-  collectives_.push_back(std::move(col));
-  start_collective(static_cast<uint32_t>(collectives_.size() - 1));
-}
-
-// Starts the next ring step of collective c (or completes it).
-void FlowNetwork::start_collective(uint32_t c) {
-  Collective& col = collectives_[c];
-  if (col.next_step == col.steps.size()) {
-    engine_.schedule_at(engine_.now(), *col.done, col.arg);
-    return;
-  }
-  phases_.push_back(Phase{0, c});
-  const uint32_t phase = static_cast<uint32_t>(phases_.size() - 1);
-  const auto step = collectives_[c].steps[collectives_[c].next_step++];
-  const int per = cluster_.node.gpus_per_node;
-  for (const auto& [pair, b] : step) {
-    if (b <= 0 || pair[0] == pair[1]) continue;
-    add_flow(path(pair[0], pair[1], false), b, phase,
-             flow_delay(cluster_, pair[0] / per != pair[1] / per));
-  }
-  if (phases_[phase].outstanding == 0) finish_phase(phase);
-}
-
-void FlowNetwork::all_reduce(std::span<const int> ranks, double bytes, EventHandler& done,
-                             uint64_t arg) {
-  const int n = static_cast<int>(ranks.size());
-  if (n <= 1 || bytes <= 0) return engine_.schedule_at(engine_.now(), done, arg), void();
-  ring(ranks, bytes / n, 2 * (n - 1), done, arg);
-}
-
-void FlowNetwork::reduce_scatter(std::span<const int> ranks, double bytes, EventHandler& done,
-                                 uint64_t arg) {
-  const int n = static_cast<int>(ranks.size());
-  if (n <= 1 || bytes <= 0) return engine_.schedule_at(engine_.now(), done, arg), void();
-  ring(ranks, bytes / n, n - 1, done, arg);
-}
-
-void FlowNetwork::all_gather(std::span<const int> ranks, double bytes, EventHandler& done,
-                             uint64_t arg) {
-  reduce_scatter(ranks, bytes, done, arg);
-}
-
-void FlowNetwork::send_recv(int src, int dst, double bytes, EventHandler& done, uint64_t arg) {
-  const int r[2] = {src, dst};
-  const double m[4] = {0, bytes, 0, 0};
-  all_to_allv(r, m, AllToAllAlgo::kDirect, done, arg);
-}
-
-// A phase's flows are all done: the collective's next ring step starts, or
-// (no steps left, or an all-to-all) its owner is notified.
-void FlowNetwork::finish_phase(uint32_t phase) {
-  start_collective(phases_[phase].collective);
 }
 
 void FlowNetwork::advance_to_now() {
@@ -376,7 +236,7 @@ void FlowNetwork::on_event(uint64_t kind) {
       if (f.path.empty() || f.size <= 0) {
         f.remaining = 0;
         bytes_delivered_ += f.size;
-        if (--phases_[f.phase].outstanding == 0) finish_phase(f.phase);
+        flow_finished(f.batch);
         continue;
       }
       f.active = true;
@@ -420,9 +280,7 @@ void FlowNetwork::on_event(uint64_t kind) {
   }
   if (!touched.empty()) recompute(touched);
   schedule_next_completion();
-  for (uint32_t id : finished) {
-    if (--phases_[flows_[id].phase].outstanding == 0) finish_phase(flows_[id].phase);
-  }
+  for (uint32_t id : finished) flow_finished(flows_[id].batch);
 }
 
 }  // namespace moesim::net

@@ -1,43 +1,69 @@
 #pragma once
-// A flow-level network on the discrete-event engine.
+// A flow-level network on the discrete-event engine: links are resources,
+// transfers are flows, and one solver shares link capacity among them.
 //
 // Every transfer is a flow over a path of links (a GPU's NVLink port out and
-// in, its NIC out and in, fat-tree leaf uplinks). Bandwidth is shared max-min
-// fairly among the flows crossing each link (progressive filling), and the
-// shares are recomputed whenever flows start or finish, only over the flows
-// connected to the change through shared links. A flow first waits its path
-// latency plus a per-message overhead, then moves its bytes.
+// in, or a mesh link; its node's NICs out and in; fat-tree leaf uplinks).
+// Bandwidth is shared max-min fairly among the flows crossing each link
+// (progressive filling), and the shares are recomputed whenever flows start or
+// finish, only over the flows connected to the change through shared links. A
+// flow first waits its latency (given when it is added), then moves its bytes.
 //
-// All flows finishing at the same instant are retired together and trigger
-// one recomputation, so a collective of equal flows costs a few
-// recomputations, not one per flow. Large collectives aggregate flows that
-// share a path and a start (e.g. all GPU pairs between two nodes on one rail).
+// Flows are grouped in batches: a batch completes when the last of its flows
+// has finished, and its listener is then called at once, from inside the
+// network's event handling, so that it may start the next batch at the same
+// instant (a ring's next step). All flows finishing at the same instant are
+// retired together and trigger one recomputation.
+//
+// The network knows nothing about collectives: sim/collectives decomposes
+// them into batches of flows over the paths this class builds.
 
-#include <array>
 #include <cstdint>
 #include <set>
-#include <span>
 #include <string>
 #include <vector>
 
 #include "hwmodels/cluster.h"
 #include "sim/engine/engine.h"
-#include "sim/network/collective_estimate.h"
 
 namespace moesim::net {
 
 class FlowNetwork : private EventHandler {
  public:
-  FlowNetwork(Engine& engine, const hw::ClusterSpec& cluster);
+  using Path = std::vector<uint32_t>;  // link ids
 
-  // Collectives over global GPU ranks; done.on_event(arg) fires when all of
-  // their flows have finished. `bytes` conventions as in collective_estimate.h.
-  void all_to_allv(std::span<const int> ranks, std::span<const double> bytes, AllToAllAlgo algo,
-                   EventHandler& done, uint64_t arg);
-  void all_reduce(std::span<const int> ranks, double bytes, EventHandler& done, uint64_t arg);
-  void reduce_scatter(std::span<const int> ranks, double bytes, EventHandler& done, uint64_t arg);
-  void all_gather(std::span<const int> ranks, double bytes, EventHandler& done, uint64_t arg);
-  void send_recv(int src, int dst, double bytes, EventHandler& done, uint64_t arg);
+  // Called when every flow of a batch has finished.
+  class BatchListener {
+   public:
+    virtual ~BatchListener() = default;
+    virtual void batch_done(uint64_t tag) = 0;
+  };
+
+  FlowNetwork(Engine& engine, const hw::ClusterSpec& cluster);
+  const hw::ClusterSpec& cluster() const { return cluster_; }
+
+  // Paths. Across nodes a transfer uses the NIC on the source GPU's rail, or
+  // with `via_dst_rail` the destination GPU's rail (forwarded over NVLink to
+  // the GPU owning that NIC first, as NCCL's PXN and DeepEP do); at the far
+  // end it is forwarded to its GPU over NVLink.
+  Path gpu_path(int src_gpu, int dst_gpu, bool via_dst_rail) const;
+  // Appends the links from local GPU a to local GPU b of `node` (none if a == b).
+  void append_intra_node(Path& path, int node, int local_a, int local_b) const;
+  // NIC `rail` of src_node to NIC `rail` of dst_node, through the fabric.
+  Path rail_path(int src_node, int dst_node, int rail) const;
+  // The local GPU that owns NIC `rail` in every node.
+  int rail_gpu(int rail) const { return rail * cluster_.node.gpus_per_node / cluster_.node.nics; }
+  // A message's latency before its bytes move: the wire (NVLink, plus three
+  // switch hops across nodes) and the per-message software overhead.
+  SimTime message_latency(bool inter_node) const;
+
+  // Transfers. REQUIRES: flows are added between open_batch and close_batch.
+  uint32_t open_batch(BatchListener& listener, uint64_t tag);
+  // `bytes` over `path`, starting after `delay`. Empty paths or no bytes
+  // complete when the delay has passed.
+  void add_flow(uint32_t batch, Path path, double bytes, SimTime delay);
+  // No more flows for `batch`; if none is pending, the listener is called now.
+  void close_batch(uint32_t batch);
 
   struct LinkStats {
     std::string name;
@@ -59,34 +85,23 @@ class FlowNetwork : private EventHandler {
     double remaining;
     double rate = 0;
     double size;
-    std::vector<uint32_t> path;
-    uint32_t phase;  // owning phase
+    Path path;
+    uint32_t batch;
     bool active = false;
   };
-  // A set of flows that must all finish before the phase completes; ring
-  // collectives chain phases (one per step).
-  struct Phase {
+  struct Batch {
+    BatchListener* listener;
+    uint64_t tag;
     uint32_t outstanding = 0;
-    uint32_t collective;
-  };
-  struct Collective {
-    EventHandler* done;
-    uint64_t arg;
-    std::vector<std::vector<std::pair<std::array<int, 2>, double>>> steps;  // ring steps
-    size_t next_step = 0;
+    bool closed = false;
   };
 
   void on_event(uint64_t kind) override;
   uint32_t add_link(const std::string& name, double capacity);
-  std::vector<uint32_t> path(int src_gpu, int dst_gpu, bool via_dst_rail) const;
-  void add_flow(std::vector<uint32_t> path, double bytes, uint32_t phase, SimTime delay);
-  void start_collective(uint32_t c);
-  void ring(std::span<const int> ranks, double bytes_per_step, int steps, EventHandler& done,
-            uint64_t arg);
+  void flow_finished(uint32_t batch);
   void advance_to_now();
   void recompute(const std::vector<uint32_t>& seed_links);
   void schedule_next_completion();
-  void finish_phase(uint32_t phase);
 
   Engine& engine_;
   hw::ClusterSpec cluster_;
@@ -96,8 +111,7 @@ class FlowNetwork : private EventHandler {
   // recompute() scratch: per flow, 0 outside the component being re-shared.
   std::vector<uint8_t> flow_mark_;
   std::vector<uint32_t> active_;  // indices of active flows
-  std::vector<Phase> phases_;
-  std::vector<Collective> collectives_;
+  std::vector<Batch> batches_;
   // Flows waiting for their latency, released by a start event.
   std::vector<std::pair<SimTime, uint32_t>> pending_starts_;
   std::set<int64_t> start_times_;

@@ -4,9 +4,13 @@
 // step times can be worked out by hand.
 
 #include <cmath>
+#include <functional>
+#include <memory>
 
 #include "hwmodels/compute_cost.h"
+#include "sim/collectives/collective.h"
 #include "sim/exec/step_inputs.h"
+#include "sim/exec/training_step.h"
 
 namespace moesim::exec::testing {
 
@@ -82,6 +86,44 @@ inline RoutingSample even_routing(int ep, int experts, int64_t tokens_per_rank, 
   rs.tokens_in = tokens_per_rank * ep;
   rs.routed = copies * ep;
   return rs;
+}
+
+// A collective timer that completes each collective after fn(collective)
+// seconds: closed forms for tests.
+using CollectiveSeconds = std::function<double(const coll::Collective&)>;
+class FunctionTimer : public coll::CollectiveTimer {
+ public:
+  FunctionTimer(Engine& engine, CollectiveSeconds fn) : engine_(engine), fn_(std::move(fn)) {}
+  void start(const coll::Collective& c, EventHandler& done, uint64_t arg) override {
+    engine_.schedule_after(SimTime::from_seconds(fn_(c)), done, arg);
+  }
+
+ private:
+  Engine& engine_;
+  CollectiveSeconds fn_;
+};
+
+inline HardwareCosts hardware(const hw::ComputeCostModel& cost, CollectiveSeconds fn) {
+  return {&cost, [fn](Engine& engine) { return std::make_unique<FunctionTimer>(engine, fn); }};
+}
+
+// The largest bytes any rank of an all-to-allv sends (or, with `receive`,
+// also receives) to others.
+inline double busiest_rank_bytes(const coll::Collective& c, bool receive) {
+  std::vector<double> bytes;
+  c.byte_matrix(bytes);
+  const size_t n = c.ranks.size();
+  double worst = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double out = 0, in = 0;
+    for (size_t j = 0; j < n; ++j) {
+      if (i == j) continue;
+      out += bytes[i * n + j];
+      in += bytes[j * n + i];
+    }
+    worst = std::max({worst, out, receive ? in : 0.0});
+  }
+  return worst;
 }
 
 }  // namespace moesim::exec::testing

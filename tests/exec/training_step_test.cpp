@@ -19,24 +19,14 @@ constexpr double kBw = 1e12;     // 1 TB/s
 
 // Collectives: free on one rank; otherwise all-to-allv by the busiest
 // sender/receiver at 100 GB/s, the rest by bytes at 100 GB/s.
-double simple_collective(const CollectiveDesc& d, const std::vector<int>& ranks,
-                         const std::vector<int64_t>* matrix) {
-  const size_t n = ranks.size();
-  if (n <= 1) return 0;
-  if (matrix) {
-    double worst = 0;
-    for (size_t i = 0; i < n; ++i) {
-      double out = 0, in = 0;
-      for (size_t j = 0; j < n; ++j) {
-        if (i == j) continue;
-        out += (*matrix)[i * n + j];
-        in += (*matrix)[j * n + i];
-      }
-      worst = std::max({worst, out, in});
-    }
-    return worst * d.bytes * d.scale / 1e11;
-  }
-  return d.bytes / 1e11;
+double simple_collective(const coll::Collective& c) {
+  if (c.ranks.size() <= 1) return 0;
+  if (c.op == CollectiveOp::kAllToAllV) return testing::busiest_rank_bytes(c, true) / 1e11;
+  return c.bytes / 1e11;
+}
+
+double free_comm(const coll::Collective&) {
+  return 0;
 }
 
 StepRouting routing_for(const ModelShape& m, const ParallelConfig& p, int64_t tokens_per_rank,
@@ -69,7 +59,8 @@ TEST_CASE("one GPU, one MoE layer: the step is the sum of its kernels", "[exec][
   const LinearCost cost(kFlops, kBw);
   const auto setup = setup_for(m, p, 256, 1);
   const auto routing = routing_for(m, p, 256);
-  const TrainingResult r = simulate_training(setup, routing, {&cost, simple_collective});
+  const TrainingResult r =
+      simulate_training(setup, routing, testing::hardware(cost, simple_collective));
   const TaskGraph& g = r.last_graph.graph;
   double sum = 0;
   double expert_fwd = -1;
@@ -102,9 +93,11 @@ TEST_CASE("selective recompute re-runs exactly the norms and the expert activati
   ParallelConfig p;
   auto setup = setup_for(m, p, 256, 1);
   const auto routing = routing_for(m, p, 256);
-  const TrainingResult none = simulate_training(setup, routing, {&cost, simple_collective});
+  const TrainingResult none =
+      simulate_training(setup, routing, testing::hardware(cost, simple_collective));
   setup.parallel.recompute = Recompute::kSelective;
-  const TrainingResult sel = simulate_training(setup, routing, {&cost, simple_collective});
+  const TrainingResult sel =
+      simulate_training(setup, routing, testing::hardware(cost, simple_collective));
   const double norms = 2 * (2.0 * 256 * 1024 * 2) / kBw;
   const double act = 512 * 3.0 * 2048 * 2 / kBw;  // 256 tokens x top-2 copies
   CHECK(sel.mean_step_time_s - none.mean_step_time_s == Approx(norms + act).epsilon(1e-9));
@@ -125,8 +118,8 @@ TEST_CASE("doubling tp halves attention GEMM time and adds one all-reduce per bl
     p.tp = tp;
     p.ep = 1;
     const auto setup = setup_for(m, p, 512, 1);
-    const TrainingResult r =
-        simulate_training(setup, routing_for(m, p, 512 / tp), {&cost, simple_collective});
+    const TrainingResult r = simulate_training(setup, routing_for(m, p, 512 / tp),
+                                               testing::hardware(cost, simple_collective));
     const TaskGraph& g = r.last_graph.graph;
     double s = 0;
     for (TaskId id = 0; id < g.size(); ++id) {
@@ -162,9 +155,8 @@ TEST_CASE("1F1B bubble fraction is (pp-1)/(m+pp-1) for uniform stages", "[exec][
     ParallelConfig p;
     p.pp = pp;
     const auto setup = setup_for(m, p, 512, mbs);
-    auto free_comm = [](const CollectiveDesc&, const std::vector<int>&,
-                        const std::vector<int64_t>*) { return 0.0; };
-    const TrainingResult r = simulate_training(setup, routing_for(m, p, 512), {&cost, free_comm});
+    const TrainingResult r =
+        simulate_training(setup, routing_for(m, p, 512), testing::hardware(cost, free_comm));
     double bubble = 0;
     for (const auto& acc : r.steps[0].execution.per_gpu) bubble += acc.bubble_s;
     bubble /= pp;
@@ -180,19 +172,16 @@ TEST_CASE("1F1B bubble fraction is (pp-1)/(m+pp-1) for uniform stages", "[exec][
 TEST_CASE("pipeline pass overhead: (m + pp - 1) 2o on the step, 2 m o per GPU", "[exec][step]") {
   const ModelShape m = tiny_moe(4);
   const LinearCost cost(kFlops, 1e30);
-  auto free_comm = [](const CollectiveDesc&, const std::vector<int>&, const std::vector<int64_t>*) {
-    return 0.0;
-  };
   const double o = 1e-3;
   for (const auto& [pp, mbs] : {std::pair{4, 8}, std::pair{2, 6}, std::pair{1, 4}}) {
     ParallelConfig p;
     p.pp = pp;
     auto setup = setup_for(m, p, 512, mbs);
     const TrainingResult base =
-        simulate_training(setup, routing_for(m, p, 512), {&cost, free_comm});
+        simulate_training(setup, routing_for(m, p, 512), testing::hardware(cost, free_comm));
     setup.framework.pipeline_pass_s = o;
     const TrainingResult with =
-        simulate_training(setup, routing_for(m, p, 512), {&cost, free_comm});
+        simulate_training(setup, routing_for(m, p, 512), testing::hardware(cost, free_comm));
     INFO("pp=" << pp << " m=" << mbs);
     const double expect_extra = pp == 1 ? 0 : (mbs + pp - 1) * 2 * o;
     CHECK(with.mean_step_time_s - base.mean_step_time_s == Approx(expect_extra).epsilon(1e-6));
@@ -213,8 +202,8 @@ TEST_CASE("routing everything to one expert puts its rank on the critical path",
   const LinearCost cost(kFlops, kBw);
   const auto setup = setup_for(m, p, 1024, 4);
   for (int hot : {5, 1}) {
-    const TrainingResult r =
-        simulate_training(setup, routing_for(m, p, 1024, hot), {&cost, simple_collective});
+    const TrainingResult r = simulate_training(setup, routing_for(m, p, 1024, hot),
+                                               testing::hardware(cost, simple_collective));
     // Expert `hot` lives on EP rank hot / 2 (2 experts per rank); with tp = 1
     // and dp = 4 the EP index is the DP index, i.e. the GPU rank.
     CHECK(r.steps[0].critical_path.expert_compute_gpu == hot / 2);
@@ -235,8 +224,10 @@ TEST_CASE("the same inputs give identical executions", "[exec][step]") {
   p.a2a_overlap_chunks = 3;
   const LinearCost cost(kFlops, kBw);
   const auto setup = setup_for(m, p, 512, 8);
-  const auto a = simulate_training(setup, routing_for(m, p, 512), {&cost, simple_collective});
-  const auto b = simulate_training(setup, routing_for(m, p, 512), {&cost, simple_collective});
+  const auto a =
+      simulate_training(setup, routing_for(m, p, 512), testing::hardware(cost, simple_collective));
+  const auto b =
+      simulate_training(setup, routing_for(m, p, 512), testing::hardware(cost, simple_collective));
   CHECK(a.steps[0].execution.makespan == b.steps[0].execution.makespan);
   CHECK(a.steps[0].execution.task_end == b.steps[0].execution.task_end);
   CHECK(a.steps[0].events == b.steps[0].events);
@@ -251,7 +242,8 @@ TEST_CASE("splitting the all-to-all into chunks overlaps it with expert compute"
     p.ep = 4;
     p.a2a_overlap_chunks = chunks;
     const auto setup = setup_for(m, p, 4096, 4);
-    return simulate_training(setup, routing_for(m, p, 4096), {&cost, simple_collective})
+    return simulate_training(setup, routing_for(m, p, 4096),
+                             testing::hardware(cost, simple_collective))
         .mean_step_time_s;
   };
   CHECK(step(4) < step(1));

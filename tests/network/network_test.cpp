@@ -5,13 +5,13 @@
 #include <catch2/catch.hpp>
 
 #include "hwmodels/cluster.h"
+#include "sim/collectives/analytic.h"
+#include "sim/collectives/flow.h"
 #include "sim/engine/engine.h"
-#include "sim/network/collective_estimate.h"
-#include "sim/network/flow_network.h"
 #include "workloads/model_config.h"
 #include "workloads/routing_generator.h"
 
-namespace moesim::net {
+namespace moesim::coll {
 namespace {
 
 class Done : public EventHandler {
@@ -30,18 +30,48 @@ hw::ClusterSpec cluster(const std::string& preset, int nodes, Json overrides = J
 struct Run {
   double seconds;
   double sent, delivered;
-  std::vector<FlowNetwork::LinkStats> links;
+  std::vector<net::FlowNetwork::LinkStats> links;
+};
+
+// Starts collectives on FlowCollectives with the arguments the tests read best.
+struct Network {
+  FlowCollectives& flow;
+  void all_to_allv(const std::vector<int>& ranks, const std::vector<double>& bytes,
+                   AllToAllAlgorithm algo, EventHandler& done, uint64_t arg) {
+    Collective c;
+    c.op = CollectiveOp::kAllToAllV;
+    c.ranks = ranks;
+    c.matrix_bytes = bytes;
+    c.algorithm = algo;
+    flow.start(c, done, arg);
+  }
+  void ring(CollectiveOp op, const std::vector<int>& ranks, double bytes, EventHandler& done,
+            uint64_t arg) {
+    Collective c;
+    c.op = op;
+    c.ranks = ranks;
+    c.bytes = bytes;
+    flow.start(c, done, arg);
+  }
+  void all_reduce(const std::vector<int>& r, double b, EventHandler& d, uint64_t a) {
+    ring(CollectiveOp::kAllReduce, r, b, d, a);
+  }
+  void reduce_scatter(const std::vector<int>& r, double b, EventHandler& d, uint64_t a) {
+    ring(CollectiveOp::kReduceScatter, r, b, d, a);
+  }
 };
 
 template <class Start>
 Run simulate(const hw::ClusterSpec& c, Start start) {
   Engine engine;
-  FlowNetwork net(engine, c);
+  FlowCollectives flow(engine, c);
+  Network net{flow};
   Done done;
   done.now_of = [&] { return engine.now(); };
   start(net, done);
   engine.run();
-  return {done.at.seconds(), net.bytes_sent(), net.bytes_delivered(), net.link_stats()};
+  const net::FlowNetwork& n = flow.network();
+  return {done.at.seconds(), n.bytes_sent(), n.bytes_delivered(), n.link_stats()};
 }
 
 std::vector<int> first(int n) {
@@ -59,7 +89,7 @@ double step_latency(const hw::ClusterSpec& c, bool inter) {
 TEST_CASE("ring all-reduce = 2(n-1)/n S/B + latency terms", "[network]") {
   const auto c = cluster("dgx-h100", 1);
   const double S = 1e9, B = c.node.achievable_intra_bytes_per_s();
-  const auto r = simulate(c, [&](FlowNetwork& n, Done& d) { n.all_reduce(first(8), S, d, 0); });
+  const auto r = simulate(c, [&](Network& n, Done& d) { n.all_reduce(first(8), S, d, 0); });
   const double expect = 2.0 * 7 / 8 * S / B + 2 * 7 * step_latency(c, false);
   CHECK(r.seconds == Approx(expect).epsilon(0.01));
   CHECK(r.seconds == Approx(all_reduce_seconds(c, first(8), S)).epsilon(0.01));
@@ -67,7 +97,7 @@ TEST_CASE("ring all-reduce = 2(n-1)/n S/B + latency terms", "[network]") {
   // carries 97% of its 50 GB/s line rate as payload.
   const auto c4 = cluster("dgx-h100", 4);
   std::vector<int> across = {0, 8, 16, 24};
-  const auto r4 = simulate(c4, [&](FlowNetwork& n, Done& d) { n.all_reduce(across, S, d, 0); });
+  const auto r4 = simulate(c4, [&](Network& n, Done& d) { n.all_reduce(across, S, d, 0); });
   CHECK(r4.seconds ==
         Approx(2.0 * 3 / 4 * S / (50e9 * 0.97) + 6 * step_latency(c4, true)).epsilon(0.01));
 }
@@ -76,9 +106,9 @@ TEST_CASE("uniform all-to-all in one NVSwitch node = (n-1)/n S/B", "[network]") 
   const auto c = cluster("dgx-h100", 1);
   const double S = 4e9, B = c.node.achievable_intra_bytes_per_s();
   std::vector<double> m(64, S / 8);
-  for (auto algo : {AllToAllAlgo::kDirect, AllToAllAlgo::kHierarchical}) {
+  for (auto algo : {AllToAllAlgorithm::kDirect, AllToAllAlgorithm::kHierarchical}) {
     const auto r =
-        simulate(c, [&](FlowNetwork& n, Done& d) { n.all_to_allv(first(8), m, algo, d, 0); });
+        simulate(c, [&](Network& n, Done& d) { n.all_to_allv(first(8), m, algo, d, 0); });
     CHECK(r.seconds == Approx(7.0 / 8 * S / B).epsilon(0.01));
   }
 }
@@ -89,8 +119,8 @@ TEST_CASE("N senders into one receiver each get B/N", "[network]") {
   for (int senders : {1, 3, 7}) {
     std::vector<double> m(64, 0);
     for (int s = 1; s <= senders; ++s) m[s * 8 + 0] = S;
-    const auto r = simulate(c, [&](FlowNetwork& n, Done& d) {
-      n.all_to_allv(first(8), m, AllToAllAlgo::kDirect, d, 0);
+    const auto r = simulate(c, [&](Network& n, Done& d) {
+      n.all_to_allv(first(8), m, AllToAllAlgorithm::kDirect, d, 0);
     });
     // All finish together: each moved S at B / senders.
     CHECK(r.seconds - step_latency(c, false) == Approx(senders * S / B).epsilon(1e-6));
@@ -111,23 +141,23 @@ TEST_CASE("a 2:1 oversubscribed fat tree doubles a spine-bound all-to-all", "[ne
   }
   auto t = [&](const hw::ClusterSpec& c) {
     return simulate(c,
-                    [&](FlowNetwork& n, Done& d) {
-                      n.all_to_allv(first(32), m, AllToAllAlgo::kHierarchical, d, 0);
+                    [&](Network& n, Done& d) {
+                      n.all_to_allv(first(32), m, AllToAllAlgorithm::kHierarchical, d, 0);
                     })
         .seconds;
   };
   CHECK(t(half) / t(full) == Approx(2.0).epsilon(0.05));
-  CHECK(t(half) ==
-        Approx(all_to_allv_seconds(half, first(32), m, AllToAllAlgo::kHierarchical)).epsilon(0.03));
+  CHECK(t(half) == Approx(all_to_allv_seconds(half, first(32), m, AllToAllAlgorithm::kHierarchical))
+                       .epsilon(0.03));
 }
 
 TEST_CASE("bytes are conserved per flow and per link", "[network]") {
   const auto c = cluster("dgx-h100", 3);
   std::vector<double> m(24 * 24);
   for (size_t i = 0; i < m.size(); ++i) m[i] = (i % 7 == 0) ? 0 : 1e6 * (1 + i % 5);
-  for (auto algo : {AllToAllAlgo::kDirect, AllToAllAlgo::kHierarchical}) {
+  for (auto algo : {AllToAllAlgorithm::kDirect, AllToAllAlgorithm::kHierarchical}) {
     const auto r =
-        simulate(c, [&](FlowNetwork& n, Done& d) { n.all_to_allv(first(24), m, algo, d, 0); });
+        simulate(c, [&](Network& n, Done& d) { n.all_to_allv(first(24), m, algo, d, 0); });
     CHECK(r.delivered == Approx(r.sent).epsilon(1e-9));
     // Every inter-node byte leaves through exactly one NIC and enters through
     // exactly one.
@@ -153,13 +183,12 @@ TEST_CASE("closed-form estimates agree with the flow simulation on isolated coll
           "[network]") {
   const auto c = cluster("dgx-h100", 4);
   std::vector<double> m(32 * 32, 2e6);
-  for (auto algo : {AllToAllAlgo::kDirect, AllToAllAlgo::kHierarchical}) {
+  for (auto algo : {AllToAllAlgorithm::kDirect, AllToAllAlgorithm::kHierarchical}) {
     const auto r =
-        simulate(c, [&](FlowNetwork& n, Done& d) { n.all_to_allv(first(32), m, algo, d, 0); });
+        simulate(c, [&](Network& n, Done& d) { n.all_to_allv(first(32), m, algo, d, 0); });
     CHECK(r.seconds == Approx(all_to_allv_seconds(c, first(32), m, algo)).epsilon(0.03));
   }
-  const auto rs =
-      simulate(c, [&](FlowNetwork& n, Done& d) { n.reduce_scatter(first(32), 1e9, d, 0); });
+  const auto rs = simulate(c, [&](Network& n, Done& d) { n.reduce_scatter(first(32), 1e9, d, 0); });
   CHECK(rs.seconds == Approx(reduce_scatter_seconds(c, first(32), 1e9)).epsilon(0.03));
 }
 
@@ -189,8 +218,8 @@ TEST_CASE("DeepEP EP8 intra-node dispatch/combine bottleneck bandwidth within 15
        {std::pair{dispatch_bytes, 153e9}, std::pair{combine_bytes, 158e9}}) {
     std::vector<double> m(64);
     for (int i = 0; i < 64; ++i) m[i] = unique[i] * per_token;
-    const auto r = simulate(c, [&](FlowNetwork& n, Done& d) {
-      n.all_to_allv(first(8), m, AllToAllAlgo::kDirect, d, 0);
+    const auto r = simulate(c, [&](Network& n, Done& d) {
+      n.all_to_allv(first(8), m, AllToAllAlgorithm::kDirect, d, 0);
     });
     double busiest = 0;
     for (const auto& l : r.links) busiest = std::max(busiest, l.bytes_carried);
@@ -209,13 +238,13 @@ TEST_CASE("collectives run at the achievable, not the datasheet, link rate", "[n
   CHECK(c.node.achievable_intra_bytes_per_s() == Approx(369e9));
   const double S = 4e9;
   std::vector<double> m(64, S / 8);
-  const double t = all_to_allv_seconds(c, first(8), m, AllToAllAlgo::kDirect);
+  const double t = all_to_allv_seconds(c, first(8), m, AllToAllAlgorithm::kDirect);
   CHECK(t == Approx(7.0 / 8 * S / 369e9).epsilon(0.01));
   // Overriding the efficiency to 1 recovers the line-rate time.
   const auto line = cluster("dgx-h100", 1, Json{{"node", {{"intra_efficiency", 1}}}});
-  CHECK(all_to_allv_seconds(line, first(8), m, AllToAllAlgo::kDirect) ==
+  CHECK(all_to_allv_seconds(line, first(8), m, AllToAllAlgorithm::kDirect) ==
         Approx(t * 0.82).epsilon(0.01));
 }
 
 }  // namespace
-}  // namespace moesim::net
+}  // namespace moesim::coll

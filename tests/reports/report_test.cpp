@@ -12,18 +12,10 @@ namespace {
 
 using exec::testing::even_routing;
 
-double busiest_link(const exec::CollectiveDesc& d, const std::vector<int>& ranks,
-                    const std::vector<int64_t>* matrix) {
-  const size_t n = ranks.size();
-  if (n <= 1) return 0;
-  if (!matrix) return d.bytes / 5e10;
-  double worst = 0;
-  for (size_t i = 0; i < n; ++i) {
-    double out = 0;
-    for (size_t j = 0; j < n; ++j) out += i == j ? 0 : (*matrix)[i * n + j];
-    worst = std::max(worst, out);
-  }
-  return worst * d.bytes * d.scale / 5e10;
+double busiest_link(const coll::Collective& c) {
+  if (c.ranks.size() <= 1) return 0;
+  if (c.op != coll::CollectiveOp::kAllToAllV) return c.bytes / 5e10;
+  return exec::testing::busiest_rank_bytes(c, false) / 5e10;
 }
 
 struct Fixture {
@@ -49,7 +41,7 @@ struct Fixture {
       routing[0].push_back(lr);
     }
     const exec::testing::LinearCost cost(1e14, 1e12);
-    result = exec::simulate_training(setup, routing, {&cost, busiest_link});
+    result = exec::simulate_training(setup, routing, exec::testing::hardware(cost, busiest_link));
     TrainingReportInput in;
     in.resolved_scenario = {{"model", {{"name", "test"}}}};
     in.setup = &setup;

@@ -1,11 +1,11 @@
-#include "sim/network/collective_estimate.h"
+#include "sim/collectives/analytic.h"
 
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <vector>
 
-namespace moesim::net {
+namespace moesim::coll {
 namespace {
 
 using hw::ClusterSpec;
@@ -77,7 +77,7 @@ double send_recv_seconds(const ClusterSpec& c, int src, int dst, double bytes) {
 }
 
 double all_to_allv_seconds(const ClusterSpec& c, std::span<const int> ranks,
-                           std::span<const double> bytes, AllToAllAlgo algo) {
+                           std::span<const double> bytes, AllToAllAlgorithm algo) {
   const size_t n = ranks.size();
   if (n <= 1) return 0;
   std::vector<double> intra_out(n, 0), intra_in(n, 0), inter_out(n, 0), inter_in(n, 0);
@@ -114,7 +114,7 @@ double all_to_allv_seconds(const ClusterSpec& c, std::span<const int> ranks,
   if (!any) return 0;
   const double intra_bw = intra_link_bandwidth(c);
   double nvlink = 0, nic = 0, leaf = 0;
-  if (algo == AllToAllAlgo::kDirect) {
+  if (algo == AllToAllAlgorithm::kDirect) {
     for (size_t i = 0; i < n; ++i) {
       nvlink = std::max({nvlink, intra_out[i] / intra_bw, intra_in[i] / intra_bw});
       nic = std::max({nic, inter_out[i] / nic_bandwidth(c), inter_in[i] / nic_bandwidth(c)});
@@ -136,7 +136,7 @@ double all_to_allv_seconds(const ClusterSpec& c, std::span<const int> ranks,
       nic = std::max({nic, node_out[node] / cap, node_in[node] / cap});
     }
   }
-  if (c.node.intra == hw::IntraNodeFabric::kMesh && algo == AllToAllAlgo::kDirect) {
+  if (c.node.intra == hw::IntraNodeFabric::kMesh && algo == AllToAllAlgorithm::kDirect) {
     // One link per pair: the largest pair sets the time.
     nvlink = mesh_worst_pair / intra_bw;
   }
@@ -149,19 +149,40 @@ double all_to_allv_seconds(const ClusterSpec& c, std::span<const int> ranks,
   // overlaps except for a logarithmic tail. Hierarchical adds one NVLink hop
   // on each side.
   double latency = step_latency(c, any_inter) + c.fabric.message_overhead_s * std::log2(n);
-  if (algo == AllToAllAlgo::kHierarchical && any_inter) latency += 2 * c.node.intra_latency_s;
+  if (algo == AllToAllAlgorithm::kHierarchical && any_inter) latency += 2 * c.node.intra_latency_s;
   return std::max({nvlink, nic, leaf}) + latency;
 }
 
-double bus_bandwidth_factor(int op_kind, int n) {
-  switch (op_kind) {
-    case 1:
-      return 2.0 * (n - 1) / n;
-    case 4:
-      return 1;
-    default:
-      return (n - 1.0) / n;
+double collective_seconds(const ClusterSpec& c, const Collective& collective) {
+  switch (collective.op) {
+    case CollectiveOp::kAllToAllV: {
+      std::vector<double> bytes;
+      collective.byte_matrix(bytes);
+      return all_to_allv_seconds(c, collective.ranks, bytes, collective.algorithm);
+    }
+    case CollectiveOp::kAllReduce:
+      return all_reduce_seconds(c, collective.ranks, collective.bytes);
+    case CollectiveOp::kReduceScatter:
+      return reduce_scatter_seconds(c, collective.ranks, collective.bytes);
+    case CollectiveOp::kAllGather:
+      return all_gather_seconds(c, collective.ranks, collective.bytes);
+    case CollectiveOp::kSendRecv:
+      return send_recv_seconds(c, collective.ranks[0], collective.ranks[1], collective.bytes);
   }
+  return 0;
 }
 
-}  // namespace moesim::net
+AnalyticCollectives::AnalyticCollectives(Engine& engine, const ClusterSpec& cluster)
+    : engine_(engine), cluster_(cluster) {}
+
+void AnalyticCollectives::start(const Collective& collective, EventHandler& done, uint64_t arg) {
+  if (collective.key >= by_key_.size()) by_key_.resize(collective.key + 1, SimTime::max());
+  SimTime& duration = by_key_[collective.key];
+  if (duration == SimTime::max()) {
+    duration = SimTime::from_seconds(collective_seconds(cluster_, collective));
+    ++estimated_;
+  }
+  engine_.schedule_after(duration, done, arg);
+}
+
+}  // namespace moesim::coll

@@ -1,0 +1,45 @@
+#include "sim/exec/step_collectives.h"
+
+namespace moesim::exec {
+
+StepCollectives::StepCollectives(const StepGraph& step, coll::CollectiveTimer& timer,
+                                 coll::AllToAllAlgorithm algorithm)
+    : step_(step),
+      timer_(timer),
+      algorithm_(algorithm),
+      key_by_payload_(step.collectives.size(), UINT32_MAX) {}
+
+uint64_t StepCollectives::key_of(uint32_t payload) {
+  uint32_t& key = key_by_payload_[payload];
+  if (key == UINT32_MAX) {
+    const CollectiveDesc& d = step_.collectives[payload];
+    const auto identity = std::make_tuple(static_cast<int>(d.op), d.group, d.matrix, d.transpose,
+                                          d.fraction, d.bytes);
+    key = keys_.emplace(identity, static_cast<uint32_t>(keys_.size())).first->second;
+  }
+  return key;
+}
+
+void StepCollectives::start(GraphExecutor& executor, CollectiveId id, uint32_t payload) {
+  executor_ = &executor;
+  const CollectiveDesc& d = step_.collectives[payload];
+  coll::Collective c;
+  c.op = d.op;
+  c.ranks = step_.groups[d.group];
+  c.bytes = d.bytes;
+  if (d.op == CollectiveOp::kAllToAllV) {
+    c.token_copies = step_.matrices[d.matrix];
+    c.bytes_per_copy = d.bytes;
+    c.transpose = d.transpose;
+    c.fraction = d.fraction;
+  }
+  c.algorithm = algorithm_;
+  c.key = key_of(payload);
+  timer_.start(c, *this, id);
+}
+
+void StepCollectives::on_event(uint64_t collective) {
+  executor_->collective_done(static_cast<CollectiveId>(collective));
+}
+
+}  // namespace moesim::exec
