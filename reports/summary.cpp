@@ -3,28 +3,26 @@
 #include <fmt/format.h>
 
 #include "sim/core/error.h"
+#include "sim/exec/task_graph.h"
 
 namespace moesim::reports {
 namespace {
 
-constexpr const char* kBreakdown[] = {"attention_compute_s",
-                                      "dense_compute_s",
-                                      "expert_compute_s",
-                                      "other_compute_s",
-                                      "optimizer_s",
-                                      "framework_overhead_s",
-                                      "dispatch_s",
-                                      "combine_s",
-                                      "tp_comm_s",
-                                      "pp_comm_s",
-                                      "dp_comm_s",
-                                      "pipeline_bubble_s",
-                                      "idle_s"};
+// The report's breakdown keys, in its order.
+std::vector<std::string> breakdown_keys() {
+  std::vector<std::string> keys;
+  for (int c = 0; c < exec::kCategoryCount; ++c) {
+    keys.push_back(std::string(exec::category_name(static_cast<exec::Category>(c))) + "_s");
+  }
+  keys.push_back("pipeline_bubble_s");
+  keys.push_back("idle_s");
+  return keys;
+}
 
-OrderedJson at(const OrderedJson& doc, const char* a, const char* b = nullptr) {
+OrderedJson at(const OrderedJson& doc, const std::string& a, const std::string& b = "") {
   if (!doc.is_object() || !doc.contains(a)) return nullptr;
   const OrderedJson& x = doc[a];
-  if (!b) return x;
+  if (b.empty()) return x;
   return x.is_object() && x.contains(b) ? x[b] : OrderedJson(nullptr);
 }
 
@@ -68,7 +66,7 @@ std::vector<OrderedJson> summary_rows(const std::vector<SummaryPoint>& points) {
     r["experts.max_over_mean_load"] = at(rep, "experts", "max_over_mean_load");
     r["experts.drop_rate"] = at(rep, "experts", "drop_rate");
     r["bottleneck"] = at(rep, "bottleneck");
-    for (const char* b : kBreakdown) r[std::string("breakdown.") + b] = at(rep, "breakdown", b);
+    for (const std::string& b : breakdown_keys()) r["breakdown." + b] = at(rep, "breakdown", b);
     r["error"] = p.error.empty() ? OrderedJson(nullptr) : OrderedJson(p.error);
     r["report"] = p.report_file;
     rows.push_back(std::move(r));

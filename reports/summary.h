@@ -1,6 +1,9 @@
 #pragma once
 // One row per sweep point: the axis values and the report's key metrics,
-// written as summary.csv and summary.jsonl (same columns, same order).
+// written as summary.csv and summary.jsonl (same columns, same order). Rows
+// are read from each point's stored report (training_report.h's format), so
+// that points computed earlier (a resumed sweep) or on other MPI ranks give
+// the same row as points computed now.
 
 #include <string>
 #include <utility>

@@ -13,9 +13,6 @@ using exec::Stream;
 using exec::TaskGraph;
 using exec::TaskId;
 
-constexpr const char* kCategory[exec::kCategoryCount] = {
-    "attention", "dense_ffn", "experts", "router/permute", "optimizer", "framework",
-    "dispatch",  "combine",   "tp_comm", "pp_transfer",    "dp_comm"};
 constexpr const char* kStreamName[exec::kStreamsPerGpu] = {"compute", "tp comm", "ep comm",
                                                            "dp comm"};
 constexpr const char* kPhase[] = {"fwd", "bwd", "recompute", "step"};
@@ -29,7 +26,7 @@ double us(SimTime t) {
 }
 
 std::string slice_name(const TaskGraph::Task& t) {
-  std::string name = kCategory[static_cast<int>(t.category)];
+  std::string name(exec::category_name(t.category));
   if (t.label.layer >= 0) name = fmt::format("L{} {}", t.label.layer, name);
   name += fmt::format(" {}", kPhase[static_cast<int>(t.label.phase)]);
   if (t.label.microbatch >= 0) name += fmt::format(" mb{}", t.label.microbatch);
@@ -88,7 +85,7 @@ std::string chrome_trace(const exec::StepGraph& step, const exec::ExecutionResul
     if (end == start && t.collective == exec::kNoCollective) continue;
     emit(fmt::format(
         R"({{"ph":"X","name":"{}","cat":"{}","pid":{},"tid":{},"ts":{:.6f},"dur":{:.6f},"args":{{"task":{}}}}})",
-        slice_name(t), kCategory[static_cast<int>(t.category)], t.gpu / per_node,
+        slice_name(t), exec::category_name(t.category), t.gpu / per_node,
         t.gpu * kTracksPerGpu + track, us(start), us(end - start), id));
   }
   for (int gpu = 0; gpu < gpus; ++gpu) {

@@ -33,6 +33,7 @@ struct GatingConfig {
   int node_limit = 0;
   int redundant_experts = 0;  // EPLB replicas beyond one per expert
   bool dropless() const { return std::isinf(capacity_factor); }
+  bool operator==(const GatingConfig&) const = default;
 };
 
 GatingConfig parse_gating(const Json& value, const std::string& path);

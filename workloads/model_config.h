@@ -64,6 +64,7 @@ struct MoeModelConfig {
   double flops_per_token(int64_t seq_len) const;
   int64_t qk_head_dim() const;
   int64_t v_dim() const;
+  bool operator==(const MoeModelConfig&) const = default;
 };
 
 // `value`: a preset name, {"preset": name, ...overrides} or an inline object.

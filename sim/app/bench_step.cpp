@@ -6,8 +6,9 @@
 #include <chrono>
 #include <iostream>
 
+#include "reports/json_output.h"
 #include "sim/app/bench.h"
-#include "sim/app/scenario_runner.h"
+#include "sim/scenario/run.h"
 
 namespace moesim::cli {
 
@@ -23,23 +24,25 @@ int bench_step_main(const Args& args) {
   const Json doc = scenario_path.empty() ? embedded_example("deepseek-v3-h800-2048gpu.json")
                                          : load_json_file(scenario_path);
   const auto start = std::chrono::steady_clock::now();
-  const OrderedJson report = run_scenario_report(doc);
+  const scenario::TrainingRun run = scenario::run_training(doc);
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   OrderedJson out;
   out["benchmark"] = "step";
   out["scenario"] =
       scenario_path.empty() ? "examples/deepseek-v3-h800-2048gpu.json" : scenario_path;
-  out["gpus"] = report["gpus"];
-  out["status"] = report["status"];
+  out["gpus"] = run.scenario.setup.parallel.gpus();
+  out["status"] = run.simulated() ? "ok" : "out_of_memory";
   out["wall_seconds"] = wall;
-  out["simulated_step_time_s"] = report["step_time_s"];
-  if (report.contains("simulation")) {
-    const auto& sim = report["simulation"];
-    out["tasks"] = sim["tasks"];
-    out["collectives"] = sim["collectives"];
-    out["events"] = sim["events"];
-    out["events_per_second"] = sim["events"].get<double>() / wall;
+  if (run.metrics) {
+    const exec::TrainingMetrics& m = *run.metrics;
+    out["simulated_step_time_s"] = m.step_time_s;
+    out["tasks"] = m.tasks;
+    out["collectives"] = m.collectives;
+    out["events"] = m.events;
+    out["events_per_second"] = static_cast<double>(m.events) / wall;
+  } else {
+    out["simulated_step_time_s"] = nullptr;
   }
   out["peak_rss_bytes"] = peak_rss_bytes();
   std::cout << render_json(out);

@@ -6,6 +6,7 @@
 
 #include "sim/app/bench.h"
 #include "sim/core/config.h"
+#include "sim/core/embedded.h"
 
 #include <iostream>
 
@@ -14,6 +15,16 @@
 #include "sim/core/file_io.h"
 
 namespace moesim::cli {
+namespace examples {
+std::span<const moesim::EmbeddedFile> embedded_files();
+}
+
+nlohmann::json embedded_example(const std::string& file_name) {
+  for (const EmbeddedFile& f : examples::embedded_files()) {
+    if (f.name == file_name) return parse_json(f.content, "examples/" + file_name);
+  }
+  throw Error("no embedded example " + file_name);
+}
 
 bool parse(const Args& args, const po::options_description& options,
            const po::positional_options_description& positional, po::variables_map& vm,

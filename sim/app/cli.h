@@ -40,4 +40,7 @@ nlohmann::json cluster_argument(const std::string& value);
 // Writes a JSON document (already rendered) to stdout or, atomically, to a file.
 void emit(const std::string& rendered, const std::string& path_or_empty);
 
+// One of examples/*.json, compiled into the binary.
+nlohmann::json embedded_example(const std::string& file_name);
+
 }  // namespace moesim::cli

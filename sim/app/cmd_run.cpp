@@ -2,11 +2,14 @@
 
 #include <iostream>
 
+#include <fmt/format.h>
+
+#include "reports/timeline.h"
 #include "reports/training_report.h"
 #include "sim/app/commands.h"
-#include "sim/app/scenario_runner.h"
 #include "sim/core/config.h"
 #include "sim/core/file_io.h"
+#include "sim/scenario/run.h"
 
 namespace moesim::cli {
 namespace {
@@ -38,15 +41,24 @@ int run_main(const Args& args) {
   if (timeline_gpus < 1) throw Error("--timeline-max-gpus: expected a positive integer");
   const Json doc =
       scenario_path.empty() ? embedded_example(kDefaultScenario) : load_json_file(scenario_path);
-  std::string timeline;
-  const OrderedJson report =
-      run_scenario(doc, timeline_path.empty() ? nullptr : &timeline, timeline_gpus);
-  if (!timeline_path.empty()) write_file_atomic(timeline_path, timeline);
-  const std::string rendered = render_json(report);
+  scenario::TrainingRun run = scenario::run_training(doc);
+  if (!timeline_path.empty() && run.simulated()) {
+    reports::TimelineOptions t;
+    t.gpus_per_node = run.scenario.setup.gpus_per_node;
+    t.max_gpus = timeline_gpus;
+    write_file_atomic(timeline_path, reports::chrome_trace(run.result.last_graph,
+                                                           run.result.steps.back().execution, t));
+    const int gpus = run.scenario.setup.parallel.gpus();
+    if (gpus > timeline_gpus) {
+      run.warnings.push_back(
+          fmt::format("timeline shows the first {} of {} GPUs", timeline_gpus, gpus));
+    }
+  }
+  const std::string rendered = render_json(reports::training_report(run));
   if (vm.count("json")) {
     std::cout << rendered;
   } else {
-    std::cout << reports::training_summary(report);
+    std::cout << reports::training_summary(run);
   }
   if (!output_path.empty()) {
     write_file_atomic(output_path, rendered);

@@ -1,5 +1,7 @@
 #include "sim/core/parallel_for.h"
 
+#include "sim/core/progress.h"
+
 #include <algorithm>
 #include <atomic>
 #include <exception>
@@ -33,6 +35,22 @@ void parallel_for(size_t count, int threads, const std::function<void(size_t)>& 
   loop();
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);
+}
+
+}  // namespace moesim
+
+namespace moesim {
+
+void parallel_for_with_progress(size_t count, int threads, const ProgressFn& progress,
+                                const std::function<void(size_t)>& fn) {
+  if (!progress) return parallel_for(count, threads, fn);
+  std::mutex mu;
+  size_t done = 0;
+  parallel_for(count, threads, [&](size_t i) {
+    fn(i);
+    std::lock_guard<std::mutex> lock(mu);
+    progress(++done, count);
+  });
 }
 
 }  // namespace moesim

@@ -6,6 +6,15 @@
 
 namespace moesim::exec {
 
+std::string_view category_name(Category c) {
+  static constexpr std::string_view kNames[kCategoryCount] = {
+      "attention_compute", "dense_compute", "expert_compute",
+      "other_compute",     "optimizer",     "framework_overhead",
+      "dispatch",          "combine",       "tp_comm",
+      "pp_comm",           "dp_comm"};
+  return kNames[static_cast<int>(c)];
+}
+
 TaskGraph::TaskGraph(int gpus) : gpus_(gpus), stream_head_(gpus), stream_tail_(gpus) {
   for (auto& h : stream_head_) h.fill(kNoTask);
   for (auto& t : stream_tail_) t.fill(kNoTask);

@@ -21,6 +21,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "sim/core/time.h"
@@ -50,6 +51,9 @@ inline constexpr int kCategoryCount = static_cast<int>(Category::kCount);
 constexpr bool is_comm(Category c) {
   return c >= Category::kDispatch;
 }
+// The one name of each category, as reports, summaries and timelines show it
+// ("attention_compute", ..., "dp_comm"; report breakdown keys add "_s").
+std::string_view category_name(Category c);
 
 enum class Phase : uint8_t { kForward, kBackward, kRecompute, kStep };
 

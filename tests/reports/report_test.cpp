@@ -3,54 +3,29 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
 #include "reports/timeline.h"
 #include "reports/training_report.h"
-#include "tests/exec/test_costs.h"
+
+#include "sim/scenario/run.h"
 
 namespace moesim::reports {
 namespace {
 
-using exec::testing::even_routing;
-
-double busiest_link(const coll::Collective& c) {
-  if (c.ranks.size() <= 1) return 0;
-  if (c.op != coll::CollectiveOp::kAllToAllV) return c.bytes / 5e10;
-  return exec::testing::busiest_rank_bytes(c, false) / 5e10;
+// OLMoE-1B-7B on one DGX H100 node, two pipeline stages, four EP ranks.
+Json small_scenario() {
+  return Json::parse(R"({
+    "model": "olmoe-1b-7b",
+    "cluster": {"preset": "dgx-h100", "nodes": 1},
+    "parallel": {"dp": 4, "tp": 1, "pp": 2, "ep": 4, "a2a_overlap_chunks": 2},
+    "workload": {"seq_len": 1024, "global_batch": 16},
+    "routing": {"generator": "zipf:0.5", "seed": 3}
+  })");
 }
 
 struct Fixture {
-  exec::TrainingStepSetup setup;
-  exec::StepRouting routing{1};
-  exec::TrainingResult result;
-  OrderedJson report;
-
-  Fixture() {
-    setup.model = exec::testing::tiny_moe(4);
-    setup.parallel.dp = 4;
-    setup.parallel.pp = 2;
-    setup.parallel.ep = 4;
-    setup.parallel.a2a_overlap_chunks = 2;
-    setup.workload.seq_len = 1024;
-    setup.workload.global_batch = 16;
-    setup.hbm_capacity_bytes = 80e9;
-    setup.peak_flops_per_gpu = 1e14;
-    for (int l = 0; l < 4; ++l) {
-      exec::LayerRouting lr;
-      lr.layer = l;
-      lr.samples.push_back(even_routing(4, 8, 1024, 2));
-      routing[0].push_back(lr);
-    }
-    const exec::testing::LinearCost cost(1e14, 1e12);
-    result = exec::simulate_training(setup, routing, exec::testing::hardware(cost, busiest_link));
-    TrainingReportInput in;
-    in.resolved_scenario = {{"model", {{"name", "test"}}}};
-    in.setup = &setup;
-    in.result = &result;
-    in.memory =
-        exec::estimate_memory(setup.model, setup.parallel, setup.workload, {1024, 1024}, 80e9, 0);
-    in.network_model = "analytic";
-    report = training_report(in);
-  }
+  scenario::TrainingRun run = scenario::run_training(small_scenario());
+  OrderedJson report = training_report(run);
 };
 
 TEST_CASE("the breakdown adds up to the step time and the summary renders", "[reports]") {
@@ -64,8 +39,56 @@ TEST_CASE("the breakdown adds up to the step time and the summary renders", "[re
   CHECK(r["schema_version"] == kReportSchemaVersion);
   CHECK(r["memory"]["fits"] == true);
   CHECK(r["per_gpu"].size() == 8);
-  const std::string summary = training_summary(r);
-  CHECK_THAT(summary, Catch::Contains("step time"));
+  CHECK(r["bottleneck"] == f.run.metrics->bottleneck);
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
+    out.push_back(text.substr(start, nl - start));
+  }
+  return out;
+}
+
+TEST_CASE("the summary text states the run's figures", "[reports]") {
+  Fixture f;
+  const exec::TrainingMetrics& m = *f.run.metrics;
+  const std::vector<std::string> l = lines(training_summary(f.run));
+  REQUIRE(l.size() >= 7);
+  CHECK(l[0] == "moesim: olmoe-1b-7b on 8 GPUs (dp 4 tp 1 pp 2 ep 4)");
+  CHECK(l[1] == fmt::format("  step time      {:.4g} s", m.step_time_s));
+  CHECK(l[2] == fmt::format("  throughput     {:.4g} tokens/s ({:.4g} per GPU)", m.tokens_per_s,
+                            m.tokens_per_s_per_gpu));
+  CHECK(l[3] == fmt::format("  MFU            {:.1f}%  ({:.0f} model TFLOP/s per GPU)", 100 * m.mfu,
+                            m.model_tflops_per_gpu));
+  // The largest share first, named as the breakdown names it.
+  double largest = m.breakdown.pipeline_bubble_s;
+  std::string name = "pipeline_bubble";
+  for (int c = 0; c < exec::kCategoryCount; ++c) {
+    if (m.breakdown.exposed_s[c] > largest) {
+      largest = m.breakdown.exposed_s[c];
+      name = exec::category_name(static_cast<exec::Category>(c));
+    }
+  }
+  CHECK_THAT(l[4], Catch::StartsWith(fmt::format("  time           {} {:.0f}%", name,
+                                                 100 * largest / m.step_time_s)));
+  CHECK_THAT(l[5], Catch::StartsWith("  memory         "));
+  CHECK(l[6] == fmt::format("  experts        max/mean load {:.3g}, drop rate {:.3g}%",
+                            f.run.experts.max_over_mean_load, 100 * f.run.experts.drop_rate));
+}
+
+TEST_CASE("an out-of-memory run reports its memory and no step", "[reports]") {
+  Json doc = small_scenario();
+  doc["options"] = {{"reserved_memory_gib", 1000}};
+  const scenario::TrainingRun run = scenario::run_training(doc);
+  REQUIRE_FALSE(run.simulated());
+  const OrderedJson r = training_report(run);
+  CHECK(r["status"] == "out_of_memory");
+  CHECK(r["step_time_s"].is_null());
+  CHECK(r["bottleneck"] == "memory");
+  CHECK(r["memory"]["fits"] == false);
+  CHECK_THAT(training_summary(run), Catch::Contains("OUT OF MEMORY"));
 }
 
 TEST_CASE("the same inputs render a byte-identical report", "[reports]") {
@@ -76,7 +99,8 @@ TEST_CASE("the same inputs render a byte-identical report", "[reports]") {
 TEST_CASE("timeline slices are valid trace events that never overlap on a track",
           "[reports][timeline]") {
   Fixture f;
-  const std::string text = chrome_trace(f.result.last_graph, f.result.steps.back().execution, {});
+  const std::string text =
+      chrome_trace(f.run.result.last_graph, f.run.result.steps.back().execution, {});
   const nlohmann::json trace = nlohmann::json::parse(text);
   std::map<std::pair<int, int>, std::vector<std::pair<double, double>>> tracks;
   int flows = 0, slices = 0;

@@ -2,28 +2,20 @@
 
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <mutex>
-
-#include <fmt/format.h>
-
-#include "sim/core/parallel_for.h"
+#include <memory>
 
 namespace moesim::cli {
 
-void run_points(size_t count, int threads, const std::string& what,
-                const std::function<void(size_t)>& work) {
-  std::atomic<size_t> done{0};
-  std::mutex mu;
+ProgressFn progress_printer(const std::string& what) {
+  if (what.empty()) return {};
   const bool tty = isatty(STDERR_FILENO);
   const auto start = std::chrono::steady_clock::now();
-  auto progress = [&](size_t finished) {
+  return [=](size_t finished, size_t count) {
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double eta = finished ? elapsed / finished * (count - finished) : 0;
-    std::lock_guard<std::mutex> lock(mu);
     if (tty) {
       const int width = 30,
                 filled = static_cast<int>(width * finished / std::max<size_t>(1, count));
@@ -36,10 +28,6 @@ void run_points(size_t count, int threads, const std::string& what,
                    count, elapsed, eta);
     }
   };
-  parallel_for(count, threads, [&](size_t i) {
-    work(i);
-    progress(++done);
-  });
 }
 
 }  // namespace moesim::cli

@@ -10,7 +10,11 @@
 #include "sim/core/error.h"
 #include "sim/exec/step_inputs.h"
 
-namespace moesim::exec {
+namespace moesim::scenario {
+
+using exec::ModelShape;
+using exec::ParallelConfig;
+using exec::TrainingWorkload;
 
 class InvalidStrategy : public Error {
  public:
@@ -35,4 +39,4 @@ void check_strategy(const ModelShape& model, const ParallelConfig& parallel,
 Json parallel_json(const ParallelConfig& parallel);
 Json workload_json(const TrainingWorkload& workload);
 
-}  // namespace moesim::exec
+}  // namespace moesim::scenario

@@ -1,5 +1,6 @@
 #pragma once
-// A scenario (one JSON document) resolved into everything a simulation needs:
+// A scenario (one JSON document) resolved into a typed, validated Scenario:
+// everything a simulation needs, with every default filled in.
 //
 //   { "model": preset | {"preset": ..., overrides} | inline,
 //     "cluster": preset | {"preset": ..., "nodes": N, overrides} | inline,
@@ -7,21 +8,22 @@
 //     "routing": {"generator": "zipf:1.2", "seed": 7} | {"trace": "file.moetrace"},
 //     "gating": {...}, "options": {...} }
 //
-// Every field is validated with its JSON path; impossible strategies throw
-// InvalidStrategy saying why.
+// Every field is validated here, once, with its JSON path; impossible
+// strategies throw InvalidStrategy (strategy.h) saying why. Past this layer
+// nothing reads the JSON again.
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "hwmodels/cluster.h"
+#include "sim/collectives/collective.h"
 #include "sim/core/config.h"
 #include "sim/exec/step_inputs.h"
 #include "sim/exec/training_step.h"
 #include "workloads/gating.h"
 #include "workloads/model_config.h"
 
-namespace moesim::exec {
+namespace moesim::scenario {
 
 // Calibrated, not measured: the one value that brings the Megatron-Core
 // Qwen3-235B-A22B DeepEP run (TP2 EP32 PP8 VPP4, 256 H100s, 19.7 s per step;
@@ -36,51 +38,45 @@ inline constexpr int kAutoFlowMaxGpus = 64;
 
 struct ScenarioOptions {
   uint64_t seed = 1;
-  // "analytic": each collective timed alone from its bottleneck links;
-  // "flow": every transfer on the flow-level network, sharing links with
-  // concurrent ones; "auto" (the default) resolves to one of them.
-  std::string network_model = "auto";
+  // How collectives are timed ("auto" in the JSON is resolved by GPU count).
+  coll::NetworkModel network_model = coll::NetworkModel::kAnalytic;
   int routing_samples = 2;  // distinct routings per MoE layer and step
   // Token routings generated per step at most; beyond it tokens are
   // subsampled and counts scaled (a warning says so).
   int64_t max_routings_per_step = 1 << 24;
   double reserved_memory_bytes = 2.0 * (1ull << 30);
-  // FrameworkOverheads::pipeline_pass_s, in microseconds. The default is
-  // calibrated on one published Megatron-Core run (see
+  // exec::FrameworkOverheads::pipeline_pass_s, in microseconds. The default
+  // is calibrated on one published Megatron-Core run (see
   // kDefaultPipelinePassOverheadUs); 0 simulates a perfect runtime.
   double pipeline_pass_overhead_us = kDefaultPipelinePassOverheadUs;
 };
 
-struct ResolvedScenario {
-  Json input;
+// Where the routing comes from: a seeded generator, or a recorded trace
+// (replayed through the "replay:FILE" generator).
+struct RoutingSource {
+  std::string generator = "uniform";  // generator spec (workloads/routing_generator.h)
+  uint64_t seed = 1;
+  std::string trace_path;  // empty unless a trace is replayed
+};
+
+struct Scenario {
   workloads::MoeModelConfig model;
   hw::ClusterSpec cluster;
-  TrainingStepSetup setup;
+  exec::TrainingStepSetup setup;  // model shape, strategy, batch, GPU figures
   workloads::GatingConfig gating;
-  std::string generator;  // spec, or empty when a trace file is replayed
-  uint64_t routing_seed = 1;
-  std::string trace_path;
+  RoutingSource routing;
   ScenarioOptions options;
-
-  Json resolved_json() const;  // the scenario with all defaults filled in
 };
 
-ResolvedScenario resolve_scenario(const Json& scenario);
+// Validates and resolves a scenario document. Throws moesim::Error naming the
+// field, or InvalidStrategy for a strategy the model or cluster cannot run.
+Scenario resolve_scenario(const Json& doc);
 
-ModelShape model_shape(const workloads::MoeModelConfig& model, int64_t seq_len, int slots);
+// The scenario as reports show it: every section with its defaults filled in.
+Json scenario_json(const Scenario& scenario);
 
-// Routing per step, sampled from the generator and gated, with statistics.
-struct RoutingPlan {
-  StepRouting routing;
-  struct LayerStats {
-    int layer = 0;
-    std::vector<int64_t> load;  // per slot, scaled to the step's token count
-    int64_t dropped = 0;
-  };
-  std::vector<LayerStats> layers;  // summed over steps
-  double subsample = 1;            // tokens represented by each generated token
-  std::vector<std::string> warnings;
-};
-RoutingPlan plan_routing(const ResolvedScenario& s);
+// The execution model's view of a catalog model at `seq_len`, with `slots`
+// expert slots (routed experts plus EPLB replicas).
+exec::ModelShape model_shape(const workloads::MoeModelConfig& model, int64_t seq_len, int slots);
 
-}  // namespace moesim::exec
+}  // namespace moesim::scenario

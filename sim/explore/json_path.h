@@ -5,7 +5,7 @@
 
 #include "sim/core/config.h"
 
-namespace moesim::cli {
+namespace moesim::explore {
 
 // Sets doc[path] = value, creating intermediate objects. Throws moesim::Error
 // naming `where` if a path component crosses a non-object.
@@ -16,4 +16,4 @@ Json get_json_path(const Json& doc, const std::string& path);
 // FNV-1a 64 of the canonical dump (keys sorted): a stable point identity.
 std::string scenario_hash(const Json& scenario);
 
-}  // namespace moesim::cli
+}  // namespace moesim::explore

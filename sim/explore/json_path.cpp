@@ -1,10 +1,10 @@
-#include "sim/app/explore/json_path.h"
+#include "sim/explore/json_path.h"
 
 #include <fmt/format.h>
 
 #include "sim/core/error.h"
 
-namespace moesim::cli {
+namespace moesim::explore {
 
 void set_json_path(Json& doc, const std::string& path, const Json& value,
                    const std::string& where) {
@@ -53,4 +53,4 @@ std::string scenario_hash(const Json& scenario) {
   return fmt::format("{:016x}", h);
 }
 
-}  // namespace moesim::cli
+}  // namespace moesim::explore

@@ -1,8 +1,11 @@
-#include "sim/exec/strategy.h"
+#include "sim/scenario/strategy.h"
 
 #include <fmt/format.h>
 
-namespace moesim::exec {
+namespace moesim::scenario {
+
+using exec::PipelineSchedule;
+using exec::Recompute;
 namespace {
 
 constexpr int64_t kMaxDegree = 1 << 20;
@@ -166,4 +169,4 @@ Json workload_json(const TrainingWorkload& w) {
   return j;
 }
 
-}  // namespace moesim::exec
+}  // namespace moesim::scenario

@@ -1,0 +1,47 @@
+#pragma once
+// Predicted against published step times (shared/reference/measurements.md):
+// Megatron-Core MoE, Qwen3-235B-A22B on 256 H100s, two parallel layouts
+// (yanring/Megatron-MoE-ModelZoo, best_practice/Qwen3/readme.md). Target:
+// each within 20%, and the faster layout ranked faster.
+//
+// One model parameter comes from these runs: the framework's per-pass
+// pipeline overhead (options.pipeline_pass_overhead_us) is calibrated on the
+// DeepEP layout, so that row matches by construction; the all-to-all layout,
+// and which of the two is faster, are predictions. Two more runs of the same
+// table (TP4 EP8 PP8 VPP4; EP8 with FSDP) are shown as "reference" rows: not
+// part of the target, there to show where the model is and is not accurate.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sim/core/config.h"
+
+namespace moesim::explore {
+
+struct PublishedComparison {
+  std::string scenario;  // examples/<file>
+  std::string layout;
+  double published_step_time_s = 0, published_tflops_per_gpu = 0;
+  // "calibration": a model default was fitted to it; "prediction": the
+  // validation target; "reference": shown, not part of the target.
+  std::string role;
+  std::string status;  // the report's status ("ok", "out_of_memory")
+  std::optional<double> predicted_step_time_s, predicted_tflops_per_gpu, error;
+};
+
+struct PublishedValidation {
+  std::string source;
+  std::string calibrated_parameter, calibrated_on;
+  double calibrated_value = 0;
+  std::vector<PublishedComparison> rows;
+  std::optional<double> max_abs_error;  // over the target rows; empty if one did not run
+  bool within_20_percent = false;
+  bool faster_layout_ranked_faster = false;
+};
+
+// `example(file)` returns one of examples/*.json.
+PublishedValidation validate_published(const std::function<Json(const std::string&)>& example);
+
+}  // namespace moesim::explore

@@ -1,0 +1,144 @@
+#include "sim/explore/search.h"
+
+#include <algorithm>
+#include <mutex>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "hwmodels/cluster.h"
+#include "sim/core/error.h"
+#include "sim/core/parallel_for.h"
+#include "sim/scenario/run.h"
+#include "workloads/model_config.h"
+
+namespace moesim::explore {
+namespace {
+
+std::vector<int> divisors(int n) {
+  std::vector<int> d;
+  for (int i = 1; i <= n; ++i) {
+    if (n % i == 0) d.push_back(i);
+  }
+  return d;
+}
+
+Json scenario_for(const SearchRequest& r, int gpus_per_node, const SearchCandidate& c,
+                  int64_t global_batch) {
+  Json cluster = r.cluster.is_string() ? Json{{"preset", r.cluster}} : r.cluster;
+  cluster["nodes"] = r.gpus / gpus_per_node;
+  return Json{{"model", r.model},
+              {"cluster", cluster},
+              {"parallel",
+               {{"dp", c.dp},
+                {"tp", c.tp},
+                {"pp", c.pp},
+                {"ep", c.ep},
+                {"etp", c.etp},
+                {"sequence_parallel", c.tp > 1},
+                {"zero_stage", c.zero_stage},
+                {"micro_batch_size", c.micro_batch_size},
+                {"recompute", c.recompute},
+                {"a2a_algo", "hierarchical"}}},
+              {"workload", {{"seq_len", r.seq_len}, {"global_batch", global_batch}}},
+              {"routing", {{"generator", "zipf:0.5"}, {"seed", 1}}},
+              {"gating", {{"capacity_factor", "dropless"}}},
+              {"options", {{"routing_samples", 1}, {"max_routings_per_step", 1 << 20}}}};
+}
+
+std::vector<SearchCandidate> enumerate(const SearchRequest& r, int layers, int routed_experts,
+                                       int gpus_per_node) {
+  std::vector<SearchCandidate> out;
+  for (int tp : divisors(gpus_per_node)) {
+    for (int pp : divisors(r.gpus / tp)) {
+      if (pp > layers) continue;
+      for (int ep : divisors(std::max(1, routed_experts))) {
+        const std::vector<int> etps = tp == 1 ? std::vector<int>{1} : std::vector<int>{1, tp};
+        for (int etp : etps) {
+          for (int mbs : {1, 2}) {
+            for (const char* recompute : {"none", "selective", "full"}) {
+              for (int zero : {1, 3}) {
+                SearchCandidate c;
+                c.dp = r.gpus / (tp * pp);
+                c.tp = tp;
+                c.pp = pp;
+                c.ep = ep;
+                c.etp = etp;
+                c.micro_batch_size = mbs;
+                c.recompute = recompute;
+                c.zero_stage = zero;
+                c.scenario = scenario_for(r, gpus_per_node, c, r.global_batch);
+                out.push_back(std::move(c));
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// Simulates a candidate, extrapolating from pp + 1 micro-batches (see search.h).
+void simulate(const SearchRequest& r, int gpus_per_node, SearchCandidate& c) {
+  const int64_t m = r.global_batch / (static_cast<int64_t>(c.dp) * c.micro_batch_size);
+  const int64_t m2 = std::max<int64_t>(2, c.pp + 1);
+  const bool exact = m <= m2;
+  const scenario::TrainingRun run = scenario::run_training(
+      exact ? c.scenario : scenario_for(r, gpus_per_node, c, m2 * c.dp * c.micro_batch_size));
+  if (!run.metrics) throw std::logic_error("search: a candidate that fits did not simulate");
+  const exec::TrainingMetrics& sim = *run.metrics;
+  if (exact) {
+    c.step_time_s = sim.step_time_s;
+  } else {
+    const double tail = sim.breakdown.exposed_s[static_cast<int>(exec::Category::kOptimizer)] +
+                        sim.breakdown.exposed_s[static_cast<int>(exec::Category::kDpComm)];
+    const double per_mb = (sim.step_time_s - tail) / static_cast<double>(m2 + c.pp - 1);
+    c.step_time_s = static_cast<double>(m + c.pp - 1) * per_mb + tail;
+  }
+  const double tokens = static_cast<double>(r.global_batch) * r.seq_len;
+  c.tokens_per_s_per_gpu = tokens / c.step_time_s / r.gpus;
+  // MFU scales inversely with step time at fixed model FLOPs per token.
+  c.mfu = sim.mfu * sim.step_time_s / (c.step_time_s * sim.tokens_per_step / tokens);
+  c.bottleneck = sim.bottleneck;
+}
+
+}  // namespace
+
+SearchResult search_strategies(const SearchRequest& r, const ProgressFn& checking,
+                               const ProgressFn& simulating) {
+  const auto model = workloads::resolve_model(Json(r.model), "--model");
+  const int gpus_per_node = hw::resolve_cluster(r.cluster, "--cluster").node.gpus_per_node;
+  if (r.gpus % gpus_per_node != 0) {
+    throw Error(
+        fmt::format("--gpus: {} is not a multiple of the node size {}", r.gpus, gpus_per_node));
+  }
+  std::vector<SearchCandidate> candidates =
+      enumerate(r, model.layers, model.routed_experts, gpus_per_node);
+  SearchResult result;
+  result.enumerated = static_cast<int>(candidates.size());
+  // Validity and memory first (cheap), then simulate the survivors.
+  std::vector<size_t> valid;
+  std::mutex mu;
+  parallel_for_with_progress(candidates.size(), r.jobs, checking, [&](size_t i) {
+    const scenario::ScenarioCheck check = scenario::check_scenario(candidates[i].scenario);
+    std::lock_guard<std::mutex> lock(mu);
+    if (!check.valid) {
+      ++result.rejected[check.reason_code];
+      return;
+    }
+    candidates[i].memory_headroom_bytes = check.memory_capacity_bytes - check.peak_memory_bytes;
+    valid.push_back(i);
+  });
+  std::sort(valid.begin(), valid.end());
+  parallel_for_with_progress(valid.size(), r.jobs, simulating,
+                             [&](size_t k) { simulate(r, gpus_per_node, candidates[valid[k]]); });
+  for (size_t i : valid) result.ranking.push_back(std::move(candidates[i]));
+  std::stable_sort(result.ranking.begin(), result.ranking.end(),
+                   [](const SearchCandidate& a, const SearchCandidate& b) {
+                     return a.tokens_per_s_per_gpu > b.tokens_per_s_per_gpu;
+                   });
+  return result;
+}
+
+}  // namespace moesim::explore

@@ -1,0 +1,51 @@
+#pragma once
+// Strategy search: every (dp, tp, pp, ep, etp, micro-batch, recompute, ZeRO)
+// combination for a model on a cluster, rejected when invalid, pruned by
+// memory before simulating, ranked by simulated tokens/s per GPU.
+//
+// To keep hundreds of points affordable each candidate is simulated with
+// m' = pp + 1 micro-batches per replica and extrapolated to the real count m
+// with the 1F1B shape T = (m + pp - 1) t_mb + tail, where the tail (optimizer
+// and exposed data-parallel communication) comes from the simulated
+// breakdown and t_mb from (T' - tail) / (m' + pp - 1). Points whose real
+// count is that small are simulated exactly.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sim/core/config.h"
+#include "sim/core/progress.h"
+
+namespace moesim::explore {
+
+struct SearchRequest {
+  std::string model;  // catalog name
+  Json cluster;       // preset name (string) or cluster object
+  int gpus = 0;       // a multiple of the node size
+  int64_t global_batch = 0;
+  int64_t seq_len = 4096;
+  int jobs = 2;  // threads
+};
+
+struct SearchCandidate {
+  int dp = 1, tp = 1, pp = 1, ep = 1, etp = 1, micro_batch_size = 1, zero_stage = 1;
+  std::string recompute;
+  Json scenario;
+  double step_time_s = 0, tokens_per_s_per_gpu = 0, mfu = 0;
+  double memory_headroom_bytes = 0;
+  std::string bottleneck;
+};
+
+struct SearchResult {
+  int enumerated = 0;
+  std::map<std::string, int> rejected;   // reason code -> count
+  std::vector<SearchCandidate> ranking;  // simulated, fastest first
+};
+
+// `checking` and `simulating` report the two passes' progress (may be empty).
+SearchResult search_strategies(const SearchRequest& request, const ProgressFn& checking,
+                               const ProgressFn& simulating);
+
+}  // namespace moesim::explore

@@ -1,0 +1,204 @@
+#include "sim/explore/sweep.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "reports/summary.h"
+#include "reports/training_report.h"
+#include "sim/core/error.h"
+#include "sim/core/file_io.h"
+#include "sim/core/parallel_for.h"
+#include "sim/explore/json_path.h"
+#include "sim/scenario/run.h"
+
+namespace moesim::explore {
+namespace {
+
+OrderedJson parse_ordered(const std::string& text, const std::string& source) {
+  try {
+    return OrderedJson::parse(text);
+  } catch (const OrderedJson::parse_error& e) {
+    throw Error(fmt::format("{}: byte {}: invalid JSON: {}", source, e.byte, e.what()));
+  }
+}
+
+// The axes and explicit points of a sweep, without their scenarios.
+std::vector<SweepPoint> expand_points(const OrderedJson& sweep, const std::string& source) {
+  std::vector<SweepPoint> points;
+  for (auto it = sweep.begin(); it != sweep.end(); ++it) {
+    if (it.key() != "base" && it.key() != "axes" && it.key() != "mode" && it.key() != "points") {
+      throw Error(
+          fmt::format("{}: {}: unknown field (base, axes, mode, points)", source, it.key()));
+    }
+  }
+  const std::string mode = sweep.value("mode", std::string("product"));
+  if (mode != "product" && mode != "zip") {
+    throw Error(fmt::format("{}: mode: expected \"product\" or \"zip\", got \"{}\"", source, mode));
+  }
+  std::vector<std::pair<std::string, std::vector<OrderedJson>>> axes;
+  if (sweep.contains("axes")) {
+    if (!sweep["axes"].is_object())
+      throw Error(fmt::format("{}: axes: expected an object", source));
+    for (const auto& [path, values] : sweep["axes"].items()) {
+      if (!values.is_array() || values.empty()) {
+        throw Error(fmt::format("{}: axes.{}: expected a non-empty array of values", source, path));
+      }
+      axes.push_back({path, std::vector<OrderedJson>(values.begin(), values.end())});
+    }
+  }
+  if (!axes.empty()) {
+    if (mode == "zip") {
+      const size_t n = axes[0].second.size();
+      for (const auto& a : axes) {
+        if (a.second.size() != n) {
+          throw Error(fmt::format("{}: axes.{}: zip mode needs equal lengths ({} vs {})", source,
+                                  a.first, a.second.size(), n));
+        }
+      }
+      for (size_t i = 0; i < n; ++i) {
+        SweepPoint p;
+        for (const auto& a : axes) p.overrides.push_back({a.first, a.second[i]});
+        points.push_back(p);
+      }
+    } else {
+      std::vector<size_t> idx(axes.size(), 0);
+      for (;;) {
+        SweepPoint p;
+        for (size_t a = 0; a < axes.size(); ++a)
+          p.overrides.push_back({axes[a].first, axes[a].second[idx[a]]});
+        points.push_back(p);
+        size_t a = axes.size();
+        while (a > 0) {
+          --a;
+          if (++idx[a] < axes[a].second.size()) break;
+          idx[a] = 0;
+          if (a == 0) return points;
+        }
+        if (axes.size() == 0) break;
+      }
+    }
+  }
+  if (sweep.contains("points")) {
+    if (!sweep["points"].is_array())
+      throw Error(fmt::format("{}: points: expected an array", source));
+    for (size_t i = 0; i < sweep["points"].size(); ++i) {
+      const auto& o = sweep["points"][i];
+      if (!o.is_object()) throw Error(fmt::format("{}: points[{}]: expected an object", source, i));
+      SweepPoint p;
+      for (const auto& [k, v] : o.items()) p.overrides.push_back({k, v});
+      points.push_back(p);
+    }
+  }
+  if (points.empty()) throw Error(fmt::format("{}: no points (give axes or points)", source));
+  return points;
+}
+
+// A point's report: reused from an earlier run if a readable one is there
+// ('R' + text), else simulated now ('N' + text; invalid scenarios give a
+// report with status "invalid").
+std::string point_report(const SweepPoint& point, const std::string& path) {
+  if (std::filesystem::exists(path)) {
+    try {
+      const std::string text = read_file(path);
+      if (!OrderedJson::parse(text).is_object()) throw Error("not a report");
+      return 'R' + text;
+    } catch (const std::exception&) {
+      // unreadable: recompute
+    }
+  }
+  OrderedJson report;
+  try {
+    report = reports::training_report(scenario::run_training(point.scenario));
+  } catch (const Error& e) {
+    report = OrderedJson{{"status", "invalid"}, {"error", e.what()}};
+  }
+  return 'N' + render_json(report);
+}
+
+}  // namespace
+
+std::vector<SweepPoint> expand_sweep(const OrderedJson& sweep, const std::string& source,
+                                     const std::string& base_dir) {
+  if (!sweep.is_object() || !sweep.contains("base")) {
+    throw Error(fmt::format("{}: base: required (a scenario object or a path)", source));
+  }
+  Json base;
+  if (sweep["base"].is_string()) {
+    base = load_json_file(
+        (std::filesystem::path(base_dir) / sweep["base"].get<std::string>()).string());
+  } else {
+    base = Json::parse(sweep["base"].dump());
+  }
+  std::vector<SweepPoint> points = expand_points(sweep, source);
+  for (size_t i = 0; i < points.size(); ++i) {
+    points[i].scenario = base;
+    for (const auto& [path, value] : points[i].overrides) {
+      set_json_path(points[i].scenario, path, Json::parse(value.dump()),
+                    fmt::format("{}: point {}", source, i));
+    }
+    points[i].hash = scenario_hash(points[i].scenario);
+  }
+  return points;
+}
+
+std::vector<SweepPoint> load_sweep(const std::string& sweep_path) {
+  return expand_sweep(parse_ordered(read_file(sweep_path), sweep_path), sweep_path,
+                      std::filesystem::path(sweep_path).parent_path().string());
+}
+
+SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string& out_dir, int jobs,
+                       const SweepProcesses& processes, const ProgressFn& progress) {
+  const std::filesystem::path points_dir = std::filesystem::path(out_dir) / "points";
+  std::filesystem::create_directories(points_dir);
+  // Temporary files of a killed run (never renamed into place) are dropped.
+  for (const auto& e : std::filesystem::directory_iterator(points_dir)) {
+    if (e.path().filename().string().find(".json.tmp.") != std::string::npos) {
+      std::filesystem::remove(e.path());
+    }
+  }
+  auto report_path = [&](size_t i) { return (points_dir / (points[i].hash + ".json")).string(); };
+  // Each process computes the points it owns on its threads; rank 0 writes.
+  std::vector<size_t> mine;
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (static_cast<int>(i % processes.size) == processes.rank) mine.push_back(i);
+  }
+  std::vector<std::string> results(points.size());
+  parallel_for_with_progress(mine.size(), jobs, progress, [&](size_t k) {
+    const size_t i = mine[k];
+    results[i] = point_report(points[i], report_path(i));
+    if (processes.rank == 0 && results[i][0] == 'N')
+      write_file_atomic(report_path(i), results[i].substr(1));
+  });
+  if (processes.gather) results = processes.gather(std::move(results));
+  SweepOutcome outcome;
+  outcome.points = points.size();
+  if (processes.rank != 0) return outcome;
+  std::vector<reports::SummaryPoint> summary(points.size());
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (results[i][0] == 'R') {
+      ++outcome.reused;
+    } else if (static_cast<int>(i % processes.size) != 0) {
+      write_file_atomic(report_path(i), results[i].substr(1));
+    }
+    reports::SummaryPoint& p = summary[i];
+    p.index = i;
+    p.hash = points[i].hash;
+    p.axes = points[i].overrides;
+    p.report_file = fmt::format("points/{}.json", points[i].hash);
+    p.report = OrderedJson::parse(results[i].substr(1));
+    if (p.report.value("status", "") == "invalid") {
+      p.error = p.report["error"].get<std::string>();
+      p.report = nullptr;
+      ++outcome.invalid;
+    }
+  }
+  const auto rows = reports::summary_rows(summary);
+  write_file_atomic((std::filesystem::path(out_dir) / "summary.csv").string(),
+                    reports::summary_csv(rows));
+  write_file_atomic((std::filesystem::path(out_dir) / "summary.jsonl").string(),
+                    reports::summary_jsonl(rows));
+  return outcome;
+}
+
+}  // namespace moesim::explore

@@ -1,0 +1,52 @@
+#pragma once
+// Parameter sweeps: a base scenario plus axes (dot-separated JSON paths into
+// the scenario, each with a list of values), expanded as a product or zipped,
+// and/or explicit points. Each point is run through scenario::run_training;
+// its report is written atomically under <out>/points/<hash>.json, keyed by a
+// hash of the point's scenario, so an interrupted sweep resumes where it
+// stopped (reports already there are reused). summary.csv and summary.jsonl
+// are rebuilt in point order at the end.
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "reports/json_output.h"
+#include "sim/core/config.h"
+#include "sim/core/progress.h"
+
+namespace moesim::explore {
+
+struct SweepPoint {
+  std::vector<std::pair<std::string, OrderedJson>> overrides;  // path -> value
+  Json scenario;                                               // base with the overrides
+  std::string hash;                                            // scenario_hash(scenario)
+};
+
+// Reads and expands a sweep file; a string "base" is a scenario file path
+// relative to the sweep file. Errors name the file and the field.
+std::vector<SweepPoint> load_sweep(const std::string& sweep_path);
+// The same from a parsed document (`source` names it in errors, `base_dir`
+// resolves a base given as a path).
+std::vector<SweepPoint> expand_sweep(const OrderedJson& sweep, const std::string& source,
+                                     const std::string& base_dir);
+
+// Spreading points over processes (MPI ranks): point i belongs to rank
+// i mod size; `gather` brings every point's rendered report to rank 0 (the
+// identity for one process), which writes all outputs.
+struct SweepProcesses {
+  int rank = 0, size = 1;
+  std::function<std::vector<std::string>(std::vector<std::string>)> gather;
+};
+
+struct SweepOutcome {
+  size_t points = 0, reused = 0, invalid = 0;
+};
+
+// Runs the points this process owns on `jobs` threads and, on rank 0, writes
+// <out_dir>/points/<hash>.json, summary.csv and summary.jsonl.
+SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string& out_dir, int jobs,
+                       const SweepProcesses& processes, const ProgressFn& progress);
+
+}  // namespace moesim::explore

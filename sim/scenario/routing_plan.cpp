@@ -1,0 +1,229 @@
+#include "sim/scenario/routing_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "sim/core/parallel_for.h"
+#include "sim/exec/rank_layout.h"
+#include "sim/scenario/scenario.h"
+#include "workloads/routing_generator.h"
+
+namespace moesim::scenario {
+
+RoutingKey routing_key(const Scenario& s) {
+  const exec::ParallelConfig& p = s.setup.parallel;
+  RoutingKey key;
+  key.model = s.model;
+  key.gating = s.gating;
+  key.generator = s.routing.generator;
+  key.seed = s.routing.seed;
+  key.tokens_per_rank = s.setup.workload.seq_len * p.micro_batch_size / p.tp;
+  key.steps = s.setup.workload.steps;
+  for (int rank : exec::RankLayout(p).ep_group(0))
+    key.ep_rank_node.push_back(s.cluster.node_of(rank));
+  key.routing_samples = s.options.routing_samples;
+  key.max_routings_per_step = s.options.max_routings_per_step;
+  return key;
+}
+
+RoutingBudget routing_budget(int64_t tokens_per_rank, int ep, int top_k, int moe_layers, int steps,
+                             int samples_wanted, int64_t max_routings_per_step) {
+  RoutingBudget b;
+  const double budget = static_cast<double>(max_routings_per_step);
+  const double per_sample = static_cast<double>(ep) * tokens_per_rank * top_k;
+  b.samples = samples_wanted;
+  b.generated_layers = moe_layers;
+  if (per_sample * b.samples * b.generated_layers * steps > budget) b.samples = 1;
+  if (per_sample * b.samples * b.generated_layers * steps > budget) {
+    b.generated_layers = std::max(1, static_cast<int>(budget / (per_sample * steps)));
+    b.warnings.push_back(fmt::format(
+        "routing: {} of {} MoE layers generated, the others reuse them cyclically, 1 sample "
+        "per layer and step (raise options.max_routings_per_step for more)",
+        b.generated_layers, moe_layers));
+  } else if (b.samples < samples_wanted) {
+    b.warnings.push_back(
+        "routing: 1 sample per layer and step (raise options.max_routings_per_step for more)");
+  }
+  b.subsample = std::max(1.0, std::ceil(per_sample * steps / budget));
+  b.generated_per_rank = std::max<int64_t>(1, tokens_per_rank / static_cast<int64_t>(b.subsample));
+  b.scale = static_cast<double>(tokens_per_rank) / b.generated_per_rank;
+  if (b.subsample > 1) {
+    b.warnings.push_back(fmt::format(
+        "routing sampled: {} of {} tokens per rank generated per micro-batch sample, counts "
+        "scaled by {:.3g} (raise options.max_routings_per_step for exact token-level routing)",
+        b.generated_per_rank, tokens_per_rank, b.scale));
+  }
+  return b;
+}
+
+exec::RoutingSample count_dispatch(const workloads::RoutingBatch& batch,
+                                   const workloads::GatingOutcome& outcome, int slots,
+                                   std::span<const int> ep_rank_node, double scale) {
+  const int ep = static_cast<int>(ep_rank_node.size());
+  const int slots_per_rank = slots / ep;
+  std::vector<int64_t> copies(static_cast<size_t>(ep) * slots, 0);
+  std::vector<int64_t> unique(static_cast<size_t>(ep) * ep, 0);
+  const int k = batch.top_k;
+  for (int64_t t = 0; t < batch.tokens; ++t) {
+    const int src = batch.source_rank[t];
+    // The cross-node copy of a token is counted at its first rank on each
+    // destination node (forwarded inside that node over NVLink).
+    int dsts[64], nodes[64];
+    int n_dst = 0, n_nodes = 0;
+    for (int c = 0; c < k; ++c) {
+      const int32_t slot = outcome.slot[t * k + c];
+      if (slot < 0) continue;
+      ++copies[src * slots + slot];
+      const int dst = slot / slots_per_rank;
+      if (std::find(dsts, dsts + n_dst, dst) != dsts + n_dst) continue;
+      dsts[n_dst++] = dst;
+      if (ep_rank_node[dst] == ep_rank_node[src]) {
+        ++unique[src * ep + dst];
+      } else if (std::find(nodes, nodes + n_nodes, ep_rank_node[dst]) == nodes + n_nodes) {
+        nodes[n_nodes++] = ep_rank_node[dst];
+        ++unique[src * ep + dst];
+      }
+    }
+  }
+  exec::RoutingSample rs;
+  rs.ep = ep;
+  rs.local_experts = slots_per_rank;
+  rs.pair_tokens.assign(static_cast<size_t>(ep) * ep, 0);
+  rs.pair_tokens_dedup.assign(static_cast<size_t>(ep) * ep, 0);
+  rs.expert_tokens.assign(slots, 0);
+  rs.tokens_in = static_cast<int64_t>(std::llround(batch.tokens * scale));
+  for (int src = 0; src < ep; ++src) {
+    for (int slot = 0; slot < slots; ++slot) {
+      const int64_t c = copies[src * slots + slot];
+      if (!c) continue;
+      const int64_t scaled = static_cast<int64_t>(std::llround(c * scale));
+      rs.pair_tokens[static_cast<size_t>(src) * ep + slot / slots_per_rank] += scaled;
+      rs.expert_tokens[slot] += scaled;
+      rs.routed += scaled;
+    }
+  }
+  for (int src = 0; src < ep; ++src) {
+    for (int dst = 0; dst < ep; ++dst) {
+      const int64_t u = unique[src * ep + dst];
+      if (u) rs.pair_tokens_dedup[src * ep + dst] += static_cast<int64_t>(std::llround(u * scale));
+    }
+  }
+  rs.dropped = static_cast<int64_t>(std::llround(outcome.dropped * scale));
+  return rs;
+}
+
+GeneratedLayer generate_layer(const RoutingKey& key, const RoutingBudget& budget,
+                              const workloads::RoutingGenerator& generator, int moe_ordinal,
+                              int layer) {
+  const int ep = key.ep();
+  const int experts = key.model.routed_experts;
+  const int slots = experts + key.gating.redundant_experts;
+  std::map<int, int> ranks_on_node;
+  for (int node : key.ep_rank_node) ++ranks_on_node[node];
+  int ranks_per_node = 1;
+  for (const auto& [node, ranks] : ranks_on_node) ranks_per_node = std::max(ranks_per_node, ranks);
+
+  GeneratedLayer out;
+  const std::vector<int64_t> tokens(ep, budget.generated_per_rank);
+  workloads::RoutingBatch batch;
+  workloads::GatingOutcome outcome;
+  out.stats.layer = layer;
+  out.stats.load.assign(slots, 0);
+  for (int step = 0; step < key.steps; ++step) {
+    const std::vector<double> popularity = generator.popularity(step, moe_ordinal);
+    const workloads::ExpertPlacement place =
+        workloads::place_experts(experts, ep, slots - experts, popularity);
+    exec::LayerRouting lr;
+    lr.layer = layer;
+    for (int sample = 0; sample < budget.samples; ++sample) {
+      // Samples of later steps and layers use distinct generator steps.
+      generator.generate(step * budget.samples + sample, moe_ordinal, tokens, batch);
+      workloads::apply_gating(batch, key.gating, place, popularity, ranks_per_node, outcome);
+      exec::RoutingSample rs =
+          count_dispatch(batch, outcome, slots, key.ep_rank_node, budget.scale);
+      for (int slot = 0; slot < slots; ++slot) out.stats.load[slot] += rs.expert_tokens[slot];
+      out.stats.dropped += rs.dropped;
+      lr.samples.push_back(std::move(rs));
+    }
+    out.per_step.push_back(std::move(lr));
+  }
+  return out;
+}
+
+RoutingPlan plan_routing(const RoutingKey& key) {
+  RoutingPlan plan;
+  std::vector<int> moe_layer_index;  // MoE ordinal -> model layer
+  for (int l = 0; l < key.model.layers; ++l) {
+    if (key.model.is_moe_layer(l)) moe_layer_index.push_back(l);
+  }
+  const int moe_layers = static_cast<int>(moe_layer_index.size());
+  const int steps = key.steps;
+  const RoutingBudget budget =
+      routing_budget(key.tokens_per_rank, key.ep(), key.model.top_k, moe_layers, steps,
+                     key.routing_samples, key.max_routings_per_step);
+  plan.warnings = budget.warnings;
+  plan.subsample = budget.subsample;
+  const auto generator =
+      workloads::make_generator(key.generator, key.model, key.seed, "routing.generator");
+
+  // Every (step, layer) batch has its own random stream, so layers can be
+  // generated on several threads and the plan is the same as a serial one.
+  // Small plans (sweep points, tests) stay on the calling thread.
+  const int gen_layers = budget.generated_layers;
+  std::vector<GeneratedLayer> generated(gen_layers);
+  const double work = static_cast<double>(key.ep()) * key.tokens_per_rank * key.model.top_k *
+                      budget.samples * steps * gen_layers;
+  const int threads =
+      work < 4e6
+          ? 1
+          : static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
+  parallel_for(generated.size(), threads, [&](size_t j) {
+    generated[j] = generate_layer(key, budget, *generator, static_cast<int>(j), moe_layer_index[j]);
+  });
+
+  plan.routing.resize(steps);
+  plan.layers.resize(moe_layers);
+  for (int j = 0; j < moe_layers; ++j) {
+    const int l = moe_layer_index[j];
+    if (j < gen_layers) {
+      plan.layers[j] = std::move(generated[j].stats);
+      for (int step = 0; step < steps; ++step) {
+        plan.routing[step].push_back(std::move(generated[j].per_step[step]));
+      }
+      continue;
+    }
+    // Beyond the budget, layers reuse the generated ones cyclically.
+    const int from = j % gen_layers;
+    plan.layers[j] = plan.layers[from];
+    plan.layers[j].layer = l;
+    for (int step = 0; step < steps; ++step) {
+      exec::LayerRouting lr = plan.routing[step][from];
+      lr.layer = l;
+      plan.routing[step].push_back(std::move(lr));
+    }
+  }
+  return plan;
+}
+
+std::shared_ptr<const RoutingPlan> cached_routing_plan(const RoutingKey& key) {
+  static std::mutex mu;
+  static std::vector<std::pair<RoutingKey, std::shared_ptr<const RoutingPlan>>> cache;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& [k, plan] : cache) {
+      if (k == key) return plan;
+    }
+  }
+  auto plan = std::make_shared<const RoutingPlan>(plan_routing(key));
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache.size() >= 64) cache.clear();
+  cache.emplace_back(key, plan);
+  return plan;
+}
+
+}  // namespace moesim::scenario

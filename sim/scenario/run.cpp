@@ -1,0 +1,98 @@
+#include "sim/scenario/run.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "hwmodels/roofline_cost.h"
+#include "sim/scenario/strategy.h"
+
+namespace moesim::scenario {
+namespace {
+
+struct Prepared {
+  Scenario scenario;
+  std::shared_ptr<const RoutingPlan> routing;
+  exec::MemoryEstimate memory;
+};
+
+Prepared prepare(const Json& doc) {
+  Prepared p{resolve_scenario(doc), {}, {}};
+  p.routing = cached_routing_plan(routing_key(p.scenario));
+  const auto& setup = p.scenario.setup;
+  p.memory = exec::estimate_memory(setup.model, setup.parallel, setup.workload,
+                                   exec::routed_copies_per_gpu(p.routing->routing),
+                                   setup.hbm_capacity_bytes, setup.reserved_memory_bytes);
+  return p;
+}
+
+}  // namespace
+
+ExpertStats expert_stats(const RoutingPlan& plan) {
+  ExpertStats out;
+  for (const auto& l : plan.layers) {
+    ExpertLayerStats e;
+    e.layer = l.layer;
+    e.load = l.load;
+    e.tokens_routed = std::accumulate(l.load.begin(), l.load.end(), int64_t{0});
+    e.tokens_dropped = l.dropped;
+    const int64_t most = l.load.empty() ? 0 : *std::max_element(l.load.begin(), l.load.end());
+    const double mean = l.load.empty() ? 0 : static_cast<double>(e.tokens_routed) / l.load.size();
+    e.max_over_mean_load = mean > 0 ? most / mean : 0;
+    out.max_over_mean_load = std::max(out.max_over_mean_load, e.max_over_mean_load);
+    out.tokens_routed += e.tokens_routed;
+    out.tokens_dropped += e.tokens_dropped;
+    out.layers.push_back(std::move(e));
+  }
+  const int64_t offered = out.tokens_routed + out.tokens_dropped;
+  out.drop_rate = offered > 0 ? static_cast<double>(out.tokens_dropped) / offered : 0.0;
+  return out;
+}
+
+TrainingRun run_training(const Json& doc) {
+  Prepared p = prepare(doc);
+  TrainingRun run;
+  run.scenario = std::move(p.scenario);
+  run.memory = p.memory;
+  run.experts = expert_stats(*p.routing);
+  run.warnings = p.routing->warnings;
+  const Scenario& s = run.scenario;
+  if (!p.memory.fits()) {
+    run.warnings.push_back("out of memory: the step was not simulated (see memory.per_stage)");
+    return run;
+  }
+  const hw::RooflineCostModel compute(s.cluster.gpu);
+  const coll::NetworkModel model = s.options.network_model;
+  const exec::HardwareCosts costs{&compute, [&](Engine& engine) {
+                                    return coll::make_collective_timer(model, engine, s.cluster);
+                                  }};
+  run.result = exec::simulate_training(s.setup, p.routing->routing, costs);
+  run.metrics = exec::training_metrics(s.setup, run.result);
+  run.warnings.push_back(
+      model == coll::NetworkModel::kFlow
+          ? "network model: flow (every transfer shares link bandwidth max-min fairly with "
+            "the transfers in flight)"
+          : "network model: analytic (each collective timed alone from its bottleneck links; "
+            "concurrent collectives do not contend)");
+  return run;
+}
+
+ScenarioCheck check_scenario(const Json& doc) {
+  ScenarioCheck c;
+  try {
+    Prepared p = prepare(doc);
+    c.peak_memory_bytes = p.memory.peak_bytes;
+    c.memory_capacity_bytes = p.memory.capacity_bytes;
+    if (!p.memory.fits()) {
+      c.reason_code = "out_of_memory";
+      c.reason = "needs more memory per GPU than the HBM holds";
+      return c;
+    }
+    c.valid = true;
+  } catch (const InvalidStrategy& e) {
+    c.reason_code = e.code();
+    c.reason = e.what();
+  }
+  return c;
+}
+
+}  // namespace moesim::scenario

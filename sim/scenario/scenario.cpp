@@ -1,0 +1,125 @@
+#include "sim/scenario/scenario.h"
+
+#include <fmt/format.h>
+
+#include "sim/scenario/strategy.h"
+
+namespace moesim::scenario {
+
+using exec::ModelShape;
+
+ModelShape model_shape(const workloads::MoeModelConfig& m, int64_t seq_len, int slots) {
+  ModelShape s;
+  s.name = m.name;
+  s.layers = m.layers;
+  s.hidden = m.hidden;
+  s.heads = m.heads;
+  s.kv_heads = m.kv_heads;
+  s.head_dim = m.head_dim;
+  if (m.attention == workloads::AttentionKind::kMla) {
+    s.q_lora_rank = m.q_lora_rank;
+    s.kv_lora_rank = m.kv_lora_rank;
+    s.qk_nope_head_dim = m.qk_nope_head_dim;
+    s.qk_rope_head_dim = m.qk_rope_head_dim;
+    s.v_head_dim = m.v_head_dim;
+  }
+  s.dense_ffn = m.dense_ffn;
+  s.expert_ffn = m.expert_ffn;
+  s.shared_ffn = m.shared_experts * m.shared_expert_ffn;
+  s.experts = m.routed_experts;
+  s.expert_slots = slots;
+  s.top_k = m.top_k;
+  s.swiglu = m.activation == workloads::Activation::kSwiGlu;
+  s.vocab = m.vocab;
+  s.moe_layer.resize(m.layers);
+  for (int l = 0; l < m.layers; ++l) s.moe_layer[l] = m.is_moe_layer(l);
+  s.attention_params_per_layer = m.attention_params_per_layer();
+  s.dense_ffn_params = m.dense_ffn_params();
+  s.expert_params = m.expert_params();
+  s.shared_expert_params = m.shared_expert_params();
+  s.router_params = m.router_params();
+  s.embedding_params = m.embedding_params();
+  s.output_params = m.output_params();
+  s.total_params = m.total_params();
+  s.active_params = m.active_params();
+  s.forward_flops_per_token = m.flops_per_token(seq_len);
+  return s;
+}
+
+Scenario resolve_scenario(const Json& doc) {
+  Scenario s;
+  ConfigObject root(doc, "");
+  s.model = workloads::resolve_model(root.value("model"), "model");
+  s.cluster = hw::resolve_cluster(root.value("cluster"), "cluster");
+  s.setup.parallel = parse_parallel(root.object("parallel"));
+  s.setup.workload = parse_workload(root.object("workload"));
+  if (root.has("routing")) {
+    ConfigObject r = root.object("routing");
+    if (r.has("trace")) {
+      s.routing.trace_path = r.string("trace");
+      if (r.has("generator")) {
+        throw_config_error(r.field_path("generator"), "give either a generator or a trace");
+      }
+      s.routing.generator = "replay:" + s.routing.trace_path;
+    } else {
+      s.routing.generator = r.string_or("generator", "uniform");
+    }
+    s.routing.seed = static_cast<uint64_t>(r.integer_or("seed", 1, 0, INT64_MAX));
+    r.finish();
+  }
+  s.gating = root.has("gating") ? workloads::parse_gating(root.value("gating"), "gating")
+                                : workloads::parse_gating(Json::object(), "gating");
+  std::string network_model = "auto";
+  if (root.has("options")) {
+    ConfigObject o = root.object("options");
+    s.options.seed = static_cast<uint64_t>(o.integer_or("seed", 1, 0, INT64_MAX));
+    network_model = o.choice_or("network_model", "auto", {"auto", "analytic", "flow"});
+    s.options.routing_samples = static_cast<int>(o.integer_or("routing_samples", 2, 1, 64));
+    s.options.max_routings_per_step =
+        o.integer_or("max_routings_per_step", 1 << 24, 1024, int64_t{1} << 34);
+    s.options.reserved_memory_bytes = o.number_or("reserved_memory_gib", 2, 0, 1e6) * (1ull << 30);
+    s.options.pipeline_pass_overhead_us =
+        o.number_or("pipeline_pass_overhead_us", kDefaultPipelinePassOverheadUs, 0, 1e6);
+    o.finish();
+  }
+  // "auto" picks the flow-level network for steps small enough to afford it.
+  const bool flow = network_model == "flow" ||
+                    (network_model == "auto" && s.setup.parallel.gpus() <= kAutoFlowMaxGpus);
+  s.options.network_model = flow ? coll::NetworkModel::kFlow : coll::NetworkModel::kAnalytic;
+  root.finish();
+
+  const int slots = s.model.routed_experts + s.gating.redundant_experts;
+  s.setup.model = model_shape(s.model, s.setup.workload.seq_len, slots);
+  s.setup.gpus_per_node = s.cluster.node.gpus_per_node;
+  s.setup.hbm_capacity_bytes = s.cluster.gpu.hbm_bytes;
+  s.setup.peak_flops_per_gpu = s.cluster.gpu.peak(s.setup.workload.compute_dtype);
+  if (s.setup.peak_flops_per_gpu <= 0) {
+    throw_config_error("workload.dtype",
+                       fmt::format("{} has no {} throughput", s.cluster.gpu.name,
+                                   hw::dtype_name(s.setup.workload.compute_dtype)));
+  }
+  s.setup.reserved_memory_bytes = s.options.reserved_memory_bytes;
+  s.setup.framework.pipeline_pass_s = s.options.pipeline_pass_overhead_us * 1e-6;
+  check_strategy(s.setup.model, s.setup.parallel, s.setup.workload, s.cluster.gpu_count());
+  return s;
+}
+
+Json scenario_json(const Scenario& s) {
+  const ScenarioOptions& options = s.options;
+  Json j;
+  j["model"] = workloads::model_json(s.model, s.setup.workload.seq_len);
+  j["cluster"] = hw::cluster_json(s.cluster);
+  j["parallel"] = parallel_json(s.setup.parallel);
+  j["workload"] = workload_json(s.setup.workload);
+  j["routing"] = {{"generator", s.routing.generator}, {"seed", s.routing.seed}};
+  j["gating"] = workloads::gating_json(s.gating);
+  j["options"] = {{"seed", options.seed},
+                  {"network_model", std::string(coll::network_model_name(options.network_model))},
+                  {"routing_samples", options.routing_samples},
+                  {"max_routings_per_step", options.max_routings_per_step},
+                  {"reserved_memory_gib", options.reserved_memory_bytes / (1ull << 30)},
+                  {"pipeline_pass_overhead_us", options.pipeline_pass_overhead_us}};
+  return j;
+}
+
+}  // namespace moesim::scenario
