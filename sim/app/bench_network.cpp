@@ -55,7 +55,6 @@ int bench_network_main(const Args& args) {
   Done done;
   flow.start(request, done, 0);
   engine.run();
-  const net::FlowNetwork& network = flow.network();
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   OrderedJson out;
@@ -65,12 +64,12 @@ int bench_network_main(const Args& args) {
   out["algo"] = algo;
   out["wall_seconds"] = wall;
   out["simulated_time_s"] = engine.now().seconds();
-  out["flows"] = network.flows_started();
+  out["flows"] = flow.flows_started();
   out["events"] = engine.events_executed();
   out["events_per_second"] = engine.events_executed() / wall;
-  out["flows_per_second"] = network.flows_started() / wall;
-  out["bytes_sent"] = network.bytes_sent();
-  out["bytes_delivered"] = network.bytes_delivered();
+  out["flows_per_second"] = flow.flows_started() / wall;
+  out["bytes_sent"] = flow.bytes_sent();
+  out["bytes_delivered"] = flow.bytes_delivered();
   std::cout << render_json(out);
   return 0;
 }

@@ -152,7 +152,6 @@ int collective_main(const Args& args) {
   flow.start(request, done, 0);
   engine.run();
   const double analytic = coll::collective_seconds(cluster, request);
-  const net::FlowNetwork& network = flow.network();
   const double t = engine.now().seconds();
   const double algbw = t > 0 ? bytes / t / 1e9 : 0;
   OrderedJson out;
@@ -166,10 +165,10 @@ int collective_main(const Args& args) {
   out["algbw_gbps"] = algbw;
   out["busbw_gbps"] = algbw * coll::bus_bandwidth_factor(request.op, n);
   out["analytic_time_s"] = analytic;
-  out["flows"] = network.flows_started();
+  out["flows"] = flow.flows_started();
   out["events"] = engine.events_executed();
-  out["bytes_sent"] = network.bytes_sent();
-  out["bytes_delivered"] = network.bytes_delivered();
+  out["bytes_sent"] = flow.bytes_sent();
+  out["bytes_delivered"] = flow.bytes_delivered();
   if (vm.count("json")) {
     std::cout << render_json(out);
   } else {

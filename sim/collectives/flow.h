@@ -30,6 +30,10 @@ class FlowCollectives : public CollectiveTimer, private net::FlowNetwork::BatchL
   void start(const Collective& collective, EventHandler& done, uint64_t arg) override;
 
   const net::FlowNetwork& network() const { return network_; }
+  // Conservation: flows started, bytes they were given and bytes delivered.
+  uint64_t flows_started() const { return network_.flows_started(); }
+  double bytes_sent() const { return network_.bytes_sent(); }
+  double bytes_delivered() const { return network_.bytes_delivered(); }
 
  private:
   // A collective in flight: its ring steps still to run (0 for all-to-alls).

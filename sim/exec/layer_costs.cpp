@@ -1,0 +1,139 @@
+#include "sim/exec/layer_costs.h"
+
+#include <algorithm>
+
+namespace moesim::exec {
+
+LayerCostModel::LayerCostModel(const ModelShape& model, const ParallelConfig& parallel,
+                               const TrainingWorkload& workload,
+                               const std::vector<LayerRouting>& routing,
+                               const hw::ComputeCostModel& cost)
+    : model_(model), parallel_(parallel), workload_(workload), routing_(routing), cost_(cost) {
+  size_t slots = 0;
+  for (const LayerRouting& lr : routing_) {
+    expert_cache_offset_.push_back(slots);
+    slots += lr.samples.size() * parallel_.ep * 2;
+  }
+  expert_cache_.resize(slots);
+  price_layer_kernels();
+}
+
+// The activation function between the FFN's GEMMs (SwiGLU reads gate and up,
+// writes their product): memory-bound.
+double LayerCostModel::ffn_activation_seconds(int64_t tokens, int64_t width) const {
+  const int64_t w = width / parallel_.tp;
+  const double elt = hw::bytes_per_element(workload_.compute_dtype);
+  return cost_.memory_bound_seconds(tokens * (model_.swiglu ? 3.0 : 2.0) * w * elt);
+}
+
+double LayerCostModel::ffn_seconds(int64_t tokens, int64_t width, bool backward) const {
+  const hw::DType dt = workload_.compute_dtype;
+  const int64_t w = width / parallel_.tp;
+  double s = ffn_activation_seconds(tokens, width);
+  if (model_.swiglu) {
+    s += cost_.gemm_seconds(tokens, 2 * w, model_.hidden, dt);
+  } else {
+    s += cost_.gemm_seconds(tokens, w, model_.hidden, dt);
+  }
+  s += cost_.gemm_seconds(tokens, model_.hidden, w, dt);
+  // Backward: data gradient and weight gradient GEMMs, each as costly as the
+  // forward GEMM, plus the activation's backward.
+  return backward ? 2 * s : s;
+}
+
+void LayerCostModel::price_layer_kernels() {
+  const hw::DType dt = workload_.compute_dtype;
+  const double elt = hw::bytes_per_element(dt);
+  const int64_t T = workload_.seq_len * parallel_.micro_batch_size, h = model_.hidden;
+  const int t = parallel_.tp;
+  const int64_t T_norm = parallel_.sequence_parallel ? T / t : T;
+  const double norm = 2 * cost_.memory_bound_seconds(2.0 * T_norm * h * elt);  // two norms
+  double proj = 0, core_flops = 0, core_bytes = 0;
+  const double causal = 0.5;  // causal masking halves the score and value products
+  const double seq = static_cast<double>(workload_.seq_len);
+  if (model_.is_mla()) {
+    const int64_t qk = model_.qk_nope_head_dim + model_.qk_rope_head_dim;
+    proj += model_.q_lora_rank > 0
+                ? cost_.gemm_seconds(T, model_.q_lora_rank, h, dt) +
+                      cost_.gemm_seconds(T, model_.heads * qk / t, model_.q_lora_rank, dt)
+                : cost_.gemm_seconds(T, model_.heads * qk / t, h, dt);
+    proj += cost_.gemm_seconds(T, model_.kv_lora_rank + model_.qk_rope_head_dim, h, dt);
+    proj += cost_.gemm_seconds(T, model_.heads * (model_.qk_nope_head_dim + model_.v_head_dim) / t,
+                               model_.kv_lora_rank, dt);
+    proj += cost_.gemm_seconds(T, h, model_.heads * model_.v_head_dim / t, dt);
+    core_flops = 2.0 * T * seq * causal * model_.heads / t * (qk + model_.v_head_dim);
+    core_bytes = T * elt * model_.heads / t * (2.0 * qk + 2.0 * model_.v_head_dim);
+  } else {
+    const int64_t hd = model_.head_dim;
+    proj += cost_.gemm_seconds(T, (model_.heads + 2 * model_.kv_heads) * hd / t, h, dt);
+    proj += cost_.gemm_seconds(T, h, model_.heads * hd / t, dt);
+    core_flops = 4.0 * T * seq * causal * model_.heads / t * hd;
+    core_bytes = T * elt * hd / t * (2.0 * model_.heads + 2.0 * model_.kv_heads);
+  }
+  const double core = cost_.fused_kernel_seconds(core_flops, core_bytes, dt);
+  // Flash-attention backward does about 2.5x the forward's FLOPs (it recomputes
+  // the scores): 5 matmuls against 2.
+  const double core_bwd = cost_.fused_kernel_seconds(2.5 * core_flops, 2.5 * core_bytes, dt);
+  kernels_.attention_fwd = proj + core + norm;
+  kernels_.attention_bwd = 2 * proj + core_bwd + 2 * norm;
+  kernels_.norm_recompute = norm;
+  kernels_.dense_act_recompute = ffn_activation_seconds(T, model_.dense_ffn);
+  kernels_.dense_fwd = ffn_seconds(T, model_.dense_ffn, false);
+  kernels_.dense_bwd = ffn_seconds(T, model_.dense_ffn, true);
+  if (model_.shared_ffn > 0) {
+    kernels_.shared_fwd = ffn_seconds(T, model_.shared_ffn, false);
+    kernels_.shared_bwd = ffn_seconds(T, model_.shared_ffn, true);
+    kernels_.shared_act_recompute = ffn_activation_seconds(T, model_.shared_ffn);
+  }
+  const int64_t Tm = T / t;  // tokens entering the MoE block (sequence-parallel shard)
+  const double copies = static_cast<double>(Tm) * model_.top_k;
+  kernels_.router_fwd =
+      cost_.gemm_seconds(Tm, model_.experts, h, dt) +
+      cost_.memory_bound_seconds(Tm * model_.experts * 4.0 * 2) +  // softmax + top-k
+      cost_.memory_bound_seconds(2 * copies * h * elt);            // permute
+  kernels_.router_bwd = 2 * kernels_.router_fwd;
+  kernels_.unpermute_fwd = cost_.memory_bound_seconds((2 * copies + Tm) * h * elt);
+  kernels_.unpermute_bwd = 2 * kernels_.unpermute_fwd;
+  kernels_.embedding_fwd = cost_.memory_bound_seconds(2.0 * T_norm * h * elt);
+  kernels_.embedding_bwd = 2 * kernels_.embedding_fwd;
+  kernels_.head_fwd = cost_.gemm_seconds(T, model_.vocab / t, h, dt) +
+                      cost_.memory_bound_seconds(T * static_cast<double>(model_.vocab) / t * 4 * 2);
+  kernels_.head_bwd = 2 * kernels_.head_fwd;
+}
+
+const std::vector<double>& LayerCostModel::expert_seconds(int moe_index, int sample, int position,
+                                                          bool backward) {
+  std::vector<double>& cached =
+      expert_cache_[expert_cache_offset_[moe_index] +
+                    (static_cast<size_t>(sample) * parallel_.ep + position) * 2 +
+                    (backward ? 1 : 0)];
+  if (!cached.empty()) return cached;
+  const RoutingSample& rs = routing_[moe_index].samples[sample];
+  const int local = rs.local_experts;
+  const int chunks = parallel_.a2a_overlap_chunks;
+  const hw::DType dt = workload_.compute_dtype;
+  const int64_t f = model_.expert_ffn / parallel_.etp;
+  std::vector<double> per_chunk(2 * static_cast<size_t>(chunks));
+  std::vector<int64_t> m(local);
+  for (int c = 0; c < chunks; ++c) {
+    for (int e = 0; e < local; ++e) {
+      const int64_t total =
+          rs.expert_tokens[static_cast<size_t>(position) * local + e] * parallel_.etp;
+      // Chunk c gets an even share of each expert's tokens (the remainder to
+      // the first chunks).
+      m[e] = total / chunks + (c < total % chunks ? 1 : 0);
+    }
+    int64_t routed = 0;
+    for (int64_t x : m) routed += x;
+    const int64_t up = model_.swiglu ? 2 * f : f;
+    const double act = cost_.memory_bound_seconds(routed * (up + f) * hw::bytes_per_element(dt));
+    const double s = cost_.grouped_gemm_seconds(m, up, model_.hidden, dt) +
+                     cost_.grouped_gemm_seconds(m, model_.hidden, f, dt) + act;
+    per_chunk[c] = backward ? 2 * s : s;
+    per_chunk[chunks + c] = act;
+  }
+  cached = std::move(per_chunk);
+  return cached;
+}
+
+}  // namespace moesim::exec

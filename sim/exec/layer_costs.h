@@ -1,0 +1,72 @@
+#pragma once
+// The layer cost model: how long each kernel of one transformer / MoE layer
+// takes on one GPU for one micro-batch, from the compute cost model
+// (hw::ComputeCostModel), under a parallel strategy. The step builder
+// (step_builder.h) places these kernels in the task graph; this file only
+// prices them.
+//
+// Backward kernels cost twice the forward GEMMs (data and weight gradients);
+// flash-attention backward about 2.5x its forward (it recomputes the scores).
+
+#include <cstdint>
+#include <vector>
+
+#include "hwmodels/compute_cost.h"
+#include "sim/exec/step_inputs.h"
+
+namespace moesim::exec {
+
+// Per-micro-batch kernel times of one layer on one GPU (seconds).
+struct LayerKernelSeconds {
+  double attention_fwd = 0, attention_bwd = 0;  // projections, core attention, norms
+  // Selective recompute (Megatron-Core's --recompute-modules layernorm,
+  // mlp/moe_act): the outputs of the two norms and of the FFN activation
+  // functions are not kept and are re-computed in backward.
+  double norm_recompute = 0;
+  double dense_act_recompute = 0, shared_act_recompute = 0;
+  double dense_fwd = 0, dense_bwd = 0;
+  double shared_fwd = 0, shared_bwd = 0;
+  double router_fwd = 0, router_bwd = 0;        // router GEMM, softmax/top-k, permutation
+  double unpermute_fwd = 0, unpermute_bwd = 0;  // un-permute and weighted combine
+  double embedding_fwd = 0, embedding_bwd = 0;
+  double head_fwd = 0, head_bwd = 0;  // output projection + cross-entropy
+};
+
+class LayerCostModel {
+ public:
+  // `routing`: the step's routing per MoE layer (sizes the expert GEMMs).
+  LayerCostModel(const ModelShape& model, const ParallelConfig& parallel,
+                 const TrainingWorkload& workload, const std::vector<LayerRouting>& routing,
+                 const hw::ComputeCostModel& cost);
+
+  const LayerKernelSeconds& kernels() const { return kernels_; }
+
+  // Routed-expert time per overlap chunk for the EP rank at `ep_position`,
+  // for routing sample `sample` of MoE layer `moe_index`: two grouped GEMMs
+  // (gate+up, then down) sized by the tokens each local expert received, and
+  // the activation between them. With expert tensor parallelism each GPU
+  // holds 1/etp of every local expert and processes the tokens gathered from
+  // its etp peers. Entries [chunks, 2 chunks) hold each chunk's forward
+  // activation alone: what selective recompute re-runs. Computed once per
+  // (layer, sample, position, direction).
+  const std::vector<double>& expert_seconds(int moe_index, int sample, int ep_position,
+                                            bool backward);
+
+ private:
+  void price_layer_kernels();
+  double ffn_seconds(int64_t tokens, int64_t width, bool backward) const;
+  double ffn_activation_seconds(int64_t tokens, int64_t width) const;
+
+  const ModelShape& model_;
+  const ParallelConfig& parallel_;
+  const TrainingWorkload& workload_;
+  const std::vector<LayerRouting>& routing_;
+  const hw::ComputeCostModel& cost_;
+  LayerKernelSeconds kernels_;
+  // expert_seconds() results: [expert_cache_offset_[moe layer] + (sample * ep
+  // + position) * 2 + backward]; empty until first computed.
+  std::vector<std::vector<double>> expert_cache_;
+  std::vector<size_t> expert_cache_offset_;
+};
+
+}  // namespace moesim::exec
