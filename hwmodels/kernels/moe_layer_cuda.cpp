@@ -1,31 +1,110 @@
 #include "hwmodels/kernels/moe_layer_cuda.h"
 
-#include <stdexcept>
+#include <dlfcn.h>
+#include <unistd.h>
 
-#include "hwmodels/kernels/moe_layer_cuda_raw.h"
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+
+#include "hwmodels/kernels/cuda_module_api.h"
 #include "sim/core/error.h"
 
 namespace moesim::kern::cuda {
+namespace {
+
+// Where the module is looked for: $MOESIM_CUDA_MODULE, else beside the
+// running executable (the build puts libmoesim_cuda.so next to moesim).
+std::string module_path() {
+  if (const char* env = std::getenv("MOESIM_CUDA_MODULE"); env && *env) return env;
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("libmoesim_cuda.so") : (exe.parent_path() / "libmoesim_cuda.so").string();
+}
+
+struct Module {
+  const MoesimCudaApi* api = nullptr;
+  std::string error;  // why the module could not be loaded
+};
+
+// Loaded once, on first use, and kept for the process's lifetime.
+const Module& module() {
+  static Module m;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const std::string path = module_path();
+    if (!std::filesystem::exists(path)) {
+      m.error = "the CUDA module " + path +
+                " is not there (moesim was built without nvcc, or MOESIM_CUDA=OFF)";
+      return;
+    }
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      m.error = std::string("cannot load the CUDA module: ") + dlerror();
+      return;
+    }
+    const auto entry = reinterpret_cast<MoesimCudaApiFn>(dlsym(handle, "moesim_cuda_api"));
+    const MoesimCudaApi* api = entry ? entry() : nullptr;
+    if (!api || api->version != kMoesimCudaApiVersion) {
+      m.error = path + " is not a CUDA module of this moesim version";
+      return;
+    }
+    m.api = api;
+  });
+  return m;
+}
+
+const MoesimCudaApi& api_or_throw() {
+  const Module& m = module();
+  if (!m.api) throw Error("cuda: " + m.error);
+  return *m.api;
+}
+
+}  // namespace
+
+bool module_available(std::string* why) {
+  const Module& m = module();
+  if (!m.api && why) *why = m.error;
+  return m.api != nullptr;
+}
 
 bool device_available(std::string* why) {
-  return cuda_raw::device_available(why);
+  const Module& m = module();
+  if (!m.api) {
+    if (why) *why = m.error;
+    return false;
+  }
+  char reason[512] = "";
+  if (m.api->device_available(reason, sizeof(reason))) return true;
+  if (why) *why = reason;
+  return false;
 }
 
 CudaForwardResult forward(const MoeShape& s, const MoeWeights& w, std::span<const float> x,
                           const Routing* routing, int reps) {
   validate_shape(s);
+  const MoesimCudaApi& api = api_or_throw();
   std::string why;
   if (!device_available(&why)) throw Error("cuda: no usable GPU: " + why);
-  const cuda_raw::LayerDims d{
-      s.tokens, s.hidden, s.ffn, s.experts, s.top_k, s.shared_experts * s.ffn, s.normalize_top_k};
-  try {
+  const MoesimCudaLayerDims d{s.tokens,
+                              s.hidden,
+                              s.ffn,
+                              s.experts,
+                              s.top_k,
+                              s.shared_experts * s.ffn,
+                              s.normalize_top_k ? 1 : 0};
+  char error[512] = "";
+  {
     Routing chosen;
     if (!routing) {
       chosen.tokens = s.tokens;
       chosen.top_k = s.top_k;
       chosen.expert.resize(s.tokens * s.top_k);
       chosen.weight.resize(s.tokens * s.top_k);
-      cuda_raw::route(d, x.data(), w.router.data(), chosen.expert.data(), chosen.weight.data());
+      if (api.route(&d, x.data(), w.router.data(), chosen.expert.data(), chosen.weight.data(),
+                    error, sizeof(error))) {
+        throw Error(error);
+      }
       routing = &chosen;
     }
     // Permutation on the host, as the CPU layer builds it: stable by token,
@@ -49,14 +128,13 @@ CudaForwardResult forward(const MoeShape& s, const MoeWeights& w, std::span<cons
     }
     CudaForwardResult r;
     r.out.resize(s.tokens * s.hidden);
-    r.median_seconds = cuda_raw::forward(d, x.data(), w.router.data(), gu.data(), dn.data(),
-                                         w.shared_gate_up.data(), w.shared_down.data(),
-                                         offsets.data(), perm_token.data(), row_of.data(),
-                                         routing->weight.data(), reps, r.out.data());
+    if (api.forward(&d, x.data(), w.router.data(), gu.data(), dn.data(), w.shared_gate_up.data(),
+                    w.shared_down.data(), offsets.data(), perm_token.data(), row_of.data(),
+                    routing->weight.data(), reps, r.out.data(), &r.median_seconds, error,
+                    sizeof(error))) {
+      throw Error(error);
+    }
     return r;
-  } catch (const std::runtime_error& e) {
-    if (dynamic_cast<const Error*>(&e)) throw;
-    throw Error(e.what());
   }
 }
 

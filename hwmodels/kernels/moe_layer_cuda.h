@@ -1,9 +1,11 @@
 #pragma once
-// The reference MoE layer on an NVIDIA GPU (built when CMake finds nvcc; see
-// hwmodels/kernels/CMakeLists.txt). Same semantics as MoeLayer::forward:
-// router GEMM + softmax/top-k on the device, permutation indices from the
-// given routing (capacity dropping in token order), per-expert SwiGLU FFN
-// through cuBLAS SGEMM, gate-weighted combine, shared experts. FP32.
+// The reference MoE layer on an NVIDIA GPU. The device code lives in a module
+// (libmoesim_cuda.so, built when CMake finds nvcc; see
+// hwmodels/kernels/CMakeLists.txt) that these functions load on first use, so
+// that only the commands that run on a GPU pay for the CUDA libraries. Same semantics as
+// MoeLayer::forward: router GEMM + softmax/top-k on the device, permutation indices from the given
+// routing (capacity dropping in token order), per-expert SwiGLU FFN through cuBLAS SGEMM,
+// gate-weighted combine, shared experts. FP32.
 
 #include <span>
 #include <string>
@@ -13,7 +15,10 @@
 
 namespace moesim::kern::cuda {
 
-// True when a CUDA device can be used; otherwise `why` says why not.
+// True when the CUDA module is there and loads; otherwise `why` says why not.
+bool module_available(std::string* why);
+// True when a CUDA device can be used; otherwise `why` says why not (no
+// module, no driver, no device).
 bool device_available(std::string* why);
 
 struct CudaForwardResult {

@@ -15,12 +15,10 @@
 
 #include "hwmodels/kernels/calibration.h"
 #include "hwmodels/kernels/moe_layer.h"
+#include "hwmodels/kernels/moe_layer_cuda.h"
 #include "reports/json_output.h"
 #include "sim/app/bench.h"
 #include "sim/core/config.h"
-#ifdef MOESIM_HAVE_CUDA
-#include "hwmodels/kernels/moe_layer_cuda.h"
-#endif
 
 namespace moesim::cli {
 namespace {
@@ -189,14 +187,10 @@ int bench_kernel_main(const Args& args) {
   } else {
     out["torch_available"] = false;
   }
-#ifdef MOESIM_HAVE_CUDA
   std::string why;
-  out["cuda_built"] = true;
+  out["cuda_built"] = kern::cuda::module_available(&why);
   out["cuda_device"] = kern::cuda::device_available(&why);
   if (!why.empty()) out["cuda_note"] = why;
-#else
-  out["cuda_built"] = false;
-#endif
   emit(render_json(out), "");
   return 0;
 }
