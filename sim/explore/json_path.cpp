@@ -27,6 +27,8 @@ void set_json_path(Json& doc, const std::string& path, const Json& value,
     if (at->contains(key) && (*at)[key].is_string()) {
       (*at)[key] = Json{{"preset", (*at)[key]}};
     }
+    // Missing sections are created ("options.seed" on a scenario without options).
+    if (!at->contains(key)) (*at)[key] = Json::object();
     at = &(*at)[key];
     start = dot + 1;
   }

@@ -1,0 +1,202 @@
+// The scenario layer: resolution with defaults and errors that name the
+// field, every strategy rejection by its code, and routing plans in their
+// three parts.
+
+#include "sim/scenario/scenario.h"
+
+#include <catch2/catch.hpp>
+
+#include "sim/scenario/routing_plan.h"
+#include "sim/scenario/strategy.h"
+
+namespace moesim::scenario {
+namespace {
+
+Json mixtral(int nodes, Json parallel) {
+  return Json{{"model", "mixtral-8x7b"},
+              {"cluster", {{"preset", "dgx-h100"}, {"nodes", nodes}}},
+              {"parallel", std::move(parallel)},
+              {"workload", {{"seq_len", 4096}, {"global_batch", 64}}}};
+}
+
+std::string error_of(const Json& doc) {
+  try {
+    resolve_scenario(doc);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// The code of the InvalidStrategy `doc` is rejected with ("" if accepted).
+std::string rejection(const Json& doc) {
+  try {
+    resolve_scenario(doc);
+  } catch (const InvalidStrategy& e) {
+    return e.code();
+  }
+  return "";
+}
+
+TEST_CASE("scenario resolution fills defaults and resolves the network model", "[scenario]") {
+  const Scenario s = resolve_scenario(mixtral(2, {{"dp", 16}, {"ep", 8}}));
+  CHECK(s.setup.parallel.gpus() == 16);
+  CHECK(s.setup.parallel.a2a_algo == coll::AllToAllAlgorithm::kHierarchical);
+  CHECK(s.routing.generator == "uniform");
+  CHECK(s.options.routing_samples == 2);
+  CHECK(s.setup.framework.pipeline_pass_s == Approx(kDefaultPipelinePassOverheadUs * 1e-6));
+  CHECK(s.setup.model.slots() == 8);
+  // "auto": the flow network up to 64 GPUs, the analytic one above.
+  CHECK(s.options.network_model == coll::NetworkModel::kFlow);
+  Json nine_nodes = mixtral(9, {{"dp", 72}, {"ep", 8}});
+  nine_nodes["workload"]["global_batch"] = 144;
+  const Scenario big = resolve_scenario(nine_nodes);
+  CHECK(big.options.network_model == coll::NetworkModel::kAnalytic);
+  Json forced = mixtral(2, {{"dp", 16}, {"ep", 8}});
+  forced["options"] = {{"network_model", "analytic"}};
+  CHECK(resolve_scenario(forced).options.network_model == coll::NetworkModel::kAnalytic);
+  // The resolved document shows every section and the resolved choice.
+  const Json j = scenario_json(s);
+  CHECK(j["options"]["network_model"] == "flow");
+  CHECK(j["parallel"]["pipeline_schedule"] == "1f1b");
+  CHECK(j["routing"]["generator"] == "uniform");
+}
+
+TEST_CASE("scenario errors name the field", "[scenario]") {
+  Json typo = mixtral(2, {{"dp", 16}, {"ep", 8}});
+  typo["parallel"]["epp"] = 2;
+  CHECK_THAT(error_of(typo), Catch::Contains("parallel.epp"));
+  Json bad = mixtral(2, {{"dp", 16}, {"ep", 8}});
+  bad["options"] = {{"network_model", "wires"}};
+  CHECK_THAT(error_of(bad), Catch::Contains("options.network_model"));
+  Json both = mixtral(2, {{"dp", 16}, {"ep", 8}});
+  both["routing"] = {{"trace", "x.moetrace"}, {"generator", "uniform"}};
+  CHECK_THAT(error_of(both), Catch::Contains("routing.generator"));
+}
+
+TEST_CASE("check_strategy rejects each impossible strategy with its code", "[scenario]") {
+  // Mixtral: 32 heads, 8 KV heads, FFN 14336, 8 experts, 32 layers.
+  CHECK(rejection(mixtral(2, {{"dp", 8}})) == "gpu_count");
+  CHECK(rejection(mixtral(2, {{"dp", 16}, {"ep", 8}})) == "");
+  Json heads = mixtral(1, {{"dp", 1}, {"tp", 8}, {"ep", 1}});
+  heads["model"] = {{"preset", "mixtral-8x7b"}, {"attention", {{"heads", 36}, {"kv_heads", 12}}}};
+  CHECK(rejection(heads) == "tp_divides_heads");
+  Json ffn = mixtral(1, {{"dp", 1}, {"tp", 8}});
+  ffn["model"] = {{"preset", "deepseek-v3"}};  // dense FFN 18432, shared 2048: fine at tp 8
+  ffn["model"]["dense_ffn"] = 18436;
+  CHECK(rejection(ffn) == "tp_divides_ffn");
+  CHECK(rejection(mixtral(2, {{"dp", 16}, {"ep", 3}})) == "ep_divides_experts");
+  Json etp = mixtral(1, {{"dp", 4}, {"tp", 2}, {"ep", 2}, {"etp", 2}});
+  etp["model"] = {{"preset", "mixtral-8x7b"}, {"expert_ffn", 14337}};
+  CHECK(rejection(etp) == "etp_divides_ffn");
+  CHECK(rejection(mixtral(1, {{"dp", 2}, {"tp", 4}, {"ep", 8}, {"etp", 2}})) == "expert_grid");
+  CHECK(rejection(mixtral(1, {{"dp", 4}, {"tp", 2}, {"ep", 8}, {"sequence_parallel", false}})) ==
+        "sequence_parallel_required");
+  Json tokens = mixtral(1, {{"dp", 2}, {"tp", 4}, {"ep", 1}});
+  tokens["workload"]["seq_len"] = 4097;
+  CHECK(rejection(tokens) == "tp_divides_tokens");
+  Json batch = mixtral(2, {{"dp", 16}, {"ep", 8}});
+  batch["workload"]["global_batch"] = 24;
+  CHECK(rejection(batch) == "batch_divisible");
+  Json layers = mixtral(8, {{"dp", 1}, {"pp", 64}, {"ep", 1}});
+  CHECK(rejection(layers) == "pipeline_layers");
+  Json interleave = mixtral(2, {{"dp", 4},
+                                {"pp", 4},
+                                {"ep", 4},
+                                {"pipeline_schedule", "interleaved"},
+                                {"virtual_stages", 2}});
+  interleave["workload"]["global_batch"] = 24;  // 6 micro-batches per replica, pp 4
+  CHECK(rejection(interleave) == "interleave_microbatches");
+  Json dense = mixtral(1, {{"dp", 8}, {"ep", 2}});
+  dense["model"] = {{"preset", "mixtral-8x7b"}, {"routed_experts", 0}, {"top_k", 0}};
+  CHECK((rejection(dense) == "ep_divides_experts" || !error_of(dense).empty()));
+}
+
+TEST_CASE("routing budget: samples, then layers, then tokens give way", "[scenario][routing]") {
+  // 4 ranks x 1000 tokens x top-2 = 8000 routings per sample; 10 layers, 1 step.
+  const RoutingBudget all = routing_budget(1000, 4, 2, 10, 1, 2, 1'000'000);
+  CHECK((all.samples == 2 && all.generated_layers == 10 && all.subsample == 1));
+  CHECK(all.warnings.empty());
+  const RoutingBudget one = routing_budget(1000, 4, 2, 10, 1, 2, 100'000);
+  CHECK((one.samples == 1 && one.generated_layers == 10 && one.warnings.size() == 1));
+  const RoutingBudget few = routing_budget(1000, 4, 2, 10, 1, 2, 40'000);
+  CHECK((few.samples == 1 && few.generated_layers == 5));
+  const RoutingBudget sub = routing_budget(1000, 4, 2, 10, 1, 2, 2'000);
+  CHECK((sub.generated_layers == 1 && sub.subsample == 4 && sub.generated_per_rank == 250));
+  CHECK(sub.scale == 4);
+}
+
+// 4 EP ranks on 2 nodes (ranks 0, 1 on node 0; 2, 3 on node 1), 8 slots (2 per
+// rank), top-3. Token 0 (rank 0) goes to slots 2 (rank 1, same node), 4 and 6
+// (ranks 2 and 3, both on node 1); token 1 (rank 3) to slots 7 (own rank),
+// 6 (own rank) and a dropped copy.
+TEST_CASE("dispatch counting: per-copy and node-deduplicated matrices", "[scenario][routing]") {
+  workloads::RoutingBatch batch;
+  batch.resize(2, 3, 8);
+  batch.source_rank = {0, 3};
+  workloads::GatingOutcome outcome;
+  outcome.slot = {2, 4, 6, 7, 6, -1};
+  outcome.dropped = 1;
+  const std::vector<int> node = {0, 0, 1, 1};
+  const exec::RoutingSample rs = count_dispatch(batch, outcome, 8, node, 1.0);
+  auto pair = [&](int s, int d) { return rs.pair_tokens[s * 4 + d]; };
+  auto dedup = [&](int s, int d) { return rs.pair_tokens_dedup[s * 4 + d]; };
+  CHECK((pair(0, 1) == 1 && pair(0, 2) == 1 && pair(0, 3) == 1 && pair(3, 3) == 2));
+  // Node 1 receives token 0 once, at its first rank there.
+  CHECK((dedup(0, 1) == 1 && dedup(0, 2) == 1 && dedup(0, 3) == 0));
+  CHECK(dedup(3, 3) == 1);
+  CHECK(rs.expert_tokens == std::vector<int64_t>{0, 0, 1, 0, 1, 0, 2, 1});
+  CHECK((rs.routed == 5 && rs.dropped == 1 && rs.tokens_in == 2));
+  // Scaled counts (subsampled routing).
+  const exec::RoutingSample x3 = count_dispatch(batch, outcome, 8, node, 3.0);
+  CHECK((x3.routed == 15 && x3.dropped == 3 && x3.tokens_in == 6));
+}
+
+TEST_CASE("a generated layer conserves copies: routed + dropped = tokens x top-k",
+          "[scenario][routing]") {
+  RoutingKey key;
+  key.model = workloads::resolve_model(Json("mixtral-8x7b"), "model");
+  key.gating.capacity_factor = 1.0;
+  key.generator = "zipf:1.2";
+  key.tokens_per_rank = 512;
+  key.steps = 2;
+  key.ep_rank_node = {0, 0, 0, 0};
+  const RoutingBudget budget = routing_budget(512, 4, 2, 32, 2, 2, 1 << 24);
+  const auto generator = workloads::make_generator(key.generator, key.model, key.seed, "g");
+  const GeneratedLayer layer = generate_layer(key, budget, *generator, 0, 0);
+  REQUIRE(layer.per_step.size() == 2);
+  int64_t routed = 0, dropped = 0;
+  for (const auto& lr : layer.per_step) {
+    REQUIRE(lr.samples.size() == 2);
+    for (const auto& rs : lr.samples) {
+      CHECK(rs.routed + rs.dropped == 512 * 4 * 2);
+      routed += rs.routed;
+      dropped += rs.dropped;
+    }
+  }
+  CHECK(dropped > 0);  // skewed routing at capacity 1.0 drops
+  int64_t load = 0;
+  for (int64_t l : layer.stats.load) load += l;
+  CHECK(load == routed);
+  CHECK(layer.stats.dropped == dropped);
+}
+
+TEST_CASE("a routing plan depends only on its key", "[scenario][routing]") {
+  Json a = mixtral(2, {{"dp", 16}, {"ep", 8}});
+  Json b = a;
+  b["parallel"]["recompute"] = "full";
+  b["workload"]["global_batch"] = 128;
+  b["options"] = {{"network_model", "analytic"}};
+  const RoutingKey ka = routing_key(resolve_scenario(a));
+  CHECK(ka == routing_key(resolve_scenario(b)));
+  Json c = a;
+  c["parallel"]["ep"] = 4;
+  CHECK_FALSE(ka == routing_key(resolve_scenario(c)));
+  Json d = a;
+  d["routing"] = {{"generator", "zipf:1.0"}};
+  CHECK_FALSE(ka == routing_key(resolve_scenario(d)));
+  CHECK(cached_routing_plan(ka) == cached_routing_plan(routing_key(resolve_scenario(b))));
+}
+
+}  // namespace
+}  // namespace moesim::scenario
