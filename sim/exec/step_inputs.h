@@ -2,7 +2,7 @@
 // What the execution model needs to know about a training step, resolved from
 // the scenario: the model's layer shapes, the parallel strategy, the batch,
 // and per-layer routing outcomes. Plain data; validation happens in
-// scenario.cpp, and these structs are what tests build by hand.
+// the scenario layer (sim/scenario), and these structs are what tests build by hand.
 
 #include <cstdint>
 #include <string>
