@@ -108,7 +108,8 @@ void metrics_json(const exec::TrainingMetrics& m, const scenario::TrainingRun& r
   r["mfu"] = round_sig(m.mfu);
   r["mfu_formula"] =
       "3 x forward FLOPs per token (2 x active matmul parameters + attention scores and "
-      "values, causal) x tokens per step / (step time x GPUs x dense peak FLOP/s)";
+      "values, causal, less the routed-expert FLOPs of token copies dropped by capacity) x "
+      "tokens per step / (step time x GPUs x dense peak FLOP/s)";
   OrderedJson breakdown;
   for (int c = 0; c < kCategoryCount; ++c) {
     breakdown[seconds_key(static_cast<Category>(c))] = round_sig(m.breakdown.exposed_s[c]);

@@ -37,7 +37,11 @@ int bench_network_main(const Args& args) {
   if (gpus < 2 || gpus % c.node.gpus_per_node != 0) {
     throw Error("--gpus: expected a multiple of the node size");
   }
-  if (!(per_gpu > 0)) throw Error("--bytes-per-gpu: expected a positive number");
+  // 1e15 bytes (a petabyte) at the slowest link still fits the engine's
+  // clock (int64 picoseconds: about 106 days).
+  if (!(per_gpu > 0 && per_gpu <= 1e15)) {
+    throw Error("--bytes-per-gpu: expected a positive number of bytes, at most 1e15");
+  }
   c.nodes = gpus / c.node.gpus_per_node;
   const auto start = std::chrono::steady_clock::now();
   std::vector<int> ranks(gpus);

@@ -100,7 +100,7 @@ int collective_main(const Args& args) {
         throw Error(fmt::format("--counts[{}]: expected {} entries", i, n));
       }
       for (int j = 0; j < n; ++j) {
-        matrix.push_back(expect_number(m[i][j], fmt::format("--counts[{}][{}]", i, j), 0, 1e18));
+        matrix.push_back(expect_number(m[i][j], fmt::format("--counts[{}][{}]", i, j), 0, 1e15));
       }
     }
     bytes = 0;
@@ -110,8 +110,10 @@ int collective_main(const Args& args) {
         for (int k = 0; k < n; ++k) s += matrix[j * n + k];
         return s;
       }());
-  } else if (!(bytes >= 0) || bytes > 1e18) {
-    throw Error("--bytes: expected a non-negative number of bytes");
+  } else if (!(bytes >= 0) || bytes > 1e15) {
+    // At most a petabyte: the time of any collective stays within the
+    // engine's clock (int64 picoseconds, about 106 days).
+    throw Error("--bytes: expected a non-negative number of bytes, at most 1e15");
   }
   coll::Collective request;
   request.ranks = ranks;

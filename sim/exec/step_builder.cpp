@@ -541,12 +541,9 @@ StepGraph StepGraphBuilder::build() {
   if (parallel_.zero_stage == 3)
     param_gathered_.assign(parallel_.gpus(), std::vector<char>(model_.layers * 2, 0));
   {
-    // About a dozen tasks per layer and pass; reserving avoids regrowing
-    // arrays of many millions of tasks.
-    const double layers_per_gpu = static_cast<double>(model_.layers) / parallel_.pp;
-    const double per_gpu =
-        2.0 * microbatches_ * layers_per_gpu * (8 + 3 * parallel_.a2a_overlap_chunks) + 16;
-    const size_t estimate = static_cast<size_t>(per_gpu * parallel_.gpus() * 1.1);
+    // Reserving avoids regrowing arrays of many millions of tasks.
+    const size_t estimate =
+        static_cast<size_t>(estimated_step_tasks(model_, parallel_, workload_) * 1.1);
     step_.graph.reserve(estimate, estimate * 3 / 2);
   }
   for (int g = 0; g < parallel_.gpus(); ++g) emit_gpu(g);
@@ -557,6 +554,15 @@ StepGraph StepGraphBuilder::build() {
 }
 
 }  // namespace
+
+double estimated_step_tasks(const ModelShape& model, const ParallelConfig& parallel,
+                            const TrainingWorkload& workload) {
+  const double layers_per_gpu = static_cast<double>(model.layers) / parallel.pp;
+  const double per_gpu = 2.0 * static_cast<double>(workload.microbatches(parallel)) *
+                             layers_per_gpu * (8 + 3 * parallel.a2a_overlap_chunks) +
+                         16;
+  return per_gpu * parallel.gpus();
+}
 
 StepGraph build_training_step(const ModelShape& model, const ParallelConfig& parallel,
                               const TrainingWorkload& workload,

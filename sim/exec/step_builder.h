@@ -52,6 +52,12 @@ struct StepGraph {
   std::vector<int64_t> expert_tokens_per_gpu;
 };
 
+// About how many tasks build_training_step makes for this strategy and batch
+// (a dozen per layer, micro-batch and direction on every GPU): what a step
+// costs in memory before it is built.
+double estimated_step_tasks(const ModelShape& model, const ParallelConfig& parallel,
+                            const TrainingWorkload& workload);
+
 StepGraph build_training_step(const ModelShape& model, const ParallelConfig& parallel,
                               const TrainingWorkload& workload,
                               const std::vector<LayerRouting>& routing,

@@ -34,7 +34,7 @@ struct TrainingMetrics {
   std::vector<double> step_times_s;
   double tokens_per_step = 0;
   double tokens_per_s = 0, tokens_per_s_per_gpu = 0;
-  double model_flops_per_step = 0;  // 3 x forward FLOPs per token x tokens (ModelShape)
+  double model_flops_per_step = 0;  // the work done (TrainingResult::model_flops_per_step)
   double model_tflops_per_gpu = 0;
   // Model FLOPs per step / (step time x GPUs x dense peak of the compute dtype).
   double mfu = 0;

@@ -64,13 +64,36 @@ RoutedCopies routed_copies_per_gpu(const StepRouting& routing) {
   return out;
 }
 
+double dropped_expert_flops_per_token(const ModelShape& model, const StepRouting& routing) {
+  // Each MoE layer's share of offered copies that capacity dropped, over its
+  // samples and steps; a dropped copy skips one routed expert's 2 x params
+  // forward FLOPs.
+  double dropped_copies_per_token = 0;
+  if (routing.empty()) return 0;
+  for (size_t layer = 0; layer < routing.front().size(); ++layer) {
+    double routed = 0, dropped = 0;
+    for (const auto& step : routing) {
+      for (const RoutingSample& rs : step[layer].samples) {
+        routed += static_cast<double>(rs.routed);
+        dropped += static_cast<double>(rs.dropped);
+      }
+    }
+    if (routed + dropped > 0)
+      dropped_copies_per_token += model.top_k * dropped / (routed + dropped);
+  }
+  return dropped_copies_per_token * 2 * model.expert_params;
+}
+
 TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouting& routing,
                                  const HardwareCosts& hardware) {
   TrainingResult out;
   const ParallelConfig& p = setup.parallel;
   const double tokens_per_step =
       static_cast<double>(setup.workload.global_batch) * setup.workload.seq_len;
-  out.model_flops_per_step = 3 * setup.model.forward_flops_per_token * tokens_per_step;
+  out.model_flops_per_step =
+      3 *
+      (setup.model.forward_flops_per_token - dropped_expert_flops_per_token(setup.model, routing)) *
+      tokens_per_step;
   double total = 0;
   for (size_t s = 0; s < routing.size(); ++s) {
     StepGraph step = build_training_step(setup.model, p, setup.workload, routing[s],

@@ -60,10 +60,10 @@ struct StepOutcome {
 struct TrainingResult {
   std::vector<StepOutcome> steps;
   StepGraph last_graph;  // graph of the last simulated step (timeline export)
-  MemoryEstimate memory;
   double mean_step_time_s = 0;
-  double model_flops_per_step = 0;  // 3 x forward FLOPs x tokens (see ModelShape)
-  std::vector<std::string> warnings;
+  // 3 x forward FLOPs x tokens (see ModelShape), less the expert FLOPs of
+  // token copies dropped by capacity: the work actually done.
+  double model_flops_per_step = 0;
 };
 
 // Everything a step needs from the hardware side: kernel costs, and a timer
@@ -81,6 +81,10 @@ TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouti
                                  const HardwareCosts& hardware);
 
 CriticalPath critical_path(const TaskGraph& graph, const ExecutionResult& result);
+
+// Forward FLOPs per token that capacity dropping skips: for each MoE layer,
+// top_k x its dropped fraction of offered copies x 2 x expert parameters.
+double dropped_expert_flops_per_token(const ModelShape& model, const StepRouting& routing);
 
 // Routed token copies a GPU receives for one layer and micro-batch: mean and
 // max over GPUs, layers and samples.

@@ -24,7 +24,8 @@ OrderedJson parse_ordered(const std::string& text, const std::string& source) {
 }
 
 // The axes and explicit points of a sweep, without their scenarios.
-std::vector<SweepPoint> expand_points(const OrderedJson& sweep, const std::string& source) {
+std::vector<SweepPoint> expand_points(const OrderedJson& sweep, const std::string& source,
+                                      size_t max_points) {
   std::vector<SweepPoint> points;
   for (auto it = sweep.begin(); it != sweep.end(); ++it) {
     if (it.key() != "base" && it.key() != "axes" && it.key() != "mode" && it.key() != "points") {
@@ -46,6 +47,25 @@ std::vector<SweepPoint> expand_points(const OrderedJson& sweep, const std::strin
       }
       axes.push_back({path, std::vector<OrderedJson>(values.begin(), values.end())});
     }
+  }
+  // Count before expanding (a product of axes grows fast), saturating just
+  // above the limit.
+  size_t count =
+      sweep.contains("points") && sweep["points"].is_array() ? sweep["points"].size() : 0;
+  if (!axes.empty()) {
+    size_t grid = mode == "zip" ? axes[0].second.size() : 1;
+    if (mode != "zip") {
+      for (const auto& a : axes) {
+        grid = a.second.size() > max_points / grid ? max_points + 1 : grid * a.second.size();
+      }
+    }
+    count += grid;
+  }
+  if (count > max_points) {
+    throw Error(
+        fmt::format("{}: the sweep has more than {} points (the axes' product{}); raise "
+                    "--max-points to run it",
+                    source, max_points, sweep.contains("points") ? " plus points" : ""));
   }
   if (!axes.empty()) {
     if (mode == "zip") {
@@ -119,7 +139,7 @@ std::string point_report(const SweepPoint& point, const std::string& path) {
 }  // namespace
 
 std::vector<SweepPoint> expand_sweep(const OrderedJson& sweep, const std::string& source,
-                                     const std::string& base_dir) {
+                                     const std::string& base_dir, size_t max_points) {
   if (!sweep.is_object() || !sweep.contains("base")) {
     throw Error(fmt::format("{}: base: required (a scenario object or a path)", source));
   }
@@ -130,7 +150,7 @@ std::vector<SweepPoint> expand_sweep(const OrderedJson& sweep, const std::string
   } else {
     base = Json::parse(sweep["base"].dump());
   }
-  std::vector<SweepPoint> points = expand_points(sweep, source);
+  std::vector<SweepPoint> points = expand_points(sweep, source, max_points);
   for (size_t i = 0; i < points.size(); ++i) {
     points[i].scenario = base;
     for (const auto& [path, value] : points[i].overrides) {
@@ -142,20 +162,25 @@ std::vector<SweepPoint> expand_sweep(const OrderedJson& sweep, const std::string
   return points;
 }
 
-std::vector<SweepPoint> load_sweep(const std::string& sweep_path) {
+std::vector<SweepPoint> load_sweep(const std::string& sweep_path, size_t max_points) {
   return expand_sweep(parse_ordered(read_file(sweep_path), sweep_path), sweep_path,
-                      std::filesystem::path(sweep_path).parent_path().string());
+                      std::filesystem::path(sweep_path).parent_path().string(), max_points);
 }
 
 SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string& out_dir, int jobs,
                        const SweepProcesses& processes, const ProgressFn& progress) {
   const std::filesystem::path points_dir = std::filesystem::path(out_dir) / "points";
-  std::filesystem::create_directories(points_dir);
-  // Temporary files of a killed run (never renamed into place) are dropped.
-  for (const auto& e : std::filesystem::directory_iterator(points_dir)) {
-    if (e.path().filename().string().find(".json.tmp.") != std::string::npos) {
-      std::filesystem::remove(e.path());
+  try {
+    std::filesystem::create_directories(points_dir);
+    // Temporary files of a killed run (never renamed into place) are dropped.
+    for (const auto& e : std::filesystem::directory_iterator(points_dir)) {
+      if (e.path().filename().string().find(".json.tmp.") != std::string::npos) {
+        std::filesystem::remove(e.path());
+      }
     }
+  } catch (const std::filesystem::filesystem_error& e) {
+    throw Error(
+        fmt::format("--output: cannot use '{}' for results: {}", out_dir, e.code().message()));
   }
   auto report_path = [&](size_t i) { return (points_dir / (points[i].hash + ".json")).string(); };
   // Each process computes the points it owns on its threads; rank 0 writes.

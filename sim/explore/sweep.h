@@ -24,13 +24,20 @@ struct SweepPoint {
   std::string hash;                                            // scenario_hash(scenario)
 };
 
+// Points a sweep may have unless the caller raises it (`--max-points`): each
+// point keeps its scenario in memory (a few KB) and runs a simulation.
+inline constexpr size_t kDefaultMaxSweepPoints = 10000;
+
 // Reads and expands a sweep file; a string "base" is a scenario file path
-// relative to the sweep file. Errors name the file and the field.
-std::vector<SweepPoint> load_sweep(const std::string& sweep_path);
+// relative to the sweep file. Errors name the file and the field; a sweep of
+// more than `max_points` points is refused before anything is expanded.
+std::vector<SweepPoint> load_sweep(const std::string& sweep_path,
+                                   size_t max_points = kDefaultMaxSweepPoints);
 // The same from a parsed document (`source` names it in errors, `base_dir`
 // resolves a base given as a path).
 std::vector<SweepPoint> expand_sweep(const OrderedJson& sweep, const std::string& source,
-                                     const std::string& base_dir);
+                                     const std::string& base_dir,
+                                     size_t max_points = kDefaultMaxSweepPoints);
 
 // Spreading points over processes (MPI ranks): point i belongs to rank
 // i mod size; `gather` brings every point's rendered report to rank 0 (the

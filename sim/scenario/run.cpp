@@ -3,11 +3,19 @@
 #include <algorithm>
 #include <numeric>
 
+#include <fmt/format.h>
+
 #include "hwmodels/roofline_cost.h"
+#include "sim/core/error.h"
+#include "sim/exec/step_builder.h"
 #include "sim/scenario/strategy.h"
 
 namespace moesim::scenario {
 namespace {
+
+// Above this share of dropped copies a run says so (1%: the level capacity
+// factors are usually tuned to stay under).
+constexpr double kDropWarningRate = 0.01;
 
 struct Prepared {
   Scenario scenario;
@@ -55,10 +63,27 @@ TrainingRun run_training(const Json& doc) {
   run.memory = p.memory;
   run.experts = expert_stats(*p.routing);
   run.warnings = p.routing->warnings;
+  if (run.experts.drop_rate > kDropWarningRate) {
+    run.warnings.push_back(fmt::format(
+        "capacity dropped {:.3g}% of routed token copies: step time and MFU count only the expert "
+        "work done (raise gating.capacity_factor or use \"dropless\")",
+        100 * run.experts.drop_rate));
+  }
   const Scenario& s = run.scenario;
   if (!p.memory.fits()) {
     run.warnings.push_back("out of memory: the step was not simulated (see memory.per_stage)");
     return run;
+  }
+  const double tasks =
+      exec::estimated_step_tasks(s.setup.model, s.setup.parallel, s.setup.workload);
+  if (tasks > s.options.max_tasks_per_step) {
+    throw Error(fmt::format(
+        "workload.global_batch: {} sequences make one step about {:.3g} tasks ({} GPUs x {} "
+        "micro-batches x {} layers), more than options.max_tasks_per_step = {:.3g} (~{:.0f} GB); "
+        "lower the batch or raise the limit",
+        s.setup.workload.global_batch, tasks, s.setup.parallel.gpus(),
+        s.setup.workload.microbatches(s.setup.parallel), s.setup.model.layers,
+        s.options.max_tasks_per_step, s.options.max_tasks_per_step * 65 / 1e9));
   }
   const hw::RooflineCostModel compute(s.cluster.gpu);
   const coll::NetworkModel model = s.options.network_model;

@@ -80,6 +80,9 @@ Scenario resolve_scenario(const Json& doc) {
     s.options.reserved_memory_bytes = o.number_or("reserved_memory_gib", 2, 0, 1e6) * (1ull << 30);
     s.options.pipeline_pass_overhead_us =
         o.number_or("pipeline_pass_overhead_us", kDefaultPipelinePassOverheadUs, 0, 1e6);
+    // The task graph indexes tasks with 32 bits.
+    s.options.max_tasks_per_step =
+        o.number_or("max_tasks_per_step", kDefaultMaxTasksPerStep, 1e3, 4e9);
     o.finish();
   }
   // "auto" picks the flow-level network for steps small enough to afford it.
@@ -118,7 +121,8 @@ Json scenario_json(const Scenario& s) {
                   {"routing_samples", options.routing_samples},
                   {"max_routings_per_step", options.max_routings_per_step},
                   {"reserved_memory_gib", options.reserved_memory_bytes / (1ull << 30)},
-                  {"pipeline_pass_overhead_us", options.pipeline_pass_overhead_us}};
+                  {"pipeline_pass_overhead_us", options.pipeline_pass_overhead_us},
+                  {"max_tasks_per_step", options.max_tasks_per_step}};
   return j;
 }
 

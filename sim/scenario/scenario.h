@@ -36,6 +36,10 @@ inline constexpr double kDefaultPipelinePassOverheadUs = 1000;
 // GPUs (its cost grows with the flows in flight), the analytic one above.
 inline constexpr int kAutoFlowMaxGpus = 64;
 
+// 1.5e8 tasks x ~65 bytes = ~10 GB, under half of the 24 GB machines moesim
+// is developed on (bench step: 20.5 M tasks in 1.34 GB peak RSS).
+inline constexpr double kDefaultMaxTasksPerStep = 1.5e8;
+
 struct ScenarioOptions {
   uint64_t seed = 1;
   // How collectives are timed ("auto" in the JSON is resolved by GPU count).
@@ -49,6 +53,10 @@ struct ScenarioOptions {
   // is calibrated on one published Megatron-Core run (see
   // kDefaultPipelinePassOverheadUs); 0 simulates a perfect runtime.
   double pipeline_pass_overhead_us = kDefaultPipelinePassOverheadUs;
+  // Largest task graph one step may build (tasks, ~65 bytes each with their
+  // edges and execution state, measured on `bench step`): beyond it a step
+  // is refused before it exhausts memory.
+  double max_tasks_per_step = kDefaultMaxTasksPerStep;
 };
 
 // Where the routing comes from: a seeded generator, or a recorded trace

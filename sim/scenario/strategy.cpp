@@ -125,6 +125,14 @@ void check_strategy(const ModelShape& m, const ParallelConfig& p, const Training
     fail("pipeline_layers",
          fmt::format("parallel.pp: {} exceeds the model's {} layers", p.pp, m.layers));
   }
+  const int shares = m.layers + (p.embedding_and_loss_as_layers ? 2 : 0);
+  if (static_cast<int64_t>(p.pp) * p.virtual_stages > shares) {
+    fail("pipeline_layers",
+         fmt::format("parallel.virtual_stages: pp x virtual_stages = {} x {} = {} virtual stages "
+                     "exceed the model's {} layers{} (every virtual stage needs a layer)",
+                     p.pp, p.virtual_stages, p.pp * p.virtual_stages, m.layers,
+                     p.embedding_and_loss_as_layers ? " plus embedding and loss" : ""));
+  }
   if (p.schedule == PipelineSchedule::kInterleaved && p.virtual_stages > 1 &&
       w.microbatches(p) % p.pp != 0) {
     fail("interleave_microbatches",

@@ -100,6 +100,16 @@ TEST_CASE("check_strategy rejects each impossible strategy with its code", "[sce
   CHECK(rejection(batch) == "batch_divisible");
   Json layers = mixtral(8, {{"dp", 1}, {"pp", 64}, {"ep", 1}});
   CHECK(rejection(layers) == "pipeline_layers");
+  // 2 x 16 virtual stages hold Mixtral's 32 layers; 2 x 17 do not (this used
+  // to crash building the task graph).
+  Json vpp = mixtral(2, {{"dp", 8},
+                         {"pp", 2},
+                         {"ep", 8},
+                         {"pipeline_schedule", "interleaved"},
+                         {"virtual_stages", 16}});
+  CHECK(rejection(vpp) == "");
+  vpp["parallel"]["virtual_stages"] = 17;
+  CHECK(rejection(vpp) == "pipeline_layers");
   Json interleave = mixtral(2, {{"dp", 4},
                                 {"pp", 4},
                                 {"ep", 4},
