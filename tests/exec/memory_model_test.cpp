@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "hwmodels/gpu.h"
+#include "hwmodels/presets.h"
 #include "tests/exec/test_costs.h"
 
 namespace moesim::exec {
@@ -52,6 +54,32 @@ TEST_CASE("1F1B keeps pp - stage micro-batches of activations; recompute shrinks
   CHECK(full.per_stage[0].activations_bytes < sel.per_stage[0].activations_bytes);
   CHECK(full.per_stage[0].routed_tokens_bytes < none.per_stage[0].routed_tokens_bytes);
   CHECK_FALSE(estimate_memory(m, p, w, {2048, 2048}, 1e6, 0).fits());
+}
+
+TEST_CASE("GPU presets hold the HBM the device exposes, with its source", "[exec][memory]") {
+  constexpr double kMib = 1024.0 * 1024.0;
+  // Totals nvidia-smi (rocminfo for MI300X) reports; each preset's
+  // sources.hbm_mib names where the figure was published.
+  const std::pair<const char*, double> exposed_mib[] = {
+      {"h100-sxm", 81559},      {"h800", 81559},  {"h200", 143771},
+      {"a100-sxm-80gb", 81920}, {"b200", 183359}, {"mi300x", 196592}};
+  for (const auto& [name, mib] : exposed_mib) {
+    INFO(name);
+    const hw::GpuSpec gpu = hw::resolve_gpu(Json(name), "cluster.gpu");
+    CHECK(gpu.hbm_bytes == mib * kMib);
+    CHECK(gpu.sources.count("hbm_mib") == 1);
+  }
+  // An "80 GB" H100 exposes 79.6 GiB, not 80e9 bytes (74.5 GiB).
+  CHECK(hw::resolve_gpu(Json("h100-sxm"), "gpu").hbm_bytes / (kMib * 1024) == Approx(79.647));
+  // Every preset has a capacity source, so a new preset cannot skip it.
+  for (const std::string& name : hw::preset_names("gpu")) {
+    INFO(name);
+    CHECK(hw::resolve_gpu(Json(name), "gpu").sources.count("hbm_mib") == 1);
+  }
+  // The old decimal-GB field is refused with what to write instead.
+  CHECK_THROWS_WITH(
+      hw::resolve_gpu(Json::parse(R"({"preset": "h100-sxm", "hbm_gb": 94})"), "cluster.gpu"),
+      Catch::Contains("cluster.gpu.hbm_gb") && Catch::Contains("hbm_mib"));
 }
 
 }  // namespace
