@@ -69,18 +69,14 @@ class SavedTensors {
   LayerSavedBytes saved_;
 };
 
-// How a tensor that GEMMs read is stored: in BF16 every consumer keeps the same
-// tensor; in FP8 each Transformer Engine GEMM keeps its own quantized copy.
+// How a tensor only GEMMs keep is stored: in BF16 every consumer keeps the
+// same tensor; in FP8 each Transformer Engine GEMM keeps its own quantized
+// copy. (Where attention or the router keeps the BF16 tensor, Megatron-Core
+// has the GEMM keep that one: TE's save_original_input.)
 struct GemmInputStorage {
   double gemm_bytes = kBf16Bytes;  // per element, the compute dtype
-  bool shared() const { return gemm_bytes == kBf16Bytes; }
-  // A tensor only GEMMs keep.
   double gemms_only(double width, int gemms) const {
-    return shared() ? width * kBf16Bytes : gemms * width * gemm_bytes;
-  }
-  // A tensor a BF16 kernel (attention, router) and one GEMM keep.
-  double kernel_and_gemm(double width) const {
-    return width * kBf16Bytes + (shared() ? 0 : width * gemm_bytes);
+    return gemm_bytes == kBf16Bytes ? width * kBf16Bytes : gemms * width * gemm_bytes;
   }
 };
 
@@ -115,9 +111,9 @@ void attention_tensors(const ModelShape& m, const ParallelConfig& p, GemmInputSt
     t.per_token((heads + 2 * kv_heads) * m.head_dim * kBf16Bytes);  // Q, K, V
     out_width = heads * m.head_dim;
   }
-  t.per_token(st.kernel_and_gemm(out_width));  // O: fused attention and linear_proj
-  t.per_token(heads * kFp32Bytes);             // softmax statistics
-  t.per_token(h * kBf16Bytes / sh.seq);        // block output: the pre-MLP norm's input
+  t.per_token(out_width * kBf16Bytes);   // O: fused attention keeps it, linear_proj shares it
+  t.per_token(heads * kFp32Bytes);       // softmax statistics
+  t.per_token(h * kBf16Bytes / sh.seq);  // block output: the pre-MLP norm's input
 }
 
 // fc1's output (the activation's input) and the activation's output (fc2's
@@ -137,9 +133,10 @@ void moe_tensors(const ModelShape& m, const ParallelConfig& p, GemmInputStorage 
                  SavedTensors& t) {
   const double h = static_cast<double>(m.hidden);
   const bool shared_experts = m.shared_ffn > 0;
-  // Pre-MLP norm output: the router keeps it (BF16), and shared experts' fc1.
-  t.per_token((shared_experts ? st.kernel_and_gemm(h) : h * kBf16Bytes) / sh.seq,
-              FreedBy::kLayernorm);
+  // Pre-MLP norm output: the router keeps it (BF16), and shared experts' fc1
+  // keeps the same tensor, in FP8 runs too (shared_experts.py sets TE's
+  // save_original_input so as not to hold a quantized copy beside the router's).
+  t.per_token(h * kBf16Bytes / sh.seq, FreedBy::kLayernorm);
   t.per_token(m.slots() * kFp32Bytes / sh.seq);  // router scores (FP32 router)
   const bool all_to_all_dispatcher = p.a2a_algo == AllToAllAlgorithm::kDirect;
   if (all_to_all_dispatcher) t.per_token(permute_map_bytes(m.slots()) / sh.seq);

@@ -27,8 +27,11 @@
 //    keeps O too. The attention block's residual output is kept by the
 //    pre-MLP norm.
 //  - MoE layer (transformer/moe/): the pre-MLP norm's output is kept by the
-//    router (BF16; router_gating_linear in moe_utils.py) and the shared
-//    experts' fc1; the router keeps FP32 scores per expert. Fused permutation
+//    router (BF16; router_gating_linear in moe_utils.py) and, as the same
+//    tensor even under FP8 (shared_experts.py: save_original_input), by the
+//    shared experts' fc1; the router keeps FP32 scores per expert. Shared
+//    experts run without --moe-shared-expert-overlap (as in the ModelZoo
+//    DeepSeek-V3 and Qwen3 configs), so fc1 keeps the sequence-parallel shard. Fused permutation
 //    (--moe-permute-fusion, TE moe_permute_with_probs) keeps an int32 row-id
 //    map of [tokens, 2 x experts + 1] (transformer_engine/pytorch/triton/
 //    permutation.py make_row_id_map), on the source tokens for the all-to-all
@@ -49,9 +52,11 @@
 //    keeps its input, the activation keeps fc1's output, fc2 keeps the
 //    activation's output.
 //  - GEMM inputs are stored in the compute dtype: in BF16 a GEMM shares the
-//    tensor its producer (or another consumer) keeps; in FP8 every TE GEMM
-//    keeps its own quantized copy (1 byte) next to the BF16 tensors attention,
-//    norms, activations and the router keep.
+//    tensor its producer keeps; in FP8 each TE GEMM keeps its own quantized
+//    copy (1 byte), except where attention or the router keeps the BF16
+//    tensor anyway: there Megatron-Core sets TE's save_original_input
+//    (transformer/attention.py for linear_proj, moe/shared_experts.py for the
+//    shared experts' fc1; FP8 recipes other than delayed scaling).
 //  - Left out as negligible: norm statistics (4 bytes per token and norm),
 //    attention RNG state, MLA's RoPE key under mla_up_proj recompute (128
 //    bytes per token), aux-loss intermediates.

@@ -157,15 +157,16 @@ TEST_CASE("selective recompute frees what Megatron-Core's recompute modules free
   CHECK(none.per_token - mla_sel.per_token == qkv + input_norm + pre_mlp_norm);
 }
 
-TEST_CASE("FP8 GEMMs keep their own quantized inputs next to the BF16 tensors", "[exec][memory]") {
+TEST_CASE("FP8 GEMMs keep their own quantized inputs unless a kernel keeps the BF16 one",
+          "[exec][memory]") {
   const HandCase hc;
   // Transformer Engine FP8 linears save a 1-byte copy of their input; the
-  // kernels that keep BF16 tensors (attention, router, SwiGLU) keep them.
-  //   fused norm output: 1024 x 1 / 2 = 512 (was 1024)
-  //   O: FA's BF16 512 x 2 + linear_proj's FP8 512 x 1 = 1536 (was 1024)
+  // kernels that keep BF16 tensors (attention, router, SwiGLU) keep them, and
+  // linear_proj shares attention's BF16 output (save_original_input).
+  //   fused norm output, linear_qkv's input: 1024 x 1 / 2 = 512 (was 1024)
   //   per copy: fc1 input 1024 + fc1 output 8192 + fc2 input 2048 + 4 = 11268
   const LayerSavedBytes fp8 = layer_saved_bytes(hc.model, hc.parallel, hw::DType::kFp8, 0);
-  CHECK(fp8.per_token == 8258 - 512 + 512);
+  CHECK(fp8.per_token == 8258 - 512);
   CHECK(fp8.per_routed_copy == 11268);
 }
 
