@@ -2,6 +2,11 @@
 // A GPU as the cost models see it: dense peak throughput per data type, HBM
 // capacity and bandwidth, kernel launch overhead, and the fraction of peak
 // that large kernels achieve (calibration refines it per shape).
+//
+// HBM capacity is what the device exposes to software ("hbm_mib", the total
+// nvidia-smi / rocminfo report), not the marketing figure: an "80 GB" H100
+// exposes 81559 MiB = 79.6 GiB. The CUDA context, communication buffers and
+// allocator slack come off it as options.reserved_memory_gib.
 
 #include <array>
 #include <map>
@@ -15,7 +20,7 @@ namespace moesim::hw {
 struct GpuSpec {
   std::string name;
   std::array<double, kAllDTypes.size()> peak_flops{};  // dense FLOP/s per DType; 0 = unsupported
-  double hbm_bytes = 0;
+  double hbm_bytes = 0;                                // exposed capacity (bytes)
   double hbm_bytes_per_s = 0;
   double launch_overhead_s = 0;
   double gemm_efficiency = 0;                  // of peak, for large GEMMs

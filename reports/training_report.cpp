@@ -22,6 +22,7 @@ OrderedJson memory_json(const exec::MemoryEstimate& m) {
   j["fits"] = m.fits();
   j["headroom_bytes"] = round_sig(m.capacity_bytes - m.peak_bytes);
   j["peak_stage"] = m.peak_stage;
+  j["cross_entropy_loss_fusion"] = m.cross_entropy_loss_fusion;
   OrderedJson stages = OrderedJson::array();
   for (const auto& s : m.per_stage) {
     OrderedJson e;

@@ -33,63 +33,252 @@ LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage
 
 namespace {
 
-// Activation bytes per token of one layer with nothing recomputed, before
-// tensor-parallel division, split into the part sequence parallelism divides
-// (norm inputs, residuals) and the part tensor parallelism divides anyway.
-struct LayerActivation {
-  double replicated = 0;  // divided by tp only with sequence parallelism
-  double sharded = 0;     // divided by tp always
-  // What selective recompute (norms and activation functions) does not keep.
-  double replicated_selective = 0, sharded_selective = 0;
+// Norms, residuals, attention tensors, activation inputs and the router keep
+// BF16 (FP16 runs: the same size) under every compute dtype.
+constexpr double kBf16Bytes = 2;
+constexpr double kFp32Bytes = 4;
+constexpr double kInt32Bytes = 4;
+constexpr double kInt64Bytes = 8;
+// Per logit element while the loss runs: the output layer's BF16 logits and
+// the FP32 buffer the vocab-parallel cross entropy turns into the softmax and
+// then, in place, into the gradient (fused and unfused alike).
+constexpr double kBytesPerLogit = kBf16Bytes + kFp32Bytes;
+
+// The --recompute-modules entry that frees a tensor under selective recompute.
+enum class FreedBy { kNothing, kLayernorm, kMlp, kMoeAct, kMlaUpProj };
+
+// Sums what one layer keeps for backward, and what it would keep with nothing
+// recomputed. Selective recompute runs every module above, so any tensor one
+// of them frees is not kept.
+class SavedTensors {
+ public:
+  explicit SavedTensors(Recompute recompute) : selective_(recompute == Recompute::kSelective) {}
+  void per_token(double bytes, FreedBy freed_by = FreedBy::kNothing) {
+    saved_.all_per_token += bytes;
+    if (!freed(freed_by)) saved_.per_token += bytes;
+  }
+  void per_copy(double bytes, FreedBy freed_by = FreedBy::kNothing) {
+    saved_.all_per_routed_copy += bytes;
+    if (!freed(freed_by)) saved_.per_routed_copy += bytes;
+  }
+  const LayerSavedBytes& saved() const { return saved_; }
+
+ private:
+  bool freed(FreedBy freed_by) const { return selective_ && freed_by != FreedBy::kNothing; }
+  bool selective_;
+  LayerSavedBytes saved_;
 };
 
-LayerActivation layer_activation(const ModelShape& m, bool moe, double elt) {
-  LayerActivation a;
+// How a tensor only GEMMs keep is stored: in BF16 every consumer keeps the
+// same tensor; in FP8 each Transformer Engine GEMM keeps its own quantized
+// copy. (Where attention or the router keeps the BF16 tensor, Megatron-Core
+// has the GEMM keep that one: TE's save_original_input.)
+struct GemmInputStorage {
+  double gemm_bytes = kBf16Bytes;  // per element, the compute dtype
+  double gemms_only(double width, int gemms) const {
+    return gemm_bytes == kBf16Bytes ? width * kBf16Bytes : gemms * width * gemm_bytes;
+  }
+};
+
+// Per-GPU shares: `seq` divides the sequence-parallel (norm/residual) tensors,
+// `tp` the tensor-parallel ones.
+struct Shares {
+  double seq = 1, tp = 1;
+};
+
+void attention_tensors(const ModelShape& m, const ParallelConfig& p, GemmInputStorage st, Shares sh,
+                       SavedTensors& t) {
   const double h = static_cast<double>(m.hidden);
-  // Residual stream into both norms and the norms' outputs (inputs of
-  // attention and of the FFN/MoE block). No dropout masks: current MoE LLMs
-  // train without dropout.
-  a.replicated += 2 * h * elt + 2 * h * elt;
-  a.replicated_selective += 2 * h * elt;
-  // Attention: Q, K, V (or MLA's latent and up-projected tensors) and the
-  // attention output feeding the output projection.
-  double q = 0, kv = 0, out = 0;
+  const double heads = m.heads / sh.tp;
+  t.per_token(h * kBf16Bytes / sh.seq);  // residual: the input norm's input
+  double out_width = 0;
   if (m.is_mla()) {
-    q = static_cast<double>(m.heads) * (m.qk_nope_head_dim + m.qk_rope_head_dim);
-    kv = static_cast<double>(m.heads) * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim) +
-         m.kv_lora_rank + m.q_lora_rank;
-    out = static_cast<double>(m.heads) * m.v_head_dim;
+    // Separate input norm; its output feeds both down-projections.
+    t.per_token(st.gemms_only(h, 2) / sh.seq, FreedBy::kLayernorm);
+    for (const int64_t rank : {m.q_lora_rank, m.kv_lora_rank}) {
+      if (rank == 0) continue;
+      t.per_token(rank * kBf16Bytes / sh.seq);       // latent: the fused norm's input
+      t.per_token(st.gemms_only(rank, 1) / sh.seq);  // its norm output: the up-projection's input
+    }
+    const double qk = static_cast<double>(m.qk_nope_head_dim + m.qk_rope_head_dim);
+    t.per_token(heads * (2 * qk + m.v_head_dim) * kBf16Bytes, FreedBy::kMlaUpProj);  // Q, K, V
+    out_width = heads * m.v_head_dim;
   } else {
-    q = static_cast<double>(m.heads) * m.head_dim;
-    kv = 2.0 * m.kv_heads * m.head_dim;
-    out = q;
+    t.per_token(st.gemms_only(h, 1) / sh.seq);  // the norm fused into linear_qkv: its output
+    // KV heads are replicated when there are fewer than tp of them.
+    const int kv = m.kv_heads > 0 ? m.kv_heads : m.heads;
+    const double kv_heads = kv >= p.tp ? kv / sh.tp : 1;
+    t.per_token((heads + 2 * kv_heads) * m.head_dim * kBf16Bytes);  // Q, K, V
+    out_width = heads * m.head_dim;
   }
-  a.sharded += (q + kv + out) * elt;
-  auto ffn = [&](double f) {
-    a.sharded += (m.swiglu ? 3 : 2) * f * elt;  // gate and up outputs (+ activation output)
-    a.sharded_selective += f * elt;             // the activation output
+  t.per_token(out_width * kBf16Bytes);   // O: fused attention keeps it, linear_proj shares it
+  t.per_token(heads * kFp32Bytes);       // softmax statistics
+  t.per_token(h * kBf16Bytes / sh.seq);  // block output: the pre-MLP norm's input
+}
+
+// fc1's output (the activation's input) and the activation's output (fc2's
+// input) of an FFN `width_per_gpu` wide.
+void ffn_tensors(const ModelShape& m, GemmInputStorage st, double width_per_gpu, FreedBy freed_by,
+                 SavedTensors& t) {
+  t.per_token((m.swiglu ? 2 : 1) * width_per_gpu * kBf16Bytes, freed_by);
+  t.per_token(st.gemms_only(width_per_gpu, 1), freed_by);
+}
+
+// TE's fused permutation map: int32 [tokens, 2 x experts + 1].
+double permute_map_bytes(double experts) {
+  return (2 * experts + 1) * kInt32Bytes;
+}
+
+void moe_tensors(const ModelShape& m, const ParallelConfig& p, GemmInputStorage st, Shares sh,
+                 SavedTensors& t) {
+  const double h = static_cast<double>(m.hidden);
+  const bool shared_experts = m.shared_ffn > 0;
+  // Pre-MLP norm output: the router keeps it (BF16), and shared experts' fc1
+  // keeps the same tensor, in FP8 runs too (shared_experts.py sets TE's
+  // save_original_input so as not to hold a quantized copy beside the router's).
+  t.per_token(h * kBf16Bytes / sh.seq, FreedBy::kLayernorm);
+  t.per_token(m.slots() * kFp32Bytes / sh.seq);  // router scores (FP32 router)
+  const bool all_to_all_dispatcher = p.a2a_algo == coll::AllToAllAlgorithm::kDirect;
+  if (all_to_all_dispatcher) t.per_token(permute_map_bytes(m.slots()) / sh.seq);
+  if (shared_experts) ffn_tensors(m, st, m.shared_ffn / sh.tp, FreedBy::kNothing, t);
+  // Per routed copy, grouped GEMM experts.
+  const double width = static_cast<double>(m.expert_ffn) / p.etp;
+  t.per_copy(st.gemms_only(h, 1));                        // fc1's input
+  t.per_copy((m.swiglu ? 2 : 1) * width * kBf16Bytes);    // fc1's output
+  t.per_copy(st.gemms_only(width, 1), FreedBy::kMoeAct);  // fc2's input
+  t.per_copy(kFp32Bytes);                                 // routing probability
+  // DeepEP permutes after dispatch, over received tokens and local experts;
+  // counting it per copy bounds it from above (a token reaches a rank once).
+  if (!all_to_all_dispatcher) t.per_copy(permute_map_bytes(static_cast<double>(m.slots()) / p.ep));
+}
+
+// What one model chunk (virtual stage) keeps per micro-batch.
+struct ChunkSaved {
+  double activations = 0;  // non-routed, bytes
+  int moe_layers = 0;
+  bool has_loss = false;
+  // Full recompute: the layer being recomputed in backward, all its tensors.
+  double recompute_activations = 0, recompute_routed = 0;
+};
+
+// Bytes the routed copies of `moe_layers` MoE layers take on one GPU: the mean
+// for all but one layer, the busiest GPU's count for that one.
+double routed_bytes(int moe_layers, RoutedCopies routed, int etp, double per_copy) {
+  if (moe_layers <= 0) return 0;
+  return (routed.mean * (moe_layers - 1) + routed.max) * etp * per_copy;
+}
+
+std::vector<ChunkSaved> chunk_saved(const ModelShape& m, const ParallelConfig& p,
+                                    const TrainingWorkload& w, int stage, RoutedCopies routed) {
+  const double tokens = static_cast<double>(w.seq_len) * p.micro_batch_size;
+  const double seq_share = p.sequence_parallel ? p.tp : 1;
+  const int vstages = p.pp * p.virtual_stages;
+  const auto ranges = split_layers(m.layers, vstages, p.embedding_and_loss_as_layers);
+  std::vector<ChunkSaved> chunks(p.virtual_stages);
+  for (int chunk = 0; chunk < p.virtual_stages; ++chunk) {
+    const int vstage = chunk * p.pp + stage;
+    ChunkSaved& c = chunks[chunk];
+    for (int l = ranges[vstage].begin; l < ranges[vstage].end; ++l) {
+      const LayerSavedBytes b = layer_saved_bytes(m, p, w.compute_dtype, l);
+      c.activations += b.per_token * tokens;
+      if (m.moe_layer[l]) ++c.moe_layers;
+      const double copies = m.moe_layer[l] ? routed.max * p.etp : 0;
+      if (b.all_per_token * tokens + b.all_per_routed_copy * copies >
+          c.recompute_activations + c.recompute_routed) {
+        c.recompute_activations = b.all_per_token * tokens;
+        c.recompute_routed = b.all_per_routed_copy * copies;
+      }
+    }
+    // The embedding keeps the token ids (int64, every tensor-parallel rank).
+    if (vstage == 0) c.activations += tokens * kInt64Bytes;
+    if (vstage == vstages - 1) {
+      // The final norm keeps its input, the output layer its input (BF16).
+      c.activations += 2 * m.hidden * kBf16Bytes * tokens / seq_share;
+      c.has_loss = true;
+    }
+  }
+  return chunks;
+}
+
+// The moment a stage holds the most, walking its pipeline schedule.
+struct StagePeak {
+  double activations = 0, routed = 0, logits = 0;
+  int passes = 0;
+  double total() const { return activations + routed + logits; }
+};
+
+StagePeak stage_peak(const ModelShape& m, const ParallelConfig& p, const TrainingWorkload& w,
+                     int stage, RoutedCopies routed) {
+  const std::vector<ChunkSaved> chunks = chunk_saved(m, p, w, stage, routed);
+  // Every MoE layer keeps the same bytes per routed copy.
+  const int first_moe = static_cast<int>(std::find(m.moe_layer.begin(), m.moe_layer.end(), true) -
+                                         m.moe_layer.begin());
+  const double per_copy = first_moe < m.layers
+                              ? layer_saved_bytes(m, p, w.compute_dtype, first_moe).per_routed_copy
+                              : 0;
+  const double tokens = static_cast<double>(w.seq_len) * p.micro_batch_size;
+  const double logits = tokens * (static_cast<double>(m.vocab) / p.tp) * kBytesPerLogit;
+  std::vector<int> held(chunks.size(), 0);  // forward passes held per chunk
+  StagePeak best;
+  const auto consider = [&](double extra_activations, double extra_routed, double extra_logits) {
+    StagePeak now;
+    int moe_layers = 0;
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      now.activations += held[c] * chunks[c].activations;
+      moe_layers += held[c] * chunks[c].moe_layers;
+      now.passes += held[c];
+    }
+    now.activations += extra_activations;
+    now.routed = routed_bytes(moe_layers, routed, p.etp, per_copy) + extra_routed;
+    now.logits = extra_logits;
+    if (now.total() > best.total()) best = now;
   };
-  if (!moe) {
-    ffn(static_cast<double>(m.dense_ffn));
-  } else {
-    a.replicated += m.experts * 4.0;  // FP32 router logits
-    if (m.shared_ffn > 0) ffn(static_cast<double>(m.shared_ffn));
+  const bool full = p.recompute == Recompute::kFull;
+  for (const PipelineItem& item : pipeline_order(
+           p.schedule, p.pp, stage, static_cast<int>(w.microbatches(p)), p.virtual_stages)) {
+    const ChunkSaved& c = chunks[item.chunk];
+    if (item.forward) {
+      ++held[item.chunk];
+      consider(0, 0, c.has_loss ? logits : 0);
+    } else {
+      if (full) consider(c.recompute_activations, c.recompute_routed, 0);
+      --held[item.chunk];
+    }
   }
-  return a;
+  return best;
 }
 
 }  // namespace
+
+LayerSavedBytes layer_saved_bytes(const ModelShape& m, const ParallelConfig& p,
+                                  hw::DType compute_dtype, int layer) {
+  const GemmInputStorage storage{hw::bytes_per_element(compute_dtype)};
+  const Shares shares{p.sequence_parallel ? static_cast<double>(p.tp) : 1.0,
+                      static_cast<double>(p.tp)};
+  SavedTensors t(p.recompute);
+  attention_tensors(m, p, storage, shares, t);
+  if (m.moe_layer[layer]) {
+    moe_tensors(m, p, storage, shares, t);
+  } else {
+    // Dense FFN: the norm is fused into fc1; `mlp` recompute frees all but the input.
+    t.per_token(storage.gemms_only(static_cast<double>(m.hidden), 1) / shares.seq, FreedBy::kMlp);
+    ffn_tensors(m, storage, m.dense_ffn / shares.tp, FreedBy::kMlp, t);
+  }
+  LayerSavedBytes saved = t.saved();
+  if (p.recompute == Recompute::kFull) {
+    // Full recompute checkpoints each layer's input (tensor_parallel.checkpoint).
+    saved.per_token = m.hidden * kBf16Bytes / shares.seq;
+    saved.per_routed_copy = 0;
+  }
+  return saved;
+}
 
 MemoryEstimate estimate_memory(const ModelShape& m, const ParallelConfig& p,
                                const TrainingWorkload& w, RoutedCopies routed,
                                double capacity_bytes, double reserved_bytes) {
   MemoryEstimate est;
   est.capacity_bytes = capacity_bytes;
-  const double elt = hw::bytes_per_element(w.compute_dtype);
-  const double tokens = static_cast<double>(w.seq_len) * p.micro_batch_size;
-  const int64_t microbatches = w.microbatches(p);
-  const auto ranges =
-      split_layers(m.layers, p.pp * p.virtual_stages, p.embedding_and_loss_as_layers);
+  est.cross_entropy_loss_fusion = p.cross_entropy_loss_fusion;
   for (int stage = 0; stage < p.pp; ++stage) {
     MemoryBreakdown mb;
     mb.stage = stage;
@@ -101,56 +290,11 @@ MemoryEstimate estimate_memory(const ModelShape& m, const ParallelConfig& p,
     mb.weights_bytes = 2 * shard(lp.dense, lp.experts, p.zero_stage >= 3);
     mb.gradients_bytes = 4 * shard(lp.dense, lp.experts, p.zero_stage >= 2);
     mb.optimizer_bytes = 12 * shard(lp.dense, lp.experts, p.zero_stage >= 1);
-
-    // Layer-chunks in flight at the peak of the schedule (the start of the
-    // steady state): 1F1B keeps pp - stage micro-batches; interleaving keeps
-    // its warm-up passes plus one (Megatron-LM's schedule), each a chunk.
-    int inflight;
-    if (p.schedule == PipelineSchedule::kInterleaved && p.virtual_stages > 1) {
-      inflight = static_cast<int>(
-          std::min<int64_t>(microbatches * p.virtual_stages,
-                            (p.pp - stage - 1) * 2 + (p.virtual_stages - 1) * p.pp + 1));
-    } else {
-      inflight = static_cast<int>(std::min<int64_t>(microbatches, p.pp - stage));
-    }
-    mb.inflight_microbatches = inflight;
-    // Activations per chunk: average over this stage's chunks.
-    double per_pass = 0, per_pass_moe_layers = 0, max_layer = 0;
-    for (int chunk = 0; chunk < p.virtual_stages; ++chunk) {
-      const LayerRange r = ranges[chunk * p.pp + stage];
-      for (int l = r.begin; l < r.end; ++l) {
-        const LayerActivation a = layer_activation(m, m.moe_layer[l], elt);
-        const double tp_rep = p.sequence_parallel ? p.tp : 1;
-        double bytes = a.replicated / tp_rep + a.sharded / p.tp;
-        if (p.recompute == Recompute::kSelective) {
-          bytes -= a.replicated_selective / tp_rep + a.sharded_selective / p.tp;
-        }
-        max_layer = std::max(max_layer, bytes * tokens);
-        // Full recompute keeps only each layer's input.
-        if (p.recompute == Recompute::kFull) bytes = m.hidden * elt / tp_rep;
-        per_pass += bytes * tokens;
-        if (m.moe_layer[l]) per_pass_moe_layers += 1;
-      }
-    }
-    per_pass /= p.virtual_stages;
-    per_pass_moe_layers /= p.virtual_stages;
-    mb.activations_bytes = per_pass * inflight;
-    // Routed copies: permuted input, expert intermediates (SwiGLU: gate, up,
-    // activation) and expert output, stored per MoE layer in flight; with full
-    // recompute only the layer being recomputed holds them.
-    const double f = static_cast<double>(m.expert_ffn) / p.etp;
-    // Selective recompute re-runs the activation function: its output is not kept.
-    const int f_tensors = (m.swiglu ? 3 : 2) - (p.recompute == Recompute::kSelective ? 1 : 0);
-    const double per_copy = (2.0 * m.hidden + f_tensors * f) * elt;
-    const double moe_layers_held = p.recompute == Recompute::kFull
-                                       ? std::min(1.0, per_pass_moe_layers)
-                                       : per_pass_moe_layers * inflight;
-    const double copies = moe_layers_held >= 1 ? routed.mean * (moe_layers_held - 1) + routed.max
-                                               : routed.max * moe_layers_held;
-    mb.routed_tokens_bytes = copies * p.etp * per_copy;
-    if (p.recompute == Recompute::kFull) mb.activations_bytes += max_layer;
-    // FP32 logits and their gradient on the last stage, one micro-batch at a time.
-    if (stage == p.pp - 1) mb.logits_bytes = tokens * (static_cast<double>(m.vocab) / p.tp) * 4 * 2;
+    const StagePeak peak = stage_peak(m, p, w, stage, routed);
+    mb.activations_bytes = peak.activations;
+    mb.routed_tokens_bytes = peak.routed;
+    mb.logits_bytes = peak.logits;
+    mb.inflight_microbatches = peak.passes;
     mb.reserved_bytes = reserved_bytes;
     if (mb.total_bytes() > est.peak_bytes) {
       est.peak_bytes = mb.total_bytes();

@@ -71,6 +71,9 @@ struct ParallelConfig {
   int a2a_overlap_chunks = 1;
   coll::AllToAllAlgorithm a2a_algo = coll::AllToAllAlgorithm::kHierarchical;
   hw::DType dispatch_dtype = hw::DType::kBf16;  // fp8 dispatch as in DeepSeek-V3
+  // Megatron-Core's --cross-entropy-loss-fusion (ModelParallelConfig): which
+  // vocab-parallel cross entropy the loss runs (see memory_model.h).
+  bool cross_entropy_loss_fusion = true;
 
   int gpus() const { return dp * tp * pp; }
   int expert_dp() const { return dp * tp / (ep * etp); }

@@ -41,6 +41,7 @@ ParallelConfig parse_parallel(ConfigObject s) {
   p.dispatch_dtype = s.choice_or("dispatch_dtype", "bf16", {"bf16", "fp8"}) == "fp8"
                          ? hw::DType::kFp8
                          : hw::DType::kBf16;
+  p.cross_entropy_loss_fusion = s.boolean_or("cross_entropy_loss_fusion", true);
   if (p.schedule == PipelineSchedule::kOneFOneB && p.virtual_stages != 1) {
     throw_config_error(s.field_path("virtual_stages"),
                        "virtual stages need \"pipeline_schedule\": \"interleaved\"");
@@ -164,6 +165,7 @@ Json parallel_json(const ParallelConfig& p) {
   j["a2a_overlap_chunks"] = p.a2a_overlap_chunks;
   j["a2a_algo"] = std::string(coll::algorithm_name(p.a2a_algo));
   j["dispatch_dtype"] = std::string(hw::dtype_name(p.dispatch_dtype));
+  j["cross_entropy_loss_fusion"] = p.cross_entropy_loss_fusion;
   return j;
 }
 

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "hwmodels/gpu.h"
+#include "hwmodels/presets.h"
 #include "tests/exec/test_costs.h"
 
 namespace moesim::exec {
@@ -33,25 +35,259 @@ TEST_CASE("weights, gradients and optimizer states per ZeRO stage match hand cou
   }
 }
 
-TEST_CASE("1F1B keeps pp - stage micro-batches of activations; recompute shrinks them",
+// The small MoE profile below, worked by hand: 2 MoE layers (hidden 1024, 8
+// heads x 128 = MHA, 8 experts of width 2048, top-2, SwiGLU, no shared
+// experts), vocabulary 1000; tp 2 with sequence parallelism, pp 2 (1F1B), ep 2,
+// dp 1, the all-to-all dispatcher, 4 micro-batches of 1 x 128 tokens, BF16.
+struct HandCase {
+  ModelShape model = testing::tiny_moe(2);
+  ParallelConfig parallel;
+  TrainingWorkload workload;
+  RoutedCopies routed{200, 256};  // copies a GPU's experts receive per layer: mean, busiest
+  HandCase() {
+    model.vocab = 1000;
+    parallel.tp = 2;
+    parallel.sequence_parallel = true;
+    parallel.pp = 2;
+    parallel.ep = 2;
+    parallel.a2a_algo = coll::AllToAllAlgorithm::kDirect;
+    workload.seq_len = 128;
+    workload.global_batch = 4;
+  }
+  MemoryEstimate estimate(double reserved = 0) const {
+    return estimate_memory(model, parallel, workload, routed, 80e9, reserved);
+  }
+};
+
+TEST_CASE("a small MoE's memory profile matches the hand count to the byte", "[exec][memory]") {
+  const HandCase hc;
+  // Bytes per token of the micro-batch, one layer (/2: tensor or sequence
+  // parallel share of tp 2; 4 heads per GPU):
+  //   residual into the fused input norm       1024 x 2 / 2 = 1024
+  //   its output, linear_qkv's input           1024 x 2 / 2 = 1024
+  //   Q, K, V (4 + 4 + 4 heads x 128)          1536 x 2     = 3072
+  //   attention output O (FA and linear_proj)   512 x 2     = 1024
+  //   FP32 softmax statistics                     4 x 4     =   16
+  //   attention block output (pre-MLP norm in) 1024 x 2 / 2 = 1024
+  //   pre-MLP norm output (router input)       1024 x 2 / 2 = 1024
+  //   router FP32 scores                          8 x 4 / 2 =   16
+  //   permute map int32 [2 x 8 + 1]              17 x 4 / 2 =   34
+  //                                                    total 8258
+  // Per routed copy: fc1 input 1024 x 2 + fc1 output 2 x 2048 x 2 + fc2 input
+  // 2048 x 2 + FP32 probability 4 = 2048 + 8192 + 4096 + 4 = 14340.
+  const LayerSavedBytes layer =
+      layer_saved_bytes(hc.model, hc.parallel, hc.workload.compute_dtype, 0);
+  CHECK(layer.per_token == 8258);
+  CHECK(layer.per_routed_copy == 14340);
+
+  const MemoryEstimate est = hc.estimate(1 << 30);
+  REQUIRE(est.per_stage.size() == 2);
+  // Static, per stage (one layer each, ZeRO 1 over dp 1): attention 4M / 2 +
+  // router 8192 / 2 = 2,101,248 dense; 4 local experts x 6,291,456 =
+  // 25,165,824 routed; 27,267,072 parameters x 2 / 4 / 12 bytes.
+  for (const MemoryBreakdown& b : est.per_stage) {
+    CHECK(b.weights_bytes == 54534144);
+    CHECK(b.gradients_bytes == 109068288);
+    CHECK(b.optimizer_bytes == 327204864);
+    CHECK(b.reserved_bytes == 1 << 30);
+  }
+  // Stage 0, 1F1B: warm-up 1 then forward 1 before the first backward: 2
+  // micro-batches of layer 0 plus the embedding's int64 token ids:
+  // 2 x (8258 x 128 + 128 x 8) = 2,116,096. Routed copies of 2 MoE layers
+  // held: (200 + 256) x 14340 = 6,539,040.
+  const MemoryBreakdown& s0 = est.per_stage[0];
+  CHECK(s0.inflight_microbatches == 2);
+  CHECK(s0.activations_bytes == 2116096);
+  CHECK(s0.routed_tokens_bytes == 6539040);
+  CHECK(s0.logits_bytes == 0);
+  // Stage 1: one micro-batch of layer 1 plus the final norm's input and the
+  // output layer's input, 2 x 1024 x 2 / 2 x 128 = 262,144: 1,319,168; routed
+  // 256 x 14340 = 3,671,040; logits 128 tokens x 500 (vocab / tp) x (BF16
+  // logits 2 + FP32 softmax-then-gradient 4) = 384,000.
+  const MemoryBreakdown& s1 = est.per_stage[1];
+  CHECK(s1.inflight_microbatches == 1);
+  CHECK(s1.activations_bytes == 1319168);
+  CHECK(s1.routed_tokens_bytes == 3671040);
+  CHECK(s1.logits_bytes == 384000);
+  // Totals: 490,807,296 static + 2^30 reserved + the above.
+  CHECK(s0.total_bytes() == 1573204256);
+  CHECK(s1.total_bytes() == 1569923328);
+  CHECK(est.peak_stage == 0);
+  CHECK(est.peak_bytes == 1573204256);
+}
+
+TEST_CASE("selective recompute frees what Megatron-Core's recompute modules free",
           "[exec][memory]") {
+  HandCase hc;
+  hc.parallel.recompute = Recompute::kSelective;
+  // layernorm frees the pre-MLP norm's output (1024 per token; the input norm
+  // is fused into linear_qkv and stays), moe_act the activation output (4096
+  // per copy): 8258 - 1024 = 7234, 14340 - 4096 = 10244.
+  const LayerSavedBytes sel = layer_saved_bytes(hc.model, hc.parallel, hw::DType::kBf16, 0);
+  CHECK(sel.per_token == 7234);
+  CHECK(sel.per_routed_copy == 10244);
+  CHECK(sel.all_per_token == 8258);
+  const MemoryEstimate est = hc.estimate();
+  CHECK(est.per_stage[0].activations_bytes == 2 * (7234 * 128 + 128 * 8));
+  CHECK(est.per_stage[0].routed_tokens_bytes == (200 + 256) * 10244);
+
+  // Full recompute keeps each layer's input (1024 x 2 / 2 per token); during a
+  // backward the layer being recomputed holds everything, its routed copies
+  // at the busiest GPU's count: stage 0 peaks with 2 checkpoints held.
+  hc.parallel.recompute = Recompute::kFull;
+  const MemoryEstimate full = hc.estimate();
+  CHECK(full.per_stage[0].activations_bytes == 2 * (1024 * 128 + 128 * 8) + 8258 * 128);
+  CHECK(full.per_stage[0].routed_tokens_bytes == 256 * 14340);
+
+  // MLA (DeepSeek-V3 widths, 4 heads): mla_up_proj frees Q, K, V after
+  // up-projection and RoPE, layernorm the separate input norm's output (kept
+  // once for q_down and kv_down in BF16).
+  ModelShape mla = hc.model;
+  mla.q_lora_rank = 1536;
+  mla.kv_lora_rank = 512;
+  mla.qk_nope_head_dim = 128;
+  mla.qk_rope_head_dim = 64;
+  mla.v_head_dim = 128;
+  hc.parallel.recompute = Recompute::kNone;
+  const LayerSavedBytes none = layer_saved_bytes(mla, hc.parallel, hw::DType::kBf16, 0);
+  hc.parallel.recompute = Recompute::kSelective;
+  const LayerSavedBytes mla_sel = layer_saved_bytes(mla, hc.parallel, hw::DType::kBf16, 0);
+  const double qkv = 4 * (192 + 192 + 128) * 2;  // per GPU: 4 heads
+  const double input_norm = 1024 * 2 / 2, pre_mlp_norm = 1024 * 2 / 2;
+  CHECK(none.per_token - mla_sel.per_token == qkv + input_norm + pre_mlp_norm);
+}
+
+TEST_CASE("FP8 GEMMs keep their own quantized inputs unless a kernel keeps the BF16 one",
+          "[exec][memory]") {
+  const HandCase hc;
+  // Transformer Engine FP8 linears save a 1-byte copy of their input; the
+  // kernels that keep BF16 tensors (attention, router, SwiGLU) keep them, and
+  // linear_proj shares attention's BF16 output (save_original_input).
+  //   fused norm output, linear_qkv's input: 1024 x 1 / 2 = 512 (was 1024)
+  //   per copy: fc1 input 1024 + fc1 output 8192 + fc2 input 2048 + 4 = 11268
+  const LayerSavedBytes fp8 = layer_saved_bytes(hc.model, hc.parallel, hw::DType::kFp8, 0);
+  CHECK(fp8.per_token == 8258 - 512);
+  CHECK(fp8.per_routed_copy == 11268);
+}
+
+TEST_CASE("in-flight passes follow Megatron-Core's schedules", "[exec][memory]") {
+  // 1F1B: stage s holds pp - s micro-batches (warm-up pp - s - 1, plus one).
   const ModelShape m = testing::tiny_moe(4);
   ParallelConfig p;
   p.pp = 4;
   TrainingWorkload w;
   w.seq_len = 1024;
   w.global_batch = 16;
-  const MemoryEstimate none = estimate_memory(m, p, w, {2048, 2048}, 80e9, 0);
-  for (int s = 0; s < 4; ++s) CHECK(none.per_stage[s].inflight_microbatches == 4 - s);
-  CHECK(none.per_stage[0].activations_bytes == Approx(4 * none.per_stage[3].activations_bytes));
-  p.recompute = Recompute::kSelective;
-  const MemoryEstimate sel = estimate_memory(m, p, w, {2048, 2048}, 80e9, 0);
-  p.recompute = Recompute::kFull;
-  const MemoryEstimate full = estimate_memory(m, p, w, {2048, 2048}, 80e9, 0);
-  CHECK(sel.per_stage[0].activations_bytes < none.per_stage[0].activations_bytes);
-  CHECK(full.per_stage[0].activations_bytes < sel.per_stage[0].activations_bytes);
-  CHECK(full.per_stage[0].routed_tokens_bytes < none.per_stage[0].routed_tokens_bytes);
-  CHECK_FALSE(estimate_memory(m, p, w, {2048, 2048}, 1e6, 0).fits());
+  const MemoryEstimate est = estimate_memory(m, p, w, {2048, 2048}, 80e9, 0);
+  for (int s = 0; s < 4; ++s) CHECK(est.per_stage[s].inflight_microbatches == 4 - s);
+  // Fewer micro-batches than stages: all of them.
+  w.global_batch = 2;
+  CHECK(estimate_memory(m, p, w, {2048, 2048}, 80e9, 0).per_stage[0].inflight_microbatches == 2);
+
+  // Interleaved (schedules.py get_pp_rank_microbatches): num_warmup_microbatches
+  // = 2 (pp - s - 1) + (v - 1) pp, one more forward before the first backward.
+  const ModelShape eight = testing::tiny_moe(16);
+  p.schedule = PipelineSchedule::kInterleaved;
+  p.virtual_stages = 2;
+  w.global_batch = 8;
+  const MemoryEstimate il = estimate_memory(eight, p, w, {2048, 2048}, 80e9, 0);
+  for (int s = 0; s < 4; ++s) {
+    CHECK(il.per_stage[s].inflight_microbatches == 2 * (4 - s - 1) + (2 - 1) * 4 + 1);
+  }
+}
+
+TEST_CASE("activations agree with Megatron-Core's theoretical memory estimator", "[exec][memory]") {
+  // megatron/training/theoretical_memory_usage.py (compute_activation_memory,
+  // sequence parallel + selective): a layer keeps s b h (18 + 4 f / h) / t
+  // bytes, Korthikanti et al. 2022 Table 2 with the attention scores gone. Two
+  // of the 18 are dropout masks (1 byte per element after attention and after
+  // the MLP) that runs with hidden dropout 0 do not keep; fused attention adds
+  // FP32 softmax statistics, 4 bytes per head. A GPT layer (GeLU, MHA):
+  ModelShape gpt;
+  gpt.layers = 16;
+  gpt.hidden = 1024;
+  gpt.heads = 16;
+  gpt.kv_heads = 16;
+  gpt.head_dim = 64;
+  gpt.dense_ffn = 4096;
+  gpt.swiglu = false;
+  gpt.moe_layer.assign(16, false);
+  ParallelConfig p;
+  p.tp = 2;
+  p.sequence_parallel = true;
+  const double h = 1024, f = 4096, heads = 16, t = 2;
+  const double megatron = h * (18 + 4 * f / h) / t;
+  const double dropout_masks = 2 * h / t, softmax_stats = 4 * heads / t;
+  const LayerSavedBytes layer = layer_saved_bytes(gpt, p, hw::DType::kBf16, 0);
+  CHECK(layer.per_token == megatron - dropout_masks + softmax_stats);  // 16416
+
+  // Interleaving: the estimator's first stage holds num_layers x (1 + (pp - 1)
+  // / (pp v)) layer-micro-batches; pp 4, v 2, 16 layers: 22, i.e. 11 passes of
+  // 2 layers. On top, the embedding's token ids (8 bytes per token) for each
+  // pass of chunk 0 held: backward runs the last chunk first, so the peak
+  // comes with 8 of them (micro-batches 0-7) and 3 of chunk 1.
+  p.pp = 4;
+  p.schedule = PipelineSchedule::kInterleaved;
+  p.virtual_stages = 2;
+  TrainingWorkload w;
+  w.seq_len = 256;
+  w.global_batch = 8;
+  const MemoryEstimate est = estimate_memory(gpt, p, w, {0, 0}, 80e9, 0);
+  const double layer_microbatches = 16 * (1 + 3.0 / (4 * 2));
+  CHECK(layer_microbatches == 22);
+  CHECK(est.per_stage[0].inflight_microbatches == 11);
+  CHECK(est.per_stage[0].activations_bytes == 22 * 16416 * 256 + 8 * 8 * 256);
+}
+
+TEST_CASE("fused and unfused cross entropy keep the same logits; the estimate says which",
+          "[exec][memory]") {
+  // fusions/fused_cross_entropy.py and tensor_parallel/cross_entropy.py both
+  // turn one FP32 copy of the BF16 logits into the softmax and then, in place,
+  // the gradient: 6 bytes per logit, not FP32 logits plus an FP32 gradient (8).
+  HandCase hc;
+  const MemoryEstimate fused = hc.estimate();
+  CHECK(fused.cross_entropy_loss_fusion);
+  hc.parallel.cross_entropy_loss_fusion = false;
+  const MemoryEstimate unfused = hc.estimate();
+  CHECK_FALSE(unfused.cross_entropy_loss_fusion);
+  CHECK(unfused.per_stage[1].logits_bytes == fused.per_stage[1].logits_bytes);
+  CHECK(fused.per_stage[1].logits_bytes == 128 * (1000 / 2) * (2 + 4));
+  CHECK(fused.per_stage[0].logits_bytes == 0);  // only the stage with the loss
+}
+
+TEST_CASE("capacity decides fits()", "[exec][memory]") {
+  const HandCase hc;
+  const MemoryEstimate est = hc.estimate();
+  CHECK(est.fits());
+  CHECK_FALSE(
+      estimate_memory(hc.model, hc.parallel, hc.workload, hc.routed, est.peak_bytes - 1, 0).fits());
+  CHECK(estimate_memory(hc.model, hc.parallel, hc.workload, hc.routed, est.peak_bytes, 0).fits());
+}
+
+TEST_CASE("GPU presets hold the HBM the device exposes, with its source", "[exec][memory]") {
+  constexpr double kMib = 1024.0 * 1024.0;
+  // Totals nvidia-smi (rocminfo for MI300X) reports; each preset's
+  // sources.hbm_mib names where the figure was published.
+  const std::pair<const char*, double> exposed_mib[] = {
+      {"h100-sxm", 81559},      {"h800", 81559},  {"h200", 143771},
+      {"a100-sxm-80gb", 81920}, {"b200", 183359}, {"mi300x", 196592}};
+  for (const auto& [name, mib] : exposed_mib) {
+    INFO(name);
+    const hw::GpuSpec gpu = hw::resolve_gpu(Json(name), "cluster.gpu");
+    CHECK(gpu.hbm_bytes == mib * kMib);
+    CHECK(gpu.sources.count("hbm_mib") == 1);
+  }
+  // An "80 GB" H100 exposes 79.6 GiB, not 80e9 bytes (74.5 GiB).
+  CHECK(hw::resolve_gpu(Json("h100-sxm"), "gpu").hbm_bytes / (kMib * 1024) == Approx(79.647));
+  // Every preset has a capacity source, so a new preset cannot skip it.
+  for (const std::string& name : hw::preset_names("gpu")) {
+    INFO(name);
+    CHECK(hw::resolve_gpu(Json(name), "gpu").sources.count("hbm_mib") == 1);
+  }
+  // The old decimal-GB field is refused with what to write instead.
+  CHECK_THROWS_WITH(
+      hw::resolve_gpu(Json::parse(R"({"preset": "h100-sxm", "hbm_gb": 94})"), "cluster.gpu"),
+      Catch::Contains("cluster.gpu.hbm_gb") && Catch::Contains("hbm_mib"));
 }
 
 }  // namespace
