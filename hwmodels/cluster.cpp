@@ -34,6 +34,13 @@ ClusterSpec resolve_cluster(const Json& value, const std::string& path,
   c.node.nic_efficiency = n.number_or("nic_efficiency", 1, 0.01, 1);
   c.node.pcie_bytes_per_s = n.number_or("pcie_gb_per_s", 64, 1e-3, 1e6) * 1e9;
   c.node.host_memory_bytes = n.number_or("host_memory_gb", 1024, 0, 1e9) * 1e9;
+  c.node.a2a_intra_efficiency = n.number_or("a2a_intra_efficiency", 0, 0, 1);
+  c.node.nvls = n.boolean_or("nvls", false);
+  c.node.low_latency_nvlink = n.boolean_or("low_latency_nvlink", true);
+  c.node.low_latency_intra_efficiency = n.number_or("low_latency_intra_efficiency", 0, 0, 1);
+  if (c.node.nvls && c.node.intra != IntraNodeFabric::kNvSwitch) {
+    throw_config_error(n.field_path("nvls"), "NVLink SHARP needs \"intra_fabric\": \"nvswitch\"");
+  }
   n.finish();
   ConfigObject f = o.object("fabric");
   c.fabric.kind =
@@ -73,6 +80,10 @@ Json cluster_json(const ClusterSpec& c) {
   n["nic_efficiency"] = c.node.nic_efficiency;
   n["pcie_gb_per_s"] = c.node.pcie_bytes_per_s / 1e9;
   n["host_memory_gb"] = c.node.host_memory_bytes / 1e9;
+  n["a2a_intra_efficiency"] = c.node.a2a_intra_efficiency;
+  n["nvls"] = c.node.nvls;
+  n["low_latency_nvlink"] = c.node.low_latency_nvlink;
+  n["low_latency_intra_efficiency"] = c.node.low_latency_intra_efficiency;
   j["node"] = n;
   Json f;
   f["kind"] = c.fabric.kind == InterNodeFabric::kRailOptimized ? "rail_optimized" : "fat_tree";

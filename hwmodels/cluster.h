@@ -6,9 +6,11 @@
 // non-blocking), a full mesh of point-to-point links (MI300X Infinity Fabric:
 // one link per GPU pair), or a PCIe switch. Each GPU has its own NIC (GPU i
 // uses NIC i mod nics). Nodes connect through a rail-optimized fabric (NIC i of
-// every node on rail switch i: non-blocking between same-index NICs) or a
-// two-level fat tree (nodes_per_leaf nodes per leaf; leaf uplinks carry
-// 1/oversubscription of the leaf's NIC bandwidth).
+// every node on rail switch i: non-blocking between same-index NICs; traffic
+// between different rails crosses a spine whose uplinks carry
+// 1/oversubscription of the rail's NIC bandwidth) or a two-level fat tree
+// (nodes_per_leaf nodes per leaf; leaf uplinks carry 1/oversubscription of the
+// leaf's NIC bandwidth).
 
 #include <optional>
 #include <string>
@@ -38,8 +40,29 @@ struct NodeSpec {
   double nic_efficiency = 1;
   double pcie_bytes_per_s = 0;  // GPU <-> host, per direction
   double host_memory_bytes = 0;
+  // All-to-all kernels that copy with a few SMs (DeepEP's normal kernels, 20-24
+  // SMs) move less over NVLink than NCCL's rings: this fraction of the line
+  // rate. 0: same as intra_efficiency.
+  double a2a_intra_efficiency = 0;
+  // NVLink SHARP (NVSwitch 3 and later): reductions and multicast inside the
+  // switch, which NCCL's NVLS algorithm uses for collectives within a node.
+  bool nvls = false;
+  // DeepEP's low-latency kernels write same-node token copies over NVLink
+  // (the NVLink-assisted variant, default since DeepEP de8cfca, 2025-06);
+  // false: every copy through the NIC (pure RDMA).
+  bool low_latency_nvlink = true;
+  // ... and reach this fraction of the line rate with those copies (per-token
+  // messages with a flag each). 0: same as a2a_intra_efficiency.
+  double low_latency_intra_efficiency = 0;
 
   double achievable_intra_bytes_per_s() const { return intra_bytes_per_s * intra_efficiency; }
+  double achievable_a2a_intra_bytes_per_s() const {
+    return intra_bytes_per_s * (a2a_intra_efficiency > 0 ? a2a_intra_efficiency : intra_efficiency);
+  }
+  double achievable_low_latency_intra_bytes_per_s() const {
+    return low_latency_intra_efficiency > 0 ? intra_bytes_per_s * low_latency_intra_efficiency
+                                            : achievable_a2a_intra_bytes_per_s();
+  }
   double achievable_nic_bytes_per_s() const { return nic_bytes_per_s * nic_efficiency; }
 };
 
@@ -67,6 +90,14 @@ struct ClusterSpec {
   double nic_bytes_per_s_per_gpu() const {
     return node.achievable_nic_bytes_per_s() * node.nics / node.gpus_per_node;
   }
+  // Rail-optimized: what one rail's uplinks to the spine carry (each
+  // direction), achievable rate; traffic between NICs of different rails
+  // crosses them.
+  double rail_uplink_bytes_per_s() const {
+    return nodes * node.achievable_nic_bytes_per_s() / fabric.oversubscription;
+  }
+  // The NIC (rail) a GPU uses: GPU i of a node uses NIC i mod nics.
+  int rail_of(int rank) const { return (rank % node.gpus_per_node) % node.nics; }
   // Fat tree: what one leaf's uplinks carry (each direction), achievable rate.
   double leaf_uplink_bytes_per_s() const {
     return fabric.nodes_per_leaf * node.nics * node.achievable_nic_bytes_per_s() /

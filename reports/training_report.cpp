@@ -143,6 +143,18 @@ void metrics_json(const exec::TrainingMetrics& m, const scenario::TrainingRun& r
   sim["collectives"] = m.collectives;
   sim["events"] = m.events;
   sim["network_model"] = std::string(coll::network_model_name(run.scenario.options.network_model));
+  // Which algorithm each kind of collective ran with, and how often.
+  OrderedJson algorithms = OrderedJson::object();
+  for (int op = 0; op < coll::kCollectiveOps; ++op) {
+    for (int a = 0; a < 4; ++a) {
+      const uint64_t n = m.algorithms.count[op][a];
+      if (n == 0) continue;
+      const auto cop = static_cast<coll::CollectiveOp>(op);
+      algorithms[std::string(coll::op_name(cop))]
+                [std::string(coll::counted_algorithm_name(cop, a))] = n;
+    }
+  }
+  sim["collective_algorithms"] = algorithms;
   r["simulation"] = sim;
 }
 

@@ -22,13 +22,52 @@ std::string_view op_name(CollectiveOp op) {
 }
 
 std::string_view algorithm_name(AllToAllAlgorithm algo) {
-  return algo == AllToAllAlgorithm::kDirect ? "direct" : "hierarchical";
+  switch (algo) {
+    case AllToAllAlgorithm::kDirect:
+      return "direct";
+    case AllToAllAlgorithm::kHierarchical:
+      return "hierarchical";
+    case AllToAllAlgorithm::kLowLatency:
+      return "low_latency";
+  }
+  return "?";
 }
 
 std::optional<AllToAllAlgorithm> algorithm_from_name(std::string_view name) {
-  if (name == "direct") return AllToAllAlgorithm::kDirect;
-  if (name == "hierarchical") return AllToAllAlgorithm::kHierarchical;
+  for (AllToAllAlgorithm a : {AllToAllAlgorithm::kDirect, AllToAllAlgorithm::kHierarchical,
+                              AllToAllAlgorithm::kLowLatency}) {
+    if (name == algorithm_name(a)) return a;
+  }
   return std::nullopt;
+}
+
+std::string_view reduce_algorithm_name(ReduceAlgorithm algo) {
+  switch (algo) {
+    case ReduceAlgorithm::kAuto:
+      return "auto";
+    case ReduceAlgorithm::kRing:
+      return "ring";
+    case ReduceAlgorithm::kTree:
+      return "tree";
+    case ReduceAlgorithm::kNvls:
+      return "nvls";
+  }
+  return "?";
+}
+
+std::optional<ReduceAlgorithm> reduce_algorithm_from_name(std::string_view name) {
+  for (ReduceAlgorithm a : {ReduceAlgorithm::kAuto, ReduceAlgorithm::kRing, ReduceAlgorithm::kTree,
+                            ReduceAlgorithm::kNvls}) {
+    if (name == reduce_algorithm_name(a)) return a;
+  }
+  return std::nullopt;
+}
+
+std::string_view counted_algorithm_name(CollectiveOp op, int algorithm) {
+  if (op == CollectiveOp::kAllToAllV) {
+    return algorithm_name(static_cast<AllToAllAlgorithm>(algorithm));
+  }
+  return reduce_algorithm_name(static_cast<ReduceAlgorithm>(algorithm));
 }
 
 std::string_view network_model_name(NetworkModel model) {
@@ -61,6 +100,22 @@ void Collective::byte_matrix(std::vector<double>& out) const {
       // A combine sends the dispatch's copies back: the transpose.
       const int64_t copies = transpose ? token_copies[j * n + i] : token_copies[i * n + j];
       out[i * n + j] = static_cast<double>(copies) * bytes_per_copy * fraction;
+    }
+  }
+}
+
+void Collective::token_bytes(std::vector<double>& rank_bytes,
+                             std::vector<double>& node_bytes) const {
+  const size_t n = ranks.size();
+  rank_bytes.resize(n * n);
+  node_bytes.resize(n * n);
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = 0; j < n; ++j) {
+      // A combine returns each token along the dispatch's path: its matrix is
+      // the dispatch's transposed.
+      const size_t at = transpose ? j * n + i : i * n + j;
+      rank_bytes[i * n + j] = static_cast<double>(rank_tokens[at]) * bytes_per_copy * fraction;
+      node_bytes[i * n + j] = static_cast<double>(node_tokens[at]) * bytes_per_copy * fraction;
     }
   }
 }

@@ -198,9 +198,12 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
   CollectiveDesc dispatch{CollectiveOp::kAllToAllV};
   dispatch.matrix = matrix;
   dispatch.fraction = 1.0 / chunks;
-  // FP8 dispatch carries one scale factor per 128 elements (DeepSeek-V3).
+  // FP8 dispatch carries one FP32 scale per 128 elements (DeepSeek-V3); a
+  // low-latency message adds a 16-byte header (DeepEP internode_ll.cu:
+  // num_bytes_per_msg = sizeof(int4) + hidden + hidden / 128 * 4).
   dispatch.bytes = parallel_.dispatch_dtype == hw::DType::kFp8 ? model_.hidden * (1.0 + 4.0 / 128)
                                                                : model_.hidden * elt;
+  if (parallel_.a2a_algo == coll::AllToAllAlgorithm::kLowLatency) dispatch.bytes += 16;
   CollectiveDesc combine = dispatch;
   combine.transpose = true;
   combine.bytes = model_.hidden * elt;
@@ -524,13 +527,18 @@ StepGraph StepGraphBuilder::build() {
   if (static_cast<size_t>(j) != routing_.size()) {
     throw std::logic_error("build_training_step: routing has the wrong number of MoE layers");
   }
-  // DeepEP-style (hierarchical) dispatch sends a token once per destination
-  // rank; the all-to-all dispatcher sends one copy per expert.
+  // Node-deduplicated (hierarchical) dispatch sends a token once per
+  // destination rank and node; direct and low-latency ones a copy per expert.
   const bool dedup = parallel_.a2a_algo == coll::AllToAllAlgorithm::kHierarchical;
   for (const LayerRouting& lr : routing_) {
     for (const RoutingSample& rs : lr.samples) {
-      step_.matrices.push_back(dedup && !rs.pair_tokens_dedup.empty() ? rs.pair_tokens_dedup
-                                                                      : rs.pair_tokens);
+      StepGraph::Dispatch d;
+      d.copies = rs.pair_tokens;
+      if (dedup) {
+        d.rank_tokens = rs.rank_tokens;
+        d.node_tokens = rs.node_tokens;
+      }
+      step_.dispatches.push_back(std::move(d));
     }
   }
   intern_groups();

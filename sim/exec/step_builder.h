@@ -33,7 +33,7 @@ using coll::CollectiveOp;
 struct CollectiveDesc {
   CollectiveOp op = CollectiveOp::kAllReduce;
   uint32_t group = 0;            // index into StepGraph::groups
-  uint32_t matrix = UINT32_MAX;  // all-to-allv: index into StepGraph::matrices
+  uint32_t matrix = UINT32_MAX;  // all-to-allv: index into StepGraph::dispatches
   bool transpose = false;        // all-to-allv: send matrix^T (combine direction)
   double fraction = 1;           // all-to-allv: fraction of the matrix (overlap chunks)
   // All-to-allv: bytes per token copy. Others: NCCL-tests convention (full
@@ -45,8 +45,13 @@ struct StepGraph {
   TaskGraph graph{0};
   std::vector<CollectiveDesc> collectives;  // payload index of each collective
   std::vector<std::vector<int>> groups;     // rank lists
-  // All-to-allv token-copy matrices (n x n, row = sender, in group order).
-  std::vector<std::vector<int64_t>> matrices;
+  // Who sends what to whom in each routing sample's all-to-alls (n x n, row =
+  // sender, in group order): token copies, and for node-deduplicated
+  // dispatch the tokens per destination rank and per destination node.
+  struct Dispatch {
+    std::vector<int64_t> copies, rank_tokens, node_tokens;
+  };
+  std::vector<Dispatch> dispatches;
   int microbatches = 0;
   // Per-GPU routed-expert token copies processed in the step (forward).
   std::vector<int64_t> expert_tokens_per_gpu;

@@ -3,10 +3,11 @@
 namespace moesim::exec {
 
 StepCollectives::StepCollectives(const StepGraph& step, coll::CollectiveTimer& timer,
-                                 coll::AllToAllAlgorithm algorithm)
+                                 coll::AllToAllAlgorithm algorithm, coll::ReduceAlgorithm reduce)
     : step_(step),
       timer_(timer),
       algorithm_(algorithm),
+      reduce_(reduce),
       key_by_payload_(step.collectives.size(), UINT32_MAX) {}
 
 uint64_t StepCollectives::key_of(uint32_t payload) {
@@ -28,12 +29,19 @@ void StepCollectives::start(GraphExecutor& executor, CollectiveId id, uint32_t p
   c.ranks = step_.groups[d.group];
   c.bytes = d.bytes;
   if (d.op == CollectiveOp::kAllToAllV) {
-    c.token_copies = step_.matrices[d.matrix];
+    const StepGraph::Dispatch& dispatch = step_.dispatches[d.matrix];
+    if (dispatch.rank_tokens.empty()) {
+      c.token_copies = dispatch.copies;
+    } else {
+      c.rank_tokens = dispatch.rank_tokens;
+      c.node_tokens = dispatch.node_tokens;
+    }
     c.bytes_per_copy = d.bytes;
     c.transpose = d.transpose;
     c.fraction = d.fraction;
   }
   c.algorithm = algorithm_;
+  c.reduce = reduce_;
   c.key = key_of(payload);
   timer_.start(c, *this, id);
 }

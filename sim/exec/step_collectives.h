@@ -21,7 +21,8 @@ class StepCollectives : public CollectiveRunner, private EventHandler {
  public:
   // `algorithm`: how the step's all-to-allvs are carried out.
   StepCollectives(const StepGraph& step, coll::CollectiveTimer& timer,
-                  coll::AllToAllAlgorithm algorithm);
+                  coll::AllToAllAlgorithm algorithm,
+                  coll::ReduceAlgorithm reduce = coll::ReduceAlgorithm::kAuto);
   void start(GraphExecutor& executor, CollectiveId id, uint32_t payload) override;
 
  private:
@@ -31,6 +32,7 @@ class StepCollectives : public CollectiveRunner, private EventHandler {
   const StepGraph& step_;
   coll::CollectiveTimer& timer_;
   coll::AllToAllAlgorithm algorithm_;
+  coll::ReduceAlgorithm reduce_;
   GraphExecutor* executor_ = nullptr;
   std::vector<uint32_t> key_by_payload_;  // UINT32_MAX: not yet interned
   std::map<std::tuple<int, uint32_t, uint32_t, bool, double, double>, uint32_t> keys_;

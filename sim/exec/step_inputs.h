@@ -108,10 +108,12 @@ struct RoutingSample {
   int ep = 0;
   int local_experts = 0;
   std::vector<int64_t> pair_tokens;  // ep x ep, [src * ep + dst], token copies
-  // DeepEP-style dispatch: each token once per destination rank in its own
-  // node and once per destination node elsewhere (forwarded there over
-  // NVLink). Empty: same as pair_tokens.
-  std::vector<int64_t> pair_tokens_dedup;
+  // Node-deduplicated dispatch (DeepEP's normal kernels): the tokens a source
+  // sends each rank once (rank_tokens), and each node once, counted at the
+  // token's first destination rank on that node (node_tokens; within the
+  // source's node equal to rank_tokens). Empty: not counted.
+  std::vector<int64_t> rank_tokens;
+  std::vector<int64_t> node_tokens;
   std::vector<int64_t> expert_tokens;  // ep x local_experts, [rank * local + e]
   int64_t tokens_in = 0;               // tokens entering the layer (all source ranks)
   int64_t routed = 0;                  // token copies delivered to experts

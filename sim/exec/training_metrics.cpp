@@ -73,6 +73,7 @@ TrainingMetrics training_metrics(const TrainingStepSetup& setup, const TrainingR
   m.tasks = last.tasks;
   m.collectives = last.collectives;
   m.events = last.events;
+  m.algorithms = last.algorithms;
   return m;
 }
 

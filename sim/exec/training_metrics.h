@@ -44,6 +44,7 @@ struct TrainingMetrics {
   CriticalPath critical_path;                       // of the last step
   std::vector<GpuSummary> per_gpu;                  // last step
   uint64_t tasks = 0, collectives = 0, events = 0;  // last step
+  coll::AlgorithmCounts algorithms;                 // collectives per algorithm, last step
 };
 
 TrainingMetrics training_metrics(const TrainingStepSetup& setup, const TrainingResult& result);

@@ -101,9 +101,10 @@ TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouti
     Engine engine;
     GraphExecutor executor(engine, step.graph, p.pp > 1);
     const std::unique_ptr<coll::CollectiveTimer> timer = hardware.collectives(engine);
-    StepCollectives collectives(step, *timer, p.a2a_algo);
+    StepCollectives collectives(step, *timer, p.a2a_algo, setup.collective_algo);
     StepOutcome outcome;
     outcome.execution = executor.run(collectives);
+    outcome.algorithms = timer->algorithms();
     outcome.step_time_s = outcome.execution.makespan.seconds();
     outcome.critical_path = critical_path(step.graph, outcome.execution);
     outcome.tasks = step.graph.size();

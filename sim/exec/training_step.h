@@ -26,6 +26,9 @@ struct TrainingStepSetup {
   double peak_flops_per_gpu = 0;  // dense, compute dtype: the MFU denominator
   double reserved_memory_bytes = 0;
   FrameworkOverheads framework;
+  // All-reduce, reduce-scatter and all-gather algorithm (kAuto: as NCCL's
+  // tuner picks per collective).
+  coll::ReduceAlgorithm collective_algo = coll::ReduceAlgorithm::kAuto;
 };
 
 // Routing per step: routing[step][moe_layer].
@@ -52,7 +55,8 @@ struct CriticalPath {
 
 struct StepOutcome {
   double step_time_s = 0;
-  ExecutionResult execution;  // task_end etc. kept for timelines
+  coll::AlgorithmCounts algorithms;  // the collective algorithms that ran
+  ExecutionResult execution;         // task_end etc. kept for timelines
   CriticalPath critical_path;
   uint64_t tasks = 0, collectives = 0, events = 0;
 };

@@ -49,7 +49,37 @@ FlowNetwork::FlowNetwork(Engine& engine, const hw::ClusterSpec& c) : engine_(eng
       leaf_up_.push_back(add_link(fmt::format("leaf{}.up", l), uplink));
       leaf_down_.push_back(add_link(fmt::format("leaf{}.down", l), uplink));
     }
+  } else if (c.nodes > 1) {
+    const double uplink = c.rail_uplink_bytes_per_s();
+    for (int r = 0; r < c.node.nics; ++r) {
+      spine_up_.push_back(add_link(fmt::format("rail{}.spine_up", r), uplink));
+      spine_down_.push_back(add_link(fmt::format("rail{}.spine_down", r), uplink));
+    }
   }
+  const double a2a = c.node.achievable_a2a_intra_bytes_per_s();
+  const double ll = c.node.achievable_low_latency_intra_bytes_per_s();
+  for (int g = 0; g < gpus; ++g) {
+    a2a_copy_.push_back(add_link(fmt::format("gpu{}.a2a_copy", g), a2a));
+    ll_copy_.push_back(add_link(fmt::format("gpu{}.low_latency_copy", g), ll));
+  }
+}
+
+uint32_t FlowNetwork::copy_link(int gpu, CopyEngine engine) const {
+  return engine == CopyEngine::kAllToAll ? a2a_copy_[gpu] : ll_copy_[gpu];
+}
+
+FlowNetwork::Path FlowNetwork::network_path(int src_node, int src_rail, int dst_node,
+                                            int dst_rail) const {
+  const int nics = cluster_.node.nics;
+  Path p{nic_out_[src_node * nics + src_rail]};
+  if (!leaf_up_.empty()) {
+    const int la = cluster_.leaf_of_node(src_node), lb = cluster_.leaf_of_node(dst_node);
+    if (la != lb) p.insert(p.end(), {leaf_up_[la], leaf_down_[lb]});
+  } else if (src_rail != dst_rail) {
+    p.insert(p.end(), {spine_up_[src_rail], spine_down_[dst_rail]});
+  }
+  p.push_back(nic_in_[dst_node * nics + dst_rail]);
+  return p;
 }
 
 uint32_t FlowNetwork::add_link(const std::string& name, double capacity) {
@@ -78,14 +108,7 @@ void FlowNetwork::append_intra_node(Path& p, int node, int a, int b) const {
 }
 
 FlowNetwork::Path FlowNetwork::rail_path(int src_node, int dst_node, int rail) const {
-  const int nics = cluster_.node.nics;
-  Path p{nic_out_[src_node * nics + rail]};
-  if (!leaf_up_.empty()) {
-    const int la = cluster_.leaf_of_node(src_node), lb = cluster_.leaf_of_node(dst_node);
-    if (la != lb) p.insert(p.end(), {leaf_up_[la], leaf_down_[lb]});
-  }
-  p.push_back(nic_in_[dst_node * nics + rail]);
-  return p;
+  return network_path(src_node, rail, dst_node, rail);
 }
 
 FlowNetwork::Path FlowNetwork::gpu_path(int src, int dst, bool via_dst_rail) const {
@@ -104,9 +127,9 @@ FlowNetwork::Path FlowNetwork::gpu_path(int src, int dst, bool via_dst_rail) con
   return p;
 }
 
-SimTime FlowNetwork::message_latency(bool inter_node) const {
-  const double s = cluster_.node.intra_latency_s +
-                   (inter_node ? 3 * cluster_.fabric.hop_latency_s : 0) +
+SimTime FlowNetwork::message_latency(bool inter_node, bool cross_rail) const {
+  const int hops = inter_node ? (cross_rail ? 5 : 3) : 0;
+  const double s = cluster_.node.intra_latency_s + hops * cluster_.fabric.hop_latency_s +
                    cluster_.fabric.message_overhead_s;
   return SimTime::from_seconds(s);
 }

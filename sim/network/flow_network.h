@@ -3,7 +3,10 @@
 // transfers are flows, and one solver shares link capacity among them.
 //
 // Every transfer is a flow over a path of links (a GPU's NVLink port out and
-// in, or a mesh link; its node's NICs out and in; fat-tree leaf uplinks).
+// in, or a mesh link; its node's NICs out and in; a rail-optimized fabric's
+// spine uplinks, or fat-tree leaf uplinks). All-to-all kernels that copy with
+// a few SMs also cross their GPU's copy engine, a resource of the rate those
+// SMs reach, shared by all of that GPU's all-to-all flows.
 // Bandwidth is shared max-min fairly among the flows crossing each link
 // (progressive filling), and the shares are recomputed whenever flows start or
 // finish, only over the flows connected to the change through shared links. A
@@ -49,13 +52,25 @@ class FlowNetwork : private EventHandler {
   Path gpu_path(int src_gpu, int dst_gpu, bool via_dst_rail) const;
   // Appends the links from local GPU a to local GPU b of `node` (none if a == b).
   void append_intra_node(Path& path, int node, int local_a, int local_b) const;
+  // A GPU's NVSwitch port, out and in (traffic the switch itself reduces or
+  // multicasts: NVLink SHARP). REQUIRES: an NVSwitch node.
+  Path switch_ports(int gpu) const { return {nvl_out_[gpu], nvl_in_[gpu]}; }
   // NIC `rail` of src_node to NIC `rail` of dst_node, through the fabric.
   Path rail_path(int src_node, int dst_node, int rail) const;
+  // NIC src_rail of src_node to NIC dst_rail of dst_node: on a rail-optimized
+  // fabric, different rails meet through the spine.
+  Path network_path(int src_node, int src_rail, int dst_node, int dst_rail) const;
+  // The SM copy engines of all-to-all kernels: DeepEP's normal kernels and
+  // its low-latency kernels (node.a2a_intra_efficiency and
+  // node.low_latency_intra_efficiency of the line rate).
+  enum class CopyEngine { kAllToAll, kLowLatency };
+  uint32_t copy_link(int gpu, CopyEngine engine) const;
   // The local GPU that owns NIC `rail` in every node.
   int rail_gpu(int rail) const { return rail * cluster_.node.gpus_per_node / cluster_.node.nics; }
   // A message's latency before its bytes move: the wire (NVLink, plus three
   // switch hops across nodes) and the per-message software overhead.
-  SimTime message_latency(bool inter_node) const;
+  // Crossing the spine adds two switch hops.
+  SimTime message_latency(bool inter_node, bool cross_rail = false) const;
 
   // Transfers. REQUIRES: flows are added between open_batch and close_batch.
   uint32_t open_batch(BatchListener& listener, uint64_t tag);
@@ -116,7 +131,9 @@ class FlowNetwork : private EventHandler {
   std::vector<std::pair<SimTime, uint32_t>> pending_starts_;
   std::set<int64_t> start_times_;
   std::vector<uint32_t> nvl_out_, nvl_in_, nic_out_, nic_in_, leaf_up_, leaf_down_;
-  std::vector<uint32_t> mesh_;  // node-local pair links (mesh fabric)
+  std::vector<uint32_t> spine_up_, spine_down_;  // per rail (rail-optimized fabric)
+  std::vector<uint32_t> a2a_copy_, ll_copy_;     // per GPU
+  std::vector<uint32_t> mesh_;                   // node-local pair links (mesh fabric)
   SimTime last_advance_;
   EventId completion_;
   uint64_t flows_started_ = 0;

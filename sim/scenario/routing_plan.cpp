@@ -67,7 +67,8 @@ exec::RoutingSample count_dispatch(const workloads::RoutingBatch& batch,
   const int ep = static_cast<int>(ep_rank_node.size());
   const int slots_per_rank = slots / ep;
   std::vector<int64_t> copies(static_cast<size_t>(ep) * slots, 0);
-  std::vector<int64_t> unique(static_cast<size_t>(ep) * ep, 0);
+  std::vector<int64_t> per_rank(static_cast<size_t>(ep) * ep, 0);
+  std::vector<int64_t> per_node(static_cast<size_t>(ep) * ep, 0);
   const int k = batch.top_k;
   for (int64_t t = 0; t < batch.tokens; ++t) {
     const int src = batch.source_rank[t];
@@ -82,11 +83,12 @@ exec::RoutingSample count_dispatch(const workloads::RoutingBatch& batch,
       const int dst = slot / slots_per_rank;
       if (std::find(dsts, dsts + n_dst, dst) != dsts + n_dst) continue;
       dsts[n_dst++] = dst;
+      ++per_rank[src * ep + dst];
       if (ep_rank_node[dst] == ep_rank_node[src]) {
-        ++unique[src * ep + dst];
+        ++per_node[src * ep + dst];
       } else if (std::find(nodes, nodes + n_nodes, ep_rank_node[dst]) == nodes + n_nodes) {
         nodes[n_nodes++] = ep_rank_node[dst];
-        ++unique[src * ep + dst];
+        ++per_node[src * ep + dst];
       }
     }
   }
@@ -94,7 +96,8 @@ exec::RoutingSample count_dispatch(const workloads::RoutingBatch& batch,
   rs.ep = ep;
   rs.local_experts = slots_per_rank;
   rs.pair_tokens.assign(static_cast<size_t>(ep) * ep, 0);
-  rs.pair_tokens_dedup.assign(static_cast<size_t>(ep) * ep, 0);
+  rs.rank_tokens.assign(static_cast<size_t>(ep) * ep, 0);
+  rs.node_tokens.assign(static_cast<size_t>(ep) * ep, 0);
   rs.expert_tokens.assign(slots, 0);
   rs.tokens_in = static_cast<int64_t>(std::llround(batch.tokens * scale));
   for (int src = 0; src < ep; ++src) {
@@ -107,11 +110,9 @@ exec::RoutingSample count_dispatch(const workloads::RoutingBatch& batch,
       rs.routed += scaled;
     }
   }
-  for (int src = 0; src < ep; ++src) {
-    for (int dst = 0; dst < ep; ++dst) {
-      const int64_t u = unique[src * ep + dst];
-      if (u) rs.pair_tokens_dedup[src * ep + dst] += static_cast<int64_t>(std::llround(u * scale));
-    }
+  for (size_t i = 0; i < per_rank.size(); ++i) {
+    rs.rank_tokens[i] = static_cast<int64_t>(std::llround(per_rank[i] * scale));
+    rs.node_tokens[i] = static_cast<int64_t>(std::llround(per_node[i] * scale));
   }
   rs.dropped = static_cast<int64_t>(std::llround(outcome.dropped * scale));
   return rs;

@@ -65,9 +65,9 @@ RoutingBudget routing_budget(int64_t tokens_per_rank, int ep, int top_k, int moe
 
 // One gated batch counted into a RoutingSample of `ep` ranks x `slots`
 // expert slots (slot s on rank s / (slots / ep)), counts scaled by `scale`.
-// Besides the per-copy matrix, the node-aware one (pair_tokens_dedup): each
-// token once per destination rank in its own node, and once per destination
-// node elsewhere (at its first rank there), as hierarchical dispatch sends it.
+// Besides the per-copy matrix, the node-deduplicated ones: each token once per
+// destination rank (rank_tokens) and once per destination node, at its first
+// rank there (node_tokens), as hierarchical dispatch sends it.
 exec::RoutingSample count_dispatch(const workloads::RoutingBatch& batch,
                                    const workloads::GatingOutcome& outcome, int slots,
                                    std::span<const int> ep_rank_node, double scale);

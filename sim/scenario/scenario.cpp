@@ -74,6 +74,8 @@ Scenario resolve_scenario(const Json& doc) {
     ConfigObject o = root.object("options");
     s.options.seed = static_cast<uint64_t>(o.integer_or("seed", 1, 0, INT64_MAX));
     network_model = o.choice_or("network_model", "auto", {"auto", "analytic", "flow"});
+    s.options.collective_algo = *coll::reduce_algorithm_from_name(
+        o.choice_or("collective_algo", "auto", {"auto", "ring", "tree", "nvls"}));
     s.options.routing_samples = static_cast<int>(o.integer_or("routing_samples", 2, 1, 64));
     s.options.max_routings_per_step =
         o.integer_or("max_routings_per_step", 1 << 24, 1024, int64_t{1} << 34);
@@ -103,6 +105,13 @@ Scenario resolve_scenario(const Json& doc) {
   }
   s.setup.reserved_memory_bytes = s.options.reserved_memory_bytes;
   s.setup.framework.pipeline_pass_s = s.options.pipeline_pass_overhead_us * 1e-6;
+  s.setup.collective_algo = s.options.collective_algo;
+  if (s.options.collective_algo == coll::ReduceAlgorithm::kNvls && !s.cluster.node.nvls) {
+    throw_config_error("options.collective_algo",
+                       fmt::format("\"nvls\" needs NVLink SHARP, which {} does not have "
+                                   "(cluster node.nvls)",
+                                   s.cluster.name));
+  }
   check_strategy(s.setup.model, s.setup.parallel, s.setup.workload, s.cluster.gpu_count());
   return s;
 }
@@ -116,13 +125,15 @@ Json scenario_json(const Scenario& s) {
   j["workload"] = workload_json(s.setup.workload);
   j["routing"] = {{"generator", s.routing.generator}, {"seed", s.routing.seed}};
   j["gating"] = workloads::gating_json(s.gating);
-  j["options"] = {{"seed", options.seed},
-                  {"network_model", std::string(coll::network_model_name(options.network_model))},
-                  {"routing_samples", options.routing_samples},
-                  {"max_routings_per_step", options.max_routings_per_step},
-                  {"reserved_memory_gib", options.reserved_memory_bytes / (1ull << 30)},
-                  {"pipeline_pass_overhead_us", options.pipeline_pass_overhead_us},
-                  {"max_tasks_per_step", options.max_tasks_per_step}};
+  j["options"] = {
+      {"seed", options.seed},
+      {"network_model", std::string(coll::network_model_name(options.network_model))},
+      {"routing_samples", options.routing_samples},
+      {"max_routings_per_step", options.max_routings_per_step},
+      {"reserved_memory_gib", options.reserved_memory_bytes / (1ull << 30)},
+      {"pipeline_pass_overhead_us", options.pipeline_pass_overhead_us},
+      {"max_tasks_per_step", options.max_tasks_per_step},
+      {"collective_algo", std::string(coll::reduce_algorithm_name(options.collective_algo))}};
   return j;
 }
 

@@ -44,6 +44,9 @@ struct ScenarioOptions {
   uint64_t seed = 1;
   // How collectives are timed ("auto" in the JSON is resolved by GPU count).
   coll::NetworkModel network_model = coll::NetworkModel::kAnalytic;
+  // All-reduce / reduce-scatter / all-gather algorithm: "auto" as NCCL's
+  // tuner picks, or one of ring, tree, nvls forced where it applies.
+  coll::ReduceAlgorithm collective_algo = coll::ReduceAlgorithm::kAuto;
   int routing_samples = 2;  // distinct routings per MoE layer and step
   // Token routings generated per step at most; beyond it tokens are
   // subsampled and counts scaled (a warning says so).

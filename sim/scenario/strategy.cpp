@@ -37,7 +37,7 @@ ParallelConfig parse_parallel(ConfigObject s) {
   p.overlap_param_gather = s.boolean_or("overlap_param_gather", true);
   p.a2a_overlap_chunks = static_cast<int>(s.integer_or("a2a_overlap_chunks", 1, 1, 64));
   p.a2a_algo = *coll::algorithm_from_name(
-      s.choice_or("a2a_algo", "hierarchical", {"direct", "hierarchical"}));
+      s.choice_or("a2a_algo", "hierarchical", {"direct", "hierarchical", "low_latency"}));
   p.dispatch_dtype = s.choice_or("dispatch_dtype", "bf16", {"bf16", "fp8"}) == "fp8"
                          ? hw::DType::kFp8
                          : hw::DType::kBf16;

@@ -51,6 +51,7 @@ struct Network {
     c.op = op;
     c.ranks = ranks;
     c.bytes = bytes;
+    c.reduce = ReduceAlgorithm::kRing;
     flow.start(c, done, arg);
   }
   void all_reduce(const std::vector<int>& r, double b, EventHandler& d, uint64_t a) {

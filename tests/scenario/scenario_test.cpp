@@ -150,11 +150,14 @@ TEST_CASE("dispatch counting: per-copy and node-deduplicated matrices", "[scenar
   const std::vector<int> node = {0, 0, 1, 1};
   const exec::RoutingSample rs = count_dispatch(batch, outcome, 8, node, 1.0);
   auto pair = [&](int s, int d) { return rs.pair_tokens[s * 4 + d]; };
-  auto dedup = [&](int s, int d) { return rs.pair_tokens_dedup[s * 4 + d]; };
+  auto dedup = [&](int s, int d) { return rs.node_tokens[s * 4 + d]; };
+  auto once = [&](int s, int d) { return rs.rank_tokens[s * 4 + d]; };
   CHECK((pair(0, 1) == 1 && pair(0, 2) == 1 && pair(0, 3) == 1 && pair(3, 3) == 2));
   // Node 1 receives token 0 once, at its first rank there.
   CHECK((dedup(0, 1) == 1 && dedup(0, 2) == 1 && dedup(0, 3) == 0));
   CHECK(dedup(3, 3) == 1);
+  // Once per destination rank: token 0 reaches ranks 1, 2 and 3.
+  CHECK((once(0, 1) == 1 && once(0, 2) == 1 && once(0, 3) == 1 && once(3, 3) == 1));
   CHECK(rs.expert_tokens == std::vector<int64_t>{0, 0, 1, 0, 1, 0, 2, 1});
   CHECK((rs.routed == 5 && rs.dropped == 1 && rs.tokens_in == 2));
   // Scaled counts (subsampled routing).
