@@ -20,6 +20,7 @@ CalibratedCostModel::CalibratedCostModel(const Json& calibration, const std::str
   root.value("machine");
   if (root.has("quick")) root.boolean("quick");
   if (root.has("seconds")) root.number("seconds", 0, 1e9);
+  if (root.has("timing")) root.value("timing");  // how the points were timed (report only)
   peak_flops_per_s_ = root.number("peak_gemm_flops_per_s", 1e-300, 1e300);
   launch_overhead_s_ = root.number("launch_overhead_s", 0, 1);
 

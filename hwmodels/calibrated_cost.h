@@ -18,8 +18,12 @@
 //   "launch_overhead_s": <per-call overhead of a 1x1x1 GEMM>,
 //   "gemm": { "dtype": "fp32", "m": [...], "n": [...], "k": [...],
 //             "flops_per_s": [[[...]]]   // [im][in][ik], grids ascending },
-//   "memory_bound": { "bytes": [...], "bytes_per_s": [...], "samples": {...} }
+//   "memory_bound": { "bytes": [...], "bytes_per_s": [...], "samples": {...} },
+//   "timing": { how the points were timed and their spread }   // optional, not read
 // }
+// Throughputs are the fastest of several interleaved rounds (see
+// kern::time_interleaved): on a shared machine that is the estimate other
+// processes disturb least.
 // Only the "fp32" GEMM table is measured on the CPU; other dtypes use it too
 // (the reference kernel computes in FP32 whatever the storage type).
 
