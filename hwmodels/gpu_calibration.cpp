@@ -310,6 +310,12 @@ double GpuCalibratedCostModel::fused_kernel_seconds(double flops, double bytes, 
 std::unique_ptr<ComputeCostModel> make_compute_cost(const GpuSpec& gpu,
                                                     const std::string& calibration) {
   if (calibration.empty()) return std::make_unique<RooflineCostModel>(gpu);
+  if (calibration == "auto") {
+    if (auto table = builtin_gpu_calibration(gpu.name)) {
+      return std::make_unique<GpuCalibratedCostModel>(gpu, *table);
+    }
+    return std::make_unique<RooflineCostModel>(gpu);
+  }
   if (calibration == "builtin") {
     auto table = builtin_gpu_calibration(gpu.name);
     if (!table) {

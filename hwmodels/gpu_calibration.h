@@ -157,6 +157,8 @@ class GpuCalibratedCostModel : public ComputeCostModel {
 // The compute cost model a scenario asks for:
 //   ""        -> the roofline of `gpu` (RooflineCostModel);
 //   "builtin" -> the shipped table for `gpu` (error naming the GPUs that have one);
+//   "auto"    -> the shipped table if there is one for `gpu`, else the roofline
+//                (a default that uses the tables where they exist);
 //   a path    -> that file: "moesim-gpu-calibration" tables as above, or a
 //                "moesim-calibration" grid from `moesim calibrate`
 //                (CalibratedCostModel).

@@ -277,6 +277,12 @@ TEST_CASE("make_compute_cost: roofline, built-in tables, or a file") {
   CHECK_THROWS_WITH(make_compute_cost(resolve_gpu(Json("a100-sxm-80gb"), "gpu"), "builtin"),
                     "no built-in GPU calibration for 'a100-sxm-80gb' (built-in: h100-sxm, h800)");
   CHECK_THROWS_AS(make_compute_cost(gpu, "/nonexistent/table.json"), moesim::Error);
+  // "auto": the tables where shipped, the roofline elsewhere.
+  CHECK(make_compute_cost(gpu, "auto")->gemm_seconds(4096, 4096, 7168, DType::kFp8) ==
+        builtin->gemm_seconds(4096, 4096, 7168, DType::kFp8));
+  const GpuSpec a100 = resolve_gpu(Json("a100-sxm-80gb"), "gpu");
+  CHECK(make_compute_cost(a100, "auto")->gemm_seconds(4096, 4096, 7168, DType::kBf16) ==
+        RooflineCostModel(a100).gemm_seconds(4096, 4096, 7168, DType::kBf16));
 
   const std::string path = "gpu_calibration_test_table.json";
   Json j = small_table();
