@@ -89,7 +89,7 @@ struct PreparedCase {
   std::shared_ptr<const kern::MoeWeights> weights;  // MoeLayer keeps a reference
   std::vector<float> x, y;
   std::unique_ptr<kern::MoeLayer> layer;
-  std::vector<double> totals;
+  std::vector<double> totals;  // wall time per repetition
   std::vector<kern::MoeStepTimes> steps;
 };
 
@@ -117,45 +117,9 @@ double weight_bytes(const Case& c) {
   return 4.0 * ((c.experts + c.shared) * 3.0 * c.hidden * c.ffn + c.hidden * c.experts);
 }
 
-// A GEMM of the calibration grid (m=256, n=1024, k=1024), timed as the
-// calibration times it (weight from a pool larger than the cache, samples of
-// at least 20 ms) once per round of the validation: how much faster or slower
-// the machine runs now than when it was calibrated. Only reported; a large
-// drift means the errors measure a change in load, not the cost model.
-struct Yardstick {
-  static constexpr int64_t kM = 256, kN = 1024, kK = 1024;
-  static constexpr double kSampleS = 0.02;
-  std::vector<float> a = kern::random_matrix(kM, kK, 1.0f, 21);
-  int64_t pool = std::max<int64_t>(kK * kN, int64_t{96} << 20 >> 2);
-  std::vector<float> b = kern::random_matrix(pool + kK * kN, 1, 1.0f, 22);
-  std::vector<float> c = std::vector<float>(kM * kN);
-  int64_t b_off = 0;
-  int calls = 0;
-  std::vector<double> samples;  // seconds per call
-
-  void call() {
-    b_off = (b_off + kN * kK + 4096) % pool;
-    kern::sgemm(kM, kN, kK, a.data(), b.data() + b_off / 16 * 16, c.data());
-  }
-  void sample() {
-    auto t0 = std::chrono::steady_clock::now();
-    if (calls == 0) {  // warm-up, sizes the sample
-      call();
-      const double first =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      calls = static_cast<int>(std::clamp(std::ceil(kSampleS / first), 1.0, 1000.0));
-      t0 = std::chrono::steady_clock::now();
-    }
-    for (int i = 0; i < calls; ++i) call();
-    samples.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
-                      calls);
-  }
-};
-
-// Times cases[begin, end) interleaved: `reps` rounds of one forward per case,
-// and a yardstick sample per round.
-void time_batch(std::vector<PreparedCase>& cases, size_t begin, size_t end, int reps, uint64_t seed,
-                Yardstick& yardstick) {
+// Times cases[begin, end) interleaved: `reps` rounds of one forward per case.
+void time_batch(std::vector<PreparedCase>& cases, size_t begin, size_t end, int reps,
+                uint64_t seed) {
   std::map<WeightKey, std::shared_ptr<const kern::MoeWeights>> generated;
   for (size_t i = begin; i < end; ++i) {
     PreparedCase& p = cases[i];
@@ -176,7 +140,6 @@ void time_batch(std::vector<PreparedCase>& cases, size_t begin, size_t end, int 
       p.totals.push_back(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
-    yardstick.sample();
   }
   for (size_t i = begin; i < end; ++i) {  // free the batch's weights
     cases[i].layer.reset();
@@ -280,9 +243,8 @@ int validate_kernel_main(const Args& args) {
     p.predicted = kern::predict_moe_layer(model, p.shape, p.load);
     bytes.push_back(counted.insert(weight_key(kCases[ci])).second ? weight_bytes(kCases[ci]) : 0);
   }
-  Yardstick yardstick;
   for (const auto& [begin, end] : kern::batches_under(bytes, kern::kInterleaveBudgetBytes)) {
-    time_batch(prepared, begin, end, reps, seed, yardstick);
+    time_batch(prepared, begin, end, reps, seed);
   }
   OrderedJson cases = OrderedJson::array();
   std::vector<double> abs_err, spreads;
@@ -303,19 +265,6 @@ int validate_kernel_main(const Args& args) {
   report["target_median_abs_error"] = 0.10;
   report["target_max_abs_error"] = 0.25;
   report["spread"] = kern::spread_summary(spreads);
-  {
-    const double now_s = *std::min_element(yardstick.samples.begin(), yardstick.samples.end());
-    const double flops = 2.0 * Yardstick::kM * Yardstick::kN * Yardstick::kK;
-    const double calibrated_s =
-        flops / model.gemm_flops_per_s(Yardstick::kM, Yardstick::kN, Yardstick::kK);
-    report["machine_speed_drift"] = {
-        {"gemm", fmt::format("m={} n={} k={}", Yardstick::kM, Yardstick::kN, Yardstick::kK)},
-        {"calibrated_s", calibrated_s},
-        {"now_s", now_s},
-        {"slowdown", now_s / calibrated_s - 1}};
-    std::cerr << fmt::format("machine speed vs calibration: {:+.1f}% (yardstick GEMM time)\n",
-                             100 * (now_s / calibrated_s - 1));
-  }
   report["cases"] = std::move(cases);
   emit(render_json(report), output);
   return 0;
