@@ -139,7 +139,9 @@ class GpuCalibratedCostModel : public ComputeCostModel {
   std::optional<double> attention_flops_per_s(int64_t head_dim, bool causal, int64_t seq_len,
                                               DType dtype) const;
 
-  static constexpr int64_t kAssumedAttentionHeadDim = 128;  // every catalog model but 3 uses 128
+  // The catalog's Mixtral, Qwen, DBRX, OLMoE and DeepSeekMoE models use 128
+  // (DeepSeek's MLA: 192 for q.k, 128 for v; three small models use 64).
+  static constexpr int64_t kAssumedAttentionHeadDim = 128;
 
  private:
   // (dtype, two discrete sizes) -> curve over the continuous size.
