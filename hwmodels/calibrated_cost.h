@@ -4,12 +4,11 @@
 //
 // GEMM time comes from achieved throughput measured over a grid of
 // (m = tokens per expert, n, k), interpolated trilinearly in log space
-// (log m, log n, log k -> log FLOP/s) and held constant beyond the grid's
-// edges. Because the grid starts at m = 1 the model reproduces the collapse of
-// throughput for tiny GEMMs: a grouped GEMM is priced as the sum of its
-// groups, so many small experts (or a skewed routing) cost more than one
-// large GEMM of the same FLOPs. Memory-bound kernels use a measured
-// bandwidth-vs-size table, interpolated in log bytes.
+// (log m, log n, log k -> log FLOP/s; hwmodels/log_interpolation.h) and held
+// constant beyond the grid's edges. Because the grid starts at m = 1 the model reproduces the
+// collapse of throughput for tiny GEMMs: a grouped GEMM is priced as the sum of its groups, so many
+// small experts (or a skewed routing) cost more than one large GEMM of the same FLOPs. Memory-bound
+// kernels use a measured bandwidth-vs-size table, interpolated in log bytes.
 //
 // Calibration JSON (all fields required, unknown fields rejected):
 // {
@@ -19,17 +18,23 @@
 //   "launch_overhead_s": <per-call overhead of a 1x1x1 GEMM>,
 //   "gemm": { "dtype": "fp32", "m": [...], "n": [...], "k": [...],
 //             "flops_per_s": [[[...]]]   // [im][in][ik], grids ascending },
-//   "memory_bound": { "bytes": [...], "bytes_per_s": [...], "samples": {...} }
+//   "memory_bound": { "bytes": [...], "bytes_per_s": [...], "samples": {...} },
+//   "timing": { how the points were timed and their spread }   // optional, not read
 // }
+// Throughputs are the fastest of several interleaved rounds (see
+// kern::time_interleaved): on a shared machine that is the estimate other
+// processes disturb least.
 // Only the "fp32" GEMM table is measured on the CPU; other dtypes use it too
 // (the reference kernel computes in FP32 whatever the storage type).
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "hwmodels/compute_cost.h"
+#include "hwmodels/log_interpolation.h"
 #include "sim/core/config.h"
 
 namespace moesim::hw {
@@ -58,8 +63,8 @@ class CalibratedCostModel : public ComputeCostModel {
   double peak_flops_per_s_ = 0;
   double launch_overhead_s_ = 0;
   std::vector<double> log_m_, log_n_, log_k_;
-  std::vector<double> log_flops_;  // [im][in][ik] flattened
-  std::vector<double> log_bytes_, log_bytes_per_s_;
+  std::vector<double> log_flops_;                  // [im][in][ik] flattened
+  std::optional<LogLogCurve> memory_bytes_per_s_;  // set by the constructor
 };
 
 }  // namespace moesim::hw

@@ -9,6 +9,9 @@
 #include "sim/app/commands.h"
 
 namespace moesim::cli {
+
+int validate_gpu_main(const Args& args);  // validate_gpu.cpp
+
 namespace {
 
 constexpr Command kSubjects[] = {
@@ -16,6 +19,9 @@ constexpr Command kSubjects[] = {
      validate_kernel_main},
     {"published", "predicted vs published step times (Megatron-Core Qwen3-235B-A22B on H100s)",
      validate_published_main},
+    {"gpu-calibration",
+     "the roofline's GEMM and attention throughput vs published kernel benchmarks (H100/H800)",
+     validate_gpu_main},
 };
 
 }  // namespace
@@ -24,7 +30,7 @@ int validate_main(const Args& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << "usage: moesim validate <subject> [options]   (subject --help for details)\n\n"
                  "subjects:\n";
-    for (const Command& s : kSubjects) std::cout << fmt::format("  {:<11}{}\n", s.name, s.summary);
+    for (const Command& s : kSubjects) std::cout << fmt::format("  {:<17}{}\n", s.name, s.summary);
     return args.empty() ? 2 : 0;
   }
   for (const Command& s : kSubjects) {

@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 
-#include "hwmodels/roofline_cost.h"
 #include "sim/core/error.h"
 #include "sim/exec/step_builder.h"
 #include "sim/scenario/strategy.h"
@@ -85,9 +84,9 @@ TrainingRun run_training(const Json& doc) {
         s.setup.workload.microbatches(s.setup.parallel), s.setup.model.layers,
         s.options.max_tasks_per_step, s.options.max_tasks_per_step * 65 / 1e9));
   }
-  const hw::RooflineCostModel compute(s.cluster.gpu);
+  const std::unique_ptr<hw::ComputeCostModel> compute = compute_cost_model(s);
   const coll::NetworkModel model = s.options.network_model;
-  const exec::HardwareCosts costs{&compute, [&](Engine& engine) {
+  const exec::HardwareCosts costs{compute.get(), [&](Engine& engine) {
                                     return coll::make_collective_timer(model, engine, s.cluster);
                                   }};
   run.result = exec::simulate_training(s.setup, p.routing->routing, costs);

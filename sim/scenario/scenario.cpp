@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "hwmodels/gpu_calibration.h"
+#include "sim/core/error.h"
 #include "sim/scenario/strategy.h"
 
 namespace moesim::scenario {
@@ -74,6 +76,7 @@ Scenario resolve_scenario(const Json& doc) {
     ConfigObject o = root.object("options");
     s.options.seed = static_cast<uint64_t>(o.integer_or("seed", 1, 0, INT64_MAX));
     network_model = o.choice_or("network_model", "auto", {"auto", "analytic", "flow"});
+    s.options.compute_calibration = o.string_or("compute_calibration", "auto");
     s.options.collective_algo = *coll::reduce_algorithm_from_name(
         o.choice_or("collective_algo", "auto", {"auto", "ring", "tree", "nvls"}));
     s.options.routing_samples = static_cast<int>(o.integer_or("routing_samples", 2, 1, 64));
@@ -106,6 +109,7 @@ Scenario resolve_scenario(const Json& doc) {
   s.setup.reserved_memory_bytes = s.options.reserved_memory_bytes;
   s.setup.framework.pipeline_pass_s = s.options.pipeline_pass_overhead_us * 1e-6;
   s.setup.collective_algo = s.options.collective_algo;
+  compute_cost_model(s);  // checks options.compute_calibration now, not mid-run
   if (s.options.collective_algo == coll::ReduceAlgorithm::kNvls && !s.cluster.node.nvls) {
     throw_config_error("options.collective_algo",
                        fmt::format("\"nvls\" needs NVLink SHARP, which {} does not have "
@@ -114,6 +118,15 @@ Scenario resolve_scenario(const Json& doc) {
   }
   check_strategy(s.setup.model, s.setup.parallel, s.setup.workload, s.cluster.gpu_count());
   return s;
+}
+
+std::unique_ptr<hw::ComputeCostModel> compute_cost_model(const Scenario& s) {
+  const std::string& calibration = s.options.compute_calibration;
+  try {
+    return hw::make_compute_cost(s.cluster.gpu, calibration == "roofline" ? "" : calibration);
+  } catch (const Error& e) {
+    throw_config_error("options.compute_calibration", e.what());
+  }
 }
 
 Json scenario_json(const Scenario& s) {
@@ -133,6 +146,7 @@ Json scenario_json(const Scenario& s) {
       {"reserved_memory_gib", options.reserved_memory_bytes / (1ull << 30)},
       {"pipeline_pass_overhead_us", options.pipeline_pass_overhead_us},
       {"max_tasks_per_step", options.max_tasks_per_step},
+      {"compute_calibration", options.compute_calibration},
       {"collective_algo", std::string(coll::reduce_algorithm_name(options.collective_algo))}};
   return j;
 }

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "hwmodels/cluster.h"
+#include "hwmodels/compute_cost.h"
 #include "sim/collectives/collective.h"
 #include "sim/core/config.h"
 #include "sim/exec/step_inputs.h"
@@ -47,6 +48,11 @@ struct ScenarioOptions {
   // All-reduce / reduce-scatter / all-gather algorithm: "auto" as NCCL's
   // tuner picks, or one of ring, tree, nvls forced where it applies.
   coll::ReduceAlgorithm collective_algo = coll::ReduceAlgorithm::kAuto;
+  // Where kernel times come from (hwmodels/gpu_calibration.h): "auto" (the
+  // shipped tables of published kernel benchmarks where the GPU has them, the
+  // roofline elsewhere), "roofline", "builtin" (the tables, or an error), or
+  // a calibration file (`moesim calibrate` output or the table format).
+  std::string compute_calibration = "auto";
   int routing_samples = 2;  // distinct routings per MoE layer and step
   // Token routings generated per step at most; beyond it tokens are
   // subsampled and counts scaled (a warning says so).
@@ -78,6 +84,10 @@ struct Scenario {
   RoutingSource routing;
   ScenarioOptions options;
 };
+
+// The kernel cost model options.compute_calibration names, for the
+// scenario's GPU. Errors name the option.
+std::unique_ptr<hw::ComputeCostModel> compute_cost_model(const Scenario& scenario);
 
 // Validates and resolves a scenario document. Throws moesim::Error naming the
 // field, or InvalidStrategy for a strategy the model or cluster cannot run.

@@ -14,8 +14,11 @@ assert d["format"] == "moesim-calibration" and d["device"] == "cpu", d.keys()
 g = d["gemm"]
 assert len(g["flops_per_s"]) == len(g["m"]) and all(x > 0 for p in g["flops_per_s"] for r in p for x in r)
 assert d["peak_gemm_flops_per_s"] > 0 and len(d["memory_bound"]["bytes"]) >= 1
+t = d["timing"]
+assert t["statistic"] == "minimum over interleaved rounds" and t["gemm_rounds"] >= 1
+assert 0 <= t["gemm_spread"]["median"] <= t["gemm_spread"]["max"]
 PY
-"$moesim" validate kernel --calib "$tmp/calib.json" --cases 2 --reps 1 --json >"$tmp/val.json" 2>/dev/null \
+"$moesim" validate kernel --calib "$tmp/calib.json" --cases 2 --reps 2 --json >"$tmp/val.json" 2>/dev/null \
   || { echo "FAIL: validate kernel"; fail=1; }
 python3 - "$tmp/val.json" <<'PY' || fail=1
 import json, sys
@@ -26,6 +29,10 @@ for c in d["cases"]:
     assert abs(c["error"] - (c["predicted_s"] - c["measured_s"]) / c["measured_s"]) < 1e-12
 assert d["max_abs_error"] == max(abs(c["error"]) for c in d["cases"])
 assert 0 <= d["median_abs_error"] <= d["max_abs_error"]
+for c in d["cases"]:  # measured = fastest repetition; spread = median / fastest - 1
+    assert c["measured_s"] <= c["measured_median_s"]
+    assert abs(c["spread"] - (c["measured_median_s"] / c["measured_s"] - 1)) < 1e-12
+assert d["spread"]["max"] == max(c["spread"] for c in d["cases"])
 PY
 "$moesim" validate kernel --json >/dev/null 2>"$tmp/err"
 [ $? = 2 ] && grep -q -- "--calib is required" "$tmp/err" || { echo "FAIL: missing --calib"; fail=1; }

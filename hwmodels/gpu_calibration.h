@@ -1,0 +1,171 @@
+#pragma once
+// GPU compute priced from kernel measurements: calibration tables of achieved
+// throughput (published kernel benchmarks shipped in hwmodels/calibration/, or
+// a user's file), and the ComputeCostModel that reads them.
+//
+// Table JSON ("moesim-gpu-calibration", version 1; unknown fields rejected):
+// {
+//   "format": "moesim-gpu-calibration", "version": 1,
+//   "applies_to": ["h100-sxm", "h800"],     // GPU preset names the points hold for
+//   "applies_to_note": "why",                // optional
+//   "sources": { "<id>": { "url": ..., "measured_on": ..., free-form strings } },
+//   "gemm": [ {"source", "dtype", "m", "n", "k", "tflops", "gb_per_s"?}, ... ],
+//   "grouped_gemm": [ {"source", "layout": "contiguous"|"masked", "dtype", "groups",
+//                      "m_per_group", "n", "k", "tflops", "gb_per_s"?}, ... ],
+//   "attention": [ {"source", "pass": "forward", "dtype", "head_dim", "causal",
+//                   "seq_len", "tflops"}, ... ],
+//   "memory_bound": { "bytes": [...], "bytes_per_s": [...] }   // optional
+// }
+// TFLOPS are the source's own figures (kernel time, launch excluded); the FLOP
+// counts are 2*groups*m*n*k for GEMMs and FlashAttention's
+// 4*batch*seq_len^2*heads*head_dim, halved with the causal mask.
+//
+// How the model uses the points: published points do not form a grid (each
+// source measures a handful of (n, k) shapes at a few m), so a point set is
+// read as curves. GEMMs: one curve of throughput over m for each (dtype, n, k);
+// grouped GEMMs: over m_per_group for each (dtype, n, k), both layouts on one
+// curve (the masked benchmark fills every group, so it times the same work as
+// the contiguous one); attention: over seq_len for each (dtype, head_dim,
+// causal). Along a curve the throughput is interpolated in log-log space
+// (hwmodels/log_interpolation.h), so every point is reproduced exactly.
+//
+// Fallback: an operation whose discrete key has no curve, or whose size lies
+// outside its curve's measured range, is priced by the roofline
+// (RooflineCostModel of the same GPU). Nothing is extrapolated: a published
+// figure says nothing about shapes it did not measure. A dtype without points
+// of its own uses the points of a dtype with the same element size and the
+// same peak on this GPU (BF16 <-> FP16 on Hopper), since those run on the same
+// tensor-core path at the same rate.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "hwmodels/compute_cost.h"
+#include "hwmodels/gpu.h"
+#include "hwmodels/log_interpolation.h"
+#include "hwmodels/roofline_cost.h"
+#include "sim/core/config.h"
+
+namespace moesim::hw {
+
+// One measured GEMM launch: `groups` GEMMs of [m, k] x [k, n] (groups = 1 and
+// layout "dense" for a plain GEMM).
+struct GemmPoint {
+  std::string source;  // key into GpuCalibration::sources
+  std::string layout;  // "dense", "contiguous" or "masked"
+  DType dtype = DType::kBf16;
+  int64_t groups = 1, m = 0, n = 0, k = 0;
+  double flops_per_s = 0;
+  double bytes_per_s = 0;  // the source's memory-throughput figure; 0 if not given
+  double flops() const { return 2.0 * groups * static_cast<double>(m) * n * k; }
+};
+
+// One measured fused-attention forward (FlashAttention's benchmark setup).
+struct AttentionPoint {
+  std::string source;
+  DType dtype = DType::kBf16;
+  int64_t head_dim = 0, seq_len = 0;
+  bool causal = false;
+  double flops_per_s = 0;
+};
+
+struct GpuCalibrationSource {
+  std::string url, measured_on;
+  Json fields;  // everything the file says about the source
+};
+
+// A validated calibration table.
+struct GpuCalibration {
+  std::string origin;                   // file name or "built-in <file>"
+  std::vector<std::string> applies_to;  // GPU preset names
+  std::map<std::string, GpuCalibrationSource> sources;
+  std::vector<GemmPoint> gemm, grouped_gemm;
+  std::vector<AttentionPoint> attention;
+  std::optional<LogLogCurve> memory_bytes_per_s;  // over bytes moved
+};
+
+// Validates a table; errors name the JSON path (prefixed by `origin`), and a
+// point that duplicates another names both.
+GpuCalibration parse_gpu_calibration(const Json& table, const std::string& origin);
+
+// The shipped table whose applies_to lists `gpu_name`; nullopt if none does.
+std::optional<GpuCalibration> builtin_gpu_calibration(const std::string& gpu_name);
+// GPU preset names that have a shipped table.
+std::vector<std::string> builtin_gpu_calibration_names();
+
+// The shape of a fused self-attention forward, as FlashAttention measures it.
+struct AttentionShape {
+  int64_t batch = 1, heads = 1, head_dim = 128, seq_len = 0;
+  bool causal = true;
+  DType dtype = DType::kBf16;
+  double flops() const;  // 4*batch*seq_len^2*heads*head_dim, halved if causal
+  double bytes() const;  // Q, K, V read and O written once: 4*batch*seq_len*heads*head_dim*elt
+};
+
+class GpuCalibratedCostModel : public ComputeCostModel {
+ public:
+  GpuCalibratedCostModel(const GpuSpec& gpu, const GpuCalibration& calibration);
+
+  // ComputeCostModel: from the tables where a curve covers the operation, the
+  // roofline otherwise; the GPU preset's launch overhead is added per launch
+  // either way (the published times exclude it).
+  double gemm_seconds(int64_t m, int64_t n, int64_t k, DType dtype) const override;
+  double grouped_gemm_seconds(std::span<const int64_t> m_per_group, int64_t n, int64_t k,
+                              DType dtype) const override;
+  double memory_bound_seconds(double bytes) const override;
+  // The interface passes only FLOPs and bytes, and its one caller is the
+  // attention core, so the kernel is read as a causal self-attention with
+  // head_dim kAssumedAttentionHeadDim whose sequence length follows from the
+  // arithmetic intensity: flops / bytes = seq_len / (2 * element size) for a
+  // causal kernel in AttentionShape's accounting. Grouped-query attention
+  // moves fewer bytes, so it reads as a longer sequence (at most 2x).
+  double fused_kernel_seconds(double flops, double bytes, DType dtype) const override;
+  double launch_overhead_seconds() const override { return gpu_.launch_overhead_s; }
+
+  // The attention forward of a known shape (what fused_kernel_seconds would
+  // need to be exact); roofline fallback as above.
+  double attention_seconds(const AttentionShape& shape) const;
+
+  // Throughput the tables give (nullopt: not covered, the roofline prices it).
+  std::optional<double> gemm_flops_per_s(int64_t m, int64_t n, int64_t k, DType dtype) const;
+  std::optional<double> grouped_gemm_flops_per_s(int64_t m_per_group, int64_t n, int64_t k,
+                                                 DType dtype) const;
+  std::optional<double> attention_flops_per_s(int64_t head_dim, bool causal, int64_t seq_len,
+                                              DType dtype) const;
+
+  // The catalog's Mixtral, Qwen, DBRX, OLMoE and DeepSeekMoE models use 128
+  // (DeepSeek's MLA: 192 for q.k, 128 for v; three small models use 64).
+  static constexpr int64_t kAssumedAttentionHeadDim = 128;
+
+ private:
+  // (dtype, two discrete sizes) -> curve over the continuous size.
+  using CurveKey = std::tuple<DType, int64_t, int64_t>;
+  using Curves = std::map<CurveKey, LogLogCurve>;
+  std::optional<double> lookup(const Curves& curves, int64_t a, int64_t b, double x,
+                               DType dtype) const;
+
+  GpuSpec gpu_;
+  RooflineCostModel roofline_;
+  Curves gemm_, grouped_, attention_;  // attention key: (dtype, head_dim, causal)
+  std::optional<LogLogCurve> memory_bytes_per_s_;
+};
+
+// The compute cost model a scenario asks for:
+//   ""        -> the roofline of `gpu` (RooflineCostModel);
+//   "builtin" -> the shipped table for `gpu` (error naming the GPUs that have one);
+//   "auto"    -> the shipped table if there is one for `gpu`, else the roofline
+//                (a default that uses the tables where they exist);
+//   a path    -> that file: "moesim-gpu-calibration" tables as above, or a
+//                "moesim-calibration" grid from `moesim calibrate`
+//                (CalibratedCostModel).
+// Errors are moesim::Error naming the file or field.
+std::unique_ptr<ComputeCostModel> make_compute_cost(const GpuSpec& gpu,
+                                                    const std::string& calibration);
+
+}  // namespace moesim::hw

@@ -1,0 +1,68 @@
+#include "hwmodels/gpu_roofline_check.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "hwmodels/roofline_cost.h"
+
+namespace moesim::hw {
+namespace {
+
+// FlashAttention's benchmark shape (benchmarks/benchmark_flash_attention.py):
+// 16k tokens per batch, hidden size 2048.
+constexpr int64_t kAttentionTokens = 16384;
+constexpr int64_t kAttentionHidden = 2048;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+RooflineCheck check_roofline(const GpuSpec& gpu, const GpuCalibration& table) {
+  const RooflineCostModel roofline(gpu);
+  RooflineCheck out;
+  out.gpu = gpu.name;
+  out.calibration = table.origin;
+  auto measured_on = [&](const std::string& source) {
+    return table.sources.at(source).measured_on;
+  };
+  for (const GemmPoint& p : table.gemm) {
+    const double s = roofline.gemm_body_seconds(p.m, p.n, p.k, p.dtype);
+    out.rows.push_back({"gemm", p.source, measured_on(p.source),
+                        fmt::format("m={} n={} k={}", p.m, p.n, p.k), p.dtype, p.flops_per_s,
+                        p.flops() / s});
+  }
+  for (const GemmPoint& p : table.grouped_gemm) {
+    const double s = p.groups * roofline.gemm_body_seconds(p.m, p.n, p.k, p.dtype);
+    out.rows.push_back({"grouped_gemm", p.source, measured_on(p.source),
+                        fmt::format("{}x m={} n={} k={} ({})", p.groups, p.m, p.n, p.k, p.layout),
+                        p.dtype, p.flops_per_s, p.flops() / s});
+  }
+  for (const AttentionPoint& p : table.attention) {
+    AttentionShape shape;
+    shape.seq_len = p.seq_len;
+    shape.batch = std::max<int64_t>(1, kAttentionTokens / p.seq_len);
+    shape.head_dim = p.head_dim;
+    shape.heads = std::max<int64_t>(1, kAttentionHidden / p.head_dim);
+    shape.causal = p.causal;
+    shape.dtype = p.dtype;
+    const double s = roofline.fused_kernel_seconds(shape.flops(), shape.bytes(), p.dtype) -
+                     roofline.launch_overhead_seconds();
+    out.rows.push_back({"attention", p.source, measured_on(p.source),
+                        fmt::format("seq={} head_dim={} {}", p.seq_len, p.head_dim,
+                                    p.causal ? "causal" : "non-causal"),
+                        p.dtype, p.flops_per_s, shape.flops() / s});
+  }
+  std::vector<double> abs_error;
+  for (const RooflineCheckRow& r : out.rows) abs_error.push_back(std::abs(r.roofline_error()));
+  out.median_abs_error = median(abs_error);
+  out.max_abs_error = *std::max_element(abs_error.begin(), abs_error.end());
+  return out;
+}
+
+}  // namespace moesim::hw

@@ -1,0 +1,310 @@
+// GpuCalibratedCostModel and its tables: the shipped table loads and every
+// published point is reproduced exactly; between points the throughput is the
+// log-log interpolation and never leaves its neighbours' range; outside what
+// was measured the roofline prices the operation, to the last bit; bad tables
+// are one-line errors naming the entry.
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "hwmodels/gpu.h"
+#include "hwmodels/gpu_calibration.h"
+#include "hwmodels/roofline_cost.h"
+#include "sim/core/error.h"
+
+using moesim::Json;
+using namespace moesim::hw;
+
+namespace {
+
+GpuSpec h100() {
+  return resolve_gpu(Json("h100-sxm"), "gpu");
+}
+
+// A small table: one FP8 GEMM curve over m in {64, 4096} at (n, k) = (1024, 2048),
+// one BF16 grouped curve, one attention curve; throughput quadruples over m.
+Json small_table() {
+  Json j = {{"format", "moesim-gpu-calibration"}, {"version", 1}, {"applies_to", {"h100-sxm"}}};
+  j["sources"] = {{"bench", {{"url", "https://example.org/bench"}, {"measured_on", "H100"}}}};
+  j["gemm"] = Json::array({{{"source", "bench"},
+                            {"dtype", "fp8"},
+                            {"m", 64},
+                            {"n", 1024},
+                            {"k", 2048},
+                            {"tflops", 100}},
+                           {{"source", "bench"},
+                            {"dtype", "fp8"},
+                            {"m", 4096},
+                            {"n", 1024},
+                            {"k", 2048},
+                            {"tflops", 400}}});
+  j["grouped_gemm"] = Json::array({{{"source", "bench"},
+                                    {"layout", "contiguous"},
+                                    {"dtype", "bf16"},
+                                    {"groups", 4},
+                                    {"m_per_group", 256},
+                                    {"n", 1024},
+                                    {"k", 2048},
+                                    {"tflops", 300}},
+                                   {{"source", "bench"},
+                                    {"layout", "masked"},
+                                    {"dtype", "bf16"},
+                                    {"groups", 2},
+                                    {"m_per_group", 1024},
+                                    {"n", 1024},
+                                    {"k", 2048},
+                                    {"tflops", 600}}});
+  j["attention"] = Json::array({{{"source", "bench"},
+                                 {"pass", "forward"},
+                                 {"dtype", "fp16"},
+                                 {"head_dim", 128},
+                                 {"causal", true},
+                                 {"seq_len", 1024},
+                                 {"tflops", 400}},
+                                {{"source", "bench"},
+                                 {"pass", "forward"},
+                                 {"dtype", "fp16"},
+                                 {"head_dim", 128},
+                                 {"causal", true},
+                                 {"seq_len", 16384},
+                                 {"tflops", 600}}});
+  return j;
+}
+
+GpuCalibration builtin_h100() {
+  auto table = builtin_gpu_calibration("h100-sxm");
+  REQUIRE(table.has_value());
+  return *table;
+}
+
+}  // namespace
+
+TEST_CASE("the shipped table covers H100 and H800, and every point names a known source") {
+  const GpuCalibration table = builtin_h100();
+  CHECK(table.applies_to == std::vector<std::string>{"h100-sxm", "h800"});
+  CHECK(builtin_gpu_calibration("h800").has_value());
+  CHECK_FALSE(builtin_gpu_calibration("h200").has_value());  // faster HBM: not the same GPU
+  CHECK(builtin_gpu_calibration_names() == std::vector<std::string>{"h100-sxm", "h800"});
+  // DeepGEMM: 18 dense + 4 contiguous + 6 masked; MAMF: 2; FlashAttention-3: 3 head dims x
+  // causal/non-causal x 6 lengths, less the one bar label hidden by the figure's legend.
+  CHECK(table.gemm.size() == 20);
+  CHECK(table.grouped_gemm.size() == 10);
+  CHECK(table.attention.size() == 35);
+  for (const auto& p : table.gemm) CHECK_FALSE(table.sources.at(p.source).url.empty());
+  for (const auto& [id, s] : table.sources) CHECK_FALSE(s.measured_on.empty());
+  // Spot checks against the sources as read (DeepGEMM README @327ec92f; FA3 Figure 5).
+  CHECK(table.gemm[15].m == 4096);
+  CHECK(table.gemm[15].n == 7168);
+  CHECK(table.gemm[15].k == 16384);
+  CHECK(table.gemm[15].flops_per_s == 1520e12);
+  CHECK(table.attention.back().flops_per_s == 642e12);  // head_dim 256, causal, 16k
+}
+
+TEST_CASE("every published point is reproduced exactly by the calibrated model") {
+  const GpuCalibration table = builtin_h100();
+  const GpuSpec gpu = h100();
+  const GpuCalibratedCostModel model(gpu, table);
+  for (const GemmPoint& p : table.gemm) {
+    const auto rate = model.gemm_flops_per_s(p.m, p.n, p.k, p.dtype);
+    REQUIRE(rate.has_value());
+    CHECK(*rate == Approx(p.flops_per_s).epsilon(1e-12));
+    CHECK(model.gemm_seconds(p.m, p.n, p.k, p.dtype) ==
+          Approx(p.flops() / p.flops_per_s + gpu.launch_overhead_s).epsilon(1e-12));
+  }
+  for (const GemmPoint& p : table.grouped_gemm) {
+    const auto rate = model.grouped_gemm_flops_per_s(p.m, p.n, p.k, p.dtype);
+    REQUIRE(rate.has_value());
+    CHECK(*rate == Approx(p.flops_per_s).epsilon(1e-12));
+    const std::vector<int64_t> groups(p.groups, p.m);
+    CHECK(model.grouped_gemm_seconds(groups, p.n, p.k, p.dtype) ==
+          Approx(p.flops() / p.flops_per_s + gpu.launch_overhead_s).epsilon(1e-12));
+  }
+  for (const AttentionPoint& p : table.attention) {
+    const auto rate = model.attention_flops_per_s(p.head_dim, p.causal, p.seq_len, p.dtype);
+    REQUIRE(rate.has_value());
+    CHECK(*rate == Approx(p.flops_per_s).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("between points: log-log interpolation, within the neighbours, time rising with size") {
+  const GpuCalibratedCostModel model(h100(), parse_gpu_calibration(small_table(), "t.json"));
+  // m = 512 is the log-space midpoint of 64 and 4096: the geometric mean of 100 and 400.
+  CHECK(*model.gemm_flops_per_s(512, 1024, 2048, DType::kFp8) == Approx(200e12));
+  // Both layouts sit on one grouped curve: m_per_group 512 halfway between 256 and 1024.
+  CHECK(*model.grouped_gemm_flops_per_s(512, 1024, 2048, DType::kBf16) ==
+        Approx(std::sqrt(300e12 * 600e12)));
+
+  // On every shipped curve: throughput stays between the neighbouring points and a
+  // GEMM never gets cheaper as m grows.
+  const GpuCalibration table = builtin_h100();
+  const GpuCalibratedCostModel shipped(h100(), table);
+  for (const GemmPoint& p : table.gemm) {
+    double last_s = 0;
+    for (int64_t m = 64; m <= 4096; m += 37) {
+      const auto rate = shipped.gemm_flops_per_s(m, p.n, p.k, p.dtype);
+      if (!rate) continue;
+      CHECK(*rate >= 206e12 * (1 - 1e-12));  // the lowest point of any covering curve
+      CHECK(*rate <= 1520e12 * (1 + 1e-12));
+      const double s = shipped.gemm_seconds(m, p.n, p.k, p.dtype);
+      CHECK(s >= last_s);
+      last_s = s;
+    }
+  }
+  for (const AttentionPoint& p : table.attention) {
+    const auto lo = shipped.attention_flops_per_s(p.head_dim, p.causal, 512, p.dtype);
+    const auto hi = shipped.attention_flops_per_s(p.head_dim, p.causal, 16384, p.dtype);
+    const auto mid = shipped.attention_flops_per_s(p.head_dim, p.causal, 3000, p.dtype);
+    REQUIRE((lo && hi && mid));
+    CHECK(*mid >= std::min(*lo, *hi));
+    CHECK(*mid <= std::max(*lo, *hi));
+  }
+}
+
+TEST_CASE("outside the measured range the roofline prices the operation") {
+  const GpuSpec gpu = h100();
+  const RooflineCostModel roofline(gpu);
+  const GpuCalibratedCostModel model(gpu, builtin_h100());
+  // Below the smallest and above the largest measured m of a DeepGEMM curve.
+  CHECK_FALSE(model.gemm_flops_per_s(32, 4096, 7168, DType::kFp8).has_value());
+  CHECK(model.gemm_seconds(32, 4096, 7168, DType::kFp8) ==
+        roofline.gemm_seconds(32, 4096, 7168, DType::kFp8));
+  CHECK(model.gemm_seconds(8192, 4096, 7168, DType::kFp8) ==
+        roofline.gemm_seconds(8192, 4096, 7168, DType::kFp8));
+  // An (n, k) no source measured, and a dtype no point has (FP8 points do not price BF16).
+  CHECK(model.gemm_seconds(4096, 4000, 7168, DType::kFp8) ==
+        roofline.gemm_seconds(4096, 4000, 7168, DType::kFp8));
+  CHECK(model.gemm_seconds(4096, 4096, 7168, DType::kBf16) ==
+        roofline.gemm_seconds(4096, 4096, 7168, DType::kBf16));
+  // Grouped: each group by its own size; the one outside [256, 8192] by the roofline.
+  const std::vector<int64_t> groups = {1000, 100, 0};
+  const double rate = *model.grouped_gemm_flops_per_s(1000, 4096, 7168, DType::kFp8);
+  CHECK(model.grouped_gemm_seconds(groups, 4096, 7168, DType::kFp8) ==
+        Approx(gpu.launch_overhead_s + 2.0 * 1000 * 4096 * 7168 / rate +
+               roofline.gemm_body_seconds(100, 4096, 7168, DType::kFp8)));
+  // Attention: a head dimension never measured, or a sequence beyond 16k.
+  AttentionShape mla{.batch = 1, .heads = 128, .head_dim = 192, .seq_len = 4096};
+  CHECK(model.attention_seconds(mla) ==
+        roofline.fused_kernel_seconds(mla.flops(), mla.bytes(), mla.dtype));
+  AttentionShape long_seq{.batch = 1, .heads = 16, .head_dim = 128, .seq_len = 32768};
+  CHECK(model.attention_seconds(long_seq) ==
+        roofline.fused_kernel_seconds(long_seq.flops(), long_seq.bytes(), long_seq.dtype));
+  // No memory-bound table is shipped: streaming kernels stay on the roofline.
+  CHECK(model.memory_bound_seconds(1e9) == roofline.memory_bound_seconds(1e9));
+}
+
+TEST_CASE("BF16 uses FP16 points only where the GPU runs both at the same rate") {
+  const GpuCalibration table = builtin_h100();
+  const GpuSpec gpu = h100();
+  const GpuCalibratedCostModel model(gpu, table);
+  CHECK(*model.attention_flops_per_s(128, true, 4096, DType::kBf16) == Approx(579e12));
+  CHECK_FALSE(model.attention_flops_per_s(128, true, 4096, DType::kFp32).has_value());
+  GpuSpec odd = gpu;
+  odd.peak_flops[static_cast<size_t>(DType::kBf16)] /= 2;
+  const GpuCalibratedCostModel odd_model(odd, table);
+  CHECK_FALSE(odd_model.attention_flops_per_s(128, true, 4096, DType::kBf16).has_value());
+}
+
+TEST_CASE("fused kernels are read as causal head-dim-128 attention from their intensity") {
+  const GpuSpec gpu = h100();
+  const GpuCalibratedCostModel model(gpu, builtin_h100());
+  for (int64_t seq : {512, 1024, 3000, 4096, 16384}) {
+    const AttentionShape shape{.batch = 2, .heads = 16, .head_dim = 128, .seq_len = seq};
+    CHECK(model.fused_kernel_seconds(shape.flops(), shape.bytes(), DType::kBf16) ==
+          Approx(model.attention_seconds(shape)).epsilon(1e-9));
+  }
+  // The same FLOPs at 4096 tokens cost 4096-token attention time, not the roofline's.
+  const AttentionShape s{.batch = 1, .heads = 16, .head_dim = 128, .seq_len = 4096};
+  CHECK(model.fused_kernel_seconds(s.flops(), s.bytes(), DType::kBf16) ==
+        Approx(s.flops() / 579e12 + gpu.launch_overhead_s));
+  CHECK(model.fused_kernel_seconds(0, 0, DType::kBf16) == 0);
+}
+
+TEST_CASE("bad GPU calibration tables are one-line errors naming the entry") {
+  auto fails_with = [](const Json& j, const std::string& text) {
+    CHECK_THROWS_WITH(parse_gpu_calibration(j, "t.json"), Catch::Contains(text));
+  };
+  Json j = small_table();
+  j["gemm"][1]["source"] = "blog";
+  fails_with(j, "t.json.gemm[1].source: unknown source 'blog' (sources: bench)");
+  j = small_table();
+  j["gemm"][1]["m"] = 64;
+  fails_with(j, "t.json.gemm[1]: duplicates gemm[0] (same dtype, m, n, k)");
+  j = small_table();
+  j["grouped_gemm"][1]["m_per_group"] = 256;
+  fails_with(j, "t.json.grouped_gemm[1]: duplicates grouped_gemm[0]");
+  j = small_table();
+  j["attention"][0]["tflops"] = -3;
+  fails_with(j, "t.json.attention[0].tflops");
+  j = small_table();
+  j["attention"][1]["pass"] = "backward";
+  fails_with(j, "t.json.attention[1].pass");
+  j = small_table();
+  j["gemm"][0]["typo"] = 1;
+  fails_with(j, "t.json.gemm[0].typo: unknown field");
+  j = small_table();
+  j["grouped_gemm"][0]["layout"] = "ragged";
+  fails_with(j, "t.json.grouped_gemm[0].layout");
+  j = small_table();
+  j["gemm"][0]["dtype"] = "int4";
+  fails_with(j, "t.json.gemm[0].dtype");
+  j = small_table();
+  j["sources"]["bench"].erase("measured_on");
+  fails_with(j, "t.json.sources.bench.measured_on");
+  j = small_table();
+  j["applies_to"] = Json::array();
+  fails_with(j, "t.json.applies_to");
+  j = small_table();
+  j["format"] = "moesim-calibration";
+  fails_with(j, "t.json.format: expected \"moesim-gpu-calibration\"");
+  j = small_table();
+  j["memory_bound"] = {{"bytes", {1e6, 1e9}}, {"bytes_per_s", {1e12}}};
+  fails_with(j, "t.json.memory_bound.bytes_per_s: expected an array of 2 entries");
+}
+
+TEST_CASE("make_compute_cost: roofline, built-in tables, or a file") {
+  const GpuSpec gpu = h100();
+  const RooflineCostModel roofline(gpu);
+  const auto plain = make_compute_cost(gpu, "");
+  CHECK(plain->gemm_seconds(4096, 4096, 7168, DType::kFp8) ==
+        roofline.gemm_seconds(4096, 4096, 7168, DType::kFp8));
+  const auto builtin = make_compute_cost(gpu, "builtin");
+  CHECK(builtin->gemm_seconds(4096, 4096, 7168, DType::kFp8) ==
+        Approx(2.0 * 4096 * 4096 * 7168 / 1410e12 + gpu.launch_overhead_s));
+  CHECK_THROWS_WITH(make_compute_cost(resolve_gpu(Json("a100-sxm-80gb"), "gpu"), "builtin"),
+                    "no built-in GPU calibration for 'a100-sxm-80gb' (built-in: h100-sxm, h800)");
+  CHECK_THROWS_AS(make_compute_cost(gpu, "/nonexistent/table.json"), moesim::Error);
+  // "auto": the tables where shipped, the roofline elsewhere.
+  CHECK(make_compute_cost(gpu, "auto")->gemm_seconds(4096, 4096, 7168, DType::kFp8) ==
+        builtin->gemm_seconds(4096, 4096, 7168, DType::kFp8));
+  const GpuSpec a100 = resolve_gpu(Json("a100-sxm-80gb"), "gpu");
+  CHECK(make_compute_cost(a100, "auto")->gemm_seconds(4096, 4096, 7168, DType::kBf16) ==
+        RooflineCostModel(a100).gemm_seconds(4096, 4096, 7168, DType::kBf16));
+
+  const std::string path = "gpu_calibration_test_table.json";
+  Json j = small_table();
+  { std::ofstream(path) << j.dump(); }
+  const auto from_file = make_compute_cost(gpu, path);
+  CHECK(from_file->gemm_seconds(64, 1024, 2048, DType::kFp8) ==
+        Approx(2.0 * 64 * 1024 * 2048 / 100e12 + gpu.launch_overhead_s));
+  CHECK_THROWS_WITH(make_compute_cost(resolve_gpu(Json("h800"), "gpu"), path),
+                    Catch::Contains("applies_to: lists h100-sxm, not this scenario's GPU 'h800'"));
+  // A grid from `moesim calibrate` (CalibratedCostModel's format) is accepted too.
+  Json grid = {
+      {"format", "moesim-calibration"},
+      {"version", 1},
+      {"device", "cuda"},
+      {"machine", Json::object()},
+      {"peak_gemm_flops_per_s", 1e15},
+      {"launch_overhead_s", 0},
+      {"gemm",
+       {{"dtype", "fp32"}, {"m", {1}}, {"n", {1}}, {"k", {1}}, {"flops_per_s", {{{5e14}}}}}},
+      {"memory_bound", {{"bytes", {1e6}}, {"bytes_per_s", {1e12}}}}};
+  { std::ofstream(path) << grid.dump(); }
+  CHECK(make_compute_cost(gpu, path)->gemm_seconds(10, 10, 10, DType::kBf16) ==
+        Approx(2000.0 / 5e14));
+  std::remove(path.c_str());
+}
