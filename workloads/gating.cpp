@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "sim/core/rng.h"
+
 namespace moesim::workloads {
 
 GatingConfig parse_gating(const Json& value, const std::string& path) {
@@ -113,8 +115,69 @@ ExpertPlacement place_experts(int experts, int ep, int redundant, std::span<cons
   return p;
 }
 
+namespace {
+
+// Device- and node-limited routing as DeepSeek's group-limited gating does it
+// (DeepSeek-V2 section 2.1.2, V3 section 2.1.2): a token picks the M groups
+// (EP ranks or nodes) holding its best scores, then its top-k experts by score
+// inside them. The generator gives each token's unconstrained top-k in
+// descending weight, so the groups of its first choices are its best groups,
+// choices inside them stay, and each choice outside is replaced by the
+// token's next-best expert inside: drawn, like every choice, in proportion to
+// the experts' popularity, among the allowed groups' experts the token has not
+// chosen. Uniform routing stays uniform under the limit.
+void limit_groups(const RoutingBatch& batch, const GatingConfig& cfg, const ExpertPlacement& place,
+                  std::span<const double> popularity, int ranks_per_node, uint64_t stream_seed,
+                  std::vector<int32_t>& expert) {
+  const int k = batch.top_k;
+  const int group_size =
+      cfg.node_limit > 0 ? place.slots_per_rank() * ranks_per_node : place.slots_per_rank();
+  const int limit = cfg.node_limit > 0 ? cfg.node_limit : cfg.device_limit;
+  const int groups = (place.slots + group_size - 1) / group_size;
+  if (limit >= groups) return;
+  std::vector<std::vector<int32_t>> members(groups);  // experts homed in each group
+  for (int e = 0; e < place.experts; ++e) {
+    members[place.expert_slots[e][0] / group_size].push_back(e);
+  }
+  Rng rng(stream_seed, 0x6e6f64656c696d69ull);  // "nodelimi"
+  std::vector<int> allowed;
+  for (int64_t t = 0; t < batch.tokens; ++t) {
+    int32_t* ch = &expert[t * k];
+    allowed.clear();
+    for (int c = 0; c < k && static_cast<int>(allowed.size()) < limit; ++c) {
+      const int g = place.expert_slots[ch[c]][0] / group_size;
+      if (std::find(allowed.begin(), allowed.end(), g) == allowed.end()) allowed.push_back(g);
+    }
+    for (int c = 0; c < k; ++c) {
+      const int g = place.expert_slots[ch[c]][0] / group_size;
+      if (std::find(allowed.begin(), allowed.end(), g) != allowed.end()) continue;
+      double total = 0;
+      for (int ag : allowed) {
+        for (int32_t e : members[ag]) {
+          if (std::find(ch, ch + k, e) == ch + k) total += popularity[e];
+        }
+      }
+      double pick = rng.uniform() * total;
+      int32_t chosen = -1;  // the last candidate, should rounding leave pick > 0
+      for (int ag : allowed) {
+        for (int32_t e : members[ag]) {
+          if (std::find(ch, ch + k, e) != ch + k) continue;
+          chosen = e;
+          pick -= popularity[e];
+          if (pick <= 0) break;
+        }
+        if (pick <= 0) break;
+      }
+      if (chosen >= 0) ch[c] = chosen;
+    }
+  }
+}
+
+}  // namespace
+
 void apply_gating(const RoutingBatch& batch, const GatingConfig& cfg, const ExpertPlacement& place,
-                  std::span<const double> popularity, int ranks_per_node, GatingOutcome& out) {
+                  std::span<const double> popularity, int ranks_per_node, GatingOutcome& out,
+                  uint64_t stream_seed) {
   const int k = batch.top_k;
   const int64_t copies = batch.tokens * k;
   out.slot.assign(copies, -1);
@@ -122,50 +185,8 @@ void apply_gating(const RoutingBatch& batch, const GatingConfig& cfg, const Expe
   out.routed = out.dropped = 0;
   std::vector<int32_t> expert(batch.expert.begin(), batch.expert.end());
 
-  // Device / node limits: keep the token's choices on its best M groups.
-  const int group_size = cfg.node_limit > 0     ? place.slots_per_rank() * ranks_per_node
-                         : cfg.device_limit > 0 ? place.slots_per_rank()
-                                                : 0;
-  const int limit = cfg.node_limit > 0 ? cfg.node_limit : cfg.device_limit;
-  if (group_size > 0) {
-    const int groups = (place.slots + group_size - 1) / group_size;
-    if (limit < groups) {
-      // Experts of each group ordered by popularity, for re-routing.
-      std::vector<std::vector<int32_t>> by_pop(groups);
-      for (int e = 0; e < place.experts; ++e) {
-        by_pop[place.expert_slots[e][0] / group_size].push_back(e);
-      }
-      for (auto& v : by_pop) {
-        std::stable_sort(v.begin(), v.end(),
-                         [&](int a, int b) { return popularity[a] > popularity[b]; });
-      }
-      std::vector<int> allowed;
-      for (int64_t t = 0; t < batch.tokens; ++t) {
-        int32_t* ch = &expert[t * k];
-        allowed.clear();
-        // Choices are in descending weight: their groups, first come first.
-        for (int c = 0; c < k && static_cast<int>(allowed.size()) < limit; ++c) {
-          const int g = place.expert_slots[ch[c]][0] / group_size;
-          if (std::find(allowed.begin(), allowed.end(), g) == allowed.end()) allowed.push_back(g);
-        }
-        for (int c = 0; c < k; ++c) {
-          const int g = place.expert_slots[ch[c]][0] / group_size;
-          if (std::find(allowed.begin(), allowed.end(), g) != allowed.end()) continue;
-          // Move to the most popular expert in an allowed group not yet taken.
-          bool moved = false;
-          for (int ag : allowed) {
-            for (int32_t e : by_pop[ag]) {
-              if (std::find(ch, ch + k, e) == ch + k) {
-                ch[c] = e;
-                moved = true;
-                break;
-              }
-            }
-            if (moved) break;
-          }
-        }
-      }
-    }
+  if (cfg.node_limit > 0 || cfg.device_limit > 0) {
+    limit_groups(batch, cfg, place, popularity, ranks_per_node, stream_seed, expert);
   }
 
   // Replicas: copy j of a replicated expert goes to replica (j mod replicas).

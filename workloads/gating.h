@@ -9,8 +9,9 @@
 // capacity's worth of highest-weight copies offered to it (among the tokens'
 // top-k candidates). Device- and node-limited routing (DeepSeek-V2/V3) keep a
 // token's experts on at most M EP ranks / nodes: the M ranks (nodes) holding
-// its highest-weight choices; its other choices move to the most popular
-// experts there. Replication (EPLB) duplicates the hottest experts into
+// its highest-weight choices; its other choices are replaced by its next-best
+// experts there, drawn in proportion to popularity (DeepSeek's group-limited
+// gating; see gating.cpp). Replication (EPLB) duplicates the hottest experts into
 // spare slots; a replicated expert's copies alternate among its replicas.
 
 #include <cstdint>
@@ -60,10 +61,11 @@ struct GatingOutcome {
 };
 
 // `popularity`: per-expert expected share (to re-route copies under
-// device/node limits). `ranks_per_node`: EP ranks per node.
+// device/node limits). `ranks_per_node`: EP ranks per node. `stream_seed`
+// seeds the draws of re-routed copies (one stream per batch).
 void apply_gating(const RoutingBatch& batch, const GatingConfig& config,
                   const ExpertPlacement& placement, std::span<const double> popularity,
-                  int ranks_per_node, GatingOutcome& out);
+                  int ranks_per_node, GatingOutcome& out, uint64_t stream_seed = 0);
 
 // Capacity per expert: ceil(C x tokens x k / experts).
 int64_t expert_capacity(double capacity_factor, int64_t tokens, int top_k, int experts);

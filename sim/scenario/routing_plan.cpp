@@ -144,7 +144,12 @@ GeneratedLayer generate_layer(const RoutingKey& key, const RoutingBudget& budget
     for (int sample = 0; sample < budget.samples; ++sample) {
       // Samples of later steps and layers use distinct generator steps.
       generator.generate(step * budget.samples + sample, moe_ordinal, tokens, batch);
-      workloads::apply_gating(batch, key.gating, place, popularity, ranks_per_node, outcome);
+      // One stream of re-routing draws per (seed, step, layer, sample).
+      const uint64_t stream = key.seed ^ (static_cast<uint64_t>(step) << 40) ^
+                              (static_cast<uint64_t>(moe_ordinal) << 20) ^
+                              static_cast<uint64_t>(sample);
+      workloads::apply_gating(batch, key.gating, place, popularity, ranks_per_node, outcome,
+                              stream);
       exec::RoutingSample rs =
           count_dispatch(batch, outcome, slots, key.ep_rank_node, budget.scale);
       for (int slot = 0; slot < slots; ++slot) out.stats.load[slot] += rs.expert_tokens[slot];
