@@ -38,6 +38,7 @@ ClusterSpec resolve_cluster(const Json& value, const std::string& path,
   c.node.nvls = n.boolean_or("nvls", false);
   c.node.low_latency_nvlink = n.boolean_or("low_latency_nvlink", true);
   c.node.low_latency_intra_efficiency = n.number_or("low_latency_intra_efficiency", 0, 0, 1);
+  c.node.low_latency_message_s = n.number_or("low_latency_message_ns", 0, 0, 1e6) * 1e-9;
   if (c.node.nvls && c.node.intra != IntraNodeFabric::kNvSwitch) {
     throw_config_error(n.field_path("nvls"), "NVLink SHARP needs \"intra_fabric\": \"nvswitch\"");
   }
@@ -84,6 +85,7 @@ Json cluster_json(const ClusterSpec& c) {
   n["nvls"] = c.node.nvls;
   n["low_latency_nvlink"] = c.node.low_latency_nvlink;
   n["low_latency_intra_efficiency"] = c.node.low_latency_intra_efficiency;
+  n["low_latency_message_ns"] = c.node.low_latency_message_s * 1e9;
   j["node"] = n;
   Json f;
   f["kind"] = c.fabric.kind == InterNodeFabric::kRailOptimized ? "rail_optimized" : "fat_tree";

@@ -51,9 +51,11 @@ struct NodeSpec {
   // (the NVLink-assisted variant, default since DeepEP de8cfca, 2025-06);
   // false: every copy through the NIC (pure RDMA).
   bool low_latency_nvlink = true;
-  // ... and reach this fraction of the line rate with those copies (per-token
-  // messages with a flag each). 0: same as a2a_intra_efficiency.
+  // ... copying at this fraction of the line rate (0: a2a_intra_efficiency),
+  // with this much time per message on the sending GPU (a warp copies each
+  // token copy and releases a flag for it).
   double low_latency_intra_efficiency = 0;
+  double low_latency_message_s = 0;
 
   double achievable_intra_bytes_per_s() const { return intra_bytes_per_s * intra_efficiency; }
   double achievable_a2a_intra_bytes_per_s() const {

@@ -9,6 +9,7 @@
 #include "reports/json_output.h"
 #include "sim/app/bench.h"
 #include "sim/explore/published.h"
+#include "sim/explore/published_comm.h"
 
 namespace moesim::cli {
 namespace {
@@ -43,6 +44,47 @@ OrderedJson validation_json(const explore::PublishedValidation& v) {
   return out;
 }
 
+OrderedJson comm_json(const std::vector<explore::CommTable>& tables) {
+  OrderedJson out = OrderedJson::object();
+  for (const explore::CommTable& t : tables) {
+    OrderedJson table;
+    table["source"] = t.source;
+    OrderedJson rows = OrderedJson::array();
+    for (const explore::CommComparison& r : t.rows) {
+      rows.push_back(OrderedJson{{"row", r.row},
+                                 {"metric", r.metric},
+                                 {"published", r.published},
+                                 {"predicted", r.predicted},
+                                 {"error", r.error},
+                                 {"bottleneck", r.bottleneck},
+                                 {"published_bottleneck", r.published_bottleneck},
+                                 {"role", r.role}});
+    }
+    table["rows"] = rows;
+    table["max_abs_error"] = t.max_abs_error;
+    out[t.name] = table;
+  }
+  return out;
+}
+
+void print_comm(const std::vector<explore::CommTable>& tables) {
+  for (const explore::CommTable& t : tables) {
+    std::cout << "\n" << t.source << "\n";
+    std::cout << fmt::format("  {:<38} {:>10} {:>10} {:>8}  {:<12} {}\n", "row", "published",
+                             "predicted", "error", "bottleneck", "role");
+    for (const explore::CommComparison& r : t.rows) {
+      const std::string bottleneck =
+          r.published_bottleneck.empty() || r.published_bottleneck == r.bottleneck
+              ? r.bottleneck
+              : r.bottleneck + " (pub. " + r.published_bottleneck + ")";
+      std::cout << fmt::format("  {:<38} {:>10.4g} {:>10.4g} {:>+7.1f}%  {:<12} {}\n", r.row,
+                               r.published, r.predicted, 100 * r.error, bottleneck, r.role);
+    }
+    std::cout << fmt::format("  largest error over the prediction rows: {:.1f}% ({})\n",
+                             100 * t.max_abs_error, t.rows.front().metric);
+  }
+}
+
 }  // namespace
 
 int validate_published_main(const Args& args) {
@@ -52,8 +94,11 @@ int validate_published_main(const Args& args) {
   po::variables_map vm;
   if (!parse(args, options, positional, vm, "moesim validate published [--json]")) return 0;
   const explore::PublishedValidation v = explore::validate_published(embedded_example);
+  const std::vector<explore::CommTable> comm = explore::validate_communication();
   if (vm.count("json")) {
-    std::cout << render_json(validation_json(v));
+    OrderedJson out = validation_json(v);
+    out["communication"] = comm_json(comm);
+    std::cout << render_json(out);
     return 0;
   }
   std::cout << v.source << "\n";
@@ -73,6 +118,7 @@ int validate_published_main(const Args& args) {
       "  target (prediction and calibration rows): within 20%: {}   faster layout ranked faster: "
       "{}\n",
       v.within_20_percent ? "yes" : "no", v.faster_layout_ranked_faster ? "yes" : "no");
+  print_comm(comm);
   return 0;
 }
 

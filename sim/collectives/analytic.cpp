@@ -130,7 +130,8 @@ CollectiveEstimate all_to_all_estimate(const ClusterSpec& c, const Collective& c
   } else {
     std::vector<double> bytes;
     col.byte_matrix(bytes);
-    loads.add_all_to_all(col.ranks, bytes, col.algorithm);
+    loads.add_all_to_all(col.ranks, bytes, col.algorithm,
+                         col.matrix_bytes.empty() ? col.bytes_per_copy * col.fraction : 0);
   }
   return loads.estimate();
 }

@@ -83,7 +83,7 @@ class AnalyticCollectives : public CollectiveTimer, private EventHandler {
     double duration_s = 0;  // its whole duration at the current sharing
     SimTime updated;        // when `remaining` was last brought up to date
     EventId completion;
-    std::vector<int> nics;   // its members' NICs (node x rail)
+    std::vector<int> nics;  // its members' NICs (node x rail)
     CollectiveEstimate estimate;
   };
   void on_event(uint64_t slot) override;

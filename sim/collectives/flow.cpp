@@ -63,7 +63,8 @@ void FlowCollectives::start(const Collective& c, EventHandler& done, uint64_t ar
         running_[r].batches.push_back(node_dedup(c));
       } else if (c.algorithm == AllToAllAlgorithm::kLowLatency) {
         c.byte_matrix(bytes_);
-        running_[r].batches = low_latency(c.ranks, bytes_);
+        running_[r].batches = low_latency(
+            c.ranks, bytes_, c.matrix_bytes.empty() ? c.bytes_per_copy * c.fraction : 0);
       } else {
         c.byte_matrix(bytes_);
         const uint32_t batch = network_.open_batch(*this, r);
@@ -169,13 +170,20 @@ void FlowCollectives::all_to_allv(std::span<const int> ranks, std::span<const do
 // follow each other (internode_ll.cu: a warp copies its same-node messages
 // with ld/st before it issues the RDMA puts).
 std::vector<std::vector<FlowCollectives::PendingFlow>> FlowCollectives::low_latency(
-    std::span<const int> ranks, std::span<const double> bytes) const {
+    std::span<const int> ranks, std::span<const double> bytes, double message_bytes) const {
   const hw::ClusterSpec& c = network_.cluster();
   const size_t n = ranks.size();
   const bool nvlink = c.node.low_latency_nvlink;
   std::vector<PendingFlow> same_node, remote;
   for (size_t i = 0; i < n; ++i) {
     const int s = ranks[i], ns = c.node_of(s);
+    // The sender's warps spend a fixed time per same-node message (self
+    // included) before their copies land: a delay on its NVLink flows.
+    double messages = 0;
+    for (size_t j = 0; j < n && nvlink && message_bytes > 0; ++j) {
+      if (c.node_of(ranks[j]) == ns) messages += bytes[i * n + j] / message_bytes;
+    }
+    const SimTime issue = SimTime::from_seconds(messages * c.node.low_latency_message_s);
     for (size_t j = 0; j < n; ++j) {
       const double b = bytes[i * n + j];
       const int d = ranks[j], nd = c.node_of(d);
@@ -183,7 +191,7 @@ std::vector<std::vector<FlowCollectives::PendingFlow>> FlowCollectives::low_late
       if (ns == nd && nvlink) {
         net::FlowNetwork::Path p{network_.copy_link(s, net::FlowNetwork::CopyEngine::kLowLatency)};
         network_.append_intra_node(p, ns, s % c.node.gpus_per_node, d % c.node.gpus_per_node);
-        same_node.push_back({std::move(p), b, network_.message_latency(false)});
+        same_node.push_back({std::move(p), b, network_.message_latency(false) + issue});
         continue;
       }
       const int rs = c.rail_of(s), rd = c.rail_of(d);

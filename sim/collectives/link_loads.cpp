@@ -95,7 +95,7 @@ void LinkLoads::network(int src_node, int src_rail, int dst_node, int dst_rail, 
 }
 
 void LinkLoads::add_all_to_all(std::span<const int> ranks, std::span<const double> bytes,
-                               AllToAllAlgorithm algo) {
+                               AllToAllAlgorithm algo, double message_bytes) {
   const size_t n = ranks.size();
   ranks_ = std::max(ranks_, static_cast<int>(n));
   const hw::ClusterSpec& c = cluster_;
@@ -117,6 +117,11 @@ void LinkLoads::add_all_to_all(std::span<const int> ranks, std::span<const doubl
         // NICs of the two GPUs.
         if (ns == nd && ll_nvlink) {
           nvlink(s, d, b, c.node.achievable_low_latency_intra_bytes_per_s());
+          // The sending GPU's warps spend a fixed time on each message (its
+          // own copies too): on its NVLink port's account.
+          if (message_bytes > 0 && nvl_in_.size() == nvl_out_.size()) {
+            load(Link::kNvlOut, s, b / message_bytes * c.node.low_latency_message_s);
+          }
         } else {
           network(ns, c.rail_of(s), nd, c.rail_of(d), b);
         }

@@ -18,9 +18,10 @@ class LinkLoads {
   explicit LinkLoads(const hw::ClusterSpec& cluster);
 
   // A byte matrix (row = sender, in `ranks` order) sent with `algo`: direct
-  // pairs, NCCL's PXN (kHierarchical), or DeepEP's low-latency messages.
+  // pairs, NCCL's PXN (kHierarchical), or DeepEP's low-latency messages of
+  // `message_bytes` each (0: unknown, no per-message cost).
   void add_all_to_all(std::span<const int> ranks, std::span<const double> bytes,
-                      AllToAllAlgorithm algo);
+                      AllToAllAlgorithm algo, double message_bytes = 0);
   // DeepEP's normal kernels: `rank_bytes` each sender sends each rank once,
   // `node_bytes` each remote node once (at its first rank there), in the
   // dispatch direction; `reverse`: the combine, the same paths backwards.

@@ -49,7 +49,9 @@ FlowNetwork::FlowNetwork(Engine& engine, const hw::ClusterSpec& c) : engine_(eng
       leaf_up_.push_back(add_link(fmt::format("leaf{}.up", l), uplink));
       leaf_down_.push_back(add_link(fmt::format("leaf{}.down", l), uplink));
     }
-  } else if (c.nodes > 1) {
+  } else {
+    // Rail switches meet through the spine (one node included: the NICs of
+    // its GPUs are on different rails).
     const double uplink = c.rail_uplink_bytes_per_s();
     for (int r = 0; r < c.node.nics; ++r) {
       spine_up_.push_back(add_link(fmt::format("rail{}.spine_up", r), uplink));

@@ -1,0 +1,37 @@
+#pragma once
+// Communication predicted against published kernel and collective figures
+// (shared/reference/measurements.md): DeepEP's normal kernels (dispatch and
+// combine "bottleneck bandwidth" at EP8-64 on H800s, docs/legacy.md), its
+// low-latency kernels (microseconds at EP8-256, pure RDMA and NVLink-assisted)
+// and NCCL's bus bandwidths (ring and NVLS all-reduce inside a node, one NIC
+// across nodes). Each row is timed alone by the closed-form model with the
+// routing DeepEP's tests use, and reported in the publication's own metric,
+// with the bottleneck link it names.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace moesim::explore {
+
+struct CommComparison {
+  std::string row;     // "EP32 dispatch", "8 GPUs all-reduce NVLS", ...
+  std::string metric;  // what the publication measured, e.g. "RDMA GB/s (DeepEP)"
+  double published = 0, predicted = 0;
+  double error = 0;  // predicted / published - 1
+  std::string bottleneck;             // "nvlink", "nic", ... (this model)
+  std::string published_bottleneck;   // as the publication names it ("" if it does not)
+  // "prediction", or "calibration" where a preset figure was read off this
+  // very row (the comment names which).
+  std::string role;
+};
+
+struct CommTable {
+  std::string name, source;
+  std::vector<CommComparison> rows;
+  double max_abs_error = 0;  // over prediction rows
+};
+
+std::vector<CommTable> validate_communication();
+
+}  // namespace moesim::explore
