@@ -1,0 +1,26 @@
+// Fuzz target: a scenario document through parsing and validation, as
+// `moesim run` resolves it (exec::resolve_scenario), then the routing
+// generator spec it names. Every input must resolve or throw moesim::Error;
+// a crash, a sanitizer report, another exception or a huge allocation is a bug.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "sim/core/config.h"
+#include "sim/core/error.h"
+#include "sim/exec/scenario.h"
+#include "workloads/routing_generator.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    const moesim::exec::ResolvedScenario s =
+        moesim::exec::resolve_scenario(moesim::parse_json(text, "fuzz"));
+    if (!s.generator.empty()) {
+      moesim::workloads::make_generator(s.generator, s.model, s.routing_seed, "routing.generator");
+    }
+  } catch (const moesim::Error&) {
+  }
+  return 0;
+}
