@@ -54,10 +54,10 @@ int generate(const Args& args) {
   if (steps < 1 || steps > workloads::kMaxTraceSteps ||
       steps * h.moe_layers > workloads::kMaxTraceBlocks) {
     throw Error(fmt::format(
-        "--steps: expected an integer in [1, {}] ({} x {} MoE layers at most "
-        "{} blocks), got {}",
+        "--steps: expected an integer in [1, {}] (at most {} steps, and {} blocks of one per "
+        "step and MoE layer), got {}",
         std::min<int64_t>(workloads::kMaxTraceSteps, workloads::kMaxTraceBlocks / h.moe_layers),
-        "steps", h.moe_layers, workloads::kMaxTraceBlocks, steps));
+        workloads::kMaxTraceSteps, workloads::kMaxTraceBlocks, steps));
   }
   if (ranks < 1 || ranks > workloads::kMaxTraceRanks || ranks > tokens) {
     throw Error(fmt::format("--ranks: expected an integer in [1, min({}, tokens)], got {}",

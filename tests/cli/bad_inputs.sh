@@ -98,7 +98,7 @@ bad_file 0 - "$moesim" trace stats "$tmp/i.moetrace" --json
   { echo "FAIL: imported trace shape"; fail=1; }
 
 # trace generate: size-like options are bounded, with the limit in the message.
-bad_file 2 "--steps: expected an integer in \[1, 1000000\] (steps x 4 MoE layers at most" \
+bad_file 2 "--steps: expected an integer in \[1, 1000000\] (at most 1000000 steps" \
   "$moesim" trace generate --model tiny-moe --tokens 10 --steps 1000000000 -o "$tmp/g.moetrace"
 bad_file 2 "--tokens: expected an integer in \[1, 8388608\]" \
   "$moesim" trace generate --model tiny-moe --tokens 100000000 -o "$tmp/g.moetrace"
