@@ -50,6 +50,33 @@ void expect_rows(const Json& rows, const std::string& path, int64_t tokens, int 
   }
 }
 
+// The value as an integer in [min, max], or the error expect_integer gives,
+// with the path built only then (a dump holds millions of values).
+template <class PathFn>
+int64_t integer_in(const Json& v, int64_t min, int64_t max, const PathFn& path) {
+  if (v.is_number_integer()) {
+    const auto x = v.get<int64_t>();
+    if (x >= min && x <= max && !(v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(max))) {
+      return x;
+    }
+  }
+  return expect_integer(v, path(), min, max);
+}
+
+// A gate weight: a number in [0, 1].
+template <class PathFn>
+float weight_in(const Json& v, const PathFn& path) {
+  if (v.is_number_float()) {
+    const double x = v.get<double>();
+    if (x >= 0 && x <= 1) return static_cast<float>(x);
+  }
+  return static_cast<float>(expect_number(v, path(), 0, 1));
+}
+
+std::string element_path(const char* field, size_t row, size_t column) {
+  return join_path(join_path(field, row), column);
+}
+
 }  // namespace
 
 JsonlTraceImport::JsonlTraceImport(std::istream& in, std::string source,
@@ -132,25 +159,25 @@ void JsonlTraceImport::parse_line(const std::string& text, const Line& where, Ro
     b.resize(tokens, k, 0);
     for (int64_t t = 0; t < tokens; ++t) {
       const auto row = static_cast<size_t>(t);
-      const std::string token_path = join_path("experts", row);
       for (int c = 0; c < k; ++c) {
-        const std::string copy_path = join_path(token_path, static_cast<size_t>(c));
-        const auto e = static_cast<int32_t>(expect_integer(experts[row][c], copy_path, 0, max_id));
+        const auto copy = static_cast<size_t>(c);
+        const auto e = static_cast<int32_t>(integer_in(
+            experts[row][copy], 0, max_id, [&] { return element_path("experts", row, copy); }));
         const int32_t* first = &b.expert[t * k];
         if (std::find(first, first + c, e) != first + c) {
-          throw_config_error(copy_path, fmt::format("the token is routed twice to expert {}", e));
+          throw_config_error(element_path("experts", row, copy),
+                             fmt::format("the token is routed twice to expert {}", e));
         }
         b.expert[t * k + c] = e;
         max_expert_ = std::max(max_expert_, static_cast<int>(e));
-        b.weight[t * k + c] =
-            weights ? static_cast<float>(expect_number(
-                          (*weights)[row][c],
-                          join_path(join_path("weights", row), static_cast<size_t>(c)), 0, 1))
-                    : 1.0f / static_cast<float>(k);
+        b.weight[t * k + c] = weights
+                                  ? weight_in((*weights)[row][copy],
+                                              [&] { return element_path("weights", row, copy); })
+                                  : 1.0f / static_cast<float>(k);
       }
       b.source_rank[t] =
-          ranks ? static_cast<int32_t>(expect_integer((*ranks)[row], join_path("source_rank", row),
-                                                      0, kMaxTraceRanks - 1))
+          ranks ? static_cast<int32_t>(integer_in((*ranks)[row], 0, kMaxTraceRanks - 1,
+                                                  [&] { return join_path("source_rank", row); }))
                 : 0;
       max_rank_ = std::max(max_rank_, static_cast<int>(b.source_rank[t]));
     }
