@@ -1,6 +1,7 @@
 #include "workloads/trace_import.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -263,6 +264,13 @@ void JsonlTraceImport::write(const std::string& path) {
 
 TraceHeader import_jsonl_trace(const std::string& input_path, const std::string& output_path,
                                const TraceImportOptions& options) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(input_path, ec)) {
+    throw Error(fmt::format("{}: {}", input_path,
+                            std::filesystem::exists(input_path, ec)
+                                ? "not a regular file (the import reads it twice)"
+                                : "cannot open: No such file or directory"));
+  }
   std::ifstream in(input_path, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: cannot open", input_path));
   JsonlTraceImport import(in, input_path, options);

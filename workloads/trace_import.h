@@ -80,8 +80,9 @@ class JsonlTraceImport {
   std::string line_;  // scratch
 };
 
-// Imports the JSONL file `input_path` into the trace `output_path`; returns
-// the trace's header. Refuses an output the file system cannot hold.
+// Imports the JSONL file `input_path` (a regular file: it is read twice) into
+// the trace `output_path`; returns the trace's header. Refuses an output the
+// file system cannot hold.
 TraceHeader import_jsonl_trace(const std::string& input_path, const std::string& output_path,
                                const TraceImportOptions& options);
 

@@ -62,6 +62,7 @@ for f in trace-step-2pow31 trace-layer-2pow31 trace-tokens-2pow30 trace-repeated
 done
 mkfifo "$tmp/trace.fifo"
 bad_file 2 "trace.fifo: not a regular file" "$moesim" trace stats "$tmp/trace.fifo"
+bad_file 2 "/dev/zero: not a regular file" "$moesim" trace import /dev/zero -o "$tmp/z.moetrace"
 
 # JSONL import: errors name the line, its byte offset and the field; no output is left.
 import_error() {  # import_error <file> <pattern> [options]
