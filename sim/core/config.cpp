@@ -171,7 +171,7 @@ Json parse_json(std::string_view text, const std::string& source) {
 }
 
 Json load_json_file(const std::string& path) {
-  return parse_json(read_file(path), path);
+  return parse_json(read_file(path, kMaxJsonFileBytes), path);
 }
 
 void throw_config_error(const std::string& path, const std::string& message) {

@@ -12,7 +12,6 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -76,13 +75,29 @@ std::atomic<uint64_t> temp_counter{0};
 
 }  // namespace
 
-std::string read_file(const std::string& path) {
+std::string read_file(const std::string& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
+  auto too_large = [&] {
+    return Error(
+        fmt::format("{}: larger than {} bytes (the limit for this input)", path, max_bytes));
+  };
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+      static_cast<uint64_t>(st.st_size) > max_bytes) {
+    throw too_large();
+  }
+  // Devices and pipes have no size to check first: read in chunks up to the limit.
+  std::string content;
+  char chunk[1 << 16];
+  while (in) {
+    in.read(chunk, sizeof chunk);
+    const auto got = static_cast<size_t>(in.gcount());
+    if (content.size() + got > max_bytes) throw too_large();
+    content.append(chunk, got);
+  }
   if (in.bad()) throw Error(fmt::format("{}: read error", path));
-  return std::move(ss).str();
+  return content;
 }
 
 OutputFile::OutputFile(const std::string& path) : path_(path) {

@@ -7,8 +7,13 @@
 
 namespace moesim {
 
-// Whole file as bytes; throws moesim::Error "<path>: cannot open: <reason>".
-std::string read_file(const std::string& path);
+// Largest input file read_file accepts by default: far above any scenario,
+// sweep summary or calibration table, and a bound for /dev/zero or an endless pipe.
+inline constexpr size_t kMaxInputFileBytes = size_t{256} << 20;
+
+// Whole file as bytes; throws moesim::Error "<path>: cannot open: <reason>",
+// or "<path>: larger than <max_bytes> bytes ..." before holding more than that.
+std::string read_file(const std::string& path, size_t max_bytes = kMaxInputFileBytes);
 
 // An output file (a report, a trace, a chart) written in one or many pieces.
 //

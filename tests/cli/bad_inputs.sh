@@ -29,6 +29,7 @@ bad_file 2 "model.routed_experts: expected an integer in \[1, 65535\], got 0" \
   "$moesim" run "$bad/model-routed-experts-0.json"
 bad_file 2 "model.top_k: expected an integer in \[1, 64\], got 100" \
   "$moesim" run "$bad/model-top-k-100.json"
+bad_file 2 "/dev/zero: larger than 67108864 bytes (the limit for this input)" "$moesim" run /dev/zero
 
 # .moetrace reading: trace stats, and replay in a scenario.
 trace_error() {  # trace_error <file> <pattern>

@@ -130,3 +130,13 @@ TEST_CASE("check_room_for refuses what the file system cannot hold", "[io][robus
                     Catch::Contains("needs 4611686018427387904 bytes"));
   CHECK_NOTHROW(moesim::check_room_for("/dev/null", uint64_t{1} << 62));
 }
+
+TEST_CASE("read_file stops at its limit, also on endless devices", "[io][robust]") {
+  CHECK_THROWS_WITH(moesim::read_file("/dev/zero", 1 << 20),
+                    "/dev/zero: larger than 1048576 bytes (the limit for this input)");
+  TempDir dir;
+  const std::string file = (dir.path / "five.json").string();
+  write_file_atomic(file, "12345");
+  CHECK(moesim::read_file(file, 5) == "12345");
+  CHECK_THROWS_WITH(moesim::read_file(file, 4), Catch::Contains("larger than 4 bytes"));
+}
