@@ -6,6 +6,21 @@
 #include "sim/core/error.h"
 
 namespace moesim::hw {
+namespace {
+
+// Physical ranges of the fields: from PCIe 3.0 x4 (~4 GB/s) and 1 Gb/s
+// Ethernet to 100x NVLink 5 (900 GB/s per direction) and 1.6 Tb/s NICs, so a
+// unit slip is named at its field instead of surfacing as a clock overflow.
+constexpr double kMinLinkGbPerS = 1, kMaxLinkGbPerS = 1e5;
+constexpr double kMaxPcieGbPerS = 1e4;  // PCIe 6.0 x16: 128 GB/s
+constexpr double kMinNicGbitPerS = 1, kMaxNicGbitPerS = 1e5;
+// Latencies and per-message overheads are microseconds; a millisecond is
+// already a WAN.
+constexpr double kMaxLatencyUs = 1000;
+constexpr double kMaxHostMemoryGb = 1e6;
+constexpr double kMinEfficiency = 0.01;
+
+}  // namespace
 
 ClusterSpec resolve_cluster(const Json& value, const std::string& path,
                             std::optional<int> nodes_override) {
@@ -26,14 +41,14 @@ ClusterSpec resolve_cluster(const Json& value, const std::string& path,
   c.node.intra = intra == "nvswitch" ? IntraNodeFabric::kNvSwitch
                  : intra == "mesh"   ? IntraNodeFabric::kMesh
                                      : IntraNodeFabric::kPcie;
-  c.node.intra_bytes_per_s = n.number("intra_gb_per_s", 1e-3, 1e6) * 1e9;
-  c.node.intra_efficiency = n.number_or("intra_efficiency", 1, 0.01, 1);
-  c.node.intra_latency_s = n.number_or("intra_latency_us", 1, 0, 1e6) * 1e-6;
+  c.node.intra_bytes_per_s = n.number("intra_gb_per_s", kMinLinkGbPerS, kMaxLinkGbPerS) * 1e9;
+  c.node.intra_efficiency = n.number_or("intra_efficiency", 1, kMinEfficiency, 1);
+  c.node.intra_latency_s = n.number_or("intra_latency_us", 1, 0, kMaxLatencyUs) * 1e-6;
   c.node.nics = static_cast<int>(n.integer("nics", 1, 1024));
-  c.node.nic_bytes_per_s = n.number("nic_gbit_per_s", 1e-3, 1e7) * 1e9 / 8;
-  c.node.nic_efficiency = n.number_or("nic_efficiency", 1, 0.01, 1);
-  c.node.pcie_bytes_per_s = n.number_or("pcie_gb_per_s", 64, 1e-3, 1e6) * 1e9;
-  c.node.host_memory_bytes = n.number_or("host_memory_gb", 1024, 0, 1e9) * 1e9;
+  c.node.nic_bytes_per_s = n.number("nic_gbit_per_s", kMinNicGbitPerS, kMaxNicGbitPerS) * 1e9 / 8;
+  c.node.nic_efficiency = n.number_or("nic_efficiency", 1, kMinEfficiency, 1);
+  c.node.pcie_bytes_per_s = n.number_or("pcie_gb_per_s", 64, kMinLinkGbPerS, kMaxPcieGbPerS) * 1e9;
+  c.node.host_memory_bytes = n.number_or("host_memory_gb", 1024, 0, kMaxHostMemoryGb) * 1e9;
   c.node.a2a_intra_efficiency = n.number_or("a2a_intra_efficiency", 0, 0, 1);
   c.node.nvls = n.boolean_or("nvls", false);
   c.node.low_latency_nvlink = n.boolean_or("low_latency_nvlink", true);
@@ -50,8 +65,8 @@ ClusterSpec resolve_cluster(const Json& value, const std::string& path,
           : InterNodeFabric::kFatTree;
   c.fabric.oversubscription = f.number_or("oversubscription", 1, 1, 1024);
   c.fabric.nodes_per_leaf = static_cast<int>(f.integer_or("nodes_per_leaf", 4, 1, 1 << 20));
-  c.fabric.hop_latency_s = f.number_or("hop_latency_us", 0.6, 0, 1e6) * 1e-6;
-  c.fabric.message_overhead_s = f.number_or("message_overhead_us", 2, 0, 1e6) * 1e-6;
+  c.fabric.hop_latency_s = f.number_or("hop_latency_us", 0.6, 0, kMaxLatencyUs) * 1e-6;
+  c.fabric.message_overhead_s = f.number_or("message_overhead_us", 2, 0, kMaxLatencyUs) * 1e-6;
   f.finish();
   if (o.has("sources")) {
     for (const auto& [k, v] : o.value("sources").items()) {

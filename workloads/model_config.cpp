@@ -13,6 +13,11 @@ std::span<const moesim::EmbeddedFile> embedded_files();
 
 namespace {
 
+// Expert ids are u16 in .moetrace files; a token's top-k copies are held in
+// fixed arrays of 64 by the generators (the largest published top-k is 8-16).
+constexpr int kMaxRoutedExperts = 65535;
+constexpr int kMaxTopK = 64;
+
 Json load_model_preset(const std::string& name, const std::string& path) {
   for (const EmbeddedFile& f : catalog::embedded_files()) {
     if (f.name == name + ".json") return parse_json(f.content, "model preset " + name);
@@ -146,12 +151,17 @@ MoeModelConfig resolve_model(const Json& value, const std::string& path) {
     a.finish();
   }
   m.dense_ffn = o.integer_or("dense_ffn", 4 * m.hidden, 1, int64_t{1} << 24);
-  m.routed_experts = static_cast<int>(o.integer("routed_experts", 0, 1 << 16));
+  // MoE models only (the generators route tokens); expert ids are u16 in traces.
+  m.routed_experts = static_cast<int>(o.integer("routed_experts", 1, kMaxRoutedExperts));
   m.expert_ffn = o.integer_or("expert_ffn", m.dense_ffn, 1, int64_t{1} << 24);
   m.shared_experts = static_cast<int>(o.integer_or("shared_experts", 0, 0, 1024));
   m.shared_expert_ffn = o.integer_or("shared_expert_ffn", m.expert_ffn, 1, int64_t{1} << 24);
-  m.top_k = static_cast<int>(
-      o.integer("top_k", m.routed_experts > 0 ? 1 : 0, std::max(1, m.routed_experts)));
+  m.top_k = static_cast<int>(o.integer("top_k", 1, kMaxTopK));
+  if (m.top_k > m.routed_experts) {
+    throw_config_error(o.field_path("top_k"),
+                       fmt::format("{} exceeds routed_experts ({}): a token picks distinct experts",
+                                   m.top_k, m.routed_experts));
+  }
   if (o.has("router")) {
     ConfigObject r = o.object("router");
     m.router_groups = static_cast<int>(r.integer_or("groups", 1, 1, std::max(1, m.routed_experts)));

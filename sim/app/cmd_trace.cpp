@@ -1,6 +1,5 @@
 // `moesim trace generate|stats|import`: routing traces on disk.
 
-#include <fstream>
 #include <iostream>
 #include <limits>
 
@@ -8,10 +7,12 @@
 
 #include "reports/json_output.h"
 #include "sim/app/commands.h"
+#include "sim/core/file_io.h"
 #include "workloads/model_config.h"
 #include "workloads/routing_generator.h"
 #include "workloads/routing_stats.h"
 #include "workloads/trace_file.h"
+#include "workloads/trace_import.h"
 
 namespace moesim::cli {
 namespace {
@@ -19,8 +20,7 @@ namespace {
 int generate(const Args& args) {
   po::options_description options("trace generate options");
   std::string model_name, gen = "uniform", out;
-  int64_t tokens = 0;
-  int steps = 1, ranks = 1;
+  int64_t tokens = 0, steps = 1, ranks = 1;
   uint64_t seed = 1;
   options.add_options()("model", po::value(&model_name), "model preset (see moesim models)")(
       "tokens", po::value(&tokens), "tokens per step (routed at every MoE layer)")(
@@ -39,21 +39,39 @@ int generate(const Args& args) {
   }
   if (model_name.empty()) throw Error("--model: required");
   if (out.empty()) throw Error("--output: required");
-  if (tokens < 1) throw Error("--tokens: expected a positive integer");
-  if (steps < 1) throw Error("--steps: expected a positive integer");
-  if (ranks < 1 || ranks > 65535 || ranks > tokens) {
-    throw Error("--ranks: expected an integer in [1, min(65535, tokens)]");
-  }
   const auto model = workloads::resolve_model(Json(model_name), "--model");
-  const auto g = workloads::make_generator(gen, model, seed, "--gen");
   workloads::TraceHeader h{
-      model.name, model.routed_experts, model.top_k, model.moe_layer_count(), steps, ranks, gen,
-      seed};
+      model.name, model.routed_experts, model.top_k, model.moe_layer_count(), 1, 1, gen, seed};
+  h.validate();  // the model fits the format
+  // Limits of the format (workloads/trace_file.h), stated in the errors.
+  const int64_t max_tokens = workloads::kMaxTraceBlockRoutings / h.top_k;
+  if (tokens < 1 || tokens > max_tokens) {
+    throw Error(
+        fmt::format("--tokens: expected an integer in [1, {}] (a trace block holds at most "
+                    "{} routings, tokens x top-{}), got {}",
+                    max_tokens, workloads::kMaxTraceBlockRoutings, h.top_k, tokens));
+  }
+  if (steps < 1 || steps > workloads::kMaxTraceSteps ||
+      steps * h.moe_layers > workloads::kMaxTraceBlocks) {
+    throw Error(fmt::format(
+        "--steps: expected an integer in [1, {}] (at most {} steps, and {} blocks of one per "
+        "step and MoE layer), got {}",
+        std::min<int64_t>(workloads::kMaxTraceSteps, workloads::kMaxTraceBlocks / h.moe_layers),
+        workloads::kMaxTraceSteps, workloads::kMaxTraceBlocks, steps));
+  }
+  if (ranks < 1 || ranks > workloads::kMaxTraceRanks || ranks > tokens) {
+    throw Error(fmt::format("--ranks: expected an integer in [1, min({}, tokens)], got {}",
+                            workloads::kMaxTraceRanks, ranks));
+  }
+  h.steps = static_cast<int>(steps);
+  h.ranks = static_cast<int>(ranks);
+  const auto g = workloads::make_generator(gen, model, seed, "--gen");
+  check_room_for(out, 1024 + static_cast<uint64_t>(h.blocks()) * h.block_bytes(tokens));
   workloads::TraceWriter w(out, h);
   std::vector<int64_t> per_rank(ranks, tokens / ranks);
   for (int64_t r = 0; r < tokens % ranks; ++r) ++per_rank[r];
   workloads::RoutingBatch batch;
-  for (int s = 0; s < steps; ++s) {
+  for (int s = 0; s < h.steps; ++s) {
     for (int l = 0; l < h.moe_layers; ++l) {
       g->generate(s, l, per_rank, batch);
       w.write(s, l, batch);
@@ -63,8 +81,8 @@ int generate(const Args& args) {
   std::cout << fmt::format(
       "wrote {}: {} steps x {} MoE layers x {} tokens x top-{} = {} routings, "
       "{} bytes\n",
-      out, steps, h.moe_layers, tokens, h.top_k,
-      static_cast<int64_t>(steps) * h.moe_layers * tokens * h.top_k, w.bytes_written());
+      out, steps, h.moe_layers, tokens, h.top_k, steps * h.moe_layers * tokens * h.top_k,
+      w.bytes_written());
   return 0;
 }
 
@@ -113,14 +131,11 @@ int stats(const Args& args) {
   return 0;
 }
 
-// JSONL import: one line per (step, layer) batch, as dumped by the PyTorch
-// hook in the README:
-//   {"step": 0, "layer": 3, "experts": [[5, 1], ...], "weights": [[0.7, 0.3], ...],
-//    "source_rank": [0, ...]}   (weights and source_rank optional)
+// JSONL import (format and checks in workloads/trace_import.h).
 int import(const Args& args) {
   po::options_description options("trace import options");
   std::string in, out, model_name;
-  int experts = 0;
+  int64_t experts = 0;
   options.add_options()("input", po::value(&in), "JSONL dump")("output,o", po::value(&out),
                                                                "trace file to write")(
       "model", po::value(&model_name), "model preset (sets the expert count and name)")(
@@ -133,103 +148,25 @@ int import(const Args& args) {
     return 0;
   }
   if (in.empty() || out.empty()) throw Error("trace import: need an input file and -o output");
-  // First pass: shapes.
-  struct Batch {
-    int step, layer;
-    workloads::RoutingBatch b;
-  };
-  std::vector<Batch> batches;
-  std::ifstream f(in);
-  if (!f) throw Error(fmt::format("{}: cannot open", in));
-  std::string line;
-  int64_t lineno = 0, offset = 0;
-  int top_k = 0, max_expert = -1, max_layer = -1, max_step = -1, max_rank = 0;
-  while (std::getline(f, line)) {
-    ++lineno;
-    const int64_t at = offset;
-    offset += static_cast<int64_t>(line.size()) + 1;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = fmt::format("{}: line {}", in, lineno);
-    const Json j = parse_json(line, where);
-    ConfigObject o(j, fmt::format("{} (byte {})", where, at));
-    Batch bt;
-    bt.step = static_cast<int>(o.integer("step", 0, 1 << 30));
-    bt.layer = static_cast<int>(o.integer("layer", 0, 1 << 20));
-    const Json& ex = o.value("experts");
-    if (!ex.is_array() || ex.empty())
-      throw_config_error(o.field_path("experts"), "expected a non-empty array of arrays");
-    const int k = static_cast<int>(ex[0].size());
-    if (top_k == 0) top_k = k;
-    if (k != top_k || k < 1 || k > 64) {
-      throw_config_error(o.field_path("experts"),
-                         fmt::format("every token needs the same top-k ({})", top_k));
+  if (vm.count("experts")) {
+    if (!model_name.empty()) {
+      throw Error("--experts: not allowed with --model (the model sets the expert count)");
     }
-    const int64_t tokens = static_cast<int64_t>(ex.size());
-    bt.b.resize(tokens, k, 0);
-    const Json* w = o.has("weights") ? &o.value("weights") : nullptr;
-    const Json* sr = o.has("source_rank") ? &o.value("source_rank") : nullptr;
-    if (w && (!w->is_array() || static_cast<int64_t>(w->size()) != tokens)) {
-      throw_config_error(o.field_path("weights"), "must have one row per token");
+    if (experts < 1 || experts > workloads::kMaxTraceExperts) {
+      throw Error(fmt::format("--experts: expected an integer in [1, {}], got {}",
+                              workloads::kMaxTraceExperts, experts));
     }
-    if (sr && (!sr->is_array() || static_cast<int64_t>(sr->size()) != tokens)) {
-      throw_config_error(o.field_path("source_rank"), "must have one entry per token");
-    }
-    for (int64_t t = 0; t < tokens; ++t) {
-      const std::string tp = join_path(o.field_path("experts"), static_cast<size_t>(t));
-      if (!ex[t].is_array() || static_cast<int>(ex[t].size()) != k)
-        throw_config_error(tp, fmt::format("expected {} expert ids", k));
-      for (int c = 0; c < k; ++c) {
-        const int e = static_cast<int>(
-            expect_integer(ex[t][c], join_path(tp, static_cast<size_t>(c)), 0, 65534));
-        bt.b.expert[t * k + c] = e;
-        max_expert = std::max(max_expert, e);
-        bt.b.weight[t * k + c] =
-            w ? static_cast<float>(expect_number(
-                    (*w)[t][c], join_path(o.field_path("weights"), static_cast<size_t>(t)), 0, 1))
-              : 1.0f / k;
-      }
-      bt.b.source_rank[t] =
-          sr ? static_cast<int32_t>(expect_integer(
-                   (*sr)[t], join_path(o.field_path("source_rank"), static_cast<size_t>(t)), 0,
-                   65534))
-             : 0;
-      max_rank = std::max(max_rank, bt.b.source_rank[t]);
-    }
-    o.finish();
-    max_layer = std::max(max_layer, bt.layer);
-    max_step = std::max(max_step, bt.step);
-    batches.push_back(std::move(bt));
   }
-  if (batches.empty()) throw Error(fmt::format("{}: no routing lines", in));
-  workloads::TraceHeader h;
-  h.generator = "import";
-  h.top_k = top_k;
-  h.moe_layers = max_layer + 1;
-  h.steps = max_step + 1;
-  h.ranks = max_rank + 1;
+  workloads::TraceImportOptions import_options;
+  workloads::MoeModelConfig model;
   if (!model_name.empty()) {
-    const auto m = workloads::resolve_model(Json(model_name), "--model");
-    h.model = m.name;
-    h.experts = m.routed_experts;
-    if (m.top_k != top_k)
-      throw Error(
-          fmt::format("{}: top-k {} but model {} routes top-{}", in, top_k, m.name, m.top_k));
-  } else {
-    h.model = "imported";
-    h.experts = experts > 0 ? experts : max_expert + 1;
+    model = workloads::resolve_model(Json(model_name), "--model");
+    import_options.model = &model;
   }
-  if (max_expert >= h.experts) {
-    throw Error(
-        fmt::format("{}: expert id {} but the model has {} experts", in, max_expert, h.experts));
-  }
-  workloads::TraceWriter wr(out, h);
-  for (auto& bt : batches) {
-    bt.b.experts = h.experts;
-    wr.write(bt.step, bt.layer, bt.b);
-  }
-  wr.finish();
+  import_options.experts = static_cast<int>(experts);
+  const workloads::TraceHeader h = workloads::import_jsonl_trace(in, out, import_options);
   std::cout << fmt::format(
-      "imported {} batches ({} steps, {} MoE layers, top-{}, {} experts) into {}\n", batches.size(),
+      "imported {} batches ({} steps, {} MoE layers, top-{}, {} experts) into {}\n", h.blocks(),
       h.steps, h.moe_layers, h.top_k, h.experts, out);
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -12,23 +13,165 @@
 
 namespace moesim {
 
+namespace {
+
+// Where and why a JSON text is unacceptable, found before the document tree is
+// built: nlohmann's parser is iterative, but copying, dumping and merging a
+// tree recurse once per nesting level, and its DOM builder silently keeps the
+// last of two equal keys.
+[[noreturn]] void throw_json_error(const std::string& source, size_t offset,
+                                   const std::string& reason) {
+  throw Error(fmt::format("{}: byte {}: invalid JSON: {}", source, offset, reason));
+}
+
+// nlohmann's messages read "[json.exception.parse_error.101] parse error at
+// line 1, column 2: syntax error ..." or "[json.exception.out_of_range.406]
+// number overflow parsing '1e99999'": keep the reason only (the caller states
+// the byte offset plainly).
+std::string json_reason(const std::string& what) {
+  std::string reason = what;
+  if (reason.starts_with("[json.exception.")) {
+    const auto close = reason.find("] ");
+    if (close != std::string::npos) reason = reason.substr(close + 2);
+  }
+  if (reason.starts_with("parse error")) {
+    const auto colon = reason.find(": ");
+    if (colon != std::string::npos) reason = reason.substr(colon + 2);
+  }
+  return reason;
+}
+
+// Rejects nesting deeper than kMaxJsonDepth with the byte offset of the first
+// bracket too many. Brackets inside strings do not count.
+void check_json_depth(std::string_view text, const std::string& source) {
+  size_t depth = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        throw_json_error(source, i,
+                         fmt::format("nested deeper than {} levels (the limit)", kMaxJsonDepth));
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+}
+
+// A SAX pass over the text that builds nothing: it finds syntax errors and
+// number overflows (with their byte offset) and duplicate object keys (with
+// their JSON path), so that the tree built afterwards is exactly the text.
+class JsonTextCheck {
+ public:
+  using number_integer_t = Json::number_integer_t;
+  using number_unsigned_t = Json::number_unsigned_t;
+  using number_float_t = Json::number_float_t;
+  using string_t = Json::string_t;
+  using binary_t = Json::binary_t;
+
+  bool null() { return value(); }
+  bool boolean(bool) { return value(); }
+  bool number_integer(number_integer_t) { return value(); }
+  bool number_unsigned(number_unsigned_t) { return value(); }
+  bool number_float(number_float_t, const string_t&) { return value(); }
+  bool string(string_t&) { return value(); }
+  bool binary(binary_t&) { return value(); }
+  bool start_object(size_t) {
+    frames_.push_back(Frame{true, 0, {}, {}});
+    return true;
+  }
+  bool key(string_t& name) {
+    Frame& f = frames_.back();
+    if (!f.keys.insert(name).second) {
+      duplicate_ = join_path(path(frames_.size() - 1), name);
+      return false;
+    }
+    f.key = name;
+    return true;
+  }
+  bool end_object() { return end_container(); }
+  bool start_array(size_t) {
+    frames_.push_back(Frame{false, 0, {}, {}});
+    return true;
+  }
+  bool end_array() { return end_container(); }
+  bool parse_error(size_t position, const std::string& last_token,
+                   const nlohmann::detail::exception& ex) {
+    // Syntax errors point at the character that failed (position is 1-based);
+    // a number that does not fit a double points at the number's first byte.
+    const bool overflow = ex.id == 406;
+    error_offset_ = overflow && position >= last_token.size() ? position - last_token.size()
+                    : position > 0                            ? position - 1
+                                                              : 0;
+    error_reason_ = json_reason(ex.what());
+    return false;
+  }
+
+  const std::string& duplicate() const { return duplicate_; }
+  const std::string& error_reason() const { return error_reason_; }
+  size_t error_offset() const { return error_offset_; }
+
+ private:
+  struct Frame {
+    bool object;
+    size_t index;  // arrays: elements seen so far
+    std::string key;
+    std::set<std::string, std::less<>> keys;
+  };
+  bool value() {
+    if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+    return true;
+  }
+  bool end_container() {
+    frames_.pop_back();
+    return value();
+  }
+  // The path of the value the first `depth` frames lead to.
+  std::string path(size_t depth) const {
+    std::string p;
+    for (size_t i = 0; i < depth; ++i) {
+      p = frames_[i].object ? join_path(p, frames_[i].key) : join_path(p, frames_[i].index);
+    }
+    return p;
+  }
+
+  std::vector<Frame> frames_;
+  std::string duplicate_, error_reason_;
+  size_t error_offset_ = 0;
+};
+
+}  // namespace
+
 Json parse_json(std::string_view text, const std::string& source) {
+  check_json_depth(text, source);
+  JsonTextCheck check;
+  if (!Json::sax_parse(text.begin(), text.end(), &check)) {
+    if (!check.duplicate().empty()) {
+      throw Error(fmt::format("{}: {}: duplicate key", source, check.duplicate()));
+    }
+    throw_json_error(source, check.error_offset(), check.error_reason());
+  }
   try {
     return Json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    // nlohmann's message is "[json.exception.parse_error.101] parse error at
-    // line 1, column 2: ..."; keep the reason, state the byte offset plainly.
-    std::string what = e.what();
-    const auto colon = what.find(": ");
-    std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
-    // e.byte is 1-based (the character that failed); report the 0-based offset.
-    const size_t offset = e.byte > 0 ? e.byte - 1 : 0;
-    throw Error(fmt::format("{}: byte {}: invalid JSON: {}", source, offset, reason));
+  } catch (const nlohmann::json::exception& e) {
+    // Not reached for text the check accepted; kept so no library text escapes.
+    throw Error(fmt::format("{}: invalid JSON: {}", source, json_reason(e.what())));
   }
 }
 
 Json load_json_file(const std::string& path) {
-  return parse_json(read_file(path), path);
+  return parse_json(read_file(path, kMaxJsonFileBytes), path);
 }
 
 void throw_config_error(const std::string& path, const std::string& message) {

@@ -18,10 +18,21 @@ namespace moesim {
 
 using Json = nlohmann::json;
 
-// Parses JSON text. A syntax error becomes moesim::Error
-// "<source>: byte <offset>: <reason>".
+// Deepest nesting of arrays and objects parse_json accepts. Real documents
+// nest fewer than 10 levels; the cap keeps the recursive tree operations
+// (copy, dump, merge) far from the stack's end on any thread.
+inline constexpr size_t kMaxJsonDepth = 512;
+
+// Parses JSON text. Errors are moesim::Error, one line:
+//   syntax error, number overflow  "<source>: byte <offset>: invalid JSON: <reason>"
+//   nesting deeper than kMaxJsonDepth  "<source>: byte <offset>: invalid JSON: nested deeper ..."
+//   a key given twice in an object  "<source>: <json path>: duplicate key"
+// Depth and duplicates are checked on the text before any tree is built.
 Json parse_json(std::string_view text, const std::string& source);
-// Reads and parses a file; a missing file is a one-line moesim::Error too.
+// Largest JSON file load_json_file reads: a tree takes ~6 bytes of memory per
+// byte of text, so this bounds a load near 400 MB (README "Limits").
+inline constexpr size_t kMaxJsonFileBytes = size_t{64} << 20;
+// Reads and parses a file; a missing or too large file is a one-line moesim::Error too.
 Json load_json_file(const std::string& path);
 
 // Throws moesim::Error("<path>: <message>").

@@ -61,6 +61,7 @@ check "timeline" 0 "$moesim" run "$tmp/tiny.json" --timeline "$tmp/trace.json"
 python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d['traceEvents']) > 10" \
   "$tmp/trace.json" || { echo "FAIL: timeline is not valid trace JSON"; fail=1; }
 
+mkdir "$tmp/a"  # -o never creates folders
 check "default scenario" 0 "$moesim" run -o "$tmp/a/report.json"
 check "default scenario again" 0 "$moesim" run -o "$tmp/b.json"
 cmp -s "$tmp/a/report.json" "$tmp/b.json" || { echo "FAIL: reports differ between runs"; fail=1; }

@@ -56,3 +56,31 @@ TEST_CASE("a non-object where an object is needed is reported", "[config]") {
   ConfigObject root(doc, "");
   CHECK_THROWS_WITH(root.object("model"), "model: expected a JSON object, got 3");
 }
+
+// Issue 15: bad JSON never crashes, is never read differently from its text,
+// and every error names a byte offset or a JSON path.
+TEST_CASE("JSON nesting is capped before any tree is built", "[config][robust]") {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  CHECK_THROWS_WITH(parse_json(deep, "deep.json"),
+                    "deep.json: byte 512: invalid JSON: nested deeper than 512 levels (the limit)");
+  const std::string at_limit =
+      std::string(moesim::kMaxJsonDepth, '[') + std::string(moesim::kMaxJsonDepth, ']');
+  CHECK_NOTHROW(parse_json(at_limit, "ok"));
+  // Brackets inside strings are text, not nesting.
+  CHECK_NOTHROW(parse_json("{\"a\": \"" + std::string(1000, '[') + "\\\"\"}", "s"));
+}
+
+TEST_CASE("number overflow is a user error with its byte offset", "[config][robust]") {
+  CHECK_THROWS_WITH(parse_json(R"({"a": 1e99999})", "big.json"),
+                    "big.json: byte 6: invalid JSON: number overflow parsing '1e99999'");
+  CHECK_THROWS_WITH(parse_json("[1, -1e400]", "x"), Catch::StartsWith("x: byte 4: invalid JSON"));
+}
+
+TEST_CASE("duplicate keys are rejected with their JSON path", "[config][robust]") {
+  CHECK_THROWS_WITH(parse_json(R"({"model": 1, "model": 2})", "s.json"),
+                    "s.json: model: duplicate key");
+  CHECK_THROWS_WITH(parse_json(R"({"a": [{"x": 1}, {"y": 2, "b": {"c": 1, "c": 1}}]})", "s.json"),
+                    "s.json: a[1].b.c: duplicate key");
+  // The same key in sibling objects is fine.
+  CHECK_NOTHROW(parse_json(R"([{"a": 1}, {"a": 2}, {"b": {"a": 3}}])", "ok"));
+}

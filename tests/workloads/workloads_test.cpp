@@ -1,5 +1,6 @@
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <numeric>
 #include <set>
@@ -277,11 +278,17 @@ TEST_CASE("traces round-trip exactly and corrupt files are rejected with offsets
   std::string version = bytes;
   version[8] = 9;
   CHECK_THROWS_WITH(read_all(version), Catch::Contains("version 9"));
-  // Version skew in the header itself: fewer experts than the ids used.
+  // A header edited without its checksum is caught; with the checksum
+  // recomputed, fewer experts than the ids used are still caught.
   std::string experts = bytes;
   const size_t at = experts.find("\"experts\":8");
   REQUIRE(at != std::string::npos);
   experts[at + 10] = '2';
+  CHECK_THROWS_WITH(read_all(experts), Catch::Contains("header checksum mismatch"));
+  uint32_t header_len = 0;
+  std::memcpy(&header_len, experts.data() + 12, 4);
+  const uint32_t sum = fnv1a32(experts.data() + 16, header_len);
+  std::memcpy(experts.data() + 16 + header_len, &sum, 4);
   CHECK_THROWS_WITH(read_all(experts), Catch::Contains("expert id"));
 }
 

@@ -1,14 +1,41 @@
 #pragma once
-// Progress of long commands (sweep, search) on stderr: a bar with ETA on a
-// terminal, plain lines otherwise.
+// Progress of long commands (sweep, search) on stderr, suited to where
+// stderr goes:
+//  - a terminal: one status line (bar, count, elapsed, ETA) rewritten in
+//    place, at most ten times a second, ended by a newline when all is done;
+//  - a file or pipe (logs, CI): a plain line each time the work crosses
+//    another 10% or 10 s have passed since the last line, so a log gets
+//    about a dozen lines per batch however many points it has.
 
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "sim/core/progress.h"
 
 namespace moesim::cli {
 
-// A ProgressFn printing "<what> ..." lines; empty `what` prints nothing.
+// The display behind progress_printer. Thread-safe.
+class ProgressDisplay {
+ public:
+  // `terminal`: whether stderr is a terminal (isatty), which picks the style.
+  ProgressDisplay(std::string what, bool terminal);
+  // Reports that `finished` of `count` units are done.
+  void update(size_t finished, size_t count);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  std::string what_;
+  bool terminal_;
+  Clock::time_point start_, last_shown_;
+  size_t last_tenth_ = 0;  // tenths of the work done at the last plain line
+  bool shown_done_ = false;
+  std::mutex mu_;
+};
+
+// A ProgressFn showing "<what> ..." on stderr; empty `what` shows nothing.
 ProgressFn progress_printer(const std::string& what);
 
 }  // namespace moesim::cli

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Progress output suits where stderr goes (issue 15): into a file, about one
+# line per 10% of a batch (search used to write one per point); on a
+# terminal, one line rewritten in place.
+set -u
+moesim=$1
+source "$(dirname "$0")/lib.sh"
+
+search=("$moesim" search --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --seq 512
+        --json)
+start=$(date +%s)
+"${search[@]}" >/dev/null 2>"$tmp/log" || { echo "FAIL: search"; fail=1; }
+elapsed=$(($(date +%s) - start))
+for phase in "search: checking" "search: simulating"; do
+  lines=$(grep -c "^$phase: " "$tmp/log")
+  # 10 tenths, plus one line per 10 s of a slow run.
+  [ "$lines" -ge 2 ] && [ "$lines" -le $((10 + elapsed / 10 + 1)) ] ||
+    { echo "FAIL: $phase: $lines progress lines in a log"; cat "$tmp/log"; fail=1; }
+  grep "^$phase: " "$tmp/log" | tail -1 | grep -q -E ": ([0-9]+)/\1 done" ||
+    { echo "FAIL: $phase: the last line is not the total"; fail=1; }
+done
+
+# On a terminal: carriage returns within one line per phase.
+python3 - "${search[@]}" <<'PY' || fail=1
+import os, subprocess, sys
+master, slave = os.openpty()
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=slave)
+os.close(slave)
+out = b""
+while True:
+    try:
+        chunk = os.read(master, 65536)
+    except OSError:  # EIO once the child has closed the terminal
+        break
+    if not chunk:
+        break
+    out += chunk
+p.wait()
+text = out.decode().replace("\r\n", "\n")  # the terminal's own newline translation
+lines = [l for l in text.split("\n") if l.strip()]
+if p.returncode != 0 or len(lines) != 2 or text.count("\r") < 2:
+    print("FAIL: terminal progress:", repr(text[-300:]))
+    sys.exit(1)
+PY
+[ $fail = 0 ] && echo "progress: all checks passed"
+exit $fail
