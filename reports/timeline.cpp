@@ -15,7 +15,7 @@ using exec::TaskId;
 
 constexpr const char* kStreamName[exec::kStreamsPerGpu] = {"compute", "tp comm", "ep comm",
                                                            "dp comm"};
-constexpr const char* kPhase[] = {"fwd", "bwd", "recompute", "step"};
+constexpr const char* kPhase[] = {"fwd", "bwd", "recompute", "step", "wgrad"};
 
 // Track ids within a node's process: GPU-major, streams then transfer lanes.
 constexpr int kTracksPerGpu = 16;

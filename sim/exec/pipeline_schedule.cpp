@@ -117,8 +117,9 @@ std::vector<PipelineItem> combined_1f1b_order(PipelineSchedule schedule, int sta
 
 std::vector<PipelineItem> dualpipe_order(int stages, int rank, int microbatches) {
   if (stages < 2 || stages % 2 != 0 || microbatches % 2 != 0 || microbatches < 2 * stages) {
-    throw std::logic_error("dualpipe_order: needs an even pp >= 2 and an even number of "
-                           "micro-batches >= 2 pp");
+    throw std::logic_error(
+        "dualpipe_order: needs an even pp >= 2 and an even number of "
+        "micro-batches >= 2 pp");
   }
   const int half_ranks = stages / 2;
   const int half_rank = std::min(rank, stages - 1 - rank);

@@ -72,9 +72,9 @@ void TaskGraph::depend(TaskId before, TaskId after) {
 
 void TaskGraph::set_comm_sms(int gpu_sms, int comm_sms) {
   if (comm_sms <= 0 || comm_sms >= gpu_sms) {
-    throw std::logic_error(fmt::format(
-        "TaskGraph::set_comm_sms: {} communication SMs of {} (need 0 < comm < gpu)", comm_sms,
-        gpu_sms));
+    throw std::logic_error(
+        fmt::format("TaskGraph::set_comm_sms: {} communication SMs of {} (need 0 < comm < gpu)",
+                    comm_sms, gpu_sms));
   }
   gpu_sms_ = gpu_sms;
   comm_sms_ = comm_sms;
@@ -298,8 +298,7 @@ void GraphExecutor::ep_comm_changed(uint32_t gpu, int delta) {
   s.compute_left_ps = std::max<int64_t>(0, s.compute_left_ps - done);
   s.compute_since = engine_.now();
   s.compute_slowed = active;
-  const int64_t ps =
-      active ? slowed_ps(s.compute_left_ps, gpu_sms, comm_sms) : s.compute_left_ps;
+  const int64_t ps = active ? slowed_ps(s.compute_left_ps, gpu_sms, comm_sms) : s.compute_left_ps;
   s.compute_event = engine_.reschedule(s.compute_event, engine_.now() + SimTime::from_ps(ps));
 }
 
