@@ -60,6 +60,7 @@ GpuSpec resolve_gpu(const Json& value, const std::string& path) {
   g.launch_overhead_s = o.number_or("launch_overhead_us", 4, 0, kMaxLaunchOverheadUs) * 1e-6;
   g.gemm_efficiency = o.number_or("gemm_efficiency", 0.7, kMinEfficiency, 1);
   g.memory_efficiency = o.number_or("memory_efficiency", 0.8, kMinEfficiency, 1);
+  g.sms = static_cast<int>(o.integer_or("sms", 0, 0, 100000));
   if (o.has("sources")) {
     for (const auto& [k, v] : o.value("sources").items()) {
       g.sources[k] = v.is_string() ? v.get<std::string>() : v.dump();

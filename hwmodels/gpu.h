@@ -23,8 +23,11 @@ struct GpuSpec {
   double hbm_bytes = 0;                                // exposed capacity (bytes)
   double hbm_bytes_per_s = 0;
   double launch_overhead_s = 0;
-  double gemm_efficiency = 0;                  // of peak, for large GEMMs
-  double memory_efficiency = 0;                // of HBM bandwidth, for streaming kernels
+  double gemm_efficiency = 0;    // of peak, for large GEMMs
+  double memory_efficiency = 0;  // of HBM bandwidth, for streaming kernels
+  // Streaming multiprocessors (AMD: compute units); 0 = not given. What
+  // communication kernels take SMs from (parallel.a2a_comm_sms).
+  int sms = 0;
   std::map<std::string, std::string> sources;  // field -> where the number comes from
 
   double peak(DType t) const { return peak_flops[static_cast<size_t>(t)]; }
@@ -33,6 +36,8 @@ struct GpuSpec {
 // `value`: a preset name ("h100-sxm"), or an object {"preset": name, ...fields}
 // overriding any field, or a fully inline object. Errors name the JSON path.
 GpuSpec resolve_gpu(const Json& value, const std::string& path);
+// The spec as reports show it. "sms" is left out: it only matters where
+// communication overlaps compute, and the scenario report adds it there.
 Json gpu_json(const GpuSpec& gpu);
 
 }  // namespace moesim::hw

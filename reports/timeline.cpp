@@ -15,7 +15,7 @@ using exec::TaskId;
 
 constexpr const char* kStreamName[exec::kStreamsPerGpu] = {"compute", "tp comm", "ep comm",
                                                            "dp comm"};
-constexpr const char* kPhase[] = {"fwd", "bwd", "recompute", "step"};
+constexpr const char* kPhase[] = {"fwd", "bwd", "recompute", "step", "wgrad"};
 
 // Track ids within a node's process: GPU-major, streams then transfer lanes.
 constexpr int kTracksPerGpu = 16;
@@ -83,10 +83,16 @@ std::string chrome_trace(const exec::StepGraph& step, const exec::ExecutionResul
     track_used[t.gpu][track] = true;
     track_of[id] = track;
     if (end == start && t.collective == exec::kNoCollective) continue;
+    // A kernel slowed by communication taking SMs beside it (TaskGraph::
+    // set_comm_sms) says by how much.
+    std::string slowed;
+    if (t.collective == exec::kNoCollective && end - start > t.duration) {
+      slowed = fmt::format(R"(,"slowed_by_comm_sms_us":{:.6f})", us(end - start - t.duration));
+    }
     emit(fmt::format(
-        R"({{"ph":"X","name":"{}","cat":"{}","pid":{},"tid":{},"ts":{:.6f},"dur":{:.6f},"args":{{"task":{}}}}})",
+        R"({{"ph":"X","name":"{}","cat":"{}","pid":{},"tid":{},"ts":{:.6f},"dur":{:.6f},"args":{{"task":{}{}}}}})",
         slice_name(t), exec::category_name(t.category), t.gpu / per_node,
-        t.gpu * kTracksPerGpu + track, us(start), us(end - start), id));
+        t.gpu * kTracksPerGpu + track, us(start), us(end - start), id, slowed));
   }
   for (int gpu = 0; gpu < gpus; ++gpu) {
     for (int track = 0; track < kTracksPerGpu; ++track) {

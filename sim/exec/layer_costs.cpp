@@ -74,16 +74,19 @@ void LayerCostModel::price_layer_kernels() {
   // Flash-attention backward does about 2.5x the forward's FLOPs (it recomputes
   // the scores): 5 matmuls against 2.
   const double core_bwd = cost_.fused_kernel_seconds(2.5 * core_flops, 2.5 * core_bytes, dt);
+  kernels_.attention_wgrad = proj;
   kernels_.attention_fwd = proj + core + norm;
   kernels_.attention_bwd = 2 * proj + core_bwd + 2 * norm;
   kernels_.norm_recompute = norm;
   kernels_.dense_act_recompute = ffn_activation_seconds(T, model_.dense_ffn);
   kernels_.dense_fwd = ffn_seconds(T, model_.dense_ffn, false);
   kernels_.dense_bwd = ffn_seconds(T, model_.dense_ffn, true);
+  kernels_.dense_wgrad = kernels_.dense_fwd - kernels_.dense_act_recompute;
   if (model_.shared_ffn > 0) {
     kernels_.shared_fwd = ffn_seconds(T, model_.shared_ffn, false);
     kernels_.shared_bwd = ffn_seconds(T, model_.shared_ffn, true);
     kernels_.shared_act_recompute = ffn_activation_seconds(T, model_.shared_ffn);
+    kernels_.shared_wgrad = kernels_.shared_fwd - kernels_.shared_act_recompute;
   }
   const int64_t Tm = T / t;  // tokens entering the MoE block (sequence-parallel shard)
   const double copies = static_cast<double>(Tm) * model_.top_k;
@@ -96,7 +99,8 @@ void LayerCostModel::price_layer_kernels() {
   kernels_.unpermute_bwd = 2 * kernels_.unpermute_fwd;
   kernels_.embedding_fwd = cost_.memory_bound_seconds(2.0 * T_norm * h * elt);
   kernels_.embedding_bwd = 2 * kernels_.embedding_fwd;
-  kernels_.head_fwd = cost_.gemm_seconds(T, model_.vocab / t, h, dt) +
+  kernels_.head_wgrad = cost_.gemm_seconds(T, model_.vocab / t, h, dt);
+  kernels_.head_fwd = kernels_.head_wgrad +
                       cost_.memory_bound_seconds(T * static_cast<double>(model_.vocab) / t * 4 * 2);
   kernels_.head_bwd = 2 * kernels_.head_fwd;
 }
@@ -113,7 +117,7 @@ const std::vector<double>& LayerCostModel::expert_seconds(int moe_index, int sam
   const int chunks = parallel_.a2a_overlap_chunks;
   const hw::DType dt = workload_.compute_dtype;
   const int64_t f = model_.expert_ffn / parallel_.etp;
-  std::vector<double> per_chunk(2 * static_cast<size_t>(chunks));
+  std::vector<double> per_chunk(3 * static_cast<size_t>(chunks));
   std::vector<int64_t> m(local);
   for (int c = 0; c < chunks; ++c) {
     for (int e = 0; e < local; ++e) {
@@ -127,10 +131,12 @@ const std::vector<double>& LayerCostModel::expert_seconds(int moe_index, int sam
     for (int64_t x : m) routed += x;
     const int64_t up = model_.swiglu ? 2 * f : f;
     const double act = cost_.memory_bound_seconds(routed * (up + f) * hw::bytes_per_element(dt));
-    const double s = cost_.grouped_gemm_seconds(m, up, model_.hidden, dt) +
-                     cost_.grouped_gemm_seconds(m, model_.hidden, f, dt) + act;
+    const double gemms = cost_.grouped_gemm_seconds(m, up, model_.hidden, dt) +
+                         cost_.grouped_gemm_seconds(m, model_.hidden, f, dt);
+    const double s = gemms + act;
     per_chunk[c] = backward ? 2 * s : s;
     per_chunk[chunks + c] = act;
+    per_chunk[2 * chunks + c] = gemms;
   }
   cached = std::move(per_chunk);
   return cached;

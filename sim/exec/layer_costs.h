@@ -30,6 +30,12 @@ struct LayerKernelSeconds {
   double unpermute_fwd = 0, unpermute_bwd = 0;  // un-permute and weighted combine
   double embedding_fwd = 0, embedding_bwd = 0;
   double head_fwd = 0, head_bwd = 0;  // output projection + cross-entropy
+  // The weight-gradient GEMMs inside each backward above (each as costly as
+  // its forward GEMM): what a backward that defers its weight gradients
+  // (Megatron-Core's --delay-wgrad-compute, zero-bubble / DualPipe "W"
+  // chunks) leaves for later. Router and embedding weight gradients stay in
+  // their backward (a vocabulary scatter and a GEMM of width `experts`).
+  double attention_wgrad = 0, dense_wgrad = 0, shared_wgrad = 0, head_wgrad = 0;
 };
 
 class LayerCostModel {
@@ -47,8 +53,10 @@ class LayerCostModel {
   // the activation between them. With expert tensor parallelism each GPU
   // holds 1/etp of every local expert and processes the tokens gathered from
   // its etp peers. Entries [chunks, 2 chunks) hold each chunk's forward
-  // activation alone: what selective recompute re-runs. Computed once per
-  // (layer, sample, position, direction).
+  // activation alone: what selective recompute re-runs; entries [2 chunks,
+  // 3 chunks) each chunk's weight-gradient GEMMs (part of its backward, as
+  // costly as its forward GEMMs). Computed once per (layer, sample,
+  // position, direction).
   const std::vector<double>& expert_seconds(int moe_index, int sample, int ep_position,
                                             bool backward);
 

@@ -11,11 +11,11 @@ int ModelShape::moe_layers() const {
 }
 
 LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage) {
-  const auto ranges =
-      split_layers(m.layers, p.pp * p.virtual_stages, p.embedding_and_loss_as_layers);
+  // DualPipe: each rank holds two stages (chunks_per_rank), twice the parameters.
+  const auto ranges = split_layers(m.layers, stage_count(p), p.embedding_and_loss_as_layers);
   LocalParams lp;
-  for (int chunk = 0; chunk < p.virtual_stages; ++chunk) {
-    const int vstage = chunk * p.pp + stage;
+  for (int chunk = 0; chunk < chunks_per_rank(p); ++chunk) {
+    const int vstage = virtual_stage_of(p, stage, chunk);
     for (int l = ranges[vstage].begin; l < ranges[vstage].end; ++l) {
       lp.dense += m.attention_params_per_layer / p.tp;
       if (m.moe_layer[l]) {
@@ -26,7 +26,7 @@ LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage
       }
     }
     if (vstage == 0) lp.dense += m.embedding_params / p.tp;
-    if (vstage == p.pp * p.virtual_stages - 1) lp.dense += m.output_params / p.tp;
+    if (vstage == stage_count(p) - 1) lp.dense += m.output_params / p.tp;
   }
   return lp;
 }
@@ -157,6 +157,10 @@ struct ChunkSaved {
   double activations = 0;  // non-routed, bytes
   int moe_layers = 0;
   bool has_loss = false;
+  // The most one layer keeps (non-routed bytes), and whether it is MoE: what
+  // a forward paired with a backward adds before the backward frees a layer.
+  double layer_activations = 0;
+  bool layer_moe = false;
   // Full recompute: the layer being recomputed in backward, all its tensors.
   double recompute_activations = 0, recompute_routed = 0;
 };
@@ -172,16 +176,20 @@ std::vector<ChunkSaved> chunk_saved(const ModelShape& m, const ParallelConfig& p
                                     const TrainingWorkload& w, int stage, RoutedCopies routed) {
   const double tokens = static_cast<double>(w.seq_len) * p.micro_batch_size;
   const double seq_share = p.sequence_parallel ? p.tp : 1;
-  const int vstages = p.pp * p.virtual_stages;
+  const int vstages = stage_count(p);
   const auto ranges = split_layers(m.layers, vstages, p.embedding_and_loss_as_layers);
-  std::vector<ChunkSaved> chunks(p.virtual_stages);
-  for (int chunk = 0; chunk < p.virtual_stages; ++chunk) {
-    const int vstage = chunk * p.pp + stage;
+  std::vector<ChunkSaved> chunks(chunks_per_rank(p));
+  for (int chunk = 0; chunk < chunks_per_rank(p); ++chunk) {
+    const int vstage = virtual_stage_of(p, stage, chunk);
     ChunkSaved& c = chunks[chunk];
     for (int l = ranges[vstage].begin; l < ranges[vstage].end; ++l) {
       const LayerSavedBytes b = layer_saved_bytes(m, p, w.compute_dtype, l);
       c.activations += b.per_token * tokens;
       if (m.moe_layer[l]) ++c.moe_layers;
+      if (b.per_token * tokens >= c.layer_activations) {
+        c.layer_activations = b.per_token * tokens;
+        c.layer_moe = m.moe_layer[l];
+      }
       const double copies = m.moe_layer[l] ? routed.max * p.etp : 0;
       if (b.all_per_token * tokens + b.all_per_routed_copy * copies >
           c.recompute_activations + c.recompute_routed) {
@@ -234,15 +242,39 @@ StagePeak stage_peak(const ModelShape& m, const ParallelConfig& p, const Trainin
     if (now.total() > best.total()) best = now;
   };
   const bool full = p.recompute == Recompute::kFull;
-  for (const PipelineItem& item : pipeline_order(
-           p.schedule, p.pp, stage, static_cast<int>(w.microbatches(p)), p.virtual_stages)) {
+  const std::vector<PipelineItem> order =
+      schedule_order(p, stage, static_cast<int>(w.microbatches(p)));
+  for (size_t i = 0; i < order.size(); ++i) {
+    const PipelineItem& item = order[i];
     const ChunkSaved& c = chunks[item.chunk];
-    if (item.forward) {
+    if (item.paired_with_next && i + 1 < order.size()) {
+      // An overlapped pair runs forward layer j beside backward layer L-1-j:
+      // the backward frees a layer as the forward adds one, so the pair holds
+      // at most one of the forward's layers more than before it; then the
+      // forward is held, the backward freed, and the loss (last stage) runs.
+      consider(c.layer_activations, c.layer_moe ? routed_bytes(1, routed, p.etp, per_copy) : 0, 0);
       ++held[item.chunk];
+      --held[order[++i].chunk];
       consider(0, 0, c.has_loss ? logits : 0);
-    } else {
-      if (full) consider(c.recompute_activations, c.recompute_routed, 0);
-      --held[item.chunk];
+      continue;
+    }
+    switch (item.kind) {
+      case PassKind::kForward:
+        ++held[item.chunk];
+        consider(0, 0, c.has_loss ? logits : 0);
+        break;
+      case PassKind::kBackward:
+        if (full) consider(c.recompute_activations, c.recompute_routed, 0);
+        --held[item.chunk];
+        break;
+      case PassKind::kBackwardInput:
+        // Zero-bubble: the weight gradients still need the GEMM inputs, most
+        // of what the pass keeps; counted as held until its W pass (an upper
+        // bound: attention's score tensors are free by then).
+        break;
+      case PassKind::kWeightGrad:
+        --held[item.chunk];
+        break;
     }
   }
   return best;

@@ -72,11 +72,15 @@
 //  - full: each layer keeps its input; the layer being recomputed in backward
 //    holds its full set (and its routed copies) for the moment.
 //
-// Pipeline: the walk follows pipeline_order() (Megatron-Core's 1F1B and
-// interleaved schedules, pipeline_parallel/schedules.py): a forward pass adds
-// its chunk's saved tensors, its backward frees them; the peak is taken over
-// the walk. Interleaved stage s holds 2(pp - s - 1) + (v - 1) pp + 1 passes at
-// the start of its steady state (num_warmup_microbatches + 1).
+// Pipeline: the walk follows schedule_order() (Megatron-Core's 1F1B and
+// interleaved schedules, pipeline_parallel/schedules.py, with one more
+// warm-up forward under moe_a2a_overlap "1f1b"; DualPipe's): a forward pass
+// adds its chunk's saved tensors, its backward frees them (a zero-bubble
+// backward's only at its weight-gradient pass); the peak is taken over the
+// walk. Interleaved stage s holds 2(pp - s - 1) + (v - 1) pp + 1 passes at
+// the start of its steady state (num_warmup_microbatches + 1). DualPipe
+// ranks hold two stages, so twice the parameters (DualPipe README: 2x
+// parameters, pp + 1 activations per device).
 //
 // Logits (last stage, one micro-batch at a time: the loss chunk's backward
 // follows its forward at once): the output layer's BF16 logits [tokens,

@@ -17,7 +17,26 @@ SimTime seconds(double s) {
   return SimTime::from_seconds(std::max(0.0, s));
 }
 
-enum GroupKind { kTp, kEp, kEtp, kDp, kEdp, kGroupKinds };
+// kMirror (DualPipe): the two ranks holding copies of the same stages, r and
+// pp-1-r, whose gradients are summed.
+enum GroupKind { kTp, kEp, kEtp, kDp, kEdp, kMirror, kGroupKinds };
+
+// With moe_a2a_overlap, a layer's pass is emitted in the five parts
+// Megatron-Core splits a transformer layer into for its combined 1F1B
+// (models/gpt/fine_grained_callables.py build_transformer_layer_callables),
+// so that two passes' parts can interleave:
+//   forward:  kPre = attention, shared experts, router and permute
+//             (submodule_pre_dispatch_forward); kFirstComm = dispatch;
+//             kMlp = routed experts (dense layers: the FFN); kSecondComm =
+//             combine; kPost = unpermute.
+//   backward: kPre = unpermute's backward; kFirstComm = the combine's
+//             backward (towards the experts); kMlp = expert data gradients,
+//             then their weight gradients (--delay-wgrad-compute: the
+//             dispatch's backward waits for the data gradients only);
+//             kSecondComm = the dispatch's backward; kPost = router, shared
+//             experts and attention backward.
+// kWhole is the layer as one unit (moe_a2a_overlap "none").
+enum class LayerStage : uint8_t { kPre, kFirstComm, kMlp, kSecondComm, kPost, kWhole };
 
 // The graph wiring of one training step: every GPU's passes in its pipeline
 // schedule order, each layer's kernels (priced by LayerCostModel) on the
@@ -28,13 +47,15 @@ class StepGraphBuilder {
  public:
   StepGraphBuilder(const ModelShape& model, const ParallelConfig& parallel,
                    const TrainingWorkload& workload, const std::vector<LayerRouting>& routing,
-                   const hw::ComputeCostModel& cost, const FrameworkOverheads& framework)
+                   const hw::ComputeCostModel& cost, const FrameworkOverheads& framework,
+                   int gpu_sms)
       : model_(model),
         parallel_(parallel),
         workload_(workload),
         routing_(routing),
         cost_(cost),
         framework_(framework),
+        gpu_sms_(gpu_sms),
         layout_(parallel),
         layer_costs_(model, parallel, workload, routing, cost) {}
 
@@ -50,10 +71,33 @@ class StepGraphBuilder {
   // all-gather before and a reduce-scatter after (same bytes in total).
   TaskId tp_before(int gpu, TaskLabel label, TaskId dep);
   TaskId tp_after(int gpu, TaskLabel label, TaskId dep);
+  void gather_layer_params(int gpu, int layer, TaskLabel label);
   TaskId emit_layer(int gpu, int layer, TaskLabel label, TaskId dep);
-  TaskId emit_moe(int gpu, int layer, TaskLabel label, TaskId dep);
+  TaskId emit_moe(int gpu, int layer, TaskLabel label, TaskId dep,
+                  LayerStage stage = LayerStage::kWhole, bool defer_wgrad = false);
   void emit_pass_overhead(int gpu, TaskLabel label);
   void emit_gpu(int gpu);
+
+  // moe_a2a_overlap "1f1b" / "dualpipe": passes emitted part by part.
+  struct PassCursor {
+    int gpu = 0;
+    TaskLabel label;
+    bool backward = false;
+    bool defer_wgrad = false;  // zero-bubble backward: weight gradients in a later W pass
+    LayerRange layers;
+    bool first_vstage = false, last_vstage = false;
+    TaskId chain = kNoTask;    // the pass's last task so far: what its next part waits for
+    TaskId first = kNoTask;    // the pass's first task (gated by its pipeline receive)
+    TaskId pending = kNoTask;  // ZeRO-3 gather its next task waits for
+  };
+  PassCursor start_pass(int gpu, const PipelineItem& item);
+  void emit_layer_stage(int layer, LayerStage stage, PassCursor& pass);
+  void emit_layer_alone(int layer, PassCursor& pass);
+  void emit_layer_pair(int forward_layer, PassCursor& forward, int backward_layer,
+                       PassCursor& backward);
+  void emit_combined(int gpu, const PipelineItem* forward, const PipelineItem* backward);
+  void emit_weight_grad(int gpu, const PipelineItem& item);
+  void emit_gpu_overlapped(int gpu);
   void emit_pipeline_transfers();
   void emit_data_parallel(int gpu);
 
@@ -63,6 +107,7 @@ class StepGraphBuilder {
   const std::vector<LayerRouting>& routing_;
   const hw::ComputeCostModel& cost_;
   const FrameworkOverheads& framework_;
+  int gpu_sms_;
   RankLayout layout_;
   LayerCostModel layer_costs_;
   StepGraph step_;
@@ -85,6 +130,9 @@ class StepGraphBuilder {
   std::vector<TaskId> last_compute_;                              // per GPU, while emitting
   std::vector<std::vector<std::pair<TaskId, int>>> grads_ready_;  // per GPU: (task, layer)
   std::vector<std::vector<char>> param_gathered_;                 // ZeRO-3: [gpu][layer*2+bwd]
+  // Overlap modes: per layer of the GPU being emitted, the task after which
+  // its weight gradients are complete (its last backward or W pass so far).
+  std::vector<TaskId> layer_grads_done_;
   // A dependency for the next task emitted (the ZeRO-3 parameter gather the
   // layer's first kernel waits for).
   TaskId pending_dep_ = kNoTask;
@@ -99,6 +147,7 @@ void StepGraphBuilder::intern_groups() {
   for (int k = 0; k < kGroupKinds; ++k) {
     group_of_[k].resize(parallel_.gpus());
     issued_[k].assign(parallel_.gpus(), 0);
+    if (k == kMirror && parallel_.moe_a2a_overlap != MoeA2aOverlap::kDualPipe) continue;
     for (int g = 0; g < parallel_.gpus(); ++g) {
       std::vector<int> members;
       switch (k) {
@@ -117,6 +166,12 @@ void StepGraphBuilder::intern_groups() {
         case kEdp:
           members = layout_.edp_group(g);
           break;
+        case kMirror: {
+          const RankCoords& rc = layout_.coords(g);
+          const int mirror = layout_.rank(rc.tp, rc.dp, parallel_.pp - 1 - rc.pp);
+          members = {std::min(g, mirror), std::max(g, mirror)};
+          break;
+        }
       }
       // Groups of different kinds with the same members are distinct (their
       // collectives are queued independently).
@@ -184,7 +239,8 @@ TaskId StepGraphBuilder::tp_after(int gpu, TaskLabel label, TaskId dep) {
 
 // ZeRO-3: a layer's parameters are gathered from the data-parallel shards the
 // first time the step needs them in each direction, one layer ahead.
-TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId dep) {
+TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId dep, LayerStage stage,
+                                  bool defer_wgrad) {
   const bool bwd = label.phase == Phase::kBackward;
   const int j = moe_index_[layer];
   const LayerRouting& lr = routing_[j];
@@ -224,6 +280,56 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
     const Category c = (towards_experts != bwd) ? Category::kDispatch : Category::kCombine;
     return comm(gpu, Stream::kEpComm, c, kEp, towards_experts ? dispatch : combine, l, d);
   };
+  if (stage != LayerStage::kWhole) {
+    // One part of the layer (overlap modes; a2a_overlap_chunks is 1 there).
+    const LayerKernelSeconds& k = layer_costs_.kernels();
+    const bool recompute = bwd && parallel_.recompute == Recompute::kSelective;
+    TaskLabel recompute_label = label, wgrad_label = label;
+    recompute_label.phase = Phase::kRecompute;
+    wgrad_label.phase = Phase::kWeightGrad;
+    switch (stage) {
+      case LayerStage::kPre:
+        if (bwd) return compute(gpu, Category::kOther, k.unpermute_bwd, label, dep);
+        {
+          const RoutingSample& rs = lr.samples[sample];
+          for (int e = 0; e < rs.local_experts; ++e) {
+            step_.expert_tokens_per_gpu[gpu] += rs.expert_tokens[position * rs.local_experts + e];
+          }
+        }
+        // Shared experts run before the router (submodule_pre_dispatch_forward).
+        if (model_.shared_ffn > 0) compute(gpu, Category::kDense, k.shared_fwd, label, dep);
+        return compute(gpu, Category::kOther, k.router_fwd, label, dep);
+      case LayerStage::kFirstComm:
+        return ep_comm(true, dep, 0);
+      case LayerStage::kMlp: {
+        TaskId in = dep;
+        if (parallel_.etp > 1)
+          in = comm(gpu, Stream::kTpComm, Category::kTpComm, kEtp, etp_gather, label, in);
+        if (recompute) in = compute(gpu, Category::kExpert, expert[chunks], recompute_label, in);
+        const double wgrad = bwd ? expert[2 * chunks] : 0;
+        TaskId out = compute(gpu, Category::kExpert, expert[0] - wgrad, label, in);
+        if (parallel_.etp > 1) {
+          out = comm(gpu, Stream::kTpComm, Category::kTpComm, kEtp, etp_scatter, label, out);
+        }
+        if (bwd && !defer_wgrad) compute(gpu, Category::kExpert, wgrad, wgrad_label);
+        return out;
+      }
+      case LayerStage::kSecondComm:
+        return ep_comm(false, dep, 0);
+      case LayerStage::kPost: {
+        if (!bwd) return compute(gpu, Category::kOther, k.unpermute_fwd, label, dep);
+        TaskId x = compute(gpu, Category::kOther, k.router_bwd, label, dep);
+        if (model_.shared_ffn > 0) {
+          if (recompute) compute(gpu, Category::kDense, k.shared_act_recompute, recompute_label);
+          x = compute(gpu, Category::kDense, k.shared_bwd - (defer_wgrad ? k.shared_wgrad : 0),
+                      label, x);
+        }
+        return x;
+      }
+      case LayerStage::kWhole:
+        break;
+    }
+  }
 
   if (label.phase == Phase::kForward) {
     const RoutingSample& rs = lr.samples[sample];
@@ -280,26 +386,31 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
   return tail;
 }
 
+// ZeRO-3: the layer's parameters are gathered from their data-parallel
+// shards the first time the step needs them in each direction. Gathers
+// queue on the data-parallel stream with no other dependency, so they
+// prefetch as far ahead as that stream's bandwidth allows; the layer's next
+// task waits for it (pending_dep_).
+void StepGraphBuilder::gather_layer_params(int gpu, int layer, TaskLabel label) {
+  if (parallel_.zero_stage != 3) return;
+  const bool bwd = label.phase == Phase::kBackward;
+  const bool moe = moe_index_[layer] >= 0;
+  char& done = param_gathered_[gpu][layer * 2 + (bwd ? 1 : 0)];
+  if (done) return;
+  done = 1;
+  CollectiveDesc d{CollectiveOp::kAllGather};
+  const double dense =
+      model_.attention_params_per_layer +
+      (moe ? model_.shared_expert_params + model_.router_params : model_.dense_ffn_params);
+  d.bytes = dense / parallel_.tp * hw::bytes_per_element(workload_.compute_dtype);
+  pending_dep_ = comm(gpu, Stream::kDpComm, Category::kDpComm, kDp, d, label);
+}
+
 TaskId StepGraphBuilder::emit_layer(int gpu, int layer, TaskLabel label, TaskId dep) {
   label.layer = static_cast<int16_t>(layer);
   const bool bwd = label.phase == Phase::kBackward;
   const bool moe = moe_index_[layer] >= 0;
-  if (parallel_.zero_stage == 3) {
-    // ZeRO-3: the layer's parameters are gathered from their data-parallel
-    // shards the first time the step needs them in each direction. Gathers
-    // queue on the data-parallel stream with no other dependency, so they
-    // prefetch as far ahead as that stream's bandwidth allows.
-    char& done = param_gathered_[gpu][layer * 2 + (bwd ? 1 : 0)];
-    if (!done) {
-      done = 1;
-      CollectiveDesc d{CollectiveOp::kAllGather};
-      const double dense =
-          model_.attention_params_per_layer +
-          (moe ? model_.shared_expert_params + model_.router_params : model_.dense_ffn_params);
-      d.bytes = dense / parallel_.tp * hw::bytes_per_element(workload_.compute_dtype);
-      pending_dep_ = comm(gpu, Stream::kDpComm, Category::kDpComm, kDp, d, label);
-    }
-  }
+  gather_layer_params(gpu, layer, label);
   if (!bwd) {
     TaskId x = tp_before(gpu, label, dep);
     x = compute(gpu, Category::kAttention, layer_costs_.kernels().attention_fwd, label, x);
@@ -340,6 +451,10 @@ void StepGraphBuilder::emit_pass_overhead(int gpu, TaskLabel label) {
 }
 
 void StepGraphBuilder::emit_gpu(int gpu) {
+  if (parallel_.moe_a2a_overlap != MoeA2aOverlap::kNone) {
+    emit_gpu_overlapped(gpu);
+    return;
+  }
   const RankCoords& rc = layout_.coords(gpu);
   const int v = parallel_.virtual_stages;
   const auto order = pipeline_order(parallel_.schedule, parallel_.pp, rc.pp, microbatches_, v);
@@ -354,7 +469,7 @@ void StepGraphBuilder::emit_gpu(int gpu) {
     label.microbatch = static_cast<int16_t>(item.microbatch);
     label.chunk = static_cast<uint8_t>(item.chunk);
     const size_t first_task = step_.graph.size();
-    if (item.forward) {
+    if (item.forward()) {
       label.phase = Phase::kForward;
       pt.before_forward = last_compute_[gpu];
       emit_pass_overhead(gpu, label);
@@ -392,13 +507,244 @@ void StepGraphBuilder::emit_gpu(int gpu) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// moe_a2a_overlap "1f1b" and "dualpipe": the schedule's items, each a lone
+// pass, an overlapped (forward, backward) pair or a weight-gradient pass.
+
+StepGraphBuilder::PassCursor StepGraphBuilder::start_pass(int gpu, const PipelineItem& item) {
+  const RankCoords& rc = layout_.coords(gpu);
+  const int vstage = virtual_stage_of(parallel_, rc.pp, item.chunk);
+  PassCursor pass;
+  pass.gpu = gpu;
+  pass.label.microbatch = static_cast<int16_t>(item.microbatch);
+  pass.label.chunk = static_cast<uint8_t>(item.chunk);
+  pass.label.phase = item.forward() ? Phase::kForward : Phase::kBackward;
+  pass.backward = !item.forward();
+  pass.defer_wgrad = item.kind == PassKind::kBackwardInput;
+  pass.layers = vstage_layers_[vstage];
+  pass.first_vstage = vstage == 0;
+  pass.last_vstage = vstage == stage_count(parallel_) - 1;
+  return pass;
+}
+
+// One part of one layer of `pass`, chained after the pass's previous part.
+void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor& pass) {
+  const int gpu = pass.gpu;
+  TaskLabel label = pass.label;
+  label.layer = static_cast<int16_t>(layer);
+  const bool moe = moe_index_[layer] >= 0;
+  const LayerKernelSeconds& k = layer_costs_.kernels();
+  const size_t first_new = step_.graph.size();
+  std::swap(pending_dep_, pass.pending);  // this pass's gather, not the other pass's
+  if (stage == LayerStage::kPre) gather_layer_params(gpu, layer, label);
+  TaskId& x = pass.chain;
+  TaskLabel recompute_label = label, wgrad_label = label;
+  recompute_label.phase = Phase::kRecompute;
+  wgrad_label.phase = Phase::kWeightGrad;
+  const bool selective = pass.backward && parallel_.recompute == Recompute::kSelective;
+  if (moe && stage != LayerStage::kPre && stage != LayerStage::kPost) {
+    x = emit_moe(gpu, layer, label, x, stage, pass.defer_wgrad);
+  } else if (!pass.backward) {
+    if (stage == LayerStage::kPre) {
+      x = tp_before(gpu, label, x);
+      x = compute(gpu, Category::kAttention, k.attention_fwd, label, x);
+      x = tp_after(gpu, label, x);
+      if (moe) x = emit_moe(gpu, layer, label, x, stage);
+    } else if (stage == LayerStage::kMlp) {
+      x = tp_before(gpu, label, x);
+      x = compute(gpu, Category::kDense, k.dense_fwd, label, x);
+      x = tp_after(gpu, label, x);
+    } else if (moe) {
+      x = emit_moe(gpu, layer, label, x, stage);  // kPost: unpermute
+    }
+  } else if (stage == LayerStage::kPre) {
+    // Both norms are re-run as the layer's backward begins.
+    if (selective) x = compute(gpu, Category::kAttention, k.norm_recompute, recompute_label, x);
+    if (moe) x = emit_moe(gpu, layer, label, x, stage);
+  } else if (stage == LayerStage::kMlp) {
+    x = tp_before(gpu, label, x);
+    if (selective) x = compute(gpu, Category::kDense, k.dense_act_recompute, recompute_label, x);
+    x = compute(gpu, Category::kDense, k.dense_bwd - k.dense_wgrad, label, x);
+    if (!pass.defer_wgrad) compute(gpu, Category::kDense, k.dense_wgrad, wgrad_label);
+    x = tp_after(gpu, label, x);
+  } else if (stage == LayerStage::kPost) {
+    if (moe) x = emit_moe(gpu, layer, label, x, stage, pass.defer_wgrad);
+    x = tp_before(gpu, label, x);
+    x = compute(gpu, Category::kAttention,
+                k.attention_bwd - (pass.defer_wgrad ? k.attention_wgrad : 0), label, x);
+    x = tp_after(gpu, label, x);
+    if (!pass.defer_wgrad) layer_grads_done_[layer] = x;
+  }
+  std::swap(pending_dep_, pass.pending);
+  if (pass.first == kNoTask && step_.graph.size() > first_new)
+    pass.first = static_cast<TaskId>(first_new);
+}
+
+void StepGraphBuilder::emit_layer_alone(int layer, PassCursor& pass) {
+  for (LayerStage stage : {LayerStage::kPre, LayerStage::kFirstComm, LayerStage::kMlp,
+                           LayerStage::kSecondComm, LayerStage::kPost}) {
+    emit_layer_stage(layer, stage, pass);
+  }
+}
+
+// Forward layer and backward layer side by side, in the issue order of
+// Megatron-Core's TransformerLayerSchedulePlan.run
+// (models/common/model_chunk_schedule_plan.py):
+//   comm stream:    combine_bwd(B) | dispatch_fwd(F) -> dispatch_bwd(B) | combine_fwd(F)
+//   compute stream: pre_fwd(F)     | mlp_bwd(B) -> mlp_wgrad(B) -> mlp_fwd(F) | post_bwd(B)
+// Each communication overlaps the other micro-batch's compute: nothing links
+// the two passes, so streams alone decide what runs beside what. DeepSeek's
+// DualPipe overlapped chunks pair the same parts (DeepSeek-V3 report 3.2.1).
+void StepGraphBuilder::emit_layer_pair(int forward_layer, PassCursor& forward, int backward_layer,
+                                       PassCursor& backward) {
+  emit_layer_stage(backward_layer, LayerStage::kPre, backward);
+  emit_layer_stage(backward_layer, LayerStage::kFirstComm, backward);
+  emit_layer_stage(forward_layer, LayerStage::kPre, forward);
+  emit_layer_stage(forward_layer, LayerStage::kFirstComm, forward);
+  emit_layer_stage(backward_layer, LayerStage::kMlp, backward);
+  emit_layer_stage(backward_layer, LayerStage::kSecondComm, backward);
+  emit_layer_stage(forward_layer, LayerStage::kMlp, forward);
+  emit_layer_stage(forward_layer, LayerStage::kSecondComm, forward);
+  emit_layer_stage(backward_layer, LayerStage::kPost, backward);
+  emit_layer_stage(forward_layer, LayerStage::kPost, forward);
+}
+
+// A lone pass (one of the two null) or an overlapped pair, in the order of
+// TransformerModelChunkSchedulePlan.run (model_chunk_schedule_plan.py):
+// embedding forward, loss backward, forward layer i beside backward layer
+// L-1-i, the backward's leftover layers, the forward's leftover layers, loss
+// forward, embedding backward.
+void StepGraphBuilder::emit_combined(int gpu, const PipelineItem* forward_item,
+                                     const PipelineItem* backward_item) {
+  const LayerKernelSeconds& k = layer_costs_.kernels();
+  const int v = chunks_per_rank(parallel_);
+  PassCursor forward, backward;
+  const TaskId before = last_compute_[gpu];
+  auto passes = [&](const PipelineItem& item) -> PassTasks& {
+    return passes_[gpu][static_cast<size_t>(item.microbatch) * v + item.chunk];
+  };
+  // A pass's own tasks, emitted outside its layers.
+  auto own = [&](PassCursor& pass, auto&& emit) {
+    const size_t first_new = step_.graph.size();
+    emit();
+    if (pass.first == kNoTask && step_.graph.size() > first_new)
+      pass.first = static_cast<TaskId>(first_new);
+  };
+  if (forward_item) {
+    forward = start_pass(gpu, *forward_item);
+    own(forward, [&] {
+      emit_pass_overhead(gpu, forward.label);
+      if (forward.first_vstage)
+        forward.chain = compute(gpu, Category::kOther, k.embedding_fwd, forward.label);
+    });
+  }
+  if (backward_item) {
+    backward = start_pass(gpu, *backward_item);
+    own(backward, [&] {
+      emit_pass_overhead(gpu, backward.label);
+      if (backward.last_vstage) {
+        const double wgrad = backward.defer_wgrad ? k.head_wgrad : 0;
+        backward.chain =
+            compute(gpu, Category::kOther, k.head_bwd - wgrad, backward.label, backward.chain);
+      }
+    });
+  }
+  const int forward_layers = forward_item ? forward.layers.end - forward.layers.begin : 0;
+  const int backward_layers = backward_item ? backward.layers.end - backward.layers.begin : 0;
+  const int pairs = std::min(forward_layers, backward_layers);
+  for (int i = 0; i < pairs; ++i) {
+    emit_layer_pair(forward.layers.begin + i, forward, backward.layers.end - 1 - i, backward);
+  }
+  for (int i = pairs; i < backward_layers; ++i)
+    emit_layer_alone(backward.layers.end - 1 - i, backward);
+  for (int i = pairs; i < forward_layers; ++i) emit_layer_alone(forward.layers.begin + i, forward);
+  if (forward_item) {
+    own(forward, [&] {
+      if (forward.last_vstage)
+        forward.chain = compute(gpu, Category::kOther, k.head_fwd, forward.label, forward.chain);
+    });
+    PassTasks& pt = passes(*forward_item);
+    pt.before_forward = before;
+    pt.forward_first = forward.first;
+    pt.forward_last = forward.chain;
+  }
+  if (backward_item) {
+    own(backward, [&] {
+      if (backward.first_vstage)
+        backward.chain =
+            compute(gpu, Category::kOther, k.embedding_bwd, backward.label, backward.chain);
+    });
+    PassTasks& pt = passes(*backward_item);
+    pt.before_backward = before;
+    pt.backward_first = backward.first;
+    pt.backward_last = backward.chain;
+  }
+}
+
+// A zero-bubble W pass: the weight-gradient GEMMs its kBackwardInput left,
+// layer by layer in backward order.
+void StepGraphBuilder::emit_weight_grad(int gpu, const PipelineItem& item) {
+  const LayerKernelSeconds& k = layer_costs_.kernels();
+  PassCursor pass = start_pass(gpu, item);
+  TaskLabel label = pass.label;
+  label.phase = Phase::kWeightGrad;
+  if (pass.last_vstage) compute(gpu, Category::kOther, k.head_wgrad, label);
+  for (int l = pass.layers.end - 1; l >= pass.layers.begin; --l) {
+    label.layer = static_cast<int16_t>(l);
+    const int j = moe_index_[l];
+    if (j >= 0) {
+      const LayerRouting& lr = routing_[j];
+      const int sample =
+          (item.microbatch + layout_.ep_group_index(gpu)) % static_cast<int>(lr.samples.size());
+      const auto& expert = layer_costs_.expert_seconds(j, sample, layout_.coords(gpu).ep, true);
+      compute(gpu, Category::kExpert, expert[2 * parallel_.a2a_overlap_chunks], label);
+      if (model_.shared_ffn > 0) compute(gpu, Category::kDense, k.shared_wgrad, label);
+    } else {
+      compute(gpu, Category::kDense, k.dense_wgrad, label);
+    }
+    layer_grads_done_[l] = compute(gpu, Category::kAttention, k.attention_wgrad, label);
+  }
+}
+
+void StepGraphBuilder::emit_gpu_overlapped(int gpu) {
+  if (parallel_.a2a_overlap_chunks != 1 || parallel_.recompute == Recompute::kFull) {
+    throw std::logic_error(
+        "build_training_step: moe_a2a_overlap needs a2a_overlap_chunks = 1 "
+        "and no full recompute");
+  }
+  const int v = chunks_per_rank(parallel_);
+  passes_[gpu].assign(static_cast<size_t>(microbatches_) * v, PassTasks{});
+  layer_grads_done_.assign(model_.layers, kNoTask);
+  const auto order = schedule_order(parallel_, layout_.coords(gpu).pp, microbatches_);
+  for (size_t i = 0; i < order.size(); ++i) {
+    const PipelineItem& item = order[i];
+    if (item.paired_with_next && i + 1 < order.size()) {
+      emit_combined(gpu, &item, &order[i + 1]);
+      ++i;
+    } else if (item.kind == PassKind::kWeightGrad) {
+      emit_weight_grad(gpu, item);
+    } else if (item.forward()) {
+      emit_combined(gpu, &item, nullptr);
+    } else {
+      emit_combined(gpu, nullptr, &item);
+    }
+  }
+  // Gradient buckets in the order their layers finish.
+  std::vector<std::pair<TaskId, int>>& ready = grads_ready_[gpu];
+  for (int l = 0; l < model_.layers; ++l) {
+    if (layer_grads_done_[l] != kNoTask) ready.push_back({layer_grads_done_[l], l});
+  }
+  std::sort(ready.begin(), ready.end());
+}
+
 // Activations (forward) and their gradients (backward) between consecutive
 // virtual stages: a two-participant transfer. The receiving side joins only
 // once its own previous work is done, so waiting for a slow upstream stage
 // shows as pipeline bubble and only the transfer itself as communication.
 void StepGraphBuilder::emit_pipeline_transfers() {
-  if (parallel_.pp == 1 && parallel_.virtual_stages == 1) return;
-  const int v = parallel_.virtual_stages, total = parallel_.pp * v;
+  const int v = chunks_per_rank(parallel_), total = stage_count(parallel_);
+  if (total == 1) return;
+  const bool dualpipe = parallel_.moe_a2a_overlap == MoeA2aOverlap::kDualPipe;
   const double bytes = static_cast<double>(tokens_per_microbatch_) * model_.hidden *
                        hw::bytes_per_element(workload_.compute_dtype) /
                        (parallel_.sequence_parallel ? parallel_.tp : 1);
@@ -415,14 +761,20 @@ void StepGraphBuilder::emit_pipeline_transfers() {
     const RankCoords& rc = layout_.coords(gpu);
     for (int mb = 0; mb < microbatches_; ++mb) {
       for (int chunk = 0; chunk < v; ++chunk) {
-        const int vstage = chunk * parallel_.pp + rc.pp;
+        // DualPipe: a micro-batch flows through one direction only.
+        const int direction = dualpipe_direction(parallel_, mb, microbatches_);
+        if (direction >= 0 && direction != chunk) continue;
+        const int vstage = virtual_stage_of(parallel_, rc.pp, chunk);
         const PassTasks& me = passes_[gpu][static_cast<size_t>(mb) * v + chunk];
         for (int dir = 0; dir < 2; ++dir) {
           const bool forward = dir == 0;
           const int from_vstage = forward ? vstage - 1 : vstage + 1;
           if (from_vstage < 0 || from_vstage >= total) continue;
-          const int from_stage = from_vstage % parallel_.pp,
-                    from_chunk = from_vstage / parallel_.pp;
+          // DualPipe's reverse direction runs virtual stage s on rank pp-1-s.
+          const int from_stage = !dualpipe    ? from_vstage % parallel_.pp
+                                 : chunk == 0 ? from_vstage
+                                              : parallel_.pp - 1 - from_vstage;
+          const int from_chunk = dualpipe ? chunk : from_vstage / parallel_.pp;
           const int src = layout_.rank(rc.tp, rc.dp, from_stage);
           const PassTasks& them = passes_[src][static_cast<size_t>(mb) * v + from_chunk];
           CollectiveDesc d{CollectiveOp::kSendRecv};
@@ -486,17 +838,33 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
       reductions.push_back(comm(gpu, Stream::kDpComm, Category::kDpComm, kEdp, d, label, dep));
     }
   }
-  const int vstage_first = rc.pp,
-            vstage_last = (parallel_.virtual_stages - 1) * parallel_.pp + rc.pp;
-  if (vstage_first == 0) dense_local += model_.embedding_params / parallel_.tp;
-  if (vstage_last == parallel_.pp * parallel_.virtual_stages - 1)
-    dense_local += model_.output_params / parallel_.tp;
+  bool embedding = false, output = false;
+  for (int chunk = 0; chunk < chunks_per_rank(parallel_); ++chunk) {
+    const int vstage = virtual_stage_of(parallel_, rc.pp, chunk);
+    embedding = embedding || vstage == 0;
+    output = output || vstage == stage_count(parallel_) - 1;
+  }
+  if (embedding) dense_local += model_.embedding_params / parallel_.tp;
+  if (output) dense_local += model_.output_params / parallel_.tp;
   // Adam with FP32 master weights: read gradient, master weight, two moments;
   // write master weight, two moments and the BF16 weight: ~30 bytes/parameter.
   const double shard_params =
       reduce_scatter ? dense_local / parallel_.dp + expert_local / parallel_.expert_dp()
                      : dense_local + expert_local;
   label.layer = -1;
+  if (parallel_.moe_a2a_overlap == MoeA2aOverlap::kDualPipe) {
+    // DualPipe: ranks r and pp-1-r hold copies of the same two stages, whose
+    // gradients are summed (DualPipe examples/example_dualpipe.py adds the
+    // mirror rank's gradients). Summing commutes with the data-parallel
+    // reduction, so the sum runs on the reduced shard, after the per-layer
+    // reductions that overlap the backward: one all-reduce of FP32 shards.
+    CollectiveDesc d{CollectiveOp::kAllReduce};
+    d.bytes = shard_params * grad_bytes;
+    const TaskId sum =
+        comm(gpu, Stream::kDpComm, Category::kDpComm, kMirror, d, label, end_of_backward);
+    for (TaskId r : reductions) step_.graph.depend(r, sum);
+    reductions.push_back(sum);
+  }
   const TaskId opt = step_.graph.add_compute(
       gpu, Category::kOptimizer, seconds(cost_.memory_bound_seconds(shard_params * 30.0)), label);
   for (TaskId r : reductions) step_.graph.depend(r, opt);
@@ -517,8 +885,17 @@ StepGraph StepGraphBuilder::build() {
   tokens_per_microbatch_ = workload_.seq_len * parallel_.micro_batch_size;
   step_.microbatches = microbatches_;
   step_.graph = TaskGraph(parallel_.gpus());
-  vstage_layers_ = split_layers(model_.layers, parallel_.pp * parallel_.virtual_stages,
-                                parallel_.embedding_and_loss_as_layers);
+  vstage_layers_ =
+      split_layers(model_.layers, stage_count(parallel_), parallel_.embedding_and_loss_as_layers);
+  if (parallel_.moe_a2a_overlap != MoeA2aOverlap::kNone) {
+    // Overlapped communication takes SMs from the compute beside it.
+    if (gpu_sms_ <= parallel_.a2a_comm_sms) {
+      throw std::logic_error(
+          "build_training_step: moe_a2a_overlap needs the GPU's SM count "
+          "above a2a_comm_sms");
+    }
+    step_.graph.set_comm_sms(gpu_sms_, parallel_.a2a_comm_sms);
+  }
   moe_index_.assign(model_.layers, -1);
   int j = 0;
   for (int l = 0; l < model_.layers; ++l) {
@@ -575,9 +952,9 @@ double estimated_step_tasks(const ModelShape& model, const ParallelConfig& paral
 StepGraph build_training_step(const ModelShape& model, const ParallelConfig& parallel,
                               const TrainingWorkload& workload,
                               const std::vector<LayerRouting>& routing,
-                              const hw::ComputeCostModel& cost,
-                              const FrameworkOverheads& framework) {
-  StepGraphBuilder b(model, parallel, workload, routing, cost, framework);
+                              const hw::ComputeCostModel& cost, const FrameworkOverheads& framework,
+                              int gpu_sms) {
+  StepGraphBuilder b(model, parallel, workload, routing, cost, framework, gpu_sms);
   return b.build();
 }
 

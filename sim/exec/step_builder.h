@@ -14,6 +14,17 @@
 // With framework.pipeline_pass_s > 0 and pp > 1, every forward and backward
 // pass of a model chunk begins with that much GPU idle time
 // (Category::kFramework), once the pass's input has arrived.
+//
+// With parallel.moe_a2a_overlap "1f1b" or "dualpipe" the passes follow
+// schedule_order() (pipeline_schedule.h): a forward and a backward of
+// different micro-batches paired in one step are emitted layer part by layer
+// part (attention, dispatch, experts, combine: Megatron-Core's split), forward
+// layer i beside backward layer L-1-i, so that each one's all-to-alls run on
+// the EP stream while the other's kernels run on the compute stream; the
+// graph then models the SMs that communication takes from compute
+// (TaskGraph::set_comm_sms with `gpu_sms` and parallel.a2a_comm_sms).
+// DualPipe adds its zero-bubble weight-gradient passes, both stage copies per
+// rank, and the sum of the copies' gradients between mirror ranks.
 
 #include <cstdint>
 #include <vector>
@@ -66,7 +77,7 @@ double estimated_step_tasks(const ModelShape& model, const ParallelConfig& paral
 StepGraph build_training_step(const ModelShape& model, const ParallelConfig& parallel,
                               const TrainingWorkload& workload,
                               const std::vector<LayerRouting>& routing,
-                              const hw::ComputeCostModel& cost,
-                              const FrameworkOverheads& framework);
+                              const hw::ComputeCostModel& cost, const FrameworkOverheads& framework,
+                              int gpu_sms = 0);
 
 }  // namespace moesim::exec

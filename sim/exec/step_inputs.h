@@ -56,6 +56,22 @@ struct ModelShape {
 enum class PipelineSchedule { kOneFOneB, kInterleaved };
 enum class Recompute { kNone, kSelective, kFull };
 
+// How expert-parallel all-to-alls hide behind another micro-batch's compute.
+//  - kNone: each pass runs alone; only the shared experts (and the optional
+//    a2a_overlap_chunks) overlap a layer's own dispatch.
+//  - kOneFOneB: Megatron-Core's --overlap-moe-expert-parallel-comm with
+//    --delay-wgrad-compute (pipeline_parallel/combined_1f1b.py): every
+//    steady-state (forward, backward) pair of the 1F1B / interleaved schedule
+//    runs as one combined step, forward layer i beside backward layer L-1-i,
+//    each one's dispatch and combine beside the other's compute; one extra
+//    warm-up forward makes each pair independent.
+//  - kDualPipe: DeepSeek's DualPipe (deepseek-ai/DualPipe dualpipe/dualpipe.py):
+//    micro-batches enter from both ends of the pipeline, rank r holds stages r
+//    and pp-1-r (twice the parameters), and the steady state runs overlapped
+//    forward & backward pairs of the two directions, with zero-bubble
+//    backward (input gradients first, weight gradients later) around them.
+enum class MoeA2aOverlap { kNone, kOneFOneB, kDualPipe };
+
 struct ParallelConfig {
   int dp = 1, tp = 1, pp = 1, ep = 1, etp = 1;
   bool sequence_parallel = false;
@@ -74,6 +90,13 @@ struct ParallelConfig {
   // Megatron-Core's --cross-entropy-loss-fusion (ModelParallelConfig): which
   // vocab-parallel cross entropy the loss runs (see memory_model.h).
   bool cross_entropy_loss_fusion = true;
+  MoeA2aOverlap moe_a2a_overlap = MoeA2aOverlap::kNone;
+  // SMs the expert-parallel all-to-all kernels occupy while they run (DeepEP
+  // Buffer.num_sms = 20, deep_ep/buffers/legacy.py; Megatron-Core's
+  // moe_flex_dispatcher_num_sms default 20, moe/token_dispatcher.py): compute
+  // overlapping them gets the GPU's other SMs (see TaskGraph::set_comm_sms).
+  // Modelled only when moe_a2a_overlap is not kNone.
+  int a2a_comm_sms = 20;
 
   int gpus() const { return dp * tp * pp; }
   int expert_dp() const { return dp * tp / (ep * etp); }

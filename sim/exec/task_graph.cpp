@@ -1,5 +1,6 @@
 #include "sim/exec/task_graph.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -69,6 +70,16 @@ void TaskGraph::depend(TaskId before, TaskId after) {
   edges_.push_back({before, after});
 }
 
+void TaskGraph::set_comm_sms(int gpu_sms, int comm_sms) {
+  if (comm_sms <= 0 || comm_sms >= gpu_sms) {
+    throw std::logic_error(
+        fmt::format("TaskGraph::set_comm_sms: {} communication SMs of {} (need 0 < comm < gpu)",
+                    comm_sms, gpu_sms));
+  }
+  gpu_sms_ = gpu_sms;
+  comm_sms_ = comm_sms;
+}
+
 void TaskGraph::finalize() {
   if (finalized_) return;
   finalized_ = true;
@@ -121,7 +132,9 @@ ExecutionResult GraphExecutor::run(CollectiveRunner& runner) {
   runner_ = &runner;
   const size_t n = graph_.size();
   const int gpus = graph_.gpus();
-  gpu_state_.assign(gpus, GpuState{engine_.now(), -1, {}});
+  GpuState initial;
+  initial.last_change = engine_.now();
+  gpu_state_.assign(gpus, initial);
   stream_next_ = graph_.stream_head_;
   stream_busy_.assign(gpus, {});
   state_.resize(n);
@@ -132,6 +145,8 @@ ExecutionResult GraphExecutor::run(CollectiveRunner& runner) {
   result_.per_gpu.assign(gpus, GpuTimeAccount{});
   result_.task_end.assign(n, SimTime::zero());
   result_.collective_start.assign(graph_.collectives(), SimTime::zero());
+  comm_takes_sms_ = graph_.comm_sms() > 0;
+  if (comm_takes_sms_) result_.compute_start.assign(n, SimTime::zero());
   finished_ = 0;
 
   const uint64_t events_before = engine_.events_executed();
@@ -209,7 +224,11 @@ void GraphExecutor::try_start(TaskId id) {
   if (t.collective == kNoCollective) {
     account(t.gpu);
     gpu_state_[t.gpu].compute_running = static_cast<int8_t>(t.category);
-    engine_.schedule_after(t.duration, *this, id);
+    if (comm_takes_sms_) {
+      start_compute(id, t);
+    } else {
+      engine_.schedule_after(t.duration, *this, id);
+    }
     return;
   }
   // A participant arrives. On a stream, it counts as active communication on
@@ -220,6 +239,7 @@ void GraphExecutor::try_start(TaskId id) {
   if (t.stream != Stream::kNone) {
     account(t.gpu);
     ++gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
+    if (comm_takes_sms_ && t.stream == Stream::kEpComm) ep_comm_changed(t.gpu, +1);
   }
   const CollectiveId c = t.collective;
   last_arrival_[c] = id;
@@ -233,6 +253,53 @@ void GraphExecutor::try_start(TaskId id) {
     }
     runner_->start(*this, c, graph_.collective(c).payload);
   }
+}
+
+// Communication SMs. The mechanism is the executor's, not the builder's:
+// whether a kernel overlaps an all-to-all, and for how long, is only known as
+// the step runs (a dispatch may end halfway through the expert GEMMs beside
+// it), so the running kernel's speed changes when EP communication starts or
+// stops on its GPU. Each change costs one reschedule of its completion event:
+// O(log n), no allocation. Work is counted in full-speed picoseconds; slowed
+// progress rounds down and slowed time left rounds up, so a kernel never ends
+// early.
+namespace {
+int64_t slowed_ps(int64_t full_speed_ps, int gpu_sms, int comm_sms) {
+  const int64_t share = gpu_sms - comm_sms;
+  return (full_speed_ps * gpu_sms + share - 1) / share;
+}
+}  // namespace
+
+void GraphExecutor::start_compute(TaskId id, const TaskGraph::Task& t) {
+  GpuState& s = gpu_state_[t.gpu];
+  result_.compute_start[id] = engine_.now();
+  // The framework's host work is the GPU waiting, not a kernel: never slowed.
+  s.compute_slowed = s.ep_comm_active > 0 && t.category != Category::kFramework;
+  s.compute_since = engine_.now();
+  s.compute_left_ps = t.duration.ps();
+  const int64_t ps = s.compute_slowed
+                         ? slowed_ps(s.compute_left_ps, graph_.gpu_sms(), graph_.comm_sms())
+                         : s.compute_left_ps;
+  s.compute_event = engine_.schedule_after(SimTime::from_ps(ps), *this, id);
+}
+
+void GraphExecutor::ep_comm_changed(uint32_t gpu, int delta) {
+  GpuState& s = gpu_state_[gpu];
+  const bool was_active = s.ep_comm_active > 0;
+  s.ep_comm_active = static_cast<uint16_t>(s.ep_comm_active + delta);
+  const bool active = s.ep_comm_active > 0;
+  if (was_active == active || s.compute_running < 0 ||
+      s.compute_running == static_cast<int8_t>(Category::kFramework)) {
+    return;
+  }
+  const int gpu_sms = graph_.gpu_sms(), comm_sms = graph_.comm_sms();
+  const int64_t elapsed = (engine_.now() - s.compute_since).ps();
+  const int64_t done = s.compute_slowed ? elapsed * (gpu_sms - comm_sms) / gpu_sms : elapsed;
+  s.compute_left_ps = std::max<int64_t>(0, s.compute_left_ps - done);
+  s.compute_since = engine_.now();
+  s.compute_slowed = active;
+  const int64_t ps = active ? slowed_ps(s.compute_left_ps, gpu_sms, comm_sms) : s.compute_left_ps;
+  s.compute_event = engine_.reschedule(s.compute_event, engine_.now() + SimTime::from_ps(ps));
 }
 
 void GraphExecutor::on_event(uint64_t task) {
@@ -251,6 +318,7 @@ void GraphExecutor::collective_done(CollectiveId id) {
     const TaskGraph::Task& t = graph_.task(p);
     account(t.gpu);
     --gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
+    if (comm_takes_sms_ && t.stream == Stream::kEpComm) ep_comm_changed(t.gpu, -1);
     if (p != gater) state_[p].gated_by = gater;
   }
   for (TaskId p : parts) finish_task(p);

@@ -13,7 +13,10 @@
 // pipeline sends and receives never need matching stream orders.
 //
 // Overlap and its limits therefore come out of the execution rather than a
-// formula. Time is accounted per GPU as it passes: while the compute stream is
+// formula. Its cost too, where set_comm_sms() asks for it: communication
+// kernels occupy SMs, so a compute kernel running while an expert-parallel
+// all-to-all is in flight on its GPU progresses at (sms - comm_sms) / sms of
+// its full speed. Time is accounted per GPU as it passes: while the compute stream is
 // busy, by the running task's category (communication in flight meanwhile is
 // "hidden"); while it is idle, by the active communication it waits on
 // ("exposed"), else as pipeline bubble or idle.
@@ -55,7 +58,9 @@ constexpr bool is_comm(Category c) {
 // ("attention_compute", ..., "dp_comm"; report breakdown keys add "_s").
 std::string_view category_name(Category c);
 
-enum class Phase : uint8_t { kForward, kBackward, kRecompute, kStep };
+// kWeightGrad: weight-gradient GEMMs run apart from their backward (deferred
+// to let a dispatch start earlier, or a zero-bubble "W" pass).
+enum class Phase : uint8_t { kForward, kBackward, kRecompute, kStep, kWeightGrad };
 
 // Identifies a task in timelines and critical-path summaries.
 struct TaskLabel {
@@ -95,6 +100,15 @@ class TaskGraph {
                   TaskLabel label);
   // `after` starts only once `before` has finished.
   void depend(TaskId before, TaskId after);
+  // Models the SMs expert-parallel communication takes from compute: while at
+  // least one Stream::kEpComm task of a GPU is in flight (from its arrival at
+  // the collective: a DeepEP or NCCL kernel holds its SMs while it waits for
+  // its peers), that GPU's compute tasks run at (gpu_sms - comm_sms) / gpu_sms
+  // of full speed; framework (host) waits are not kernels and are not slowed.
+  // REQUIRES: 0 < comm_sms < gpu_sms. Without this call nothing is slowed.
+  void set_comm_sms(int gpu_sms, int comm_sms);
+  int gpu_sms() const { return gpu_sms_; }
+  int comm_sms() const { return comm_sms_; }
 
   // Read access (for execution and reports).
   struct Task {
@@ -133,6 +147,7 @@ class TaskGraph {
   std::vector<uint32_t> part_begin_, part_;
   std::vector<std::array<uint32_t, kStreamsPerGpu>> stream_head_, stream_tail_;
   std::vector<uint32_t> dep_count_;
+  int gpu_sms_ = 0, comm_sms_ = 0;  // 0: communication takes no SMs from compute
   bool finalized_ = false;
 };
 
@@ -164,6 +179,10 @@ struct ExecutionResult {
   std::vector<GpuTimeAccount> per_gpu;
   // End time of every task (index = TaskId) and start time of every collective.
   std::vector<SimTime> task_end, collective_start;
+  // Start time of every compute task when the graph models communication SMs
+  // (TaskGraph::set_comm_sms): a slowed task lasts longer than its duration.
+  // Empty otherwise (a compute task then starts at its end minus its duration).
+  std::vector<SimTime> compute_start;
   // For each task, what it waited for last before it could start: a dependency,
   // its stream predecessor, or (for a collective participant) the participant
   // that arrived last. Walking back from the last task gives the critical path.
@@ -171,8 +190,8 @@ struct ExecutionResult {
 
   SimTime task_start(const TaskGraph& g, TaskId id) const {
     const auto& t = g.task(id);
-    return t.collective == kNoCollective ? task_end[id] - t.duration
-                                         : collective_start[t.collective];
+    if (t.collective != kNoCollective) return collective_start[t.collective];
+    return compute_start.empty() ? task_end[id] - t.duration : compute_start[id];
   }
 };
 
@@ -196,16 +215,27 @@ class GraphExecutor : private EventHandler {
   void try_start(TaskId id);
   void finish_task(TaskId id);
   void account(uint32_t gpu);
+  void start_compute(TaskId id, const TaskGraph::Task& t);
+  void ep_comm_changed(uint32_t gpu, int delta);
 
   Engine& engine_;
   const TaskGraph& graph_;
   CollectiveRunner* runner_ = nullptr;
   bool pipeline_parallel_;
+  bool comm_takes_sms_ = false;  // graph_.comm_sms() > 0
 
   struct GpuState {
     SimTime last_change;
     int8_t compute_running = -1;  // category of the running compute task
     std::array<uint16_t, kCategoryCount> comm_active{};
+    // Communication SMs (only with TaskGraph::set_comm_sms): expert-parallel
+    // tasks in flight, and the running compute kernel's completion event, the
+    // time its speed last changed and the full-speed work it had left then.
+    uint16_t ep_comm_active = 0;
+    bool compute_slowed = false;
+    EventId compute_event;
+    SimTime compute_since;
+    int64_t compute_left_ps = 0;
   };
   std::vector<GpuState> gpu_state_;
   std::vector<std::array<uint32_t, kStreamsPerGpu>> stream_next_;  // head of each stream

@@ -97,7 +97,7 @@ TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouti
   double total = 0;
   for (size_t s = 0; s < routing.size(); ++s) {
     StepGraph step = build_training_step(setup.model, p, setup.workload, routing[s],
-                                         *hardware.compute, setup.framework);
+                                         *hardware.compute, setup.framework, setup.gpu_sms);
     Engine engine;
     GraphExecutor executor(engine, step.graph, p.pp > 1);
     const std::unique_ptr<coll::CollectiveTimer> timer = hardware.collectives(engine);
@@ -115,6 +115,7 @@ TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouti
     if (s + 1 < routing.size()) {
       outcome.execution.task_end = {};
       outcome.execution.collective_start = {};
+      outcome.execution.compute_start = {};
       outcome.execution.gated_by = {};
     } else {
       out.last_graph = std::move(step);

@@ -24,6 +24,7 @@ struct TrainingStepSetup {
   int gpus_per_node = 8;
   double hbm_capacity_bytes = 0;
   double peak_flops_per_gpu = 0;  // dense, compute dtype: the MFU denominator
+  int gpu_sms = 0;                // streaming multiprocessors (CUs) per GPU: 0 unknown
   double reserved_memory_bytes = 0;
   FrameworkOverheads framework;
   // All-reduce, reduce-scatter and all-gather algorithm (kAuto: as NCCL's

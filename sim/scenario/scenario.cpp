@@ -101,6 +101,7 @@ Scenario resolve_scenario(const Json& doc) {
   s.setup.gpus_per_node = s.cluster.node.gpus_per_node;
   s.setup.hbm_capacity_bytes = s.cluster.gpu.hbm_bytes;
   s.setup.peak_flops_per_gpu = s.cluster.gpu.peak(s.setup.workload.compute_dtype);
+  s.setup.gpu_sms = s.cluster.gpu.sms;
   if (s.setup.peak_flops_per_gpu <= 0) {
     throw_config_error("workload.dtype",
                        fmt::format("{} has no {} throughput", s.cluster.gpu.name,
@@ -116,7 +117,8 @@ Scenario resolve_scenario(const Json& doc) {
                                    "(cluster node.nvls)",
                                    s.cluster.name));
   }
-  check_strategy(s.setup.model, s.setup.parallel, s.setup.workload, s.cluster.gpu_count());
+  check_strategy(s.setup.model, s.setup.parallel, s.setup.workload, s.cluster.gpu_count(),
+                 s.cluster.gpu.sms);
   return s;
 }
 
@@ -134,6 +136,9 @@ Json scenario_json(const Scenario& s) {
   Json j;
   j["model"] = workloads::model_json(s.model, s.setup.workload.seq_len);
   j["cluster"] = hw::cluster_json(s.cluster);
+  // The SM count matters only where communication overlaps compute.
+  if (s.setup.parallel.moe_a2a_overlap != exec::MoeA2aOverlap::kNone)
+    j["cluster"]["gpu"]["sms"] = s.cluster.gpu.sms;
   j["parallel"] = parallel_json(s.setup.parallel);
   j["workload"] = workload_json(s.setup.workload);
   j["routing"] = {{"generator", s.routing.generator}, {"seed", s.routing.seed}};

@@ -4,11 +4,24 @@
 
 namespace moesim::scenario {
 
+using exec::MoeA2aOverlap;
 using exec::PipelineSchedule;
 using exec::Recompute;
 namespace {
 
 constexpr int64_t kMaxDegree = 1 << 20;
+
+std::string overlap_name(MoeA2aOverlap o) {
+  switch (o) {
+    case MoeA2aOverlap::kNone:
+      return "none";
+    case MoeA2aOverlap::kOneFOneB:
+      return "1f1b";
+    case MoeA2aOverlap::kDualPipe:
+      return "dualpipe";
+  }
+  return "none";
+}
 
 }  // namespace
 
@@ -42,6 +55,11 @@ ParallelConfig parse_parallel(ConfigObject s) {
                          ? hw::DType::kFp8
                          : hw::DType::kBf16;
   p.cross_entropy_loss_fusion = s.boolean_or("cross_entropy_loss_fusion", true);
+  const std::string overlap = s.choice_or("moe_a2a_overlap", "none", {"none", "1f1b", "dualpipe"});
+  p.moe_a2a_overlap = overlap == "1f1b"       ? MoeA2aOverlap::kOneFOneB
+                      : overlap == "dualpipe" ? MoeA2aOverlap::kDualPipe
+                                              : MoeA2aOverlap::kNone;
+  p.a2a_comm_sms = static_cast<int>(s.integer_or("a2a_comm_sms", 20, 1, 1024));
   if (p.schedule == PipelineSchedule::kOneFOneB && p.virtual_stages != 1) {
     throw_config_error(s.field_path("virtual_stages"),
                        "virtual stages need \"pipeline_schedule\": \"interleaved\"");
@@ -66,8 +84,77 @@ TrainingWorkload parse_workload(ConfigObject s) {
   return w;
 }
 
+namespace {
+
+// moe_a2a_overlap's preconditions: Megatron-Core's for "1f1b"
+// (transformer_config.py __post_init__, overlap_moe_expert_parallel_comm
+// asserts), DualPipe.step's for "dualpipe" (dualpipe/dualpipe.py), and
+// moesim's own where its model would not mean anything.
+void check_overlap(const ParallelConfig& p, const TrainingWorkload& w, int gpu_sms) {
+  if (p.moe_a2a_overlap == MoeA2aOverlap::kNone) return;
+  auto fail = [](const char* code, std::string msg) { throw InvalidStrategy(code, msg); };
+  const std::string mode = overlap_name(p.moe_a2a_overlap);
+  if (p.ep < 2) {
+    fail("a2a_overlap_needs_ep",
+         fmt::format("parallel.moe_a2a_overlap: \"{}\" hides expert-parallel all-to-alls and "
+                     "needs ep > 1 (ep = {})",
+                     mode, p.ep));
+  }
+  if (p.recompute == Recompute::kFull) {
+    fail("a2a_overlap_recompute",
+         fmt::format("parallel.moe_a2a_overlap: \"{}\" cannot run with \"recompute\": \"full\" "
+                     "(Megatron-Core rejects full recomputation with the overlap); use "
+                     "\"selective\" or \"none\"",
+                     mode));
+  }
+  if (p.a2a_overlap_chunks != 1) {
+    fail("a2a_overlap_chunks",
+         fmt::format("parallel.moe_a2a_overlap: \"{}\" overlaps whole micro-batches; set "
+                     "a2a_overlap_chunks to 1 (it is {})",
+                     mode, p.a2a_overlap_chunks));
+  }
+  if (gpu_sms <= p.a2a_comm_sms) {
+    fail("a2a_comm_sms",
+         fmt::format("parallel.a2a_comm_sms: {} communication SMs must leave some of the GPU's {} "
+                     "SMs to compute{}",
+                     p.a2a_comm_sms, gpu_sms,
+                     gpu_sms == 0 ? " (the GPU preset gives no \"sms\")" : ""));
+  }
+  const int64_t microbatches = w.microbatches(p);
+  if (p.moe_a2a_overlap == MoeA2aOverlap::kOneFOneB) {
+    if (p.pp > 1 && (p.schedule != PipelineSchedule::kInterleaved || p.virtual_stages < 2)) {
+      fail("a2a_overlap_needs_vpp",
+           fmt::format(
+               "parallel.moe_a2a_overlap: \"1f1b\" with pp = {} needs \"pipeline_schedule\": "
+               "\"interleaved\" and virtual_stages >= 2 (Megatron-Core requires virtual "
+               "pipeline stages for the overlap when pp > 1)",
+               p.pp));
+    }
+    return;
+  }
+  // DualPipe.
+  if (p.pp < 2 || p.pp % 2 != 0) {
+    fail("dualpipe_stages",
+         fmt::format("parallel.pp: DualPipe needs an even number of pipeline stages >= 2 (pp = {})",
+                     p.pp));
+  }
+  if (p.schedule != PipelineSchedule::kOneFOneB || p.virtual_stages != 1) {
+    fail("dualpipe_stages",
+         "parallel.pipeline_schedule: DualPipe is its own schedule (each rank holds two stages); "
+         "leave pipeline_schedule \"1f1b\" and virtual_stages 1");
+  }
+  if (microbatches % 2 != 0 || microbatches < 2 * p.pp) {
+    fail("dualpipe_microbatches",
+         fmt::format("workload.global_batch: DualPipe needs an even number of micro-batches per "
+                     "replica, at least 2 x pp = {} (there are {})",
+                     2 * p.pp, microbatches));
+  }
+}
+
+}  // namespace
+
 void check_strategy(const ModelShape& m, const ParallelConfig& p, const TrainingWorkload& w,
-                    int cluster_gpus) {
+                    int cluster_gpus, int gpu_sms) {
   auto fail = [](const char* code, std::string msg) { throw InvalidStrategy(code, msg); };
   if (p.gpus() != cluster_gpus) {
     fail("gpu_count", fmt::format("parallel: dp x tp x pp = {} x {} x {} = {} must equal the "
@@ -141,6 +228,7 @@ void check_strategy(const ModelShape& m, const ParallelConfig& p, const Training
                      "replica to be a multiple of pp = {}",
                      w.microbatches(p), p.pp));
   }
+  check_overlap(p, w, gpu_sms);
 }
 
 Json parallel_json(const ParallelConfig& p) {
@@ -166,6 +254,12 @@ Json parallel_json(const ParallelConfig& p) {
   j["a2a_algo"] = std::string(coll::algorithm_name(p.a2a_algo));
   j["dispatch_dtype"] = std::string(hw::dtype_name(p.dispatch_dtype));
   j["cross_entropy_loss_fusion"] = p.cross_entropy_loss_fusion;
+  // Written only when set, so that reports of scenarios without it keep
+  // their bytes.
+  if (p.moe_a2a_overlap != MoeA2aOverlap::kNone) {
+    j["moe_a2a_overlap"] = overlap_name(p.moe_a2a_overlap);
+    j["a2a_comm_sms"] = p.a2a_comm_sms;
+  }
   return j;
 }
 

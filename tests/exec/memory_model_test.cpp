@@ -255,6 +255,71 @@ TEST_CASE("fused and unfused cross entropy keep the same logits; the estimate sa
   CHECK(fused.per_stage[0].logits_bytes == 0);  // only the stage with the loss
 }
 
+// moe_a2a_overlap "1f1b": one more warm-up forward (num_warmup_microbatches
+// += 1) holds the passes plain 1F1B holds at its first steady-state forward,
+// 2 (pp - s - 1) + (v - 1) pp + 1; each pair then frees a backward layer as it
+// adds a forward layer, so the peak is one layer (and its routed copies)
+// above plain 1F1B's.
+TEST_CASE("combined 1F1B holds one layer more than 1F1B", "[exec][memory]") {
+  const ModelShape m = testing::tiny_moe(16);
+  ParallelConfig p;
+  p.pp = 4;
+  p.ep = 1;
+  p.schedule = PipelineSchedule::kInterleaved;
+  p.virtual_stages = 2;
+  p.moe_a2a_overlap = MoeA2aOverlap::kOneFOneB;
+  TrainingWorkload w;
+  w.seq_len = 1024;
+  w.global_batch = 8;
+  const MemoryEstimate il = estimate_memory(m, p, w, {2048, 2048}, 80e9, 0);
+  for (int s = 0; s < 4; ++s) {
+    CHECK(il.per_stage[s].inflight_microbatches == 2 * (4 - s - 1) + (2 - 1) * 4 + 1);
+  }
+  ParallelConfig one;
+  w.global_batch = 4;
+  const MemoryEstimate plain = estimate_memory(m, one, w, {2048, 2048}, 80e9, 0);
+  one.moe_a2a_overlap = MoeA2aOverlap::kOneFOneB;
+  const MemoryEstimate paired = estimate_memory(m, one, w, {2048, 2048}, 80e9, 0);
+  CHECK(paired.per_stage[0].inflight_microbatches == 1);
+  // One more layer of activations and routed copies at the peak.
+  const double layer = layer_saved_bytes(m, one, w.compute_dtype, 0).per_token * w.seq_len;
+  CHECK(paired.per_stage[0].activations_bytes - plain.per_stage[0].activations_bytes ==
+        Approx(layer));
+  CHECK(paired.per_stage[0].routed_tokens_bytes > plain.per_stage[0].routed_tokens_bytes);
+}
+
+// DualPipe (README table): 2x parameters and pp + 1 activations per device.
+// Rank r holds stages r and pp-1-r; walking DualPipe.step for pp = 4 and 8
+// micro-batches, ranks 1 and 2 reach 5 passes (rank 1: F0.0 F4.1 F1.0 F5.1
+// F2.0), ranks 0 and 3 reach 4.
+TEST_CASE("DualPipe holds both stage copies and pp + 1 passes", "[exec][memory]") {
+  const ModelShape m = testing::tiny_moe(8);
+  ParallelConfig p;
+  p.pp = 4;
+  p.dp = 2;
+  p.ep = 2;
+  TrainingWorkload w;
+  w.seq_len = 1024;
+  w.global_batch = 16;  // 8 micro-batches per replica
+  ParallelConfig dual = p;
+  dual.moe_a2a_overlap = MoeA2aOverlap::kDualPipe;
+  for (int r = 0; r < 4; ++r) {
+    const LocalParams a = local_params(m, p, r), b = local_params(m, p, 3 - r);
+    const LocalParams both = local_params(m, dual, r);
+    CHECK(both.dense == Approx(a.dense + b.dense));
+    CHECK(both.experts == Approx(a.experts + b.experts));
+  }
+  const MemoryEstimate one = estimate_memory(m, p, w, {2048, 2048}, 80e9, 0);
+  const MemoryEstimate two = estimate_memory(m, dual, w, {2048, 2048}, 80e9, 0);
+  const int expected_passes[] = {4, 5, 5, 4};
+  for (int r = 0; r < 4; ++r) {
+    INFO("rank " << r);
+    CHECK(two.per_stage[r].inflight_microbatches == expected_passes[r]);
+    // Uniform stages: 2x one stage's weights.
+    CHECK(two.per_stage[r].weights_bytes == Approx(2 * one.per_stage[1].weights_bytes));
+  }
+}
+
 TEST_CASE("capacity decides fits()", "[exec][memory]") {
   const HandCase hc;
   const MemoryEstimate est = hc.estimate();
@@ -276,6 +341,16 @@ TEST_CASE("GPU presets hold the HBM the device exposes, with its source", "[exec
     const hw::GpuSpec gpu = hw::resolve_gpu(Json(name), "cluster.gpu");
     CHECK(gpu.hbm_bytes == mib * kMib);
     CHECK(gpu.sources.count("hbm_mib") == 1);
+  }
+  // SMs (CUs), what communication kernels take from compute.
+  const std::pair<const char*, int> sms[] = {{"h100-sxm", 132}, {"h800", 132},
+                                             {"h200", 132},     {"a100-sxm-80gb", 108},
+                                             {"b200", 148},     {"mi300x", 304}};
+  for (const auto& [name, count] : sms) {
+    INFO(name);
+    const hw::GpuSpec gpu = hw::resolve_gpu(Json(name), "cluster.gpu");
+    CHECK(gpu.sms == count);
+    CHECK(gpu.sources.count("sms") == 1);
   }
   // An "80 GB" H100 exposes 79.6 GiB, not 80e9 bytes (74.5 GiB).
   CHECK(hw::resolve_gpu(Json("h100-sxm"), "gpu").hbm_bytes / (kMib * 1024) == Approx(79.647));

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "sim/scenario/routing_plan.h"
+#include "sim/scenario/run.h"
 #include "sim/scenario/strategy.h"
 
 namespace moesim::scenario {
@@ -121,6 +122,100 @@ TEST_CASE("check_strategy rejects each impossible strategy with its code", "[sce
   dense["model"] = {{"preset", "mixtral-8x7b"}, {"routed_experts", 0}, {"top_k", 0}};
   // The catalog describes MoE models only: the field itself is refused.
   CHECK_THAT(error_of(dense), Catch::Contains("model.routed_experts"));
+}
+
+// Mixtral on 2 H200 nodes, pp 2, selective recompute: every overlap mode
+// fits (DualPipe's doubled parameters too).
+Json overlap_scenario(const std::string& mode) {
+  Json doc = mixtral(
+      2, {{"dp", 8}, {"pp", 2}, {"ep", 8}, {"recompute", "selective"}, {"moe_a2a_overlap", mode}});
+  doc["cluster"]["preset"] = "dgx-h200";
+  if (mode == "1f1b") {
+    doc["parallel"]["pipeline_schedule"] = "interleaved";
+    doc["parallel"]["virtual_stages"] = 2;
+  }
+  return doc;
+}
+
+TEST_CASE("moe_a2a_overlap: parsed, shown only when set, each precondition by its code",
+          "[scenario][overlap]") {
+  const Scenario none = resolve_scenario(mixtral(2, {{"dp", 16}, {"ep", 8}}));
+  CHECK(none.setup.parallel.moe_a2a_overlap == exec::MoeA2aOverlap::kNone);
+  CHECK(none.setup.gpu_sms == 132);
+  // Reports of scenarios without it keep their bytes.
+  CHECK_FALSE(scenario_json(none)["parallel"].contains("moe_a2a_overlap"));
+  CHECK_FALSE(scenario_json(none)["cluster"]["gpu"].contains("sms"));
+  const Scenario dual = resolve_scenario(overlap_scenario("dualpipe"));
+  CHECK(dual.setup.parallel.moe_a2a_overlap == exec::MoeA2aOverlap::kDualPipe);
+  CHECK(dual.setup.parallel.a2a_comm_sms == 20);
+  const Json shown = scenario_json(dual);
+  CHECK(shown["parallel"]["moe_a2a_overlap"] == "dualpipe");
+  CHECK(shown["parallel"]["a2a_comm_sms"] == 20);
+  CHECK(shown["cluster"]["gpu"]["sms"] == 132);
+  CHECK(rejection(overlap_scenario("1f1b")) == "");
+
+  Json typo = overlap_scenario("2f2b");
+  CHECK_THAT(error_of(typo), Catch::Contains("parallel.moe_a2a_overlap"));
+  // Megatron-Core's preconditions (transformer_config.py).
+  Json no_ep = overlap_scenario("dualpipe");
+  no_ep["parallel"]["ep"] = 1;
+  CHECK(rejection(no_ep) == "a2a_overlap_needs_ep");
+  Json full = overlap_scenario("1f1b");
+  full["parallel"]["recompute"] = "full";
+  CHECK(rejection(full) == "a2a_overlap_recompute");
+  Json chunks = overlap_scenario("1f1b");
+  chunks["parallel"]["a2a_overlap_chunks"] = 2;
+  CHECK(rejection(chunks) == "a2a_overlap_chunks");
+  Json no_vpp = overlap_scenario("1f1b");
+  no_vpp["parallel"].erase("virtual_stages");
+  no_vpp["parallel"].erase("pipeline_schedule");
+  CHECK(rejection(no_vpp) == "a2a_overlap_needs_vpp");
+  // pp = 1 needs no virtual stages.
+  CHECK(rejection(mixtral(2, {{"dp", 16}, {"ep", 8}, {"moe_a2a_overlap", "1f1b"}})) == "");
+  // The GPU must keep SMs for compute.
+  Json sms = overlap_scenario("1f1b");
+  sms["parallel"]["a2a_comm_sms"] = 132;
+  CHECK(rejection(sms) == "a2a_comm_sms");
+  CHECK_THAT(error_of(sms), Catch::Contains("parallel.a2a_comm_sms") && Catch::Contains("132"));
+  Json no_sms = overlap_scenario("1f1b");
+  no_sms["cluster"]["gpu"] = {{"preset", "h200"}, {"sms", 0}};
+  CHECK(rejection(no_sms) == "a2a_comm_sms");
+  // DualPipe.step's preconditions: even pp, micro-batches even and >= 2 pp.
+  Json odd = mixtral(3, {{"dp", 8}, {"pp", 3}, {"ep", 8}, {"moe_a2a_overlap", "dualpipe"}});
+  odd["workload"]["global_batch"] = 64;
+  CHECK(rejection(odd) == "dualpipe_stages");
+  Json interleaved = overlap_scenario("dualpipe");
+  interleaved["parallel"]["pipeline_schedule"] = "interleaved";
+  interleaved["parallel"]["virtual_stages"] = 2;
+  CHECK(rejection(interleaved) == "dualpipe_stages");
+  Json few = overlap_scenario("dualpipe");
+  few["workload"]["global_batch"] = 24;  // 3 micro-batches per replica
+  CHECK(rejection(few) == "dualpipe_microbatches");
+  few["workload"]["global_batch"] = 16;  // 2 < 2 pp
+  CHECK(rejection(few) == "dualpipe_microbatches");
+}
+
+// A run of each mode through the scenario layer, as `moesim run` does it:
+// hiding the all-to-alls shortens the step, and the overlapped modes hide
+// expert communication that "none" leaves exposed.
+TEST_CASE("moe_a2a_overlap: each mode runs, hides expert communication", "[scenario][overlap]") {
+  auto run = [](const std::string& mode) {
+    const TrainingRun r = run_training(overlap_scenario(mode));
+    REQUIRE(r.memory.fits());
+    double hidden = 0;
+    for (const auto& a : r.result.steps[0].execution.per_gpu) {
+      hidden += a.hidden_s[static_cast<int>(exec::Category::kDispatch)] +
+                a.hidden_s[static_cast<int>(exec::Category::kCombine)];
+    }
+    return std::pair{r.result.mean_step_time_s, hidden};
+  };
+  const auto none = run("none");
+  const auto one = run("1f1b");
+  const auto dual = run("dualpipe");
+  CHECK(none.second == 0);
+  CHECK(one.second > 0);
+  CHECK(dual.second > 0);
+  CHECK(one.first < none.first);
 }
 
 TEST_CASE("routing budget: samples, then layers, then tokens give way", "[scenario][routing]") {
