@@ -102,11 +102,11 @@ int validate_published_main(const Args& args) {
     return 0;
   }
   std::cout << v.source << "\n";
-  std::cout << fmt::format("  {:<36} {:>10} {:>10} {:>8}  {}\n", "layout", "published", "predicted",
+  std::cout << fmt::format("  {:<40} {:>10} {:>10} {:>8}  {}\n", "layout", "published", "predicted",
                            "error", "role");
   for (const explore::PublishedComparison& c : v.rows) {
     std::cout << fmt::format(
-        "  {:<36} {:>9.1f}s {:>10} {:>8}  {}\n", c.layout, c.published_step_time_s,
+        "  {:<40} {:>9.1f}s {:>10} {:>8}  {}\n", c.layout, c.published_step_time_s,
         c.predicted_step_time_s ? fmt::format("{:.1f}s", *c.predicted_step_time_s) : c.status,
         c.error ? fmt::format("{:+.1f}%", 100 * *c.error) : std::string("-"), c.role);
   }

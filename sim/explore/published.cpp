@@ -21,6 +21,8 @@ constexpr Published kQwen3[] = {
      "prediction"},
     {"qwen3-235b-h100-256gpu-deepep.json", "DeepEP TP2 EP32 PP8 VPP4 DP16", 19.7, 245,
      "calibration"},
+    {"qwen3-235b-h100-256gpu-deepep-a2a-overlap.json", "DeepEP TP2 EP32 PP8 VPP4 +1f1b overlap",
+     17.6, 276, "prediction"},
     {"qwen3-235b-h100-256gpu-deepep-tp4.json", "DeepEP TP4 EP8 PP8 VPP4 DP8", 29.0, 167,
      "reference"},
     {"qwen3-235b-h100-256gpu-deepep-fsdp.json", "DeepEP TP2 EP8 FSDP DP128 MBS4", 17.6, 276,

@@ -78,7 +78,8 @@ TestRouting deepep_routing(int ep, int64_t tokens, bool node_limited) {
     std::vector<int> nodes_hit;
     for (int c = 0; c < 8; ++c) {
       const int n = outcome.slot[t * 8 + c] / per_rank_slots / 8;
-      if (std::find(nodes_hit.begin(), nodes_hit.end(), n) == nodes_hit.end()) nodes_hit.push_back(n);
+      if (std::find(nodes_hit.begin(), nodes_hit.end(), n) == nodes_hit.end())
+        nodes_hit.push_back(n);
     }
     out.logical_rdma_tokens += static_cast<double>(nodes_hit.size());
   }
@@ -125,13 +126,13 @@ CommTable deepep_normal() {
       a2a.transpose = combine == 1;
       const double seconds = seconds_alone(c, a2a);
       const bool intra = p.ep == 8;
-      const double counted = (intra ? routing.received_tokens : routing.logical_rdma_tokens) *
-                             a2a.bytes_per_copy;
+      const double counted =
+          (intra ? routing.received_tokens : routing.logical_rdma_tokens) * a2a.bytes_per_copy;
       t.rows.push_back(row(fmt::format("EP{} {}", p.ep, combine ? "combine" : "dispatch"),
                            intra ? "NVLink GB/s (DeepEP)" : "RDMA GB/s (DeepEP, logical)",
                            combine ? p.combine_gbps : p.dispatch_gbps, counted / seconds / 1e9,
-                           coll::estimate_collective(c, a2a).bottleneck,
-                           intra ? "nvlink" : "nic", intra ? "calibration" : "prediction"));
+                           coll::estimate_collective(c, a2a).bottleneck, intra ? "nvlink" : "nic",
+                           intra ? "calibration" : "prediction"));
     }
   }
   close_table(t);
@@ -162,8 +163,8 @@ CommTable deepep_low_latency() {
     std::vector<int> ranks(p.ep);
     std::iota(ranks.begin(), ranks.end(), 0);
     for (int nvlink = 0; nvlink < 2; ++nvlink) {
-      const auto c = cluster("hgx-h800", p.ep / 8,
-                             Json{{"node", {{"low_latency_nvlink", nvlink == 1}}}});
+      const auto c =
+          cluster("hgx-h800", p.ep / 8, Json{{"node", {{"low_latency_nvlink", nvlink == 1}}}});
       for (int combine = 0; combine < 2; ++combine) {
         coll::Collective a2a;
         a2a.op = coll::CollectiveOp::kAllToAllV;
@@ -219,8 +220,8 @@ CommTable nccl() {
   t.rows.push_back(row("HGX H800, 8 GPUs, all-reduce NVLS", "busbw GB/s", 215, h800_nvls, h800_b,
                        "nvlink", "prediction"));
   auto [nic, nic_b] = busbw(two, across, coll::ReduceAlgorithm::kRing, 4e9);
-  t.rows.push_back(row("ConnectX-7 400 Gb/s, one NIC between nodes", "busbw GB/s", 48.5, nic,
-                       nic_b, "nic", "calibration"));
+  t.rows.push_back(row("ConnectX-7 400 Gb/s, one NIC between nodes", "busbw GB/s", 48.5, nic, nic_b,
+                       "nic", "calibration"));
   close_table(t);
   return t;
 }

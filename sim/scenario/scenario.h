@@ -26,12 +26,15 @@
 
 namespace moesim::scenario {
 
-// Calibrated, not measured: the one value that brings the Megatron-Core
+// Calibrated, not measured: the round value that brings the Megatron-Core
 // Qwen3-235B-A22B DeepEP run (TP2 EP32 PP8 VPP4, 256 H100s, 19.7 s per step;
 // yanring/Megatron-MoE-ModelZoo best_practice/Qwen3) within 1% of its
 // published step time. `moesim validate published` then predicts the other
-// published layout (all-to-all, PP32 VPP3) with this value unchanged.
-inline constexpr double kDefaultPipelinePassOverheadUs = 1000;
+// published layouts (all-to-all PP32 VPP3; DeepEP with 1F1B overlap) with
+// this value unchanged. It was 1 ms until node-deduplicated dispatch,
+// node-limited routing that stays balanced, multi-rail rings, NVLS and NIC
+// sharing (issue #13) explained part of the gap it covered.
+inline constexpr double kDefaultPipelinePassOverheadUs = 250;
 
 // options.network_model "auto" uses the flow-level network up to this many
 // GPUs (its cost grows with the flows in flight), the analytic one above.
