@@ -301,7 +301,10 @@ void AnalyticCollectives::start(const Collective& collective, EventHandler& done
     return;
   }
   // A network collective shares its members' NICs with the others in flight.
-  InFlight f{&done, arg, 1.0, 0, engine_.now(), {}, {}};
+  InFlight f;
+  f.done = &done;
+  f.arg = arg;
+  f.updated = engine_.now();
   for (int r : collective.ranks) {
     f.nics.push_back(cluster_.node_of(r) * cluster_.node.nics + cluster_.rail_of(r));
   }
