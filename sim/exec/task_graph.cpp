@@ -12,7 +12,8 @@ std::string_view category_name(Category c) {
       "attention_compute", "dense_compute", "expert_compute",
       "other_compute",     "optimizer",     "framework_overhead",
       "dispatch",          "combine",       "tp_comm",
-      "pp_comm",           "dp_comm"};
+      "pp_comm",           "dp_comm",       "cp_comm",
+      "offload",           "reload"};
   return kNames[static_cast<int>(c)];
 }
 
@@ -35,6 +36,25 @@ TaskId TaskGraph::add_compute(int gpu, Category category, SimTime duration, Task
   uint32_t& tail = stream_tail_[gpu][0];
   if (tail == kNoTask) {
     stream_head_[gpu][0] = id;
+  } else {
+    tasks_[tail].next_in_stream = id;
+  }
+  tail = id;
+  return id;
+}
+
+TaskId TaskGraph::add_copy(int gpu, Stream stream, Category category, SimTime duration,
+                           TaskLabel label) {
+  if (stream != Stream::kHostCopyOut && stream != Stream::kHostCopyIn) {
+    throw std::logic_error("TaskGraph::add_copy: host copies go on a host-copy stream");
+  }
+  const TaskId id = checked_id(tasks_.size());
+  tasks_.push_back(Task{duration, static_cast<uint32_t>(gpu), kNoCollective, kNoTask, label, stream,
+                        category, 0});
+  const int s = static_cast<int>(stream);
+  uint32_t& tail = stream_tail_[gpu][s];
+  if (tail == kNoTask) {
+    stream_head_[gpu][s] = id;
   } else {
     tasks_[tail].next_in_stream = id;
   }
@@ -196,9 +216,11 @@ void GraphExecutor::account(uint32_t gpu) {
     return;
   }
   // Compute idle: the wait is charged to one active communication, the one
-  // most directly on the MoE layer's path first.
-  static constexpr Category kPriority[] = {Category::kDispatch, Category::kCombine,
-                                           Category::kTpComm, Category::kPpComm, Category::kDpComm};
+  // most directly on the MoE layer's path first. A copy out is never waited
+  // for (it is hidden or nothing); a reload comes last.
+  static constexpr Category kPriority[] = {
+      Category::kDispatch, Category::kCombine, Category::kTpComm, Category::kCpComm,
+      Category::kPpComm,   Category::kDpComm,  Category::kReload};
   bool charged = false;
   for (Category c : kPriority) {
     const int ci = static_cast<int>(c);
@@ -222,6 +244,10 @@ void GraphExecutor::try_start(TaskId id) {
     stream_busy_[t.gpu][s] = 1;
   }
   if (t.collective == kNoCollective) {
+    if (t.stream != Stream::kCompute) {
+      start_copy(id, t);
+      return;
+    }
     account(t.gpu);
     gpu_state_[t.gpu].compute_running = static_cast<int8_t>(t.category);
     if (comm_takes_sms_) {
@@ -283,6 +309,15 @@ void GraphExecutor::start_compute(TaskId id, const TaskGraph::Task& t) {
   s.compute_event = engine_.schedule_after(SimTime::from_ps(ps), *this, id);
 }
 
+// A host copy runs on its own engine (the GPU's copy engines), beside
+// compute and taking none of its SMs.
+void GraphExecutor::start_copy(TaskId id, const TaskGraph::Task& t) {
+  account(t.gpu);
+  ++gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
+  if (comm_takes_sms_) result_.compute_start[id] = engine_.now();
+  engine_.schedule_after(t.duration, *this, id);
+}
+
 void GraphExecutor::ep_comm_changed(uint32_t gpu, int delta) {
   GpuState& s = gpu_state_[gpu];
   const bool was_active = s.ep_comm_active > 0;
@@ -306,7 +341,11 @@ void GraphExecutor::on_event(uint64_t task) {
   const TaskId id = static_cast<TaskId>(task);
   const TaskGraph::Task& t = graph_.task(id);
   account(t.gpu);
-  gpu_state_[t.gpu].compute_running = -1;
+  if (t.stream == Stream::kCompute) {
+    gpu_state_[t.gpu].compute_running = -1;
+  } else {
+    --gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
+  }
   finish_task(id);
 }
 
