@@ -92,6 +92,16 @@ class StepGraphBuilder {
   void offload_out(int gpu, int layer, OffloadPart part, TaskLabel label, TaskId after);
   TaskId reload(int gpu, int layer, OffloadPart part, TaskLabel label);
   double offload_bytes(int gpu, int layer, OffloadPart part, int microbatch) const;
+  // Whether `part` of `layer` has an offloaded module (whether or not this
+  // pass keeps it): the end of its backward is where the next reload starts,
+  // as Megatron-Core reloads at the end of every offload group's backward.
+  bool offloads(int layer, OffloadPart part) const {
+    if (parallel_.offload_modules == 0) return false;
+    const LayerSavedBytes& b = saved_by_layer_[layer];
+    return part == kAttentionPart
+               ? b.offloaded_attention_per_token > 0
+               : b.offloaded_mlp_per_token > 0 || b.offloaded_per_routed_copy > 0;
+  }
   TaskId emit_moe(int gpu, int layer, TaskLabel label, TaskId dep,
                   LayerStage stage = LayerStage::kWhole, bool defer_wgrad = false);
   void emit_pass_overhead(int gpu, TaskLabel label);
@@ -529,7 +539,7 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
     expert_done[c] = compute(gpu, Category::kExpert, expert[c], l, in);
     if (c == 0 && mlp_reload != kNoTask)
       step_.graph.depend(mlp_reload, static_cast<TaskId>(first_expert_task));
-    if (c == chunks - 1 && mlp_reload != kNoTask) reload_trigger_ = expert_done[c];
+    if (c == chunks - 1 && bwd && offloads(layer, kMlpPart)) reload_trigger_ = expert_done[c];
     if (parallel_.etp > 1) {
       expert_done[c] =
           comm(gpu, Stream::kTpComm, Category::kTpComm, kEtp, etp_scatter, l, expert_done[c]);
@@ -607,7 +617,7 @@ TaskId StepGraphBuilder::emit_layer(int gpu, int layer, TaskLabel label, TaskId 
   x = tp_before(gpu, label, x);
   const TaskId attention_reload = reload(gpu, layer, kAttentionPart, label);
   x = emit_attention(gpu, label, x, true, false, attention_reload);
-  if (attention_reload != kNoTask) reload_trigger_ = x;
+  if (offloads(layer, kAttentionPart)) reload_trigger_ = x;
   return tp_after(gpu, label, x);
 }
 

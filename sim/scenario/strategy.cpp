@@ -306,6 +306,7 @@ void check_strategy(const ModelShape& m, const ParallelConfig& p, const Training
   } else if (p.ep != 1 || p.etp != 1) {
     fail("ep_divides_experts", "parallel.ep: the model has no routed experts; use ep = 1");
   }
+  check_cp_and_offload(m, p, w);
   // Each context-parallel rank holds seq_len / cp tokens of every sequence.
   if ((w.seq_len / p.cp * p.micro_batch_size) % p.tp != 0) {
     fail("tp_divides_tokens",
@@ -313,7 +314,6 @@ void check_strategy(const ModelShape& m, const ParallelConfig& p, const Training
                      p.cp > 1 ? " on each context-parallel rank" : "",
                      w.seq_len / p.cp * p.micro_batch_size));
   }
-  check_cp_and_offload(m, p, w);
   const int64_t per_replica = static_cast<int64_t>(p.dp) * p.micro_batch_size;
   if (w.global_batch % per_replica != 0) {
     fail("batch_divisible",
