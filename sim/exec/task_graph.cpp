@@ -1,6 +1,7 @@
 #include "sim/exec/task_graph.h"
 
 #include <algorithm>
+#include <bit>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -210,9 +211,11 @@ void GraphExecutor::account(uint32_t gpu) {
     a.exposed_s[s.compute_running] += dt;
     // The GPU waits for its host during framework overhead: not busy.
     if (s.compute_running != static_cast<int8_t>(Category::kFramework)) a.busy_s += dt;
-    for (int c = 0; c < kCategoryCount; ++c) {
-      if (s.comm_active[c]) a.hidden_s[c] += dt;
-    }
+    for (uint32_t m = s.comm_mask; m != 0; m &= m - 1) a.hidden_s[std::countr_zero(m)] += dt;
+    return;
+  }
+  if (s.comm_mask == 0) {
+    (pipeline_parallel_ ? a.bubble_s : a.idle_s) += dt;
     return;
   }
   // Compute idle: the wait is charged to one active communication, the one
@@ -224,7 +227,7 @@ void GraphExecutor::account(uint32_t gpu) {
   bool charged = false;
   for (Category c : kPriority) {
     const int ci = static_cast<int>(c);
-    if (!s.comm_active[ci]) continue;
+    if (!((s.comm_mask >> ci) & 1)) continue;
     if (!charged) {
       a.exposed_s[ci] += dt;
       charged = true;
@@ -264,7 +267,7 @@ void GraphExecutor::try_start(TaskId id) {
   // for its neighbour is in the pipeline bubble.
   if (t.stream != Stream::kNone) {
     account(t.gpu);
-    ++gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
+    gpu_state_[t.gpu].comm_started(t.category);
     if (comm_takes_sms_ && t.stream == Stream::kEpComm) ep_comm_changed(t.gpu, +1);
   }
   const CollectiveId c = t.collective;
@@ -275,7 +278,7 @@ void GraphExecutor::try_start(TaskId id) {
       const TaskGraph::Task& pt = graph_.task(p);
       if (pt.stream != Stream::kNone) continue;
       account(pt.gpu);
-      ++gpu_state_[pt.gpu].comm_active[static_cast<int>(pt.category)];
+      gpu_state_[pt.gpu].comm_started(pt.category);
     }
     runner_->start(*this, c, graph_.collective(c).payload);
   }
@@ -313,7 +316,7 @@ void GraphExecutor::start_compute(TaskId id, const TaskGraph::Task& t) {
 // compute and taking none of its SMs.
 void GraphExecutor::start_copy(TaskId id, const TaskGraph::Task& t) {
   account(t.gpu);
-  ++gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
+  gpu_state_[t.gpu].comm_started(t.category);
   if (comm_takes_sms_) result_.compute_start[id] = engine_.now();
   engine_.schedule_after(t.duration, *this, id);
 }
@@ -344,7 +347,7 @@ void GraphExecutor::on_event(uint64_t task) {
   if (t.stream == Stream::kCompute) {
     gpu_state_[t.gpu].compute_running = -1;
   } else {
-    --gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
+    gpu_state_[t.gpu].comm_ended(t.category);
   }
   finish_task(id);
 }
@@ -356,7 +359,7 @@ void GraphExecutor::collective_done(CollectiveId id) {
   for (TaskId p : parts) {
     const TaskGraph::Task& t = graph_.task(p);
     account(t.gpu);
-    --gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
+    gpu_state_[t.gpu].comm_ended(t.category);
     if (comm_takes_sms_ && t.stream == Stream::kEpComm) ep_comm_changed(t.gpu, -1);
     if (p != gater) state_[p].gated_by = gater;
   }

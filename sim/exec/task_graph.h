@@ -70,6 +70,7 @@ enum class Category : uint8_t {
   kCount
 };
 inline constexpr int kCategoryCount = static_cast<int>(Category::kCount);
+static_assert(kCategoryCount <= 16, "GraphExecutor keeps active categories in 16-bit masks");
 constexpr bool is_comm(Category c) {
   return c >= Category::kDispatch;
 }
@@ -253,6 +254,14 @@ class GraphExecutor : private EventHandler {
     SimTime last_change;
     int8_t compute_running = -1;                         // category of the running compute task
     std::array<uint16_t, kCategoryCount> comm_active{};  // includes host copies in flight
+    uint16_t comm_mask = 0;                              // bit c set while comm_active[c] > 0
+    void comm_started(Category c) {
+      if (comm_active[static_cast<int>(c)]++ == 0) comm_mask |= 1u << static_cast<int>(c);
+    }
+    void comm_ended(Category c) {
+      if (--comm_active[static_cast<int>(c)] == 0)
+        comm_mask &= static_cast<uint16_t>(~(1u << static_cast<int>(c)));
+    }
     // Communication SMs (only with TaskGraph::set_comm_sms): expert-parallel
     // tasks in flight, and the running compute kernel's completion event, the
     // time its speed last changed and the full-speed work it had left then.
