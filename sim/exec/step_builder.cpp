@@ -18,6 +18,14 @@ SimTime seconds(double s) {
   return SimTime::from_seconds(std::max(0.0, s));
 }
 
+// Token copies the local experts of EP rank `position` receive in `rs`.
+int64_t received_copies(const RoutingSample& rs, int position) {
+  int64_t copies = 0;
+  for (int e = 0; e < rs.local_experts; ++e)
+    copies += rs.expert_tokens[static_cast<size_t>(position) * rs.local_experts + e];
+  return copies;
+}
+
 // kMirror (DualPipe): the two ranks holding copies of the same stages, r and
 // pp-1-r, whose gradients are summed.
 // kCp: the context-parallel ring.
@@ -360,11 +368,7 @@ double StepGraphBuilder::offload_bytes(int gpu, int layer, OffloadPart part, int
     const LayerRouting& lr = routing_[j];
     const int sample =
         (microbatch + layout_.ep_group_index(gpu)) % static_cast<int>(lr.samples.size());
-    const RoutingSample& rs = lr.samples[sample];
-    const int position = layout_.coords(gpu).ep;
-    int64_t copies = 0;
-    for (int e = 0; e < rs.local_experts; ++e)
-      copies += rs.expert_tokens[static_cast<size_t>(position) * rs.local_experts + e];
+    const int64_t copies = received_copies(lr.samples[sample], layout_.coords(gpu).ep);
     bytes += saved.offloaded_per_routed_copy * static_cast<double>(copies) * parallel_.etp;
   }
   return bytes;
@@ -428,14 +432,9 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
   combine.transpose = true;
   combine.bytes = model_.hidden * elt;
   CollectiveDesc etp_gather{CollectiveOp::kAllGather}, etp_scatter{CollectiveOp::kReduceScatter};
-  {
-    const RoutingSample& rs = lr.samples[sample];
-    int64_t recv = 0;
-    for (int e = 0; e < rs.local_experts; ++e)
-      recv += rs.expert_tokens[position * rs.local_experts + e];
-    etp_gather.bytes = etp_scatter.bytes =
-        static_cast<double>(recv) * parallel_.etp * model_.hidden * elt / chunks;
-  }
+  etp_gather.bytes = etp_scatter.bytes =
+      static_cast<double>(received_copies(lr.samples[sample], position)) * parallel_.etp *
+      model_.hidden * elt / chunks;
   auto ep_comm = [&](bool towards_experts, TaskId d, uint8_t chunk) {
     TaskLabel l = label;
     l.chunk = chunk;
@@ -454,12 +453,7 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
     switch (stage) {
       case LayerStage::kPre:
         if (bwd) return compute(gpu, Category::kOther, k.unpermute_bwd, label, dep);
-        {
-          const RoutingSample& rs = lr.samples[sample];
-          for (int e = 0; e < rs.local_experts; ++e) {
-            step_.expert_tokens_per_gpu[gpu] += rs.expert_tokens[position * rs.local_experts + e];
-          }
-        }
+        step_.expert_tokens_per_gpu[gpu] += received_copies(lr.samples[sample], position);
         // Shared experts run before the router (submodule_pre_dispatch_forward).
         if (model_.shared_ffn > 0) compute(gpu, Category::kDense, k.shared_fwd, label, dep);
         return compute(gpu, Category::kOther, k.router_fwd, label, dep);
@@ -495,12 +489,8 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
     }
   }
 
-  if (label.phase == Phase::kForward) {
-    const RoutingSample& rs = lr.samples[sample];
-    for (int e = 0; e < rs.local_experts; ++e) {
-      step_.expert_tokens_per_gpu[gpu] += rs.expert_tokens[position * rs.local_experts + e];
-    }
-  }
+  if (label.phase == Phase::kForward)
+    step_.expert_tokens_per_gpu[gpu] += received_copies(lr.samples[sample], position);
   const TaskId head = compute(
       gpu, Category::kOther,
       bwd ? layer_costs_.kernels().unpermute_bwd : layer_costs_.kernels().router_fwd, label, dep);
