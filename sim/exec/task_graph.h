@@ -23,9 +23,11 @@
 // ("exposed"), else as pipeline bubble or idle. Host copies (activation
 // offload) are timed tasks on their GPU's copy streams: one copy at a time per
 // direction and GPU, each at the host link's bandwidth (a DGX H100 GPU has its
-// own PCIe Gen5 x16 link to the CPU, through its ConnectX-7's switch, so GPUs
-// do not share one). Nothing on the compute stream waits for a copy out, so
-// it is hidden or nothing; compute idle while a reload is in flight is the
+// own PCIe Gen5 x16 link to the CPU, through the PCIe switch inside its
+// ConnectX-7, so GPUs do not share one: NVIDIA's DGX H100 block diagram (GTC
+// 2022; DGX A100's four PCIe switches, two GPUs each, are gone) and the DGX
+// H100 User Guide's network-module table, one ConnectX-7 per GPU). Nothing on the compute stream
+// waits for a copy out, so it is hidden or nothing; compute idle while a reload is in flight is the
 // reload's ("reload" exposed).
 
 #include <array>
