@@ -93,12 +93,28 @@ class StepGraphBuilder {
   // `defer_wgrad`: leave the projections' weight gradients for a W pass.
   // `reloaded`: offloaded tensors its first kernel also waits for.
   TaskId emit_attention(int gpu, TaskLabel label, TaskId dep, bool backward,
-                        bool defer_wgrad = false, TaskId reloaded = kNoTask);
+                        bool defer_wgrad = false, TaskId reloaded = kNoTask) {
+    if (parallel_.cp == 1 && reloaded == kNoTask) {
+      const LayerKernelSeconds& k = layer_costs_.kernels();
+      const double s =
+          backward ? k.attention_bwd - (defer_wgrad ? k.attention_wgrad : 0) : k.attention_fwd;
+      return compute(gpu, Category::kAttention, s, label, dep);
+    }
+    return emit_attention_ring(gpu, label, dep, backward, defer_wgrad, reloaded);
+  }
+  TaskId emit_attention_ring(int gpu, TaskLabel label, TaskId dep, bool backward, bool defer_wgrad,
+                             TaskId reloaded);
   // Activation offload: the copy out of one part of a layer's forward (after
   // `after`), and its reload ahead of that part's backward (kNoTask when the
   // part offloads nothing).
-  void offload_out(int gpu, int layer, OffloadPart part, TaskLabel label, TaskId after);
-  TaskId reload(int gpu, int layer, OffloadPart part, TaskLabel label);
+  void offload_out(int gpu, int layer, OffloadPart part, TaskLabel label, TaskId after) {
+    if (parallel_.offload_modules != 0) emit_offload_out(gpu, layer, part, label, after);
+  }
+  TaskId reload(int gpu, int layer, OffloadPart part, TaskLabel label) {
+    return parallel_.offload_modules != 0 ? emit_reload(gpu, layer, part, label) : kNoTask;
+  }
+  void emit_offload_out(int gpu, int layer, OffloadPart part, TaskLabel label, TaskId after);
+  TaskId emit_reload(int gpu, int layer, OffloadPart part, TaskLabel label);
   double offload_bytes(int gpu, int layer, OffloadPart part, int microbatch) const;
   // Whether `part` of `layer` has an offloaded module (whether or not this
   // pass keeps it): the end of its backward is where the next reload starts,
@@ -297,8 +313,8 @@ TaskId StepGraphBuilder::tp_after(int gpu, TaskLabel label, TaskId dep) {
 // projections, core attention); with it, the ring of step_builder.h: the part
 // before the ring, cp steps of core attention and cp - 1 (forward) or cp
 // (backward) ring transfers on the context-parallel stream, the part after.
-TaskId StepGraphBuilder::emit_attention(int gpu, TaskLabel label, TaskId dep, bool backward,
-                                        bool defer_wgrad, TaskId reloaded) {
+TaskId StepGraphBuilder::emit_attention_ring(int gpu, TaskLabel label, TaskId dep, bool backward,
+                                             bool defer_wgrad, TaskId reloaded) {
   const LayerKernelSeconds& k = layer_costs_.kernels();
   if (reloaded != kNoTask) {
     // The block's first kernel (the next task emitted) waits for the reload too.
@@ -374,9 +390,9 @@ double StepGraphBuilder::offload_bytes(int gpu, int layer, OffloadPart part, int
   return bytes;
 }
 
-void StepGraphBuilder::offload_out(int gpu, int layer, OffloadPart part, TaskLabel label,
-                                   TaskId after) {
-  if (parallel_.offload_modules == 0 || label.phase != Phase::kForward) return;
+void StepGraphBuilder::emit_offload_out(int gpu, int layer, OffloadPart part, TaskLabel label,
+                                        TaskId after) {
+  if (label.phase != Phase::kForward) return;
   if (keep_last_layer_ &&
       layer ==
           vstage_layers_[virtual_stage_of(parallel_, layout_.coords(gpu).pp, label.chunk)].end -
@@ -392,8 +408,7 @@ void StepGraphBuilder::offload_out(int gpu, int layer, OffloadPart part, TaskLab
   offload_out_[offload_slot(label.microbatch, label.chunk, layer, part)] = copy;
 }
 
-TaskId StepGraphBuilder::reload(int gpu, int layer, OffloadPart part, TaskLabel label) {
-  if (parallel_.offload_modules == 0) return kNoTask;
+TaskId StepGraphBuilder::emit_reload(int gpu, int layer, OffloadPart part, TaskLabel label) {
   const TaskId out = offload_out_[offload_slot(label.microbatch, label.chunk, layer, part)];
   if (out == kNoTask) return kNoTask;
   label.layer = static_cast<int16_t>(layer);
@@ -638,8 +653,8 @@ void StepGraphBuilder::emit_gpu(int gpu) {
   for (size_t i = 0; i < order.size(); ++i) {
     const PipelineItem& item = order[i];
     // A forward whose backward comes next keeps its last layer on the GPU.
-    keep_last_layer_ = i + 1 < order.size() && !order[i + 1].forward() &&
-                       order[i + 1].microbatch == item.microbatch &&
+    keep_last_layer_ = parallel_.offload_modules != 0 && i + 1 < order.size() &&
+                       !order[i + 1].forward() && order[i + 1].microbatch == item.microbatch &&
                        order[i + 1].chunk == item.chunk;
     const int vstage = item.chunk * parallel_.pp + rc.pp;
     const LayerRange range = vstage_layers_[vstage];

@@ -72,16 +72,17 @@ struct CollectiveDesc {
   uint32_t group = 0;            // index into StepGraph::groups
   uint32_t matrix = UINT32_MAX;  // all-to-allv: index into StepGraph::dispatches
   bool transpose = false;        // all-to-allv: send matrix^T (combine direction)
-  double fraction = 1;           // all-to-allv: fraction of the matrix (overlap chunks)
-  // All-to-allv: bytes per token copy. Others: NCCL-tests convention (full
-  // buffer per rank).
-  double bytes = 0;
   // All-to-allv made of point-to-point sends (a context-parallel ring step:
   // every rank sends one block to the next): NCCL send/recv, which crosses
   // nodes through the NIC of the receiver's rail (PXN), whatever algorithm the
   // step's expert all-to-alls use.
   bool point_to_point = false;
+  double fraction = 1;  // all-to-allv: fraction of the matrix (overlap chunks)
+  // All-to-allv: bytes per token copy. Others: NCCL-tests convention (full
+  // buffer per rank).
+  double bytes = 0;
 };
+static_assert(sizeof(CollectiveDesc) == 32, "a step holds millions of these");
 
 struct StepGraph {
   TaskGraph graph{0};

@@ -52,6 +52,10 @@ enum class Stream : uint8_t {
   kNone
 };
 inline constexpr int kStreamsPerGpu = 7;  // kNone tasks are not queued on a stream
+// Per-GPU stream tables are padded to a power of two (cheaper indexing on the
+// executor's hot path).
+inline constexpr int kStreamSlots = 8;
+static_assert(kStreamsPerGpu <= kStreamSlots);
 
 // What a task's time is spent on; the report's breakdown categories.
 enum class Category : uint8_t {
@@ -171,7 +175,7 @@ class TaskGraph {
   std::vector<std::array<uint32_t, 2>> edges_;  // (before, after), until finalize()
   std::vector<uint32_t> succ_;
   std::vector<uint32_t> part_begin_, part_;
-  std::vector<std::array<uint32_t, kStreamsPerGpu>> stream_head_, stream_tail_;
+  std::vector<std::array<uint32_t, kStreamSlots>> stream_head_, stream_tail_;
   std::vector<uint32_t> dep_count_;
   int gpu_sms_ = 0, comm_sms_ = 0;  // 0: communication takes no SMs from compute
   bool finalized_ = false;
@@ -274,8 +278,8 @@ class GraphExecutor : private EventHandler {
     int64_t compute_left_ps = 0;
   };
   std::vector<GpuState> gpu_state_;
-  std::vector<std::array<uint32_t, kStreamsPerGpu>> stream_next_;  // head of each stream
-  std::vector<std::array<uint8_t, kStreamsPerGpu>> stream_busy_;
+  std::vector<std::array<uint32_t, kStreamSlots>> stream_next_;  // head of each stream
+  std::vector<std::array<uint8_t, kStreamSlots>> stream_busy_;
   // Per task: dependencies not yet finished, and what it waited for last
   // (copied to ExecutionResult::gated_by at the end). Kept side by side: the
   // executor reads and writes both when a predecessor finishes.
