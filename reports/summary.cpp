@@ -4,15 +4,26 @@
 
 #include "sim/core/error.h"
 #include "sim/exec/task_graph.h"
+#include "sim/exec/training_metrics.h"
 
 namespace moesim::reports {
 namespace {
 
-// The report's breakdown keys, in its order.
-std::vector<std::string> breakdown_keys() {
+// The reports' breakdown keys, in report order: every category a scenario
+// always reports, and those only some report (the context-parallel ring's,
+// activation offload's) when one of the points' reports has them.
+std::vector<std::string> breakdown_keys(const std::vector<SummaryPoint>& points) {
   std::vector<std::string> keys;
   for (int c = 0; c < exec::kCategoryCount; ++c) {
-    keys.push_back(std::string(exec::category_name(static_cast<exec::Category>(c))) + "_s");
+    const std::string key = std::string(exec::category_name(static_cast<exec::Category>(c))) + "_s";
+    const exec::ParallelConfig features_off;
+    bool wanted = exec::category_in_use(static_cast<exec::Category>(c), features_off);
+    for (const SummaryPoint& p : points) {
+      const OrderedJson& rep = p.report;
+      wanted = wanted || (rep.is_object() && rep.contains("breakdown") &&
+                          rep["breakdown"].is_object() && rep["breakdown"].contains(key));
+    }
+    if (wanted) keys.push_back(key);
   }
   keys.push_back("pipeline_bubble_s");
   keys.push_back("idle_s");
@@ -50,6 +61,7 @@ std::string csv_cell(const OrderedJson& v) {
 
 std::vector<OrderedJson> summary_rows(const std::vector<SummaryPoint>& points) {
   std::vector<OrderedJson> rows;
+  const std::vector<std::string> breakdown = breakdown_keys(points);
   for (const SummaryPoint& p : points) {
     OrderedJson r;
     r["point"] = p.index;
@@ -66,7 +78,7 @@ std::vector<OrderedJson> summary_rows(const std::vector<SummaryPoint>& points) {
     r["experts.max_over_mean_load"] = at(rep, "experts", "max_over_mean_load");
     r["experts.drop_rate"] = at(rep, "experts", "drop_rate");
     r["bottleneck"] = at(rep, "bottleneck");
-    for (const std::string& b : breakdown_keys()) r["breakdown." + b] = at(rep, "breakdown", b);
+    for (const std::string& b : breakdown) r["breakdown." + b] = at(rep, "breakdown", b);
     r["error"] = p.error.empty() ? OrderedJson(nullptr) : OrderedJson(p.error);
     r["report"] = p.report_file;
     rows.push_back(std::move(r));

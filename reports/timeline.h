@@ -1,8 +1,10 @@
 #pragma once
 // Chrome trace-event export of a simulated step (opens in Perfetto and
 // chrome://tracing): one process per node, one track per GPU stream (compute,
-// tensor-, expert- and data-parallel communication, and pipeline-transfer
-// lanes), slices named by layer, micro-batch and phase, and flow arrows for
+// tensor-, expert-, data- and context-parallel communication, activation
+// offload and reload copies, and pipeline-transfer lanes), slices named by
+// layer, micro-batch and phase (a ring step's slices by its step, "c<i>"), and
+// flow arrows for
 // dependencies that cross GPUs (pipeline transfers, and each all-to-all's
 // straggler to the expert compute it released on the receiving rank).
 

@@ -62,10 +62,11 @@ OrderedJson experts_json(const scenario::ExpertStats& x) {
   return j;
 }
 
-OrderedJson critical_path_json(const exec::CriticalPath& path) {
+OrderedJson critical_path_json(const exec::CriticalPath& path, const exec::ParallelConfig& p) {
   OrderedJson cp;
   OrderedJson by_cat;
   for (int c = 0; c < kCategoryCount; ++c) {
+    if (!exec::category_in_use(static_cast<Category>(c), p)) continue;
     by_cat[seconds_key(static_cast<Category>(c))] = round_sig(path.seconds_by_category[c]);
   }
   cp["seconds_by_category"] = by_cat;
@@ -111,8 +112,10 @@ void metrics_json(const exec::TrainingMetrics& m, const scenario::TrainingRun& r
       "3 x forward FLOPs per token (2 x active matmul parameters + attention scores and "
       "values, causal, less the routed-expert FLOPs of token copies dropped by capacity) x "
       "tokens per step / (step time x GPUs x dense peak FLOP/s)";
+  const exec::ParallelConfig& p = run.scenario.setup.parallel;
   OrderedJson breakdown;
   for (int c = 0; c < kCategoryCount; ++c) {
+    if (!exec::category_in_use(static_cast<Category>(c), p)) continue;
     breakdown[seconds_key(static_cast<Category>(c))] = round_sig(m.breakdown.exposed_s[c]);
   }
   breakdown["pipeline_bubble_s"] = round_sig(m.breakdown.pipeline_bubble_s);
@@ -120,12 +123,13 @@ void metrics_json(const exec::TrainingMetrics& m, const scenario::TrainingRun& r
   r["breakdown"] = breakdown;
   OrderedJson overlap;
   for (int c = static_cast<int>(Category::kDispatch); c < kCategoryCount; ++c) {
+    if (!exec::category_in_use(static_cast<Category>(c), p)) continue;
     overlap[fmt::format("{}_hidden_s", exec::category_name(static_cast<Category>(c)))] =
         round_sig(m.breakdown.hidden_s[c]);
   }
   r["overlap"] = overlap;
   r["bottleneck"] = m.bottleneck;
-  r["critical_path"] = critical_path_json(m.critical_path);
+  r["critical_path"] = critical_path_json(m.critical_path, p);
   OrderedJson per_gpu = OrderedJson::array();
   for (const exec::GpuSummary& g : m.per_gpu) {
     OrderedJson e;
@@ -193,8 +197,11 @@ OrderedJson training_report(const scenario::TrainingRun& run) {
 std::string training_summary(const scenario::TrainingRun& run) {
   const exec::TrainingStepSetup& setup = run.scenario.setup;
   const exec::ParallelConfig& p = setup.parallel;
-  std::string out = fmt::format("moesim: {} on {} GPUs (dp {} tp {} pp {} ep {})\n",
-                                run.scenario.model.name, p.gpus(), p.dp, p.tp, p.pp, p.ep);
+  std::string out =
+      p.cp == 1 ? fmt::format("moesim: {} on {} GPUs (dp {} tp {} pp {} ep {})\n",
+                              run.scenario.model.name, p.gpus(), p.dp, p.tp, p.pp, p.ep)
+                : fmt::format("moesim: {} on {} GPUs (dp {} tp {} cp {} pp {} ep {})\n",
+                              run.scenario.model.name, p.gpus(), p.dp, p.tp, p.cp, p.pp, p.ep);
   const exec::MemoryEstimate& mem = run.memory;
   constexpr double kGiB = 1ull << 30;
   if (!run.metrics) {
@@ -212,6 +219,7 @@ std::string training_summary(const scenario::TrainingRun& run) {
     // The four largest shares of the step, in the report's order on ties.
     std::vector<std::pair<double, std::string>> parts;
     for (int c = 0; c < kCategoryCount; ++c) {
+      if (!exec::category_in_use(static_cast<Category>(c), p)) continue;
       parts.push_back({round_sig(m.breakdown.exposed_s[c]),
                        std::string(exec::category_name(static_cast<Category>(c)))});
     }

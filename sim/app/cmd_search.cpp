@@ -39,6 +39,7 @@ OrderedJson search_json(const explore::SearchRequest& r, const std::string& clus
   for (const explore::SearchCandidate& c : result.ranking) {
     OrderedJson e{{"dp", c.dp},
                   {"tp", c.tp},
+                  {"cp", c.cp},
                   {"pp", c.pp},
                   {"ep", c.ep},
                   {"etp", c.etp},
@@ -59,12 +60,12 @@ OrderedJson search_json(const explore::SearchRequest& r, const std::string& clus
 
 std::string ranking_csv(const OrderedJson& result) {
   std::string s =
-      "rank,dp,tp,pp,ep,etp,micro_batch_size,recompute,zero_stage,step_time_s,"
+      "rank,dp,tp,cp,pp,ep,etp,micro_batch_size,recompute,zero_stage,step_time_s,"
       "tokens_per_s_per_gpu,mfu,memory_headroom_bytes,bottleneck\n";
   for (const auto& e : result["ranking"]) {
-    s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", e["rank"].get<int>(),
-                     e["dp"].get<int>(), e["tp"].get<int>(), e["pp"].get<int>(), e["ep"].get<int>(),
-                     e["etp"].get<int>(), e["micro_batch_size"].get<int>(),
+    s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", e["rank"].get<int>(),
+                     e["dp"].get<int>(), e["tp"].get<int>(), e["cp"].get<int>(), e["pp"].get<int>(),
+                     e["ep"].get<int>(), e["etp"].get<int>(), e["micro_batch_size"].get<int>(),
                      e["recompute"].get<std::string>(), e["zero_stage"].get<int>(),
                      e["step_time_s"].get<double>(), e["tokens_per_s_per_gpu"].get<double>(),
                      e["mfu"].get<double>(), e["memory_headroom_bytes"].get<double>(),
@@ -148,21 +149,21 @@ int search_main(const Args& args) {
   for (const auto& [k, v] : result["rejected"].items())
     std::cout << " " << k << "=" << v.get<int>();
   std::cout << fmt::format(
-      "\n{:>4} {:>4} {:>3} {:>3} {:>4} {:>4} {:>4} {:>10} {:>5} {:>12} {:>6} "
+      "\n{:>4} {:>4} {:>3} {:>3} {:>3} {:>4} {:>4} {:>4} {:>13} {:>5} {:>12} {:>6} "
       "{:>10}  {}\n",
-      "rank", "dp", "tp", "pp", "ep", "etp", "mbs", "recompute", "zero", "tok/s/GPU", "MFU",
+      "rank", "dp", "tp", "cp", "pp", "ep", "etp", "mbs", "recompute", "zero", "tok/s/GPU", "MFU",
       "free GiB", "bottleneck");
   int shown = 0;
   for (const auto& e : result["ranking"]) {
     if (shown++ >= a.top) break;
     std::cout << fmt::format(
-        "{:>4} {:>4} {:>3} {:>3} {:>4} {:>4} {:>4} {:>10} {:>5} {:>12.1f} "
+        "{:>4} {:>4} {:>3} {:>3} {:>3} {:>4} {:>4} {:>4} {:>13} {:>5} {:>12.1f} "
         "{:>5.1f}% {:>10.1f}  {}\n",
-        e["rank"].get<int>(), e["dp"].get<int>(), e["tp"].get<int>(), e["pp"].get<int>(),
-        e["ep"].get<int>(), e["etp"].get<int>(), e["micro_batch_size"].get<int>(),
-        e["recompute"].get<std::string>(), e["zero_stage"].get<int>(),
-        e["tokens_per_s_per_gpu"].get<double>(), 100 * e["mfu"].get<double>(),
-        e["memory_headroom_bytes"].get<double>() / (1ull << 30),
+        e["rank"].get<int>(), e["dp"].get<int>(), e["tp"].get<int>(), e["cp"].get<int>(),
+        e["pp"].get<int>(), e["ep"].get<int>(), e["etp"].get<int>(),
+        e["micro_batch_size"].get<int>(), e["recompute"].get<std::string>(),
+        e["zero_stage"].get<int>(), e["tokens_per_s_per_gpu"].get<double>(),
+        100 * e["mfu"].get<double>(), e["memory_headroom_bytes"].get<double>() / (1ull << 30),
         e["bottleneck"].get<std::string>());
   }
   return 0;

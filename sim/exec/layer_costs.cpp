@@ -44,32 +44,45 @@ double LayerCostModel::ffn_seconds(int64_t tokens, int64_t width, bool backward)
 void LayerCostModel::price_layer_kernels() {
   const hw::DType dt = workload_.compute_dtype;
   const double elt = hw::bytes_per_element(dt);
-  const int64_t T = workload_.seq_len * parallel_.micro_batch_size, h = model_.hidden;
+  // Tokens of one micro-batch on this GPU's context-parallel rank.
+  const int64_t T = workload_.seq_len / parallel_.cp * parallel_.micro_batch_size,
+                h = model_.hidden;
   const int t = parallel_.tp;
   const int64_t T_norm = parallel_.sequence_parallel ? T / t : T;
   const double norm = 2 * cost_.memory_bound_seconds(2.0 * T_norm * h * elt);  // two norms
-  double proj = 0, core_flops = 0, core_bytes = 0;
+  double proj_in = 0, proj_out = 0, core_flops = 0, core_bytes = 0;
+  double q_width = 0, kv_width = 0, o_width = 0;  // per token on this GPU (elements)
   const double causal = 0.5;  // causal masking halves the score and value products
   const double seq = static_cast<double>(workload_.seq_len);
   if (model_.is_mla()) {
     const int64_t qk = model_.qk_nope_head_dim + model_.qk_rope_head_dim;
-    proj += model_.q_lora_rank > 0
-                ? cost_.gemm_seconds(T, model_.q_lora_rank, h, dt) +
-                      cost_.gemm_seconds(T, model_.heads * qk / t, model_.q_lora_rank, dt)
-                : cost_.gemm_seconds(T, model_.heads * qk / t, h, dt);
-    proj += cost_.gemm_seconds(T, model_.kv_lora_rank + model_.qk_rope_head_dim, h, dt);
-    proj += cost_.gemm_seconds(T, model_.heads * (model_.qk_nope_head_dim + model_.v_head_dim) / t,
-                               model_.kv_lora_rank, dt);
-    proj += cost_.gemm_seconds(T, h, model_.heads * model_.v_head_dim / t, dt);
+    proj_in += model_.q_lora_rank > 0
+                   ? cost_.gemm_seconds(T, model_.q_lora_rank, h, dt) +
+                         cost_.gemm_seconds(T, model_.heads * qk / t, model_.q_lora_rank, dt)
+                   : cost_.gemm_seconds(T, model_.heads * qk / t, h, dt);
+    proj_in += cost_.gemm_seconds(T, model_.kv_lora_rank + model_.qk_rope_head_dim, h, dt);
+    proj_in +=
+        cost_.gemm_seconds(T, model_.heads * (model_.qk_nope_head_dim + model_.v_head_dim) / t,
+                           model_.kv_lora_rank, dt);
+    proj_out += cost_.gemm_seconds(T, h, model_.heads * model_.v_head_dim / t, dt);
     core_flops = 2.0 * T * seq * causal * model_.heads / t * (qk + model_.v_head_dim);
     core_bytes = T * elt * model_.heads / t * (2.0 * qk + 2.0 * model_.v_head_dim);
+    q_width = static_cast<double>(model_.heads) / t * qk;
+    kv_width = static_cast<double>(model_.heads) / t * (qk + model_.v_head_dim);
+    o_width = static_cast<double>(model_.heads) / t * model_.v_head_dim;
   } else {
     const int64_t hd = model_.head_dim;
-    proj += cost_.gemm_seconds(T, (model_.heads + 2 * model_.kv_heads) * hd / t, h, dt);
-    proj += cost_.gemm_seconds(T, h, model_.heads * hd / t, dt);
+    proj_in += cost_.gemm_seconds(T, (model_.heads + 2 * model_.kv_heads) * hd / t, h, dt);
+    proj_out += cost_.gemm_seconds(T, h, model_.heads * hd / t, dt);
     core_flops = 4.0 * T * seq * causal * model_.heads / t * hd;
     core_bytes = T * elt * hd / t * (2.0 * model_.heads + 2.0 * model_.kv_heads);
+    // KV heads are replicated when there are fewer than tp of them.
+    const int kv = model_.kv_heads > 0 ? model_.kv_heads : model_.heads;
+    q_width = static_cast<double>(model_.heads) / t * hd;
+    kv_width = 2.0 * (kv >= t ? static_cast<double>(kv) / t : 1.0) * hd;
+    o_width = q_width;
   }
+  const double proj = proj_in + proj_out;
   const double core = cost_.fused_kernel_seconds(core_flops, core_bytes, dt);
   // Flash-attention backward does about 2.5x the forward's FLOPs (it recomputes
   // the scores): 5 matmuls against 2.
@@ -78,6 +91,25 @@ void LayerCostModel::price_layer_kernels() {
   kernels_.attention_fwd = proj + core + norm;
   kernels_.attention_bwd = 2 * proj + core_bwd + 2 * norm;
   kernels_.norm_recompute = norm;
+  if (parallel_.cp > 1) {
+    // Ring attention (context_parallel.py AttnFuncWithCPAndKVP2P): cp steps of
+    // 1/cp of the core attention each; the partial results merged per step.
+    const int cp = parallel_.cp;
+    const double bf16 = 2, fp32 = 4;
+    cp_kv_block_bytes_ = static_cast<double>(T) * kv_width * bf16;
+    kernels_.attention_pre_fwd = norm + proj_in;
+    // Each step reads the rank's Q and one K/V block and writes a partial O.
+    kernels_.attention_ring_step_fwd = cost_.fused_kernel_seconds(core_flops / cp, core_bytes, dt);
+    kernels_.attention_post_fwd =
+        proj_out + cost_.memory_bound_seconds(cp * T * o_width * (bf16 + 2 * fp32));
+    kernels_.attention_ring_step_bwd =
+        cost_.fused_kernel_seconds(2.5 * core_flops / cp, 2.5 * core_bytes, dt) +
+        cost_.memory_bound_seconds(T * (q_width * 2 * fp32 + kv_width * 3 * bf16));
+    kernels_.attention_post_bwd = 2 * proj_out;
+    kernels_.attention_pre_bwd = 2 * proj_in + 2 * norm;
+    kernels_.attention_pre_wgrad = proj_in;
+    kernels_.attention_post_wgrad = proj_out;
+  }
   kernels_.dense_act_recompute = ffn_activation_seconds(T, model_.dense_ffn);
   kernels_.dense_fwd = ffn_seconds(T, model_.dense_ffn, false);
   kernels_.dense_bwd = ffn_seconds(T, model_.dense_ffn, true);

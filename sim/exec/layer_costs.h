@@ -36,6 +36,19 @@ struct LayerKernelSeconds {
   // chunks) leaves for later. Router and embedding weight gradients stay in
   // their backward (a vocabulary scatter and a GEMM of width `experts`).
   double attention_wgrad = 0, dense_wgrad = 0, shared_wgrad = 0, head_wgrad = 0;
+  // Context parallelism (cp > 1), the attention block as Transformer Engine's
+  // ring attention runs it: the part before the ring (norms and the QKV
+  // projections; backward: their data and weight gradients), one ring step's
+  // core attention (1/cp of the rank's: causal load balancing gives every step
+  // the same work), and the part after it (the output projection, and the
+  // per-step merge of partial outputs: forward reads each step's BF16 output
+  // and rewrites the FP32 sum, 10 bytes per output element per step; backward
+  // adds each step's dQ into an FP32 accumulator and its dK, dV into the
+  // travelling dKV, 8 bytes per Q and 6 per K/V element). *_wgrad: the weight
+  // gradients inside pre_bwd and post_bwd.
+  double attention_pre_fwd = 0, attention_ring_step_fwd = 0, attention_post_fwd = 0;
+  double attention_pre_bwd = 0, attention_ring_step_bwd = 0, attention_post_bwd = 0;
+  double attention_pre_wgrad = 0, attention_post_wgrad = 0;
 };
 
 class LayerCostModel {
@@ -46,6 +59,10 @@ class LayerCostModel {
                  const hw::ComputeCostModel& cost);
 
   const LayerKernelSeconds& kernels() const { return kernels_; }
+  // Context parallelism: the bytes of one key/value block a ring step passes
+  // to the next rank (BF16 K and V of the rank's seq_len / cp tokens per
+  // micro-batch; a dK, dV block in backward is as large).
+  double cp_kv_block_bytes() const { return cp_kv_block_bytes_; }
 
   // Routed-expert time per overlap chunk for the EP rank at `ep_position`,
   // for routing sample `sample` of MoE layer `moe_index`: two grouped GEMMs
@@ -71,6 +88,7 @@ class LayerCostModel {
   const std::vector<LayerRouting>& routing_;
   const hw::ComputeCostModel& cost_;
   LayerKernelSeconds kernels_;
+  double cp_kv_block_bytes_ = 0;
   // expert_seconds() results: [expert_cache_offset_[moe layer] + (sample * ep
   // + position) * 2 + backward]; empty until first computed.
   std::vector<std::vector<double>> expert_cache_;

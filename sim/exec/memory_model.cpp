@@ -49,23 +49,46 @@ enum class FreedBy { kNothing, kLayernorm, kMlp, kMoeAct, kMlaUpProj };
 
 // Sums what one layer keeps for backward, and what it would keep with nothing
 // recomputed. Selective recompute runs every module above, so any tensor one
-// of them frees is not kept.
+// of them frees is not kept; "selective_moe" also frees every tensor of the
+// MoE layer (tensors added after begin_moe_layer()). A kept tensor whose
+// offload module (OffloadModule::kCount: none) is listed in
+// parallel.offload_activations is counted as offloaded too, on the layer part
+// that copies it: the attention side or the MLP side.
 class SavedTensors {
  public:
-  explicit SavedTensors(Recompute recompute) : selective_(recompute == Recompute::kSelective) {}
-  void per_token(double bytes, FreedBy freed_by = FreedBy::kNothing) {
+  explicit SavedTensors(const ParallelConfig& p)
+      : recompute_(p.recompute), offload_modules_(p.offload_modules) {}
+  void begin_moe_layer() { in_moe_layer_ = true; }
+  void per_token(double bytes, FreedBy freed_by = FreedBy::kNothing,
+                 OffloadModule offload = OffloadModule::kCount) {
     saved_.all_per_token += bytes;
-    if (!freed(freed_by)) saved_.per_token += bytes;
+    if (freed(freed_by)) return;
+    saved_.per_token += bytes;
+    if (!offloaded(offload)) return;
+    const bool attention_side = offload <= OffloadModule::kAttnProj;
+    (attention_side ? saved_.offloaded_attention_per_token : saved_.offloaded_mlp_per_token) +=
+        bytes;
   }
-  void per_copy(double bytes, FreedBy freed_by = FreedBy::kNothing) {
+  void per_copy(double bytes, FreedBy freed_by = FreedBy::kNothing,
+                OffloadModule offload = OffloadModule::kCount) {
     saved_.all_per_routed_copy += bytes;
-    if (!freed(freed_by)) saved_.per_routed_copy += bytes;
+    if (freed(freed_by)) return;
+    saved_.per_routed_copy += bytes;
+    if (offloaded(offload)) saved_.offloaded_per_routed_copy += bytes;
   }
   const LayerSavedBytes& saved() const { return saved_; }
 
  private:
-  bool freed(FreedBy freed_by) const { return selective_ && freed_by != FreedBy::kNothing; }
-  bool selective_;
+  bool freed(FreedBy freed_by) const {
+    if (in_moe_layer_ && recompute_ == Recompute::kSelectiveMoe) return true;
+    return selective_recompute(recompute_) && freed_by != FreedBy::kNothing;
+  }
+  bool offloaded(OffloadModule m) const {
+    return m != OffloadModule::kCount && ((offload_modules_ >> static_cast<int>(m)) & 1);
+  }
+  Recompute recompute_;
+  uint8_t offload_modules_;
+  bool in_moe_layer_ = false;
   LayerSavedBytes saved_;
 };
 
@@ -86,34 +109,52 @@ struct Shares {
   double seq = 1, tp = 1;
 };
 
+// The attention block's saved tensors, each with the offload module whose
+// group captures it (attention.py, multi_latent_attention.py and
+// transformer_layer.py wrap these modules): the fused norm and linear_qkv keep
+// their input and output inside the qkv_linear group (MLA's separate input norm
+// is attn_norm's, its down-projections and latents qkv_linear's); Q, K, V and
+// O inside core_attn's (attn_proj offloads O again, the same storage: no more
+// bytes); the block output, the pre-MLP norm's input, in mlp_norm's group where
+// that norm is a separate module (MoE layers; a dense
+// FFN fuses it into fc1, an IdentityOp Megatron skips). The FP32 softmax
+// statistics (heads x tokens elements) stay: Megatron offloads no tensor under
+// --min-offloaded-tensor-size (1M elements), and they rarely reach it.
 void attention_tensors(const ModelShape& m, const ParallelConfig& p, GemmInputStorage st, Shares sh,
-                       SavedTensors& t) {
+                       bool moe_layer, SavedTensors& t) {
   const double h = static_cast<double>(m.hidden);
   const double heads = m.heads / sh.tp;
-  t.per_token(h * kBf16Bytes / sh.seq);  // residual: the input norm's input
   double out_width = 0;
   if (m.is_mla()) {
     // Separate input norm; its output feeds both down-projections.
-    t.per_token(st.gemms_only(h, 2) / sh.seq, FreedBy::kLayernorm);
+    t.per_token(h * kBf16Bytes / sh.seq, FreedBy::kNothing, OffloadModule::kAttnNorm);  // residual
+    t.per_token(st.gemms_only(h, 2) / sh.seq, FreedBy::kLayernorm, OffloadModule::kQkvLinear);
     for (const int64_t rank : {m.q_lora_rank, m.kv_lora_rank}) {
       if (rank == 0) continue;
-      t.per_token(rank * kBf16Bytes / sh.seq);       // latent: the fused norm's input
-      t.per_token(st.gemms_only(rank, 1) / sh.seq);  // its norm output: the up-projection's input
+      // latent: the fused norm's input; its norm output: the up-projection's input
+      t.per_token(rank * kBf16Bytes / sh.seq, FreedBy::kNothing, OffloadModule::kQkvLinear);
+      t.per_token(st.gemms_only(rank, 1) / sh.seq, FreedBy::kNothing, OffloadModule::kQkvLinear);
     }
     const double qk = static_cast<double>(m.qk_nope_head_dim + m.qk_rope_head_dim);
-    t.per_token(heads * (2 * qk + m.v_head_dim) * kBf16Bytes, FreedBy::kMlaUpProj);  // Q, K, V
+    t.per_token(heads * (2 * qk + m.v_head_dim) * kBf16Bytes, FreedBy::kMlaUpProj,
+                OffloadModule::kCoreAttn);  // Q, K, V
     out_width = heads * m.v_head_dim;
   } else {
-    t.per_token(st.gemms_only(h, 1) / sh.seq);  // the norm fused into linear_qkv: its output
+    // residual: the input norm's input; the norm fused into linear_qkv: its output
+    t.per_token(h * kBf16Bytes / sh.seq, FreedBy::kNothing, OffloadModule::kQkvLinear);
+    t.per_token(st.gemms_only(h, 1) / sh.seq, FreedBy::kNothing, OffloadModule::kQkvLinear);
     // KV heads are replicated when there are fewer than tp of them.
     const int kv = m.kv_heads > 0 ? m.kv_heads : m.heads;
     const double kv_heads = kv >= p.tp ? kv / sh.tp : 1;
-    t.per_token((heads + 2 * kv_heads) * m.head_dim * kBf16Bytes);  // Q, K, V
+    t.per_token((heads + 2 * kv_heads) * m.head_dim * kBf16Bytes, FreedBy::kNothing,
+                OffloadModule::kCoreAttn);  // Q, K, V
     out_width = heads * m.head_dim;
   }
-  t.per_token(out_width * kBf16Bytes);   // O: fused attention keeps it, linear_proj shares it
-  t.per_token(heads * kFp32Bytes);       // softmax statistics
-  t.per_token(h * kBf16Bytes / sh.seq);  // block output: the pre-MLP norm's input
+  // O: fused attention keeps it, linear_proj shares it
+  t.per_token(out_width * kBf16Bytes, FreedBy::kNothing, OffloadModule::kCoreAttn);
+  t.per_token(heads * kFp32Bytes);  // softmax statistics
+  t.per_token(h * kBf16Bytes / sh.seq, FreedBy::kNothing,
+              moe_layer ? OffloadModule::kMlpNorm : OffloadModule::kCount);  // block output
 }
 
 // fc1's output (the activation's input) and the activation's output (fc2's
@@ -129,8 +170,12 @@ double permute_map_bytes(double experts) {
   return (2 * experts + 1) * kInt32Bytes;
 }
 
+// The MoE layer's saved tensors; experts.py wraps fc1 in the expert_fc1
+// offload group (its input) and the activation in moe_act's (fc1's output,
+// which the weighted SwiGLU keeps, and the routing probability).
 void moe_tensors(const ModelShape& m, const ParallelConfig& p, GemmInputStorage st, Shares sh,
                  SavedTensors& t) {
+  t.begin_moe_layer();
   const double h = static_cast<double>(m.hidden);
   const bool shared_experts = m.shared_ffn > 0;
   // Pre-MLP norm output: the router keeps it (BF16), and shared experts' fc1
@@ -143,25 +188,32 @@ void moe_tensors(const ModelShape& m, const ParallelConfig& p, GemmInputStorage 
   if (shared_experts) ffn_tensors(m, st, m.shared_ffn / sh.tp, FreedBy::kNothing, t);
   // Per routed copy, grouped GEMM experts.
   const double width = static_cast<double>(m.expert_ffn) / p.etp;
-  t.per_copy(st.gemms_only(h, 1));                        // fc1's input
-  t.per_copy((m.swiglu ? 2 : 1) * width * kBf16Bytes);    // fc1's output
-  t.per_copy(st.gemms_only(width, 1), FreedBy::kMoeAct);  // fc2's input
-  t.per_copy(kFp32Bytes);                                 // routing probability
+  t.per_copy(st.gemms_only(h, 1), FreedBy::kNothing, OffloadModule::kExpertFc1);  // fc1's input
+  t.per_copy((m.swiglu ? 2 : 1) * width * kBf16Bytes, FreedBy::kNothing,
+             OffloadModule::kMoeAct);                                 // fc1's output
+  t.per_copy(st.gemms_only(width, 1), FreedBy::kMoeAct);              // fc2's input
+  t.per_copy(kFp32Bytes, FreedBy::kNothing, OffloadModule::kMoeAct);  // routing probability
   // DeepEP permutes after dispatch, over received tokens and local experts;
   // counting it per copy bounds it from above (a token reaches a rank once).
   if (!all_to_all_dispatcher) t.per_copy(permute_map_bytes(static_cast<double>(m.slots()) / p.ep));
 }
 
-// What one model chunk (virtual stage) keeps per micro-batch.
+// What one model chunk (virtual stage) keeps per micro-batch, on the GPU.
 struct ChunkSaved {
-  double activations = 0;  // non-routed, bytes
+  double activations = 0;  // non-routed bytes that stay on the GPU (offloaded ones left out)
   int moe_layers = 0;
   bool has_loss = false;
-  // The most one layer keeps (non-routed bytes), and whether it is MoE: what
-  // a forward paired with a backward adds before the backward frees a layer.
+  // The most one layer keeps (non-routed bytes on the GPU), and whether it is
+  // MoE: what a forward paired with a backward adds before the backward frees
+  // a layer.
   double layer_activations = 0;
   bool layer_moe = false;
-  // Full recompute: the layer being recomputed in backward, all its tensors.
+  // The most one layer offloads (non-routed bytes): on the GPU while its
+  // copy out is in flight, and again once reloaded for its backward.
+  double layer_offloaded = 0;
+  // Recomputed in backward: the layer being recomputed holds, beyond what it
+  // kept, all its tensors (full recompute: the whole layer; selective_moe:
+  // its MoE part) and its routed copies', at the busiest GPU's count.
   double recompute_activations = 0, recompute_routed = 0;
 };
 
@@ -172,9 +224,14 @@ double routed_bytes(int moe_layers, RoutedCopies routed, int etp, double per_cop
   return (routed.mean * (moe_layers - 1) + routed.max) * etp * per_copy;
 }
 
+// Tokens of one micro-batch on one GPU's context-parallel rank.
+double tokens_per_gpu(const ParallelConfig& p, const TrainingWorkload& w) {
+  return static_cast<double>(w.seq_len) / p.cp * p.micro_batch_size;
+}
+
 std::vector<ChunkSaved> chunk_saved(const ModelShape& m, const ParallelConfig& p,
                                     const TrainingWorkload& w, int stage, RoutedCopies routed) {
-  const double tokens = static_cast<double>(w.seq_len) * p.micro_batch_size;
+  const double tokens = tokens_per_gpu(p, w);
   const double seq_share = p.sequence_parallel ? p.tp : 1;
   const int vstages = stage_count(p);
   const auto ranges = split_layers(m.layers, vstages, p.embedding_and_loss_as_layers);
@@ -184,17 +241,27 @@ std::vector<ChunkSaved> chunk_saved(const ModelShape& m, const ParallelConfig& p
     ChunkSaved& c = chunks[chunk];
     for (int l = ranges[vstage].begin; l < ranges[vstage].end; ++l) {
       const LayerSavedBytes b = layer_saved_bytes(m, p, w.compute_dtype, l);
-      c.activations += b.per_token * tokens;
+      const double offloaded = b.offloaded_per_token() * tokens;
+      const double resident = b.per_token * tokens - offloaded;
+      c.activations += resident;
+      c.layer_offloaded = std::max(c.layer_offloaded, offloaded);
       if (m.moe_layer[l]) ++c.moe_layers;
-      if (b.per_token * tokens >= c.layer_activations) {
-        c.layer_activations = b.per_token * tokens;
+      if (resident >= c.layer_activations) {
+        c.layer_activations = resident;
         c.layer_moe = m.moe_layer[l];
       }
       const double copies = m.moe_layer[l] ? routed.max * p.etp : 0;
-      if (b.all_per_token * tokens + b.all_per_routed_copy * copies >
-          c.recompute_activations + c.recompute_routed) {
-        c.recompute_activations = b.all_per_token * tokens;
-        c.recompute_routed = b.all_per_routed_copy * copies;
+      double recomputed = 0, recomputed_routed = 0;
+      if (p.recompute == Recompute::kFull) {
+        recomputed = b.all_per_token * tokens;
+        recomputed_routed = b.all_per_routed_copy * copies;
+      } else if (p.recompute == Recompute::kSelectiveMoe && m.moe_layer[l]) {
+        recomputed = (b.all_per_token - b.per_token) * tokens;
+        recomputed_routed = b.all_per_routed_copy * copies;
+      }
+      if (recomputed + recomputed_routed > c.recompute_activations + c.recompute_routed) {
+        c.recompute_activations = recomputed;
+        c.recompute_routed = recomputed_routed;
       }
     }
     // The embedding keeps the token ids (int64, every tensor-parallel rank).
@@ -221,11 +288,21 @@ StagePeak stage_peak(const ModelShape& m, const ParallelConfig& p, const Trainin
   // Every MoE layer keeps the same bytes per routed copy.
   const int first_moe = static_cast<int>(std::find(m.moe_layer.begin(), m.moe_layer.end(), true) -
                                          m.moe_layer.begin());
-  const double per_copy = first_moe < m.layers
-                              ? layer_saved_bytes(m, p, w.compute_dtype, first_moe).per_routed_copy
-                              : 0;
-  const double tokens = static_cast<double>(w.seq_len) * p.micro_batch_size;
+  const LayerSavedBytes moe_layer = first_moe < m.layers
+                                        ? layer_saved_bytes(m, p, w.compute_dtype, first_moe)
+                                        : LayerSavedBytes{};
+  const double per_copy = moe_layer.per_routed_copy - moe_layer.offloaded_per_routed_copy;
+  const double tokens = tokens_per_gpu(p, w);
   const double logits = tokens * (static_cast<double>(m.vocab) / p.tp) * kBytesPerLogit;
+  // One layer's offloaded tensors are on the GPU at any moment a pass is
+  // held: the last layer's while its copy to the host runs, or the next
+  // layer's once reloaded for backward (Megatron-Core also keeps the last
+  // group of each module on the GPU where its backward follows at once).
+  double in_flight_offload = 0;
+  for (const ChunkSaved& c : chunks)
+    in_flight_offload = std::max(in_flight_offload, c.layer_offloaded);
+  const double in_flight_offload_routed = routed.max * p.etp * moe_layer.offloaded_per_routed_copy;
+  const double ring = cp_ring_buffer_bytes(m, p, w);
   std::vector<int> held(chunks.size(), 0);  // forward passes held per chunk
   StagePeak best;
   const auto consider = [&](double extra_activations, double extra_routed, double extra_logits) {
@@ -238,10 +315,15 @@ StagePeak stage_peak(const ModelShape& m, const ParallelConfig& p, const Trainin
     }
     now.activations += extra_activations;
     now.routed = routed_bytes(moe_layers, routed, p.etp, per_copy) + extra_routed;
+    if (now.passes > 0) {
+      now.activations += in_flight_offload;
+      now.routed += in_flight_offload_routed;
+    }
     now.logits = extra_logits;
     if (now.total() > best.total()) best = now;
   };
-  const bool full = p.recompute == Recompute::kFull;
+  const bool recomputes = p.recompute == Recompute::kFull ||
+                          (p.recompute == Recompute::kSelectiveMoe && m.moe_layers() > 0);
   const std::vector<PipelineItem> order =
       schedule_order(p, stage, static_cast<int>(w.microbatches(p)));
   for (size_t i = 0; i < order.size(); ++i) {
@@ -252,7 +334,8 @@ StagePeak stage_peak(const ModelShape& m, const ParallelConfig& p, const Trainin
       // the backward frees a layer as the forward adds one, so the pair holds
       // at most one of the forward's layers more than before it; then the
       // forward is held, the backward freed, and the loss (last stage) runs.
-      consider(c.layer_activations, c.layer_moe ? routed_bytes(1, routed, p.etp, per_copy) : 0, 0);
+      consider(c.layer_activations + ring,
+               c.layer_moe ? routed_bytes(1, routed, p.etp, per_copy) : 0, 0);
       ++held[item.chunk];
       --held[order[++i].chunk];
       consider(0, 0, c.has_loss ? logits : 0);
@@ -261,10 +344,13 @@ StagePeak stage_peak(const ModelShape& m, const ParallelConfig& p, const Trainin
     switch (item.kind) {
       case PassKind::kForward:
         ++held[item.chunk];
+        // The context-parallel ring's buffers live while a layer's attention
+        // runs (counted at the pass's end: an upper bound).
+        consider(ring, 0, 0);
         consider(0, 0, c.has_loss ? logits : 0);
         break;
       case PassKind::kBackward:
-        if (full) consider(c.recompute_activations, c.recompute_routed, 0);
+        if (recomputes) consider(c.recompute_activations, c.recompute_routed, 0);
         --held[item.chunk];
         break;
       case PassKind::kBackwardInput:
@@ -282,13 +368,35 @@ StagePeak stage_peak(const ModelShape& m, const ParallelConfig& p, const Trainin
 
 }  // namespace
 
+double cp_ring_buffer_bytes(const ModelShape& m, const ParallelConfig& p,
+                            const TrainingWorkload& w) {
+  if (p.cp == 1) return 0;
+  const double tokens = tokens_per_gpu(p, w);
+  const double heads = static_cast<double>(m.heads) / p.tp;
+  double kv_width = 0, o_width = 0;
+  if (m.is_mla()) {
+    kv_width = heads * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim);
+    o_width = heads * m.v_head_dim;
+  } else {
+    const int kv = m.kv_heads > 0 ? m.kv_heads : m.heads;
+    const double kv_heads = kv >= p.tp ? static_cast<double>(kv) / p.tp : 1;
+    kv_width = 2 * kv_heads * m.head_dim;
+    o_width = heads * m.head_dim;
+  }
+  // The received key/value blocks (cp - 1 of them: the first is the layer's
+  // own, saved for backward anyway), cp per-step outputs in BF16 and the FP32
+  // output they are merged into.
+  return tokens *
+         ((p.cp - 1) * kv_width * kBf16Bytes + p.cp * o_width * kBf16Bytes + o_width * kFp32Bytes);
+}
+
 LayerSavedBytes layer_saved_bytes(const ModelShape& m, const ParallelConfig& p,
                                   hw::DType compute_dtype, int layer) {
   const GemmInputStorage storage{hw::bytes_per_element(compute_dtype)};
   const Shares shares{p.sequence_parallel ? static_cast<double>(p.tp) : 1.0,
                       static_cast<double>(p.tp)};
-  SavedTensors t(p.recompute);
-  attention_tensors(m, p, storage, shares, t);
+  SavedTensors t(p);
+  attention_tensors(m, p, storage, shares, m.moe_layer[layer], t);
   if (m.moe_layer[layer]) {
     moe_tensors(m, p, storage, shares, t);
   } else {
@@ -301,6 +409,8 @@ LayerSavedBytes layer_saved_bytes(const ModelShape& m, const ParallelConfig& p,
     // Full recompute checkpoints each layer's input (tensor_parallel.checkpoint).
     saved.per_token = m.hidden * kBf16Bytes / shares.seq;
     saved.per_routed_copy = 0;
+    saved.offloaded_attention_per_token = saved.offloaded_mlp_per_token = 0;
+    saved.offloaded_per_routed_copy = 0;
   }
   return saved;
 }
@@ -315,7 +425,7 @@ MemoryEstimate estimate_memory(const ModelShape& m, const ParallelConfig& p,
     MemoryBreakdown mb;
     mb.stage = stage;
     const LocalParams lp = local_params(m, p, stage);
-    const double dp = p.dp, edp = p.expert_dp();
+    const double dp = p.dense_dp(), edp = p.expert_dp();
     const auto shard = [&](double dense, double experts, bool sharded) {
       return sharded ? dense / dp + experts / edp : dense + experts;
     };

@@ -69,8 +69,28 @@
 //    and stay), everything inside dense FFNs but their input, routed experts'
 //    activation outputs, and MLA's up-projected Q, K, V. Shared experts keep
 //    theirs (that is the separate `shared_experts` module).
+//  - selective_moe: `moe` in place of `moe_act` (moe/moe_layer.py checkpoints
+//    the whole MoE forward): an MoE layer keeps nothing but its input, the
+//    pre-MLP norm's output, which `layernorm` drops too; the layer being
+//    recomputed in backward holds its MoE tensors and routed copies for the
+//    moment.
 //  - full: each layer keeps its input; the layer being recomputed in backward
 //    holds its full set (and its routed copies) for the moment.
+//
+// Context parallelism (parallel.cp): every tensor above is per token of the
+// micro-batch's seq_len / cp tokens a rank holds (Transformer Engine's ring
+// attention saves Q, the rank's own K and V, O and the softmax statistics,
+// context_parallel.py AttnFuncWithCPAndKVP2P), so activations, routed copies
+// and logits fall by cp; while a layer's attention runs, the ring's buffers
+// come on top (cp_ring_buffer_bytes). Dense parameters' optimizer states are
+// sharded over dp x cp ranks (the distributed optimizer's data-parallel group
+// with context parallelism).
+//
+// Activation offload (parallel.offload_activations, Megatron-Core's fine-
+// grained offloading): a listed module's saved tensors leave the GPU once
+// copied to the host; one layer's offloaded tensors count as on the GPU at any
+// moment (in flight out, or reloaded for backward). Which module saves which
+// tensor is noted where each is counted below.
 //
 // Pipeline: the walk follows schedule_order() (Megatron-Core's 1F1B and
 // interleaved schedules, pipeline_parallel/schedules.py, with one more
@@ -147,9 +167,27 @@ MemoryEstimate estimate_memory(const ModelShape& model, const ParallelConfig& pa
 struct LayerSavedBytes {
   double per_token = 0, per_routed_copy = 0;
   double all_per_token = 0, all_per_routed_copy = 0;
+  // The part of per_token / per_routed_copy that parallel.offload_activations
+  // moves to host memory: copied out after the attention block (attn_norm,
+  // qkv_linear, core_attn, attn_proj) or after the MLP block (mlp_norm,
+  // expert_fc1, moe_act).
+  double offloaded_attention_per_token = 0, offloaded_mlp_per_token = 0;
+  double offloaded_per_routed_copy = 0;
+  double offloaded_per_token() const {
+    return offloaded_attention_per_token + offloaded_mlp_per_token;
+  }
 };
 LayerSavedBytes layer_saved_bytes(const ModelShape& model, const ParallelConfig& parallel,
                                   hw::DType compute_dtype, int layer);
+
+// Context parallelism (cp > 1; 0 otherwise): the buffers Transformer Engine's
+// ring attention holds while one layer's attention runs (AttnFuncWithCPAndKVP2P
+// .forward keeps every step's received key/value block, per-step output and
+// softmax statistics until it merges them): cp - 1 received KV blocks, cp BF16
+// partial outputs and the FP32 output, for one micro-batch's tokens on this
+// rank.
+double cp_ring_buffer_bytes(const ModelShape& model, const ParallelConfig& parallel,
+                            const TrainingWorkload& workload);
 
 // Parameters (elements) one GPU of `stage` holds before any ZeRO sharding.
 struct LocalParams {

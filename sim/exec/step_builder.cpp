@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "sim/exec/layer_costs.h"
+#include "sim/exec/memory_model.h"
 #include "sim/exec/pipeline_schedule.h"
 
 namespace moesim::exec {
@@ -17,9 +18,23 @@ SimTime seconds(double s) {
   return SimTime::from_seconds(std::max(0.0, s));
 }
 
+// Token copies the local experts of EP rank `position` receive in `rs`.
+int64_t received_copies(const RoutingSample& rs, int position) {
+  int64_t copies = 0;
+  for (int e = 0; e < rs.local_experts; ++e)
+    copies += rs.expert_tokens[static_cast<size_t>(position) * rs.local_experts + e];
+  return copies;
+}
+
 // kMirror (DualPipe): the two ranks holding copies of the same stages, r and
 // pp-1-r, whose gradients are summed.
-enum GroupKind { kTp, kEp, kEtp, kDp, kEdp, kMirror, kGroupKinds };
+// kCp: the context-parallel ring.
+enum GroupKind { kTp, kEp, kEtp, kDp, kEdp, kMirror, kCp, kGroupKinds };
+
+// The two parts of a layer whose saved tensors are offloaded apart: the
+// attention block's (attn_norm, qkv_linear, core_attn, attn_proj) and the MLP
+// block's (mlp_norm, expert_fc1, moe_act).
+enum OffloadPart { kAttentionPart, kMlpPart, kOffloadParts };
 
 // With moe_a2a_overlap, a layer's pass is emitted in the five parts
 // Megatron-Core splits a transformer layer into for its combined 1F1B
@@ -48,7 +63,7 @@ class StepGraphBuilder {
   StepGraphBuilder(const ModelShape& model, const ParallelConfig& parallel,
                    const TrainingWorkload& workload, const std::vector<LayerRouting>& routing,
                    const hw::ComputeCostModel& cost, const FrameworkOverheads& framework,
-                   int gpu_sms)
+                   int gpu_sms, double host_link_bytes_per_s)
       : model_(model),
         parallel_(parallel),
         workload_(workload),
@@ -56,6 +71,7 @@ class StepGraphBuilder {
         cost_(cost),
         framework_(framework),
         gpu_sms_(gpu_sms),
+        host_link_bytes_per_s_(host_link_bytes_per_s),
         layout_(parallel),
         layer_costs_(model, parallel, workload, routing, cost) {}
 
@@ -73,6 +89,43 @@ class StepGraphBuilder {
   TaskId tp_after(int gpu, TaskLabel label, TaskId dep);
   void gather_layer_params(int gpu, int layer, TaskLabel label);
   TaskId emit_layer(int gpu, int layer, TaskLabel label, TaskId dep);
+  // The attention block's kernels (with cp > 1 its context-parallel ring);
+  // `defer_wgrad`: leave the projections' weight gradients for a W pass.
+  // `reloaded`: offloaded tensors its first kernel also waits for.
+  TaskId emit_attention(int gpu, TaskLabel label, TaskId dep, bool backward,
+                        bool defer_wgrad = false, TaskId reloaded = kNoTask) {
+    if (parallel_.cp == 1 && reloaded == kNoTask) {
+      const LayerKernelSeconds& k = layer_costs_.kernels();
+      const double s =
+          backward ? k.attention_bwd - (defer_wgrad ? k.attention_wgrad : 0) : k.attention_fwd;
+      return compute(gpu, Category::kAttention, s, label, dep);
+    }
+    return emit_attention_ring(gpu, label, dep, backward, defer_wgrad, reloaded);
+  }
+  TaskId emit_attention_ring(int gpu, TaskLabel label, TaskId dep, bool backward, bool defer_wgrad,
+                             TaskId reloaded);
+  // Activation offload: the copy out of one part of a layer's forward (after
+  // `after`), and its reload ahead of that part's backward (kNoTask when the
+  // part offloads nothing).
+  void offload_out(int gpu, int layer, OffloadPart part, TaskLabel label, TaskId after) {
+    if (parallel_.offload_modules != 0) emit_offload_out(gpu, layer, part, label, after);
+  }
+  TaskId reload(int gpu, int layer, OffloadPart part, TaskLabel label) {
+    return parallel_.offload_modules != 0 ? emit_reload(gpu, layer, part, label) : kNoTask;
+  }
+  void emit_offload_out(int gpu, int layer, OffloadPart part, TaskLabel label, TaskId after);
+  TaskId emit_reload(int gpu, int layer, OffloadPart part, TaskLabel label);
+  double offload_bytes(int gpu, int layer, OffloadPart part, int microbatch) const;
+  // Whether `part` of `layer` has an offloaded module (whether or not this
+  // pass keeps it): the end of its backward is where the next reload starts,
+  // as Megatron-Core reloads at the end of every offload group's backward.
+  bool offloads(int layer, OffloadPart part) const {
+    if (parallel_.offload_modules == 0) return false;
+    const LayerSavedBytes& b = saved_by_layer_[layer];
+    return part == kAttentionPart
+               ? b.offloaded_attention_per_token > 0
+               : b.offloaded_mlp_per_token > 0 || b.offloaded_per_routed_copy > 0;
+  }
   TaskId emit_moe(int gpu, int layer, TaskLabel label, TaskId dep,
                   LayerStage stage = LayerStage::kWhole, bool defer_wgrad = false);
   void emit_pass_overhead(int gpu, TaskLabel label);
@@ -108,13 +161,28 @@ class StepGraphBuilder {
   const hw::ComputeCostModel& cost_;
   const FrameworkOverheads& framework_;
   int gpu_sms_;
+  double host_link_bytes_per_s_;
   RankLayout layout_;
   LayerCostModel layer_costs_;
   StepGraph step_;
   int64_t tokens_per_microbatch_ = 0;  // per data-parallel rank
   int microbatches_ = 0;
   std::vector<LayerRange> vstage_layers_;
-  std::vector<int> moe_index_;  // layer -> MoE ordinal (-1 for dense layers)
+  std::vector<int> moe_index_;         // layer -> MoE ordinal (-1 for dense layers)
+  uint32_t ring_matrix_ = UINT32_MAX;  // the context-parallel ring's send matrix (cp > 1)
+  // Activation offload, for the GPU being emitted: each (micro-batch, chunk,
+  // layer, part)'s copy out (kNoTask: none), indexed by offload_slot(); the
+  // task a reload waits for (the end of the previous offloaded part's
+  // backward); and whether the forward being emitted keeps its last layer.
+  std::vector<TaskId> offload_out_;
+  std::vector<LayerSavedBytes> saved_by_layer_;  // per layer, when offloading
+  TaskId reload_trigger_ = kNoTask;
+  bool keep_last_layer_ = false;
+  size_t offload_slot(int microbatch, int chunk, int layer, OffloadPart part) const {
+    const int v = chunks_per_rank(parallel_);
+    return ((static_cast<size_t>(microbatch) * v + chunk) * model_.layers + layer) * kOffloadParts +
+           part;
+  }
 
   std::array<std::vector<uint32_t>, kGroupKinds> group_of_;  // [kind][gpu] -> group id
   std::vector<std::vector<CollectiveId>> group_collectives_;
@@ -148,6 +216,7 @@ void StepGraphBuilder::intern_groups() {
     group_of_[k].resize(parallel_.gpus());
     issued_[k].assign(parallel_.gpus(), 0);
     if (k == kMirror && parallel_.moe_a2a_overlap != MoeA2aOverlap::kDualPipe) continue;
+    if (k == kCp && parallel_.cp == 1) continue;
     for (int g = 0; g < parallel_.gpus(); ++g) {
       std::vector<int> members;
       switch (k) {
@@ -168,10 +237,13 @@ void StepGraphBuilder::intern_groups() {
           break;
         case kMirror: {
           const RankCoords& rc = layout_.coords(g);
-          const int mirror = layout_.rank(rc.tp, rc.dp, parallel_.pp - 1 - rc.pp);
+          const int mirror = layout_.rank(rc.tp, rc.cp, rc.dp, parallel_.pp - 1 - rc.pp);
           members = {std::min(g, mirror), std::max(g, mirror)};
           break;
         }
+        case kCp:
+          members = layout_.cp_group(g);
+          break;
       }
       // Groups of different kinds with the same members are distinct (their
       // collectives are queued independently).
@@ -237,6 +309,117 @@ TaskId StepGraphBuilder::tp_after(int gpu, TaskLabel label, TaskId dep) {
   return comm(gpu, Stream::kTpComm, Category::kTpComm, kTp, d, label, dep);
 }
 
+// The attention block. Without context parallelism one kernel (norms,
+// projections, core attention); with it, the ring of step_builder.h: the part
+// before the ring, cp steps of core attention and cp - 1 (forward) or cp
+// (backward) ring transfers on the context-parallel stream, the part after.
+TaskId StepGraphBuilder::emit_attention_ring(int gpu, TaskLabel label, TaskId dep, bool backward,
+                                             bool defer_wgrad, TaskId reloaded) {
+  const LayerKernelSeconds& k = layer_costs_.kernels();
+  if (reloaded != kNoTask) {
+    // The block's first kernel (the next task emitted) waits for the reload too.
+    const TaskId first = static_cast<TaskId>(step_.graph.size());
+    const TaskId last = emit_attention(gpu, label, dep, backward, defer_wgrad);
+    step_.graph.depend(reloaded, first);
+    return last;
+  }
+  if (parallel_.cp == 1) {
+    const double s =
+        backward ? k.attention_bwd - (defer_wgrad ? k.attention_wgrad : 0) : k.attention_fwd;
+    return compute(gpu, Category::kAttention, s, label, dep);
+  }
+  const int cp = parallel_.cp;
+  const double block = layer_costs_.cp_kv_block_bytes();
+  CollectiveDesc step{CollectiveOp::kAllToAllV};
+  step.matrix = ring_matrix_;
+  step.point_to_point = true;
+  auto ring_label = [&](int i) {
+    TaskLabel l = label;
+    l.chunk = static_cast<uint8_t>(std::min(i, 255));
+    return l;
+  };
+  std::vector<TaskId> steps(cp);
+  if (!backward) {
+    const TaskId pre = compute(gpu, Category::kAttention, k.attention_pre_fwd, label, dep);
+    TaskId received = kNoTask;
+    for (int i = 0; i < cp; ++i) {
+      TaskId sent = kNoTask;
+      if (i + 1 < cp) {
+        // Send this step's block on (issued behind the attention two steps back).
+        step.bytes = block;
+        sent = comm(gpu, Stream::kCpComm, Category::kCpComm, kCp, step, ring_label(i),
+                    i == 0 ? pre : (i >= 2 ? steps[i - 2] : kNoTask));
+      }
+      steps[i] = compute(gpu, Category::kAttention, k.attention_ring_step_fwd, ring_label(i),
+                         i == 0 ? pre : received);
+      received = sent;
+    }
+    return compute(gpu, Category::kAttention, k.attention_post_fwd, label, steps[cp - 1]);
+  }
+  const TaskId post =
+      compute(gpu, Category::kAttention,
+              k.attention_post_bwd - (defer_wgrad ? k.attention_post_wgrad : 0), label, dep);
+  TaskId received = kNoTask;
+  for (int i = 0; i < cp; ++i) {
+    // K, V only at the first step, dK, dV only at the last, both between.
+    step.bytes = (i == 0 || i == cp - 1) ? block : 2 * block;
+    const TaskId sent = comm(gpu, Stream::kCpComm, Category::kCpComm, kCp, step, ring_label(i),
+                             i == 0 ? post : steps[i - 1]);
+    steps[i] = compute(gpu, Category::kAttention, k.attention_ring_step_bwd, ring_label(i),
+                       i == 0 ? post : received);
+    received = sent;
+  }
+  return compute(gpu, Category::kAttention,
+                 k.attention_pre_bwd - (defer_wgrad ? k.attention_pre_wgrad : 0), label, received);
+}
+
+// Activation offload: bytes one part of `layer` copies out for one micro-batch.
+double StepGraphBuilder::offload_bytes(int gpu, int layer, OffloadPart part, int microbatch) const {
+  const LayerSavedBytes& saved = saved_by_layer_[layer];
+  const double tokens = static_cast<double>(tokens_per_microbatch_);
+  if (part == kAttentionPart) return saved.offloaded_attention_per_token * tokens;
+  double bytes = saved.offloaded_mlp_per_token * tokens;
+  const int j = moe_index_[layer];
+  if (j >= 0 && saved.offloaded_per_routed_copy > 0) {
+    const LayerRouting& lr = routing_[j];
+    const int sample =
+        (microbatch + layout_.ep_group_index(gpu)) % static_cast<int>(lr.samples.size());
+    const int64_t copies = received_copies(lr.samples[sample], layout_.coords(gpu).ep);
+    bytes += saved.offloaded_per_routed_copy * static_cast<double>(copies) * parallel_.etp;
+  }
+  return bytes;
+}
+
+void StepGraphBuilder::emit_offload_out(int gpu, int layer, OffloadPart part, TaskLabel label,
+                                        TaskId after) {
+  if (label.phase != Phase::kForward) return;
+  if (keep_last_layer_ &&
+      layer ==
+          vstage_layers_[virtual_stage_of(parallel_, layout_.coords(gpu).pp, label.chunk)].end -
+              1) {
+    return;
+  }
+  const double bytes = offload_bytes(gpu, layer, part, label.microbatch);
+  if (bytes <= 0) return;
+  label.layer = static_cast<int16_t>(layer);
+  const TaskId copy = step_.graph.add_copy(gpu, Stream::kHostCopyOut, Category::kOffload,
+                                           seconds(bytes / host_link_bytes_per_s_), label);
+  step_.graph.depend(after, copy);
+  offload_out_[offload_slot(label.microbatch, label.chunk, layer, part)] = copy;
+}
+
+TaskId StepGraphBuilder::emit_reload(int gpu, int layer, OffloadPart part, TaskLabel label) {
+  const TaskId out = offload_out_[offload_slot(label.microbatch, label.chunk, layer, part)];
+  if (out == kNoTask) return kNoTask;
+  label.layer = static_cast<int16_t>(layer);
+  const TaskId copy = step_.graph.add_copy(
+      gpu, Stream::kHostCopyIn, Category::kReload,
+      seconds(offload_bytes(gpu, layer, part, label.microbatch) / host_link_bytes_per_s_), label);
+  step_.graph.depend(out, copy);
+  if (reload_trigger_ != kNoTask) step_.graph.depend(reload_trigger_, copy);
+  return copy;
+}
+
 // ZeRO-3: a layer's parameters are gathered from the data-parallel shards the
 // first time the step needs them in each direction, one layer ahead.
 TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId dep, LayerStage stage,
@@ -264,14 +447,9 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
   combine.transpose = true;
   combine.bytes = model_.hidden * elt;
   CollectiveDesc etp_gather{CollectiveOp::kAllGather}, etp_scatter{CollectiveOp::kReduceScatter};
-  {
-    const RoutingSample& rs = lr.samples[sample];
-    int64_t recv = 0;
-    for (int e = 0; e < rs.local_experts; ++e)
-      recv += rs.expert_tokens[position * rs.local_experts + e];
-    etp_gather.bytes = etp_scatter.bytes =
-        static_cast<double>(recv) * parallel_.etp * model_.hidden * elt / chunks;
-  }
+  etp_gather.bytes = etp_scatter.bytes =
+      static_cast<double>(received_copies(lr.samples[sample], position)) * parallel_.etp *
+      model_.hidden * elt / chunks;
   auto ep_comm = [&](bool towards_experts, TaskId d, uint8_t chunk) {
     TaskLabel l = label;
     l.chunk = chunk;
@@ -290,12 +468,7 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
     switch (stage) {
       case LayerStage::kPre:
         if (bwd) return compute(gpu, Category::kOther, k.unpermute_bwd, label, dep);
-        {
-          const RoutingSample& rs = lr.samples[sample];
-          for (int e = 0; e < rs.local_experts; ++e) {
-            step_.expert_tokens_per_gpu[gpu] += rs.expert_tokens[position * rs.local_experts + e];
-          }
-        }
+        step_.expert_tokens_per_gpu[gpu] += received_copies(lr.samples[sample], position);
         // Shared experts run before the router (submodule_pre_dispatch_forward).
         if (model_.shared_ffn > 0) compute(gpu, Category::kDense, k.shared_fwd, label, dep);
         return compute(gpu, Category::kOther, k.router_fwd, label, dep);
@@ -331,12 +504,8 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
     }
   }
 
-  if (label.phase == Phase::kForward) {
-    const RoutingSample& rs = lr.samples[sample];
-    for (int e = 0; e < rs.local_experts; ++e) {
-      step_.expert_tokens_per_gpu[gpu] += rs.expert_tokens[position * rs.local_experts + e];
-    }
-  }
+  if (label.phase == Phase::kForward)
+    step_.expert_tokens_per_gpu[gpu] += received_copies(lr.samples[sample], position);
   const TaskId head = compute(
       gpu, Category::kOther,
       bwd ? layer_costs_.kernels().unpermute_bwd : layer_costs_.kernels().router_fwd, label, dep);
@@ -355,6 +524,8 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
   auto emit_back = [&](int c) {
     back[c] = ep_comm(false, expert_done[c], static_cast<uint8_t>(c));
   };
+  // Offloaded expert tensors come back before the experts' backward needs them.
+  const TaskId mlp_reload = bwd ? reload(gpu, layer, kMlpPart, label) : kNoTask;
   for (int c = 0; c < chunks; ++c) {
     to_experts[c] = ep_comm(true, head, static_cast<uint8_t>(c));
     if (c >= 2) emit_back(c - 2);
@@ -364,12 +535,16 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
     if (parallel_.etp > 1) {
       in = comm(gpu, Stream::kTpComm, Category::kTpComm, kEtp, etp_gather, l, in);
     }
+    const size_t first_expert_task = step_.graph.size();
     if (recompute_act) {
       TaskLabel r = recompute_label;
       r.chunk = l.chunk;
       in = compute(gpu, Category::kExpert, expert[chunks + c], r, in);
     }
     expert_done[c] = compute(gpu, Category::kExpert, expert[c], l, in);
+    if (c == 0 && mlp_reload != kNoTask)
+      step_.graph.depend(mlp_reload, static_cast<TaskId>(first_expert_task));
+    if (c == chunks - 1 && bwd && offloads(layer, kMlpPart)) reload_trigger_ = expert_done[c];
     if (parallel_.etp > 1) {
       expert_done[c] =
           comm(gpu, Stream::kTpComm, Category::kTpComm, kEtp, etp_scatter, l, expert_done[c]);
@@ -413,21 +588,29 @@ TaskId StepGraphBuilder::emit_layer(int gpu, int layer, TaskLabel label, TaskId 
   gather_layer_params(gpu, layer, label);
   if (!bwd) {
     TaskId x = tp_before(gpu, label, dep);
-    x = compute(gpu, Category::kAttention, layer_costs_.kernels().attention_fwd, label, x);
+    x = emit_attention(gpu, label, x, false);
+    offload_out(gpu, layer, kAttentionPart, label, x);
     x = tp_after(gpu, label, x);
-    if (moe) return emit_moe(gpu, layer, label, x);
+    if (moe) {
+      x = emit_moe(gpu, layer, label, x);
+      offload_out(gpu, layer, kMlpPart, label, x);
+      return x;
+    }
     x = tp_before(gpu, label, x);
     x = compute(gpu, Category::kDense, layer_costs_.kernels().dense_fwd, label, x);
     return tp_after(gpu, label, x);
   }
   TaskId x = dep;
-  const bool selective = parallel_.recompute == Recompute::kSelective;
+  const bool selective = selective_recompute(parallel_.recompute);
   TaskLabel r = label;
   r.phase = Phase::kRecompute;
   // Both norms are re-run as the layer's backward begins.
   if (selective)
     x = compute(gpu, Category::kAttention, layer_costs_.kernels().norm_recompute, r, x);
   if (moe) {
+    // selective_moe: the MoE layer's forward (all-to-alls included) re-runs
+    // from its input before its backward.
+    if (parallel_.recompute == Recompute::kSelectiveMoe) x = emit_moe(gpu, layer, r, x);
     x = emit_moe(gpu, layer, label, x);
   } else {
     x = tp_before(gpu, label, x);
@@ -437,7 +620,9 @@ TaskId StepGraphBuilder::emit_layer(int gpu, int layer, TaskLabel label, TaskId 
     x = tp_after(gpu, label, x);
   }
   x = tp_before(gpu, label, x);
-  x = compute(gpu, Category::kAttention, layer_costs_.kernels().attention_bwd, label, x);
+  const TaskId attention_reload = reload(gpu, layer, kAttentionPart, label);
+  x = emit_attention(gpu, label, x, true, false, attention_reload);
+  if (offloads(layer, kAttentionPart)) reload_trigger_ = x;
   return tp_after(gpu, label, x);
 }
 
@@ -461,7 +646,16 @@ void StepGraphBuilder::emit_gpu(int gpu) {
   auto& passes = passes_[gpu];
   passes.assign(static_cast<size_t>(microbatches_) * v, PassTasks{});
   const int total_vstages = parallel_.pp * v;
-  for (const PipelineItem& item : order) {
+  if (parallel_.offload_modules != 0) {
+    offload_out_.assign(offload_slot(microbatches_, 0, 0, kAttentionPart), kNoTask);
+    reload_trigger_ = kNoTask;
+  }
+  for (size_t i = 0; i < order.size(); ++i) {
+    const PipelineItem& item = order[i];
+    // A forward whose backward comes next keeps its last layer on the GPU.
+    keep_last_layer_ = parallel_.offload_modules != 0 && i + 1 < order.size() &&
+                       !order[i + 1].forward() && order[i + 1].microbatch == item.microbatch &&
+                       order[i + 1].chunk == item.chunk;
     const int vstage = item.chunk * parallel_.pp + rc.pp;
     const LayerRange range = vstage_layers_[vstage];
     PassTasks& pt = passes[static_cast<size_t>(item.microbatch) * v + item.chunk];
@@ -547,7 +741,7 @@ void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor&
   } else if (!pass.backward) {
     if (stage == LayerStage::kPre) {
       x = tp_before(gpu, label, x);
-      x = compute(gpu, Category::kAttention, k.attention_fwd, label, x);
+      x = emit_attention(gpu, label, x, false);
       x = tp_after(gpu, label, x);
       if (moe) x = emit_moe(gpu, layer, label, x, stage);
     } else if (stage == LayerStage::kMlp) {
@@ -570,8 +764,7 @@ void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor&
   } else if (stage == LayerStage::kPost) {
     if (moe) x = emit_moe(gpu, layer, label, x, stage, pass.defer_wgrad);
     x = tp_before(gpu, label, x);
-    x = compute(gpu, Category::kAttention,
-                k.attention_bwd - (pass.defer_wgrad ? k.attention_wgrad : 0), label, x);
+    x = emit_attention(gpu, label, x, true, pass.defer_wgrad);
     x = tp_after(gpu, label, x);
     if (!pass.defer_wgrad) layer_grads_done_[layer] = x;
   }
@@ -775,7 +968,7 @@ void StepGraphBuilder::emit_pipeline_transfers() {
                                  : chunk == 0 ? from_vstage
                                               : parallel_.pp - 1 - from_vstage;
           const int from_chunk = dualpipe ? chunk : from_vstage / parallel_.pp;
-          const int src = layout_.rank(rc.tp, rc.dp, from_stage);
+          const int src = layout_.rank(rc.tp, rc.cp, rc.dp, from_stage);
           const PassTasks& them = passes_[src][static_cast<size_t>(mb) * v + from_chunk];
           CollectiveDesc d{CollectiveOp::kSendRecv};
           d.bytes = bytes;
@@ -827,7 +1020,7 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
     dense_local += dense;
     expert_local += experts;
     const TaskId dep = parallel_.overlap_grad_reduce ? task : end_of_backward;
-    if (parallel_.dp > 1) {
+    if (parallel_.dense_dp() > 1) {
       CollectiveDesc d{reduce_scatter ? CollectiveOp::kReduceScatter : CollectiveOp::kAllReduce};
       d.bytes = dense * grad_bytes;
       reductions.push_back(comm(gpu, Stream::kDpComm, Category::kDpComm, kDp, d, label, dep));
@@ -849,7 +1042,7 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
   // Adam with FP32 master weights: read gradient, master weight, two moments;
   // write master weight, two moments and the BF16 weight: ~30 bytes/parameter.
   const double shard_params =
-      reduce_scatter ? dense_local / parallel_.dp + expert_local / parallel_.expert_dp()
+      reduce_scatter ? dense_local / parallel_.dense_dp() + expert_local / parallel_.expert_dp()
                      : dense_local + expert_local;
   label.layer = -1;
   if (parallel_.moe_a2a_overlap == MoeA2aOverlap::kDualPipe) {
@@ -873,7 +1066,7 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
     // Updated parameter shards are gathered before the next step can start.
     CollectiveDesc d{CollectiveOp::kAllGather};
     d.bytes = dense_local * hw::bytes_per_element(workload_.compute_dtype);
-    if (parallel_.dp > 1) comm(gpu, Stream::kDpComm, Category::kDpComm, kDp, d, label, opt);
+    if (parallel_.dense_dp() > 1) comm(gpu, Stream::kDpComm, Category::kDpComm, kDp, d, label, opt);
     d.bytes = expert_local * hw::bytes_per_element(workload_.compute_dtype);
     if (parallel_.expert_dp() > 1)
       comm(gpu, Stream::kDpComm, Category::kDpComm, kEdp, d, label, opt);
@@ -882,7 +1075,16 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
 
 StepGraph StepGraphBuilder::build() {
   microbatches_ = static_cast<int>(workload_.microbatches(parallel_));
-  tokens_per_microbatch_ = workload_.seq_len * parallel_.micro_batch_size;
+  // Per context-parallel rank: its seq_len / cp tokens of each sequence.
+  tokens_per_microbatch_ = workload_.seq_len / parallel_.cp * parallel_.micro_batch_size;
+  if (parallel_.offload_modules != 0) {
+    if (host_link_bytes_per_s_ <= 0) {
+      throw std::logic_error(
+          "build_training_step: activation offload needs the host link bandwidth");
+    }
+    for (int l = 0; l < model_.layers; ++l)
+      saved_by_layer_.push_back(layer_saved_bytes(model_, parallel_, workload_.compute_dtype, l));
+  }
   step_.microbatches = microbatches_;
   step_.graph = TaskGraph(parallel_.gpus());
   vstage_layers_ =
@@ -918,6 +1120,15 @@ StepGraph StepGraphBuilder::build() {
       step_.dispatches.push_back(std::move(d));
     }
   }
+  if (parallel_.cp > 1) {
+    // A ring step: context-parallel rank i sends one block to rank i + 1.
+    StepGraph::Dispatch ring;
+    const int cp = parallel_.cp;
+    ring.copies.assign(static_cast<size_t>(cp) * cp, 0);
+    for (int i = 0; i < cp; ++i) ring.copies[static_cast<size_t>(i) * cp + (i + 1) % cp] = 1;
+    ring_matrix_ = static_cast<uint32_t>(step_.dispatches.size());
+    step_.dispatches.push_back(std::move(ring));
+  }
   intern_groups();
   passes_.resize(parallel_.gpus());
   step_.expert_tokens_per_gpu.assign(parallel_.gpus(), 0);
@@ -943,8 +1154,15 @@ StepGraph StepGraphBuilder::build() {
 double estimated_step_tasks(const ModelShape& model, const ParallelConfig& parallel,
                             const TrainingWorkload& workload) {
   const double layers_per_gpu = static_cast<double>(model.layers) / parallel.pp;
+  // Context parallelism adds cp ring steps and transfers per attention block
+  // and direction; selective_moe a forward MoE layer per backward one;
+  // offload two copies each way.
+  const double ring = parallel.cp > 1 ? 2.0 * parallel.cp + 1 : 0;
+  const double moe_recompute = parallel.recompute == Recompute::kSelectiveMoe ? 2.5 : 0;
+  const double copies = parallel.offload_modules != 0 ? 2 : 0;
   const double per_gpu = 2.0 * static_cast<double>(workload.microbatches(parallel)) *
-                             layers_per_gpu * (8 + 3 * parallel.a2a_overlap_chunks) +
+                             layers_per_gpu *
+                             (8 + 3 * parallel.a2a_overlap_chunks + ring + moe_recompute + copies) +
                          16;
   return per_gpu * parallel.gpus();
 }
@@ -953,8 +1171,9 @@ StepGraph build_training_step(const ModelShape& model, const ParallelConfig& par
                               const TrainingWorkload& workload,
                               const std::vector<LayerRouting>& routing,
                               const hw::ComputeCostModel& cost, const FrameworkOverheads& framework,
-                              int gpu_sms) {
-  StepGraphBuilder b(model, parallel, workload, routing, cost, framework, gpu_sms);
+                              int gpu_sms, double host_link_bytes_per_s) {
+  StepGraphBuilder b(model, parallel, workload, routing, cost, framework, gpu_sms,
+                     host_link_bytes_per_s);
   return b.build();
 }
 

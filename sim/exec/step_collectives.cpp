@@ -15,7 +15,7 @@ uint64_t StepCollectives::key_of(uint32_t payload) {
   if (key == UINT32_MAX) {
     const CollectiveDesc& d = step_.collectives[payload];
     const auto identity = std::make_tuple(static_cast<int>(d.op), d.group, d.matrix, d.transpose,
-                                          d.fraction, d.bytes);
+                                          d.fraction, d.bytes, d.point_to_point);
     key = keys_.emplace(identity, static_cast<uint32_t>(keys_.size())).first->second;
   }
   return key;
@@ -40,7 +40,7 @@ void StepCollectives::start(GraphExecutor& executor, CollectiveId id, uint32_t p
     c.transpose = d.transpose;
     c.fraction = d.fraction;
   }
-  c.algorithm = algorithm_;
+  c.algorithm = d.point_to_point ? coll::AllToAllAlgorithm::kHierarchical : algorithm_;
   c.reduce = reduce_;
   c.key = key_of(payload);
   timer_.start(c, *this, id);

@@ -3,7 +3,7 @@
 // the executor starts collective `id`, its description in StepGraph becomes a
 // coll::Collective over its group's ranks, timed by whichever CollectiveTimer
 // the step was given (analytic or flow-level). Collectives with the same
-// description (op, group, matrix, direction, fraction, bytes) share a timer
+// description (op, group, matrix, direction, fraction, bytes, point to point) share a timer
 // key, so the thousands of identical all-to-alls of a large step are
 // estimated once by the analytic timer.
 
@@ -35,7 +35,7 @@ class StepCollectives : public CollectiveRunner, private EventHandler {
   coll::ReduceAlgorithm reduce_;
   GraphExecutor* executor_ = nullptr;
   std::vector<uint32_t> key_by_payload_;  // UINT32_MAX: not yet interned
-  std::map<std::tuple<int, uint32_t, uint32_t, bool, double, double>, uint32_t> keys_;
+  std::map<std::tuple<int, uint32_t, uint32_t, bool, double, double, bool>, uint32_t> keys_;
 };
 
 }  // namespace moesim::exec

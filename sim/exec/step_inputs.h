@@ -54,7 +54,38 @@ struct ModelShape {
 };
 
 enum class PipelineSchedule { kOneFOneB, kInterleaved };
-enum class Recompute { kNone, kSelective, kFull };
+// Megatron-Core's --recompute-granularity, with the selective modules moesim
+// models (transformer/transformer_config.py recompute_modules):
+//  - kSelective: layernorm mlp moe_act mla_up_proj (output-discarding
+//    checkpoints of the norms, the dense MLP, the routed experts' activation
+//    and MLA's up-projections);
+//  - kSelectiveMoe: layernorm mlp moe mla_up_proj: the whole MoE layer
+//    (router, dispatch, experts, combine; moe/moe_layer.py checkpoints
+//    custom_forward) is re-run in backward from its input, all-to-alls
+//    included, as the ModelZoo's long-context Qwen3 runs do;
+//  - kFull: each layer re-run from its input.
+enum class Recompute { kNone, kSelective, kSelectiveMoe, kFull };
+constexpr bool selective_recompute(Recompute r) {
+  return r == Recompute::kSelective || r == Recompute::kSelectiveMoe;
+}
+
+// Megatron-Core's fine-grained activation offloading (--fine-grained-activation-
+// offloading --offload-modules, pipeline_parallel/fine_grained_activation_
+// offload.py): each listed module's saved tensors go to pinned host memory on
+// a device-to-host stream once the module's forward ends, and come back on a
+// host-to-device stream one module ahead of its backward. Names as
+// Megatron's; attn_norm applies only where the input norm is a separate
+// module (MLA), as Megatron skips an IdentityOp norm.
+enum class OffloadModule : uint8_t {
+  kAttnNorm,
+  kQkvLinear,
+  kCoreAttn,
+  kAttnProj,
+  kMlpNorm,
+  kExpertFc1,
+  kMoeAct,
+  kCount
+};
 
 // How expert-parallel all-to-alls hide behind another micro-batch's compute.
 //  - kNone: each pass runs alone; only the shared experts (and the optional
@@ -74,6 +105,11 @@ enum class MoeA2aOverlap { kNone, kOneFOneB, kDualPipe };
 
 struct ParallelConfig {
   int dp = 1, tp = 1, pp = 1, ep = 1, etp = 1;
+  // Context parallelism (Megatron-Core --context-parallel-size with Transformer
+  // Engine's "p2p" ring attention): each micro-batch's sequence is split over
+  // cp ranks (2 cp chunks, rank i holding chunks i and 2cp-1-i so that causal
+  // work balances); attention passes key/value blocks around the ring.
+  int cp = 1;
   bool sequence_parallel = false;
   int zero_stage = 1;  // 1 = distributed optimizer (optimizer states sharded)
   int micro_batch_size = 1;
@@ -97,9 +133,16 @@ struct ParallelConfig {
   // overlapping them gets the GPU's other SMs (see TaskGraph::set_comm_sms).
   // Modelled only when moe_a2a_overlap is not kNone.
   int a2a_comm_sms = 20;
+  // Modules whose activations are offloaded: bit i set for OffloadModule i.
+  uint8_t offload_modules = 0;
 
-  int gpus() const { return dp * tp * pp; }
-  int expert_dp() const { return dp * tp / (ep * etp); }
+  int gpus() const { return dp * tp * cp * pp; }
+  // Ranks holding the same dense parameters: data x context parallel (Megatron-
+  // Core's data-parallel group with_context_parallel=True, over which dense
+  // gradients are reduced and the distributed optimizer shards).
+  int dense_dp() const { return dp * cp; }
+  int expert_dp() const { return dp * tp * cp / (ep * etp); }
+  bool offloads(OffloadModule m) const { return (offload_modules >> static_cast<int>(m)) & 1; }
 };
 
 // Costs of the training framework's runtime that no kernel or transfer

@@ -1,6 +1,7 @@
 #include "sim/exec/task_graph.h"
 
 #include <algorithm>
+#include <bit>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -12,7 +13,8 @@ std::string_view category_name(Category c) {
       "attention_compute", "dense_compute", "expert_compute",
       "other_compute",     "optimizer",     "framework_overhead",
       "dispatch",          "combine",       "tp_comm",
-      "pp_comm",           "dp_comm"};
+      "pp_comm",           "dp_comm",       "cp_comm",
+      "offload",           "reload"};
   return kNames[static_cast<int>(c)];
 }
 
@@ -35,6 +37,25 @@ TaskId TaskGraph::add_compute(int gpu, Category category, SimTime duration, Task
   uint32_t& tail = stream_tail_[gpu][0];
   if (tail == kNoTask) {
     stream_head_[gpu][0] = id;
+  } else {
+    tasks_[tail].next_in_stream = id;
+  }
+  tail = id;
+  return id;
+}
+
+TaskId TaskGraph::add_copy(int gpu, Stream stream, Category category, SimTime duration,
+                           TaskLabel label) {
+  if (stream != Stream::kHostCopyOut && stream != Stream::kHostCopyIn) {
+    throw std::logic_error("TaskGraph::add_copy: host copies go on a host-copy stream");
+  }
+  const TaskId id = checked_id(tasks_.size());
+  tasks_.push_back(Task{duration, static_cast<uint32_t>(gpu), kNoCollective, kNoTask, label, stream,
+                        category, 0});
+  const int s = static_cast<int>(stream);
+  uint32_t& tail = stream_tail_[gpu][s];
+  if (tail == kNoTask) {
+    stream_head_[gpu][s] = id;
   } else {
     tasks_[tail].next_in_stream = id;
   }
@@ -190,19 +211,23 @@ void GraphExecutor::account(uint32_t gpu) {
     a.exposed_s[s.compute_running] += dt;
     // The GPU waits for its host during framework overhead: not busy.
     if (s.compute_running != static_cast<int8_t>(Category::kFramework)) a.busy_s += dt;
-    for (int c = 0; c < kCategoryCount; ++c) {
-      if (s.comm_active[c]) a.hidden_s[c] += dt;
-    }
+    for (uint32_t m = s.comm_mask; m != 0; m &= m - 1) a.hidden_s[std::countr_zero(m)] += dt;
+    return;
+  }
+  if (s.comm_mask == 0) {
+    (pipeline_parallel_ ? a.bubble_s : a.idle_s) += dt;
     return;
   }
   // Compute idle: the wait is charged to one active communication, the one
-  // most directly on the MoE layer's path first.
-  static constexpr Category kPriority[] = {Category::kDispatch, Category::kCombine,
-                                           Category::kTpComm, Category::kPpComm, Category::kDpComm};
+  // most directly on the MoE layer's path first. A copy out is never waited
+  // for (it is hidden or nothing); a reload comes last.
+  static constexpr Category kPriority[] = {
+      Category::kDispatch, Category::kCombine, Category::kTpComm, Category::kCpComm,
+      Category::kPpComm,   Category::kDpComm,  Category::kReload};
   bool charged = false;
   for (Category c : kPriority) {
     const int ci = static_cast<int>(c);
-    if (!s.comm_active[ci]) continue;
+    if (!((s.comm_mask >> ci) & 1)) continue;
     if (!charged) {
       a.exposed_s[ci] += dt;
       charged = true;
@@ -222,6 +247,10 @@ void GraphExecutor::try_start(TaskId id) {
     stream_busy_[t.gpu][s] = 1;
   }
   if (t.collective == kNoCollective) {
+    if (t.stream != Stream::kCompute) {
+      start_copy(id, t);
+      return;
+    }
     account(t.gpu);
     gpu_state_[t.gpu].compute_running = static_cast<int8_t>(t.category);
     if (comm_takes_sms_) {
@@ -238,7 +267,7 @@ void GraphExecutor::try_start(TaskId id) {
   // for its neighbour is in the pipeline bubble.
   if (t.stream != Stream::kNone) {
     account(t.gpu);
-    ++gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
+    gpu_state_[t.gpu].comm_started(t.category);
     if (comm_takes_sms_ && t.stream == Stream::kEpComm) ep_comm_changed(t.gpu, +1);
   }
   const CollectiveId c = t.collective;
@@ -249,7 +278,7 @@ void GraphExecutor::try_start(TaskId id) {
       const TaskGraph::Task& pt = graph_.task(p);
       if (pt.stream != Stream::kNone) continue;
       account(pt.gpu);
-      ++gpu_state_[pt.gpu].comm_active[static_cast<int>(pt.category)];
+      gpu_state_[pt.gpu].comm_started(pt.category);
     }
     runner_->start(*this, c, graph_.collective(c).payload);
   }
@@ -283,6 +312,15 @@ void GraphExecutor::start_compute(TaskId id, const TaskGraph::Task& t) {
   s.compute_event = engine_.schedule_after(SimTime::from_ps(ps), *this, id);
 }
 
+// A host copy runs on its own engine (the GPU's copy engines), beside
+// compute and taking none of its SMs.
+void GraphExecutor::start_copy(TaskId id, const TaskGraph::Task& t) {
+  account(t.gpu);
+  gpu_state_[t.gpu].comm_started(t.category);
+  if (comm_takes_sms_) result_.compute_start[id] = engine_.now();
+  engine_.schedule_after(t.duration, *this, id);
+}
+
 void GraphExecutor::ep_comm_changed(uint32_t gpu, int delta) {
   GpuState& s = gpu_state_[gpu];
   const bool was_active = s.ep_comm_active > 0;
@@ -306,7 +344,11 @@ void GraphExecutor::on_event(uint64_t task) {
   const TaskId id = static_cast<TaskId>(task);
   const TaskGraph::Task& t = graph_.task(id);
   account(t.gpu);
-  gpu_state_[t.gpu].compute_running = -1;
+  if (t.stream == Stream::kCompute) {
+    gpu_state_[t.gpu].compute_running = -1;
+  } else {
+    gpu_state_[t.gpu].comm_ended(t.category);
+  }
   finish_task(id);
 }
 
@@ -317,7 +359,7 @@ void GraphExecutor::collective_done(CollectiveId id) {
   for (TaskId p : parts) {
     const TaskGraph::Task& t = graph_.task(p);
     account(t.gpu);
-    --gpu_state_[t.gpu].comm_active[static_cast<int>(t.category)];
+    gpu_state_[t.gpu].comm_ended(t.category);
     if (comm_takes_sms_ && t.stream == Stream::kEpComm) ep_comm_changed(t.gpu, -1);
     if (p != gater) state_[p].gated_by = gater;
   }

@@ -2,8 +2,9 @@
 // The per-GPU work of a step as an explicit task graph, and its execution on
 // the engine.
 //
-// Every GPU has a few streams (compute, tensor-parallel, expert-parallel and
-// data-parallel communication). Tasks on one stream run one at a time in the
+// Every GPU has a few streams (compute; tensor-, expert-, data- and
+// context-parallel communication; host copies out and in, one per PCIe
+// direction). Tasks on one stream run one at a time in the
 // order they were added, and a task also waits for its explicit dependencies,
 // which may cross GPUs (a pipeline transfer, a dispatch feeding the receiving
 // rank's experts). Communication tasks belong to a collective: one task per
@@ -19,7 +20,15 @@
 // its full speed. Time is accounted per GPU as it passes: while the compute stream is
 // busy, by the running task's category (communication in flight meanwhile is
 // "hidden"); while it is idle, by the active communication it waits on
-// ("exposed"), else as pipeline bubble or idle.
+// ("exposed"), else as pipeline bubble or idle. Host copies (activation
+// offload) are timed tasks on their GPU's copy streams: one copy at a time per
+// direction and GPU, each at the host link's bandwidth (a DGX H100 GPU has its
+// own PCIe Gen5 x16 link to the CPU, through the PCIe switch inside its
+// ConnectX-7, so GPUs do not share one: NVIDIA's DGX H100 block diagram (GTC
+// 2022; DGX A100's four PCIe switches, two GPUs each, are gone) and the DGX
+// H100 User Guide's network-module table, one ConnectX-7 per GPU). Nothing on the compute stream
+// waits for a copy out, so it is hidden or nothing; compute idle while a reload is in flight is the
+// reload's ("reload" exposed).
 
 #include <array>
 #include <cstdint>
@@ -32,8 +41,21 @@
 
 namespace moesim::exec {
 
-enum class Stream : uint8_t { kCompute, kTpComm, kEpComm, kDpComm, kNone };
-inline constexpr int kStreamsPerGpu = 4;  // kNone tasks are not queued on a stream
+enum class Stream : uint8_t {
+  kCompute,
+  kTpComm,
+  kEpComm,
+  kDpComm,
+  kCpComm,
+  kHostCopyOut,  // device to host (activation offload)
+  kHostCopyIn,   // host to device (reload)
+  kNone
+};
+inline constexpr int kStreamsPerGpu = 7;  // kNone tasks are not queued on a stream
+// Per-GPU stream tables are padded to a power of two (cheaper indexing on the
+// executor's hot path).
+inline constexpr int kStreamSlots = 8;
+static_assert(kStreamsPerGpu <= kStreamSlots);
 
 // What a task's time is spent on; the report's breakdown categories.
 enum class Category : uint8_t {
@@ -48,14 +70,19 @@ enum class Category : uint8_t {
   kTpComm,
   kPpComm,
   kDpComm,
+  kCpComm,   // context-parallel ring attention: key/value (and gradient) blocks
+  kOffload,  // activations copied to host memory (device to host)
+  kReload,   // offloaded activations copied back for backward (host to device)
   kCount
 };
 inline constexpr int kCategoryCount = static_cast<int>(Category::kCount);
+static_assert(kCategoryCount <= 16, "GraphExecutor keeps active categories in 16-bit masks");
 constexpr bool is_comm(Category c) {
   return c >= Category::kDispatch;
 }
 // The one name of each category, as reports, summaries and timelines show it
-// ("attention_compute", ..., "dp_comm"; report breakdown keys add "_s").
+// ("attention_compute", ..., "dp_comm", "cp_comm", "offload", "reload";
+// report breakdown keys add "_s").
 std::string_view category_name(Category c);
 
 // kWeightGrad: weight-gradient GEMMs run apart from their backward (deferred
@@ -94,6 +121,9 @@ class TaskGraph {
     edges_.reserve(edges);
   }
   TaskId add_compute(int gpu, Category category, SimTime duration, TaskLabel label);
+  // A host copy of known duration on `gpu`'s copy stream `stream`
+  // (kHostCopyOut or kHostCopyIn): it occupies that stream, not compute.
+  TaskId add_copy(int gpu, Stream stream, Category category, SimTime duration, TaskLabel label);
   CollectiveId add_collective(uint32_t payload);
   // A participant of `collective` on `gpu`; stream kNone for point-to-point.
   TaskId add_comm(int gpu, Stream stream, Category category, CollectiveId collective,
@@ -112,7 +142,7 @@ class TaskGraph {
 
   // Read access (for execution and reports).
   struct Task {
-    SimTime duration;  // compute tasks
+    SimTime duration;  // compute and copy tasks
     uint32_t gpu;
     uint32_t collective;      // kNoCollective for compute tasks
     uint32_t next_in_stream;  // kNoTask at the end of its stream
@@ -145,7 +175,7 @@ class TaskGraph {
   std::vector<std::array<uint32_t, 2>> edges_;  // (before, after), until finalize()
   std::vector<uint32_t> succ_;
   std::vector<uint32_t> part_begin_, part_;
-  std::vector<std::array<uint32_t, kStreamsPerGpu>> stream_head_, stream_tail_;
+  std::vector<std::array<uint32_t, kStreamSlots>> stream_head_, stream_tail_;
   std::vector<uint32_t> dep_count_;
   int gpu_sms_ = 0, comm_sms_ = 0;  // 0: communication takes no SMs from compute
   bool finalized_ = false;
@@ -179,9 +209,10 @@ struct ExecutionResult {
   std::vector<GpuTimeAccount> per_gpu;
   // End time of every task (index = TaskId) and start time of every collective.
   std::vector<SimTime> task_end, collective_start;
-  // Start time of every compute task when the graph models communication SMs
-  // (TaskGraph::set_comm_sms): a slowed task lasts longer than its duration.
-  // Empty otherwise (a compute task then starts at its end minus its duration).
+  // Start time of every compute (and copy) task when the graph models
+  // communication SMs (TaskGraph::set_comm_sms): a slowed task lasts longer
+  // than its duration. Empty otherwise (a compute or copy task then starts at
+  // its end minus its duration).
   std::vector<SimTime> compute_start;
   // For each task, what it waited for last before it could start: a dependency,
   // its stream predecessor, or (for a collective participant) the participant
@@ -216,6 +247,7 @@ class GraphExecutor : private EventHandler {
   void finish_task(TaskId id);
   void account(uint32_t gpu);
   void start_compute(TaskId id, const TaskGraph::Task& t);
+  void start_copy(TaskId id, const TaskGraph::Task& t);
   void ep_comm_changed(uint32_t gpu, int delta);
 
   Engine& engine_;
@@ -226,8 +258,16 @@ class GraphExecutor : private EventHandler {
 
   struct GpuState {
     SimTime last_change;
-    int8_t compute_running = -1;  // category of the running compute task
-    std::array<uint16_t, kCategoryCount> comm_active{};
+    int8_t compute_running = -1;                         // category of the running compute task
+    std::array<uint16_t, kCategoryCount> comm_active{};  // includes host copies in flight
+    uint16_t comm_mask = 0;                              // bit c set while comm_active[c] > 0
+    void comm_started(Category c) {
+      if (comm_active[static_cast<int>(c)]++ == 0) comm_mask |= 1u << static_cast<int>(c);
+    }
+    void comm_ended(Category c) {
+      if (--comm_active[static_cast<int>(c)] == 0)
+        comm_mask &= static_cast<uint16_t>(~(1u << static_cast<int>(c)));
+    }
     // Communication SMs (only with TaskGraph::set_comm_sms): expert-parallel
     // tasks in flight, and the running compute kernel's completion event, the
     // time its speed last changed and the full-speed work it had left then.
@@ -238,8 +278,8 @@ class GraphExecutor : private EventHandler {
     int64_t compute_left_ps = 0;
   };
   std::vector<GpuState> gpu_state_;
-  std::vector<std::array<uint32_t, kStreamsPerGpu>> stream_next_;  // head of each stream
-  std::vector<std::array<uint8_t, kStreamsPerGpu>> stream_busy_;
+  std::vector<std::array<uint32_t, kStreamSlots>> stream_next_;  // head of each stream
+  std::vector<std::array<uint8_t, kStreamSlots>> stream_busy_;
   // Per task: dependencies not yet finished, and what it waited for last
   // (copied to ExecutionResult::gated_by at the end). Kept side by side: the
   // executor reads and writes both when a predecessor finishes.

@@ -42,6 +42,18 @@ std::string bottleneck_of(const TimeBreakdown& b) {
 
 }  // namespace
 
+bool category_in_use(Category c, const ParallelConfig& parallel) {
+  switch (c) {
+    case Category::kCpComm:
+      return parallel.cp > 1;
+    case Category::kOffload:
+    case Category::kReload:
+      return parallel.offload_modules != 0;
+    default:
+      return true;
+  }
+}
+
 TrainingMetrics training_metrics(const TrainingStepSetup& setup, const TrainingResult& res) {
   TrainingMetrics m;
   const int gpus = setup.parallel.gpus();

@@ -29,6 +29,12 @@ struct GpuSummary {
   int64_t expert_token_copies = 0;
 };
 
+// Whether a scenario can spend time in category `c`: every category but the
+// context-parallel ring's (cp > 1) and activation offload's (some module
+// offloaded). Reports list only these, so that scenarios without the features
+// keep their bytes.
+bool category_in_use(Category c, const ParallelConfig& parallel);
+
 struct TrainingMetrics {
   double step_time_s = 0;  // mean over the simulated steps
   std::vector<double> step_times_s;

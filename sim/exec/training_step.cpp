@@ -96,8 +96,9 @@ TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouti
       tokens_per_step;
   double total = 0;
   for (size_t s = 0; s < routing.size(); ++s) {
-    StepGraph step = build_training_step(setup.model, p, setup.workload, routing[s],
-                                         *hardware.compute, setup.framework, setup.gpu_sms);
+    StepGraph step =
+        build_training_step(setup.model, p, setup.workload, routing[s], *hardware.compute,
+                            setup.framework, setup.gpu_sms, setup.host_link_bytes_per_s);
     Engine engine;
     GraphExecutor executor(engine, step.graph, p.pp > 1);
     const std::unique_ptr<coll::CollectiveTimer> timer = hardware.collectives(engine);

@@ -23,8 +23,9 @@ struct TrainingStepSetup {
   TrainingWorkload workload;
   int gpus_per_node = 8;
   double hbm_capacity_bytes = 0;
-  double peak_flops_per_gpu = 0;  // dense, compute dtype: the MFU denominator
-  int gpu_sms = 0;                // streaming multiprocessors (CUs) per GPU: 0 unknown
+  double peak_flops_per_gpu = 0;     // dense, compute dtype: the MFU denominator
+  int gpu_sms = 0;                   // streaming multiprocessors (CUs) per GPU: 0 unknown
+  double host_link_bytes_per_s = 0;  // each GPU's link to host memory, per direction
   double reserved_memory_bytes = 0;
   FrameworkOverheads framework;
   // All-reduce, reduce-scatter and all-gather algorithm (kAuto: as NCCL's

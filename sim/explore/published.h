@@ -10,6 +10,9 @@
 // and which of the two is faster, are predictions. Two more runs of the same
 // table (TP4 EP8 PP8 VPP4; EP8 with FSDP) are shown as "reference" rows: not
 // part of the target, there to show where the model is and is not accurate.
+// The last row, from the readme's long-context table (128K tokens, context
+// parallelism 8), is a prediction: its step time is derived from the
+// published TFLOPS with Megatron-LM's FLOP count (published.cpp).
 
 #include <functional>
 #include <optional>

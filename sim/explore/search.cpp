@@ -27,10 +27,7 @@ Json scenario_for(const SearchRequest& r, int gpus_per_node, const SearchCandida
                   int64_t global_batch) {
   Json cluster = r.cluster.is_string() ? Json{{"preset", r.cluster}} : r.cluster;
   cluster["nodes"] = r.gpus / gpus_per_node;
-  return Json{{"model", r.model},
-              {"cluster", cluster},
-              {"parallel",
-               {{"dp", c.dp},
+  Json parallel{{"dp", c.dp},
                 {"tp", c.tp},
                 {"pp", c.pp},
                 {"ep", c.ep},
@@ -39,11 +36,25 @@ Json scenario_for(const SearchRequest& r, int gpus_per_node, const SearchCandida
                 {"zero_stage", c.zero_stage},
                 {"micro_batch_size", c.micro_batch_size},
                 {"recompute", c.recompute},
-                {"a2a_algo", "hierarchical"}}},
+                {"a2a_algo", "hierarchical"}};
+  if (c.cp > 1) parallel["cp"] = c.cp;
+  return Json{{"model", r.model},
+              {"cluster", cluster},
+              {"parallel", parallel},
               {"workload", {{"seq_len", r.seq_len}, {"global_batch", global_batch}}},
               {"routing", {{"generator", "zipf:0.5"}, {"seed", 1}}},
               {"gating", {{"capacity_factor", "dropless"}}},
               {"options", {{"routing_samples", 1}, {"max_routings_per_step", 1 << 20}}}};
+}
+
+// Context-parallel degrees worth trying: 1, and powers of two that leave each
+// rank at least 4,096 tokens of a sequence (Megatron-Core's context-parallel
+// guide splits an 8K sequence over 2 ranks; below that the ring's transfers
+// stop hiding behind its attention blocks) and divide the GPUs left.
+std::vector<int> context_parallel_degrees(int64_t seq_len, int gpus_left) {
+  std::vector<int> out{1};
+  for (int cp = 2; seq_len / cp >= 4096 && gpus_left % cp == 0; cp *= 2) out.push_back(cp);
+  return out;
 }
 
 std::vector<SearchCandidate> enumerate(const SearchRequest& r, int layers, int routed_experts,
@@ -52,23 +63,30 @@ std::vector<SearchCandidate> enumerate(const SearchRequest& r, int layers, int r
   for (int tp : divisors(gpus_per_node)) {
     for (int pp : divisors(r.gpus / tp)) {
       if (pp > layers) continue;
-      for (int ep : divisors(std::max(1, routed_experts))) {
-        const std::vector<int> etps = tp == 1 ? std::vector<int>{1} : std::vector<int>{1, tp};
-        for (int etp : etps) {
-          for (int mbs : {1, 2}) {
-            for (const char* recompute : {"none", "selective", "full"}) {
-              for (int zero : {1, 3}) {
-                SearchCandidate c;
-                c.dp = r.gpus / (tp * pp);
-                c.tp = tp;
-                c.pp = pp;
-                c.ep = ep;
-                c.etp = etp;
-                c.micro_batch_size = mbs;
-                c.recompute = recompute;
-                c.zero_stage = zero;
-                c.scenario = scenario_for(r, gpus_per_node, c, r.global_batch);
-                out.push_back(std::move(c));
+      for (int cp : context_parallel_degrees(r.seq_len, r.gpus / (tp * pp))) {
+        // Long sequences also try recomputing whole MoE layers, as the
+        // ModelZoo's long-context runs do.
+        std::vector<const char*> recomputes{"none", "selective", "full"};
+        if (cp > 1 && routed_experts > 0) recomputes.push_back("selective_moe");
+        for (int ep : divisors(std::max(1, routed_experts))) {
+          const std::vector<int> etps = tp == 1 ? std::vector<int>{1} : std::vector<int>{1, tp};
+          for (int etp : etps) {
+            for (int mbs : {1, 2}) {
+              for (const char* recompute : recomputes) {
+                for (int zero : {1, 3}) {
+                  SearchCandidate c;
+                  c.dp = r.gpus / (tp * cp * pp);
+                  c.tp = tp;
+                  c.cp = cp;
+                  c.pp = pp;
+                  c.ep = ep;
+                  c.etp = etp;
+                  c.micro_batch_size = mbs;
+                  c.recompute = recompute;
+                  c.zero_stage = zero;
+                  c.scenario = scenario_for(r, gpus_per_node, c, r.global_batch);
+                  out.push_back(std::move(c));
+                }
               }
             }
           }

@@ -1,7 +1,9 @@
 #pragma once
-// Strategy search: every (dp, tp, pp, ep, etp, micro-batch, recompute, ZeRO)
-// combination for a model on a cluster, rejected when invalid, pruned by
-// memory before simulating, ranked by simulated tokens/s per GPU.
+// Strategy search: every (dp, tp, cp, pp, ep, etp, micro-batch, recompute,
+// ZeRO) combination for a model on a cluster, rejected when invalid, pruned by
+// memory before simulating, ranked by simulated tokens/s per GPU. Context
+// parallelism is tried where sequences are long: powers of two that leave each
+// rank at least 4,096 tokens; those candidates also try "selective_moe".
 //
 // To keep hundreds of points affordable each candidate is simulated with
 // m' = pp + 1 micro-batches per replica and extrapolated to the real count m
@@ -30,7 +32,7 @@ struct SearchRequest {
 };
 
 struct SearchCandidate {
-  int dp = 1, tp = 1, pp = 1, ep = 1, etp = 1, micro_batch_size = 1, zero_stage = 1;
+  int dp = 1, tp = 1, cp = 1, pp = 1, ep = 1, etp = 1, micro_batch_size = 1, zero_stage = 1;
   std::string recompute;
   Json scenario;
   double step_time_s = 0, tokens_per_s_per_gpu = 0, mfu = 0;

@@ -22,7 +22,9 @@ RoutingKey routing_key(const Scenario& s) {
   key.gating = s.gating;
   key.generator = s.routing.generator;
   key.seed = s.routing.seed;
-  key.tokens_per_rank = s.setup.workload.seq_len * p.micro_batch_size / p.tp;
+  // Each EP rank routes its tensor-parallel (sequence-parallel) share of its
+  // context-parallel rank's part of the micro-batch.
+  key.tokens_per_rank = s.setup.workload.seq_len / p.cp * p.micro_batch_size / p.tp;
   key.steps = s.setup.workload.steps;
   for (int rank : exec::RankLayout(p).ep_group(0))
     key.ep_rank_node.push_back(s.cluster.node_of(rank));

@@ -102,6 +102,7 @@ Scenario resolve_scenario(const Json& doc) {
   s.setup.hbm_capacity_bytes = s.cluster.gpu.hbm_bytes;
   s.setup.peak_flops_per_gpu = s.cluster.gpu.peak(s.setup.workload.compute_dtype);
   s.setup.gpu_sms = s.cluster.gpu.sms;
+  s.setup.host_link_bytes_per_s = s.cluster.node.pcie_bytes_per_s;
   if (s.setup.peak_flops_per_gpu <= 0) {
     throw_config_error("workload.dtype",
                        fmt::format("{} has no {} throughput", s.cluster.gpu.name,

@@ -1,5 +1,8 @@
 #include "sim/scenario/strategy.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include <fmt/format.h>
 
 namespace moesim::scenario {
@@ -23,6 +26,39 @@ std::string overlap_name(MoeA2aOverlap o) {
   return "none";
 }
 
+// Megatron-Core's --offload-modules names, in OffloadModule order.
+constexpr std::string_view kOffloadModuleNames[] = {
+    "attn_norm", "qkv_linear", "core_attn", "attn_proj", "mlp_norm", "expert_fc1", "moe_act"};
+static_assert(std::size(kOffloadModuleNames) == static_cast<size_t>(exec::OffloadModule::kCount));
+
+uint8_t parse_offload_modules(ConfigObject& s) {
+  const std::string path = s.field_path("offload_activations");
+  const Json& list = s.value("offload_activations");
+  if (!list.is_array()) {
+    throw_config_error(path, fmt::format("expected an array of module names (\"core_attn\", "
+                                         "\"expert_fc1\", ...), got {}",
+                                         describe_json(list)));
+  }
+  uint8_t modules = 0;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string item_path = join_path(path, i);
+    const std::string name = expect_string(list[i], item_path);
+    const auto* it =
+        std::find(std::begin(kOffloadModuleNames), std::end(kOffloadModuleNames), name);
+    if (it == std::end(kOffloadModuleNames)) {
+      throw_config_error(item_path,
+                         fmt::format("unknown module \"{}\"; expected one of attn_norm, "
+                                     "qkv_linear, core_attn, attn_proj, mlp_norm, expert_fc1, "
+                                     "moe_act (Megatron-Core's --offload-modules)",
+                                     name));
+    }
+    const uint8_t bit = static_cast<uint8_t>(1u << (it - std::begin(kOffloadModuleNames)));
+    if (modules & bit) throw_config_error(item_path, fmt::format("\"{}\" is listed twice", name));
+    modules |= bit;
+  }
+  return modules;
+}
+
 }  // namespace
 
 ParallelConfig parse_parallel(ConfigObject s) {
@@ -39,13 +75,25 @@ ParallelConfig parse_parallel(ConfigObject s) {
   p.schedule = schedule == "1f1b" ? PipelineSchedule::kOneFOneB : PipelineSchedule::kInterleaved;
   p.virtual_stages = static_cast<int>(s.integer_or("virtual_stages", 1, 1, 1024));
   p.embedding_and_loss_as_layers = s.boolean_or("account_for_embedding_and_loss", false);
-  const std::string recompute = s.choice_or("recompute", "none", {"none", "selective", "full"});
-  p.recompute = recompute == "none"        ? Recompute::kNone
-                : recompute == "selective" ? Recompute::kSelective
-                                           : Recompute::kFull;
+  p.cp = static_cast<int>(s.integer_or("cp", 1, 1, kMaxDegree));
+  const std::string recompute =
+      s.choice_or("recompute", "none", {"none", "selective", "selective_moe", "full"});
+  p.recompute = recompute == "none"            ? Recompute::kNone
+                : recompute == "selective"     ? Recompute::kSelective
+                : recompute == "selective_moe" ? Recompute::kSelectiveMoe
+                                               : Recompute::kFull;
+  // Megatron-Core's order names cp; without context parallelism the shorter
+  // names (cp left out) mean the same layout.
   const std::string order =
-      s.choice_or("rank_order", "tp-ep-dp-pp", {"tp-ep-dp-pp", "tp-ep-pp-dp"});
-  p.pp_outer_of_dp = order == "tp-ep-dp-pp";
+      s.choice_or("rank_order", "tp-cp-ep-dp-pp",
+                  {"tp-cp-ep-dp-pp", "tp-cp-ep-pp-dp", "tp-ep-dp-pp", "tp-ep-pp-dp"});
+  if (p.cp > 1 && order.find("cp") == std::string::npos) {
+    throw_config_error(s.field_path("rank_order"),
+                       fmt::format("\"{}\" does not say where the cp = {} context-parallel ranks "
+                                   "go; use \"tp-cp-ep-dp-pp\" or \"tp-cp-ep-pp-dp\"",
+                                   order, p.cp));
+  }
+  p.pp_outer_of_dp = order.ends_with("-pp");
   p.overlap_grad_reduce = s.boolean_or("overlap_grad_reduce", true);
   p.overlap_param_gather = s.boolean_or("overlap_param_gather", true);
   p.a2a_overlap_chunks = static_cast<int>(s.integer_or("a2a_overlap_chunks", 1, 1, 64));
@@ -60,6 +108,7 @@ ParallelConfig parse_parallel(ConfigObject s) {
                       : overlap == "dualpipe" ? MoeA2aOverlap::kDualPipe
                                               : MoeA2aOverlap::kNone;
   p.a2a_comm_sms = static_cast<int>(s.integer_or("a2a_comm_sms", 20, 1, 1024));
+  if (s.has("offload_activations")) p.offload_modules = parse_offload_modules(s);
   if (p.schedule == PipelineSchedule::kOneFOneB && p.virtual_stages != 1) {
     throw_config_error(s.field_path("virtual_stages"),
                        "virtual stages need \"pipeline_schedule\": \"interleaved\"");
@@ -107,6 +156,19 @@ void check_overlap(const ParallelConfig& p, const TrainingWorkload& w, int gpu_s
                      "\"selective\" or \"none\"",
                      mode));
   }
+  if (p.recompute == Recompute::kSelectiveMoe) {
+    fail("a2a_overlap_recompute",
+         fmt::format("parallel.moe_a2a_overlap: \"{}\" splits the MoE layer into parts that "
+                     "overlap another micro-batch, which a checkpoint around the whole MoE layer "
+                     "(\"recompute\": \"selective_moe\") does not allow; use \"selective\"",
+                     mode));
+  }
+  if (p.offload_modules != 0) {
+    fail("offload_activations",
+         fmt::format("parallel.offload_activations: moesim models activation offload without "
+                     "moe_a2a_overlap (it is \"{}\"); remove one of the two",
+                     mode));
+  }
   if (p.a2a_overlap_chunks != 1) {
     fail("a2a_overlap_chunks",
          fmt::format("parallel.moe_a2a_overlap: \"{}\" overlaps whole micro-batches; set "
@@ -151,15 +213,57 @@ void check_overlap(const ParallelConfig& p, const TrainingWorkload& w, int gpu_s
   }
 }
 
+// Context parallelism and activation offload: Transformer Engine's and
+// Megatron-Core's preconditions.
+void check_cp_and_offload(const ModelShape& m, const ParallelConfig& p, const TrainingWorkload& w) {
+  auto fail = [](const char* code, std::string msg) { throw InvalidStrategy(code, msg); };
+  if (p.cp > 1 && w.seq_len % (2 * p.cp) != 0) {
+    // Causal load balancing: AttnFuncWithCPAndKVP2P splits every sequence
+    // into 2 x cp equal chunks (rank i holds chunks i and 2cp-1-i).
+    fail("cp_divides_sequence",
+         fmt::format("parallel.cp: 2 x cp = {} must divide workload.seq_len = {} (Transformer "
+                     "Engine splits each sequence into 2 x cp chunks for causal load balance)",
+                     2 * p.cp, w.seq_len));
+  }
+  using exec::OffloadModule;
+  if (p.offloads(OffloadModule::kAttnProj) && !p.offloads(OffloadModule::kCoreAttn)) {
+    // transformer_config.py: attn_proj's input is core_attn's output.
+    fail("offload_activations",
+         "parallel.offload_activations: \"attn_proj\" needs \"core_attn\" too (the input of "
+         "attn_proj is the output of core_attn, which core_attn's backward needs)");
+  }
+  if (p.offload_modules != 0 && p.recompute == Recompute::kFull) {
+    fail("offload_activations",
+         "parallel.offload_activations: full recompute keeps only each layer's input; offload "
+         "modules with \"recompute\": \"none\", \"selective\" or \"selective_moe\"");
+  }
+  if (p.recompute == Recompute::kSelectiveMoe &&
+      (p.offloads(OffloadModule::kExpertFc1) || p.offloads(OffloadModule::kMoeAct))) {
+    // transformer_config.py: offloading inside a recomputed MoE layer is rejected.
+    fail("offload_activations",
+         "parallel.offload_activations: \"expert_fc1\" and \"moe_act\" live inside the MoE "
+         "layer that \"recompute\": \"selective_moe\" recomputes; remove them or recompute "
+         "\"selective\"");
+  }
+  if (p.recompute == Recompute::kSelectiveMoe && m.experts == 0) {
+    fail("selective_moe_needs_experts",
+         "parallel.recompute: \"selective_moe\" recomputes MoE layers; the model has none");
+  }
+}
+
 }  // namespace
 
 void check_strategy(const ModelShape& m, const ParallelConfig& p, const TrainingWorkload& w,
                     int cluster_gpus, int gpu_sms) {
   auto fail = [](const char* code, std::string msg) { throw InvalidStrategy(code, msg); };
   if (p.gpus() != cluster_gpus) {
-    fail("gpu_count", fmt::format("parallel: dp x tp x pp = {} x {} x {} = {} must equal the "
-                                  "cluster's {} GPUs",
-                                  p.dp, p.tp, p.pp, p.gpus(), cluster_gpus));
+    fail("gpu_count",
+         p.cp == 1 ? fmt::format("parallel: dp x tp x pp = {} x {} x {} = {} must equal the "
+                                 "cluster's {} GPUs",
+                                 p.dp, p.tp, p.pp, p.gpus(), cluster_gpus)
+                   : fmt::format("parallel: dp x tp x cp x pp = {} x {} x {} x {} = {} must equal "
+                                 "the cluster's {} GPUs",
+                                 p.dp, p.tp, p.cp, p.pp, p.gpus(), cluster_gpus));
   }
   if (m.heads % p.tp != 0 ||
       (m.kv_heads > 0 && !m.is_mla() && m.kv_heads % p.tp != 0 && p.tp % m.kv_heads != 0)) {
@@ -182,11 +286,17 @@ void check_strategy(const ModelShape& m, const ParallelConfig& p, const Training
       fail("etp_divides_ffn", fmt::format("parallel.etp: {} must divide the expert FFN width {}",
                                           p.etp, m.expert_ffn));
     }
-    if ((p.dp * p.tp) % (p.ep * p.etp) != 0) {
+    if ((p.dp * p.tp * p.cp) % (p.ep * p.etp) != 0) {
       fail("expert_grid",
-           fmt::format("parallel: ep x etp = {} must divide dp x tp = {} (experts are "
-                       "sharded within each pipeline stage's data- and tensor-parallel ranks)",
-                       p.ep * p.etp, p.dp * p.tp));
+           p.cp == 1
+               ? fmt::format("parallel: ep x etp = {} must divide dp x tp = {} (experts are "
+                             "sharded within each pipeline stage's data- and tensor-parallel "
+                             "ranks)",
+                             p.ep * p.etp, p.dp * p.tp)
+               : fmt::format("parallel: ep x etp = {} must divide dp x tp x cp = {} (experts are "
+                             "sharded within each pipeline stage's data-, tensor- and context-"
+                             "parallel ranks)",
+                             p.ep * p.etp, p.dp * p.tp * p.cp));
     }
     if (p.tp > 1 && p.ep > 1 && !p.sequence_parallel) {
       fail("sequence_parallel_required",
@@ -196,10 +306,13 @@ void check_strategy(const ModelShape& m, const ParallelConfig& p, const Training
   } else if (p.ep != 1 || p.etp != 1) {
     fail("ep_divides_experts", "parallel.ep: the model has no routed experts; use ep = 1");
   }
-  if ((w.seq_len * p.micro_batch_size) % p.tp != 0) {
-    fail("tp_divides_tokens", fmt::format("parallel.tp: {} must divide the tokens per "
-                                          "micro-batch ({})",
-                                          p.tp, w.seq_len * p.micro_batch_size));
+  check_cp_and_offload(m, p, w);
+  // Each context-parallel rank holds seq_len / cp tokens of every sequence.
+  if ((w.seq_len / p.cp * p.micro_batch_size) % p.tp != 0) {
+    fail("tp_divides_tokens",
+         fmt::format("parallel.tp: {} must divide the tokens per micro-batch{} ({})", p.tp,
+                     p.cp > 1 ? " on each context-parallel rank" : "",
+                     w.seq_len / p.cp * p.micro_batch_size));
   }
   const int64_t per_replica = static_cast<int64_t>(p.dp) * p.micro_batch_size;
   if (w.global_batch % per_replica != 0) {
@@ -244,10 +357,13 @@ Json parallel_json(const ParallelConfig& p) {
   j["pipeline_schedule"] = p.schedule == PipelineSchedule::kOneFOneB ? "1f1b" : "interleaved";
   j["virtual_stages"] = p.virtual_stages;
   j["account_for_embedding_and_loss"] = p.embedding_and_loss_as_layers;
-  j["recompute"] = p.recompute == Recompute::kNone        ? "none"
-                   : p.recompute == Recompute::kSelective ? "selective"
-                                                          : "full";
-  j["rank_order"] = p.pp_outer_of_dp ? "tp-ep-dp-pp" : "tp-ep-pp-dp";
+  j["recompute"] = p.recompute == Recompute::kNone           ? "none"
+                   : p.recompute == Recompute::kSelective    ? "selective"
+                   : p.recompute == Recompute::kSelectiveMoe ? "selective_moe"
+                                                             : "full";
+  // Without context parallelism, the names reports have always carried.
+  j["rank_order"] = p.cp == 1 ? (p.pp_outer_of_dp ? "tp-ep-dp-pp" : "tp-ep-pp-dp")
+                              : (p.pp_outer_of_dp ? "tp-cp-ep-dp-pp" : "tp-cp-ep-pp-dp");
   j["overlap_grad_reduce"] = p.overlap_grad_reduce;
   j["overlap_param_gather"] = p.overlap_param_gather;
   j["a2a_overlap_chunks"] = p.a2a_overlap_chunks;
@@ -259,6 +375,15 @@ Json parallel_json(const ParallelConfig& p) {
   if (p.moe_a2a_overlap != MoeA2aOverlap::kNone) {
     j["moe_a2a_overlap"] = overlap_name(p.moe_a2a_overlap);
     j["a2a_comm_sms"] = p.a2a_comm_sms;
+  }
+  if (p.cp > 1) j["cp"] = p.cp;
+  if (p.offload_modules != 0) {
+    Json modules = Json::array();
+    for (size_t i = 0; i < std::size(kOffloadModuleNames); ++i) {
+      if (p.offloads(static_cast<exec::OffloadModule>(i)))
+        modules.push_back(std::string(kOffloadModuleNames[i]));
+    }
+    j["offload_activations"] = modules;
   }
   return j;
 }

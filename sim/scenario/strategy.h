@@ -31,10 +31,12 @@ TrainingWorkload parse_workload(ConfigObject section);
 
 // Throws InvalidStrategy (codes: gpu_count, tp_divides_heads, tp_divides_ffn,
 // ep_divides_experts, expert_grid, sequence_parallel_required,
-// batch_divisible, pipeline_layers, interleave_microbatches; for
-// moe_a2a_overlap: a2a_overlap_needs_ep, a2a_overlap_recompute,
-// a2a_overlap_chunks, a2a_comm_sms, a2a_overlap_needs_vpp, dualpipe_stages,
-// dualpipe_microbatches). `gpu_sms`: the GPU's SM (CU) count, 0 if unknown.
+// tp_divides_tokens, batch_divisible, pipeline_layers,
+// interleave_microbatches; cp_divides_sequence, offload_activations,
+// selective_moe_needs_experts; for moe_a2a_overlap: a2a_overlap_needs_ep,
+// a2a_overlap_recompute, a2a_comm_sms, a2a_overlap_chunks,
+// a2a_overlap_needs_vpp, dualpipe_stages, dualpipe_microbatches).
+// `gpu_sms`: the GPU's SM (CU) count, 0 if unknown.
 void check_strategy(const ModelShape& model, const ParallelConfig& parallel,
                     const TrainingWorkload& workload, int cluster_gpus, int gpu_sms = 0);
 

@@ -320,6 +320,94 @@ TEST_CASE("DualPipe holds both stage copies and pp + 1 passes", "[exec][memory]"
   }
 }
 
+// Context parallelism: every saved tensor is per token of the micro-batch's
+// seq_len / cp tokens on a rank, so cp = 2 halves the hand case's activations,
+// routed copies (the routing plan gives each EP rank half the tokens) and
+// logits; on top, while a layer's attention runs, Transformer Engine's ring
+// holds the received K/V blocks, the per-step outputs and the FP32 output.
+TEST_CASE("cp = 2 halves activation memory", "[exec][memory][cp]") {
+  const HandCase one;
+  HandCase two;
+  two.parallel.cp = 2;
+  two.routed = {100, 128};  // half the copies per GPU
+  const MemoryEstimate a = one.estimate(), b = two.estimate();
+  // The ring's buffers for 64 tokens, 4 heads of 128 per GPU (MHA): one
+  // received K/V block, 2 x 4 x 128 x 2 bytes = 2048 per token; two BF16
+  // partial outputs, 2 x 512 x 2 = 2048; the FP32 output, 512 x 4 = 2048.
+  const double ring = 64 * (2048 + 2048 + 2048);
+  CHECK(cp_ring_buffer_bytes(two.model, two.parallel, two.workload) == ring);
+  CHECK(cp_ring_buffer_bytes(one.model, one.parallel, one.workload) == 0);
+  // Stage 0: 2 passes of 64 tokens: 2 x (8258 x 64 + 64 x 8) = 1,058,048,
+  // half of the hand case's 2,116,096.
+  CHECK(a.per_stage[0].activations_bytes == 2116096);
+  CHECK(b.per_stage[0].activations_bytes == 2116096 / 2 + ring);
+  CHECK(b.per_stage[0].routed_tokens_bytes == a.per_stage[0].routed_tokens_bytes / 2);
+  // Stage 1 peaks while the ring runs (393,216), not while the loss holds
+  // its (halved) logits, 128 / 2 x 500 x 6 = 192,000: the two never coincide.
+  CHECK(a.per_stage[1].logits_bytes == 384000);
+  CHECK(b.per_stage[1].activations_bytes == 1319168 / 2 + ring);
+  CHECK(b.per_stage[1].logits_bytes == 0);
+  // Dense optimizer states shard over dp x cp = 2 ranks; experts over the
+  // expert-data-parallel group, dp x tp x cp / (ep x etp) = 2 too.
+  CHECK(b.per_stage[0].optimizer_bytes == a.per_stage[0].optimizer_bytes / 2);
+  CHECK(b.per_stage[0].weights_bytes == a.per_stage[0].weights_bytes);
+}
+
+// Activation offload: the listed modules' tensors of every pass held leave
+// the GPU, but one layer's (in flight out, or reloaded for backward).
+// core_attn offloads Q, K, V and O (3072 + 1024 = 4096 bytes per token in the
+// hand case); attn_proj shares O (no more bytes); expert_fc1 fc1's input
+// (2048 per routed copy).
+TEST_CASE("offloaded activations leave the GPU", "[exec][memory][offload]") {
+  HandCase hc;
+  const MemoryEstimate kept = hc.estimate();
+  hc.parallel.offload_modules = (1u << static_cast<int>(OffloadModule::kCoreAttn)) |
+                                (1u << static_cast<int>(OffloadModule::kAttnProj)) |
+                                (1u << static_cast<int>(OffloadModule::kExpertFc1));
+  const LayerSavedBytes layer = layer_saved_bytes(hc.model, hc.parallel, hw::DType::kBf16, 0);
+  CHECK(layer.per_token == 8258);  // still saved, partly on the host
+  CHECK(layer.offloaded_attention_per_token == 4096);
+  CHECK(layer.offloaded_mlp_per_token == 0);
+  CHECK(layer.offloaded_per_routed_copy == 2048);
+  const MemoryEstimate off = hc.estimate();
+  // Stage 0 holds 2 passes of layer 0: 2 x 4096 x 128 offloaded, one layer's
+  // back on the GPU; routed: (200 + 256) copies x 2048 offloaded, the busiest
+  // layer's 256 copies back.
+  CHECK(off.per_stage[0].activations_bytes ==
+        kept.per_stage[0].activations_bytes - 2 * 4096 * 128 + 4096 * 128);
+  CHECK(off.per_stage[0].routed_tokens_bytes ==
+        kept.per_stage[0].routed_tokens_bytes - (200 + 256) * 2048 + 256 * 2048);
+  // mlp_norm: the block output (1024 per token) of an MoE layer, whose
+  // pre-MLP norm is a separate module.
+  hc.parallel.offload_modules = 1u << static_cast<int>(OffloadModule::kMlpNorm);
+  CHECK(layer_saved_bytes(hc.model, hc.parallel, hw::DType::kBf16, 0).offloaded_mlp_per_token ==
+        1024);
+  // A tensor selective recompute frees is not offloaded: layernorm frees
+  // nothing core_attn holds, moe_act frees fc2's input (never offloaded).
+  hc.parallel.recompute = Recompute::kSelective;
+  hc.parallel.offload_modules = 1u << static_cast<int>(OffloadModule::kMoeAct);
+  // fc1's output 8192 + the FP32 probability 4.
+  CHECK(layer_saved_bytes(hc.model, hc.parallel, hw::DType::kBf16, 0).offloaded_per_routed_copy ==
+        8196);
+}
+
+// "selective_moe" (--recompute-modules layernorm moe): the MoE layer keeps
+// nothing (its input, the pre-MLP norm's output, is layernorm's); the layer
+// recomputed in backward holds its MoE tensors (pre-MLP norm output 1024,
+// router scores 16, permute map 34 per token) and its routed copies (14340
+// each, the busiest GPU's 256) for the moment.
+TEST_CASE("selective_moe recomputes the whole MoE layer", "[exec][memory]") {
+  HandCase hc;
+  hc.parallel.recompute = Recompute::kSelectiveMoe;
+  const LayerSavedBytes b = layer_saved_bytes(hc.model, hc.parallel, hw::DType::kBf16, 0);
+  CHECK(b.per_token == 8258 - 1024 - 16 - 34);
+  CHECK(b.per_routed_copy == 0);
+  CHECK(b.all_per_routed_copy == 14340);
+  const MemoryEstimate est = hc.estimate();
+  CHECK(est.per_stage[0].activations_bytes == 2 * (7184 * 128 + 128 * 8) + (1024 + 16 + 34) * 128);
+  CHECK(est.per_stage[0].routed_tokens_bytes == 256 * 14340);
+}
+
 TEST_CASE("capacity decides fits()", "[exec][memory]") {
   const HandCase hc;
   const MemoryEstimate est = hc.estimate();

@@ -124,5 +124,70 @@ TEST_CASE("timeline slices are valid trace events that never overlap on a track"
   }
 }
 
+// Context parallelism and activation offload: the report lists their
+// categories (and only then), they add up with the rest, and the timeline
+// shows each ring step's transfer on the GPU's "cp comm" track and the copies
+// on "offload d2h" / "reload h2d".
+TEST_CASE("a context-parallel, offloading run: its categories and its timeline tracks",
+          "[reports][timeline][cp]") {
+  const Json doc = Json::parse(R"({
+    "model": "olmoe-1b-7b",
+    "cluster": {"preset": "dgx-h100", "nodes": 1},
+    "parallel": {"dp": 1, "tp": 1, "cp": 4, "pp": 2, "ep": 4,
+                 "offload_activations": ["core_attn", "expert_fc1"]},
+    "workload": {"seq_len": 4096, "global_batch": 4},
+    "routing": {"generator": "zipf:0.5", "seed": 3}
+  })");
+  const scenario::TrainingRun run = scenario::run_training(doc);
+  REQUIRE(run.metrics);
+  const OrderedJson report = training_report(run);
+  double sum = 0;
+  for (const auto& [k, v] : report["breakdown"].items()) sum += v.get<double>();
+  CHECK(sum == Approx(report["step_time_s"].get<double>()).epsilon(1e-6));
+  for (const char* key : {"cp_comm_s", "offload_s", "reload_s"}) {
+    INFO(key);
+    CHECK(report["breakdown"].contains(key));
+    CHECK(report["critical_path"]["seconds_by_category"].contains(key));
+  }
+  CHECK(report["overlap"]["cp_comm_hidden_s"].get<double>() > 0);
+  CHECK(report["overlap"]["offload_hidden_s"].get<double>() > 0);
+  CHECK(report["breakdown"]["offload_s"].get<double>() == 0);  // a copy out holds nothing up
+  // Runs without the features leave the keys out (their reports keep their bytes).
+  const OrderedJson plain = Fixture{}.report;
+  for (const char* key : {"cp_comm_s", "offload_s", "reload_s"}) {
+    CHECK_FALSE(plain["breakdown"].contains(key));
+  }
+  CHECK_FALSE(plain["overlap"].contains("cp_comm_hidden_s"));
+
+  const nlohmann::json trace = nlohmann::json::parse(
+      chrome_trace(run.result.last_graph, run.result.steps.back().execution, {}));
+  std::map<int, std::string> track_name;  // tid -> name, node 0
+  for (const auto& ev : trace["traceEvents"]) {
+    if (ev["ph"] == "M" && ev["name"] == "thread_name" && ev["pid"] == 0)
+      track_name[ev["tid"].get<int>()] = ev["args"]["name"];
+  }
+  std::map<std::string, int> slices;  // "<track>|<category>" -> count, GPU 0
+  std::map<std::pair<int, int>, std::vector<std::pair<double, double>>> tracks;
+  for (const auto& ev : trace["traceEvents"]) {
+    if (ev["ph"] != "X") continue;
+    tracks[{ev["pid"].get<int>(), ev["tid"].get<int>()}].push_back(
+        {ev["ts"].get<double>(), ev["ts"].get<double>() + ev["dur"].get<double>()});
+    if (ev["pid"] != 0) continue;
+    ++slices[track_name[ev["tid"].get<int>()] + "|" + ev["cat"].get<std::string>()];
+  }
+  // GPU 0: 4 micro-batches x 8 layers per stage x (3 forward + 4 backward)
+  // ring transfers.
+  CHECK(slices["GPU 0 cp comm|cp_comm"] == 4 * 8 * (3 + 4));
+  CHECK(slices["GPU 0 offload d2h|offload"] > 0);
+  CHECK(slices["GPU 0 reload h2d|reload"] == slices["GPU 0 offload d2h|offload"]);
+  for (auto& [track, s] : tracks) {
+    std::sort(s.begin(), s.end());
+    for (size_t i = 1; i < s.size(); ++i) {
+      INFO("track " << track.first << "/" << track.second);
+      CHECK(s[i].first >= s[i - 1].second - 1e-6);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace moesim::reports

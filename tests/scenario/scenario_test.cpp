@@ -218,6 +218,85 @@ TEST_CASE("moe_a2a_overlap: each mode runs, hides expert communication", "[scena
   CHECK(one.first < none.first);
 }
 
+// Context parallelism, activation offload and selective_moe: parsed, shown in
+// reports only when set, and each rule by its code or field.
+TEST_CASE("cp and offload_activations: parsed, shown only when set, validated", "[scenario][cp]") {
+  // Mixtral on 4 nodes: dp 2 x tp 2 x cp 4 x pp 1 = 16 GPUs; the expert grid
+  // takes tp x cp x dp = 16 ranks per stage (ep 8 x expert-dp 2).
+  Json doc = mixtral(2, {{"dp", 2}, {"tp", 2}, {"cp", 4}, {"ep", 8}});
+  const Scenario s = resolve_scenario(doc);
+  CHECK(s.setup.parallel.cp == 4);
+  CHECK(s.setup.parallel.gpus() == 16);
+  CHECK(s.setup.parallel.expert_dp() == 2);
+  CHECK(s.setup.host_link_bytes_per_s == 64e9);  // the preset's node.pcie_gb_per_s
+  Json j = scenario_json(s);
+  CHECK(j["parallel"]["cp"] == 4);
+  CHECK(j["parallel"]["rank_order"] == "tp-cp-ep-dp-pp");
+  CHECK_FALSE(j["parallel"].contains("offload_activations"));
+  // Each EP rank routes seq_len / cp / tp tokens per micro-batch.
+  CHECK(routing_key(s).tokens_per_rank == 4096 / 4 / 2);
+  const Json plain = scenario_json(resolve_scenario(mixtral(2, {{"dp", 16}, {"ep", 8}})));
+  CHECK_FALSE(plain["parallel"].contains("cp"));
+  CHECK(plain["parallel"]["rank_order"] == "tp-ep-dp-pp");
+
+  Json offload = doc;
+  offload["parallel"]["offload_activations"] = {"core_attn", "attn_proj", "expert_fc1"};
+  const Scenario o = resolve_scenario(offload);
+  CHECK(o.setup.parallel.offloads(exec::OffloadModule::kExpertFc1));
+  CHECK_FALSE(o.setup.parallel.offloads(exec::OffloadModule::kMoeAct));
+  CHECK(scenario_json(o)["parallel"]["offload_activations"] ==
+        Json({"core_attn", "attn_proj", "expert_fc1"}));
+
+  // Errors that name the field.
+  Json unknown = doc;
+  unknown["parallel"]["offload_activations"] = {"core_attn", "mlp"};
+  CHECK_THAT(error_of(unknown), Catch::Contains("parallel.offload_activations[1]") &&
+                                    Catch::Contains("unknown module \"mlp\""));
+  Json twice = doc;
+  twice["parallel"]["offload_activations"] = {"moe_act", "moe_act"};
+  CHECK_THAT(error_of(twice), Catch::Contains("listed twice"));
+  Json not_list = doc;
+  not_list["parallel"]["offload_activations"] = "core_attn";
+  CHECK_THAT(error_of(not_list),
+             Catch::Contains("parallel.offload_activations: expected an array"));
+  Json order = doc;
+  order["parallel"]["rank_order"] = "tp-ep-dp-pp";
+  CHECK_THAT(error_of(order), Catch::Contains("parallel.rank_order") && Catch::Contains("cp = 4"));
+  Json zero_cp = doc;
+  zero_cp["parallel"]["cp"] = 0;
+  CHECK_THAT(error_of(zero_cp), Catch::Contains("parallel.cp"));
+
+  // Rules by code.
+  Json gpus = doc;
+  gpus["parallel"]["cp"] = 2;
+  CHECK(rejection(gpus) == "gpu_count");
+  CHECK_THAT(error_of(gpus), Catch::Contains("dp x tp x cp x pp"));
+  Json chunks = doc;
+  chunks["workload"]["seq_len"] = 4100;  // not a multiple of 2 x cp = 8
+  CHECK(rejection(chunks) == "cp_divides_sequence");
+  Json grid = mixtral(2, {{"dp", 1}, {"tp", 2}, {"cp", 8}, {"ep", 8}, {"etp", 4}});
+  grid["model"] = {{"preset", "mixtral-8x7b"}};
+  CHECK(rejection(grid) == "expert_grid");  // ep x etp = 32 does not divide 16
+  Json proj = doc;
+  proj["parallel"]["offload_activations"] = {"attn_proj"};
+  CHECK(rejection(proj) == "offload_activations");  // needs core_attn
+  Json full = offload;
+  full["parallel"]["recompute"] = "full";
+  CHECK(rejection(full) == "offload_activations");
+  Json inside = offload;
+  inside["parallel"]["recompute"] = "selective_moe";
+  CHECK(rejection(inside) == "offload_activations");  // expert_fc1 inside the recomputed layer
+  inside["parallel"]["offload_activations"] = {"core_attn", "qkv_linear"};
+  CHECK(rejection(inside) == "");
+  Json overlap = mixtral(
+      2,
+      {{"dp", 16}, {"ep", 8}, {"moe_a2a_overlap", "1f1b"}, {"offload_activations", {"core_attn"}}});
+  CHECK(rejection(overlap) == "offload_activations");
+  overlap["parallel"].erase("offload_activations");
+  overlap["parallel"]["recompute"] = "selective_moe";
+  CHECK(rejection(overlap) == "a2a_overlap_recompute");
+}
+
 TEST_CASE("routing budget: samples, then layers, then tokens give way", "[scenario][routing]") {
   // 4 ranks x 1000 tokens x top-2 = 8000 routings per sample; 10 layers, 1 step.
   const RoutingBudget all = routing_budget(1000, 4, 2, 10, 1, 2, 1'000'000);
