@@ -1,5 +1,7 @@
 #include "workloads/model_config.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <span>
 
 #include <fmt/format.h>
@@ -13,11 +15,6 @@ std::span<const moesim::EmbeddedFile> embedded_files();
 
 namespace {
 
-// Expert ids are u16 in .moetrace files; a token's top-k copies are held in
-// fixed arrays of 64 by the generators (the largest published top-k is 8-16).
-constexpr int kMaxRoutedExperts = 65535;
-constexpr int kMaxTopK = 64;
-
 Json load_model_preset(const std::string& name, const std::string& path) {
   for (const EmbeddedFile& f : catalog::embedded_files()) {
     if (f.name == name + ".json") return parse_json(f.content, "model preset " + name);
@@ -25,6 +22,33 @@ Json load_model_preset(const std::string& name, const std::string& path) {
   std::string known;
   for (const auto& e : list_models()) known += (known.empty() ? "" : ", ") + e.name;
   throw_config_error(path, fmt::format("unknown model '{}' (known: {})", name, known));
+}
+
+// "attention.window": {"kind": "sliding"|"chunked", "tokens": N, "full_every": n}.
+void read_attention_window(ConfigObject w, MoeModelConfig& m) {
+  m.window = w.choice("kind", {"sliding", "chunked"}) == "sliding" ? AttentionWindow::kSliding
+                                                                   : AttentionWindow::kChunked;
+  m.window_tokens = w.integer("tokens", 1, int64_t{1} << 40);
+  m.window_full_every = static_cast<int>(w.integer_or("full_every", 0, 0, m.layers));
+  if (m.window_full_every == 1) {
+    throw_config_error(w.field_path("full_every"),
+                       "1 would give every layer full attention; remove the window instead "
+                       "(0 = every layer windowed, n >= 2 = full attention on the last of each n)");
+  }
+  w.finish();
+}
+
+template <class JsonType>
+JsonType window_json(const MoeModelConfig& m) {
+  JsonType w;
+  w["kind"] = m.window == AttentionWindow::kSliding ? "sliding" : "chunked";
+  w["tokens"] = m.window_tokens;
+  w["full_every"] = m.window_full_every;
+  return w;
+}
+
+const char* attention_kind_name(AttentionKind kind) {
+  return kind == AttentionKind::kMha ? "mha" : kind == AttentionKind::kGqa ? "gqa" : "mla";
 }
 
 }  // namespace
@@ -38,6 +62,55 @@ int MoeModelConfig::moe_layer_count() const {
   int n = 0;
   for (int l = 0; l < layers; ++l) n += is_moe_layer(l) ? 1 : 0;
   return n;
+}
+
+bool MoeModelConfig::is_windowed_layer(int layer) const {
+  if (window == AttentionWindow::kNone) return false;
+  return window_full_every == 0 || layer % window_full_every != window_full_every - 1;
+}
+
+int MoeModelConfig::windowed_layer_count() const {
+  if (window == AttentionWindow::kNone) return 0;
+  return window_full_every == 0 ? layers : layers - layers / window_full_every;
+}
+
+int64_t MoeModelConfig::kv_elements_per_token_per_layer() const {
+  return attention == AttentionKind::kMla ? kv_lora_rank + qk_rope_head_dim
+                                          : 2 * int64_t{kv_heads} * head_dim;
+}
+
+int64_t MoeModelConfig::kv_cache_tokens(int layer, int64_t context) const {
+  if (context <= 0 || !is_windowed_layer(layer)) return std::max<int64_t>(context, 0);
+  if (window == AttentionWindow::kSliding) return std::min(context, window_tokens);
+  return context - (context - 1) / window_tokens * window_tokens;  // chunked
+}
+
+double MoeModelConfig::kv_bytes_per_token(double bytes_per_element) const {
+  return static_cast<double>(layers) * kv_elements_per_token_per_layer() * bytes_per_element;
+}
+
+double MoeModelConfig::kv_cache_bytes(int64_t context, double bytes_per_element) const {
+  // Windowed layers all keep the same count, so two products cover every layer.
+  const int windowed = windowed_layer_count();
+  double tokens = static_cast<double>(layers - windowed) * std::max<int64_t>(context, 0);
+  // Layer 0 is windowed whenever any layer is (full_every is 0 or >= 2).
+  if (windowed > 0) tokens += static_cast<double>(windowed) * kv_cache_tokens(0, context);
+  return tokens * kv_elements_per_token_per_layer() * bytes_per_element;
+}
+
+double MoeModelConfig::dtype_bits() const {
+  if (dtype == "fp32") return 32;
+  if (dtype == "fp8") return 8;
+  return 16;  // bf16, fp16
+}
+
+double MoeModelConfig::routed_expert_weight_bits() const {
+  return expert_weight_bits > 0 ? expert_weight_bits : dtype_bits();
+}
+
+double MoeModelConfig::weight_bytes() const {
+  const double routed = static_cast<double>(moe_layer_count()) * routed_experts * expert_params();
+  return ((total_params() - routed) * dtype_bits() + routed * routed_expert_weight_bits()) / 8;
 }
 
 int64_t MoeModelConfig::qk_head_dim() const {
@@ -95,9 +168,22 @@ double MoeModelConfig::flops_per_token(int64_t seq_len) const {
   const double matmul = active_params() - embedding_params() - hidden -
                         layers * 2.0 * static_cast<double>(hidden) +
                         (tied_embeddings ? embedding_params() : 0);
-  const double attention =
-      layers * 2.0 * heads * static_cast<double>(qk_head_dim() + v_dim()) * seq_len / 2;
+  // Full-attention layers first, in the form the reports were made with.
+  const int windowed = windowed_layer_count();
+  const double per_key = 2.0 * heads * static_cast<double>(qk_head_dim() + v_dim());
+  double attention = (layers - windowed) * 2.0 * heads *
+                     static_cast<double>(qk_head_dim() + v_dim()) * seq_len / 2;
+  if (windowed > 0) attention += windowed * per_key * mean_attended_tokens(seq_len);
   return 2 * matmul + attention;
+}
+
+double MoeModelConfig::mean_attended_tokens(int64_t seq_len) const {
+  const double length = static_cast<double>(seq_len), span = static_cast<double>(window_tokens);
+  if (window == AttentionWindow::kNone || seq_len <= window_tokens) return length / 2;
+  if (window == AttentionWindow::kSliding) return span - span * span / (2 * length);
+  const double whole = static_cast<double>(seq_len / window_tokens);
+  const double rest = static_cast<double>(seq_len % window_tokens);
+  return (whole * span * span + rest * rest) / (2 * length);
 }
 
 MoeModelConfig resolve_model(const Json& value, const std::string& path) {
@@ -148,6 +234,7 @@ MoeModelConfig resolve_model(const Json& value, const std::string& path) {
                            fmt::format("must divide heads ({}), got {}", m.heads, m.kv_heads));
       }
     }
+    if (a.has("window")) read_attention_window(a.object("window"), m);
     a.finish();
   }
   m.dense_ffn = o.integer_or("dense_ffn", 4 * m.hidden, 1, int64_t{1} << 24);
@@ -186,11 +273,13 @@ MoeModelConfig resolve_model(const Json& value, const std::string& path) {
                      ? Activation::kSwiGlu
                      : Activation::kGelu;
   m.dtype = o.choice_or("dtype", "bf16", {"bf16", "fp16", "fp32", "fp8"});
+  m.expert_weight_bits = o.number_or("expert_weight_bits", 0, 1, 32);
   if (o.has("published")) {
     ConfigObject p = o.object("published");
     m.published_total_params = p.number_or("total_params", 0, 0, 1e15);
     m.published_active_params = p.number_or("active_params", 0, 0, 1e15);
     m.published_approximate = p.boolean_or("approximate", false);
+    m.published_active_excludes_embedding = p.boolean_or("active_excludes_embedding", false);
     p.finish();
   }
   o.value("sources");
@@ -205,9 +294,7 @@ Json model_json(const MoeModelConfig& m, int64_t seq_len) {
   j["layers"] = m.layers;
   j["hidden"] = m.hidden;
   Json a;
-  a["kind"] = m.attention == AttentionKind::kMha   ? "mha"
-              : m.attention == AttentionKind::kGqa ? "gqa"
-                                                   : "mla";
+  a["kind"] = attention_kind_name(m.attention);
   a["heads"] = m.heads;
   if (m.attention == AttentionKind::kMla) {
     a["q_lora_rank"] = m.q_lora_rank;
@@ -219,6 +306,8 @@ Json model_json(const MoeModelConfig& m, int64_t seq_len) {
     a["kv_heads"] = m.kv_heads;
     a["head_dim"] = m.head_dim;
   }
+  // Written only for windowed models, so reports of the others keep their bytes.
+  if (m.window != AttentionWindow::kNone) a["window"] = window_json<Json>(m);
   j["attention"] = a;
   j["dense_ffn"] = m.dense_ffn;
   j["expert_ffn"] = m.expert_ffn;
@@ -235,10 +324,58 @@ Json model_json(const MoeModelConfig& m, int64_t seq_len) {
   j["tied_embeddings"] = m.tied_embeddings;
   j["activation"] = m.activation == Activation::kSwiGlu ? "swiglu" : "gelu";
   j["dtype"] = m.dtype;
+  if (m.expert_weight_bits > 0) j["expert_weight_bits"] = m.expert_weight_bits;
   j["total_params"] = m.total_params();
   j["active_params"] = m.active_params();
   j["flops_per_token"] = m.flops_per_token(seq_len);
   j["flops_per_token_seq_len"] = seq_len;
+  return j;
+}
+
+nlohmann::ordered_json catalog_entry_json(const MoeModelConfig& m, const Json& sources) {
+  using Ordered = nlohmann::ordered_json;
+  Ordered j;
+  j["name"] = m.name;
+  j["description"] = m.description;
+  j["layers"] = m.layers;
+  j["hidden"] = m.hidden;
+  Ordered a;
+  a["kind"] = attention_kind_name(m.attention);
+  a["heads"] = m.heads;
+  if (m.attention == AttentionKind::kMla) {
+    a["q_lora_rank"] = m.q_lora_rank;
+    a["kv_lora_rank"] = m.kv_lora_rank;
+    a["qk_nope_head_dim"] = m.qk_nope_head_dim;
+    a["qk_rope_head_dim"] = m.qk_rope_head_dim;
+    a["v_head_dim"] = m.v_head_dim;
+  } else {
+    a["kv_heads"] = m.kv_heads;
+    a["head_dim"] = m.head_dim;
+  }
+  if (m.window != AttentionWindow::kNone) a["window"] = window_json<Ordered>(m);
+  j["attention"] = a;
+  j["dense_ffn"] = m.dense_ffn;
+  j["expert_ffn"] = m.expert_ffn;
+  j["routed_experts"] = m.routed_experts;
+  j["shared_experts"] = m.shared_experts;
+  j["shared_expert_ffn"] = m.shared_expert_ffn;
+  j["top_k"] = m.top_k;
+  j["router"] = {{"groups", m.router_groups},
+                 {"topk_groups", m.router_topk_groups},
+                 {"scoring", m.router_scoring}};
+  j["moe_layers"] = {{"first_k_dense", m.first_k_dense}, {"every", m.moe_every}};
+  j["vocab"] = m.vocab;
+  j["tied_embeddings"] = m.tied_embeddings;
+  j["activation"] = m.activation == Activation::kSwiGlu ? "swiglu" : "gelu";
+  j["dtype"] = m.dtype;
+  if (m.expert_weight_bits > 0) j["expert_weight_bits"] = m.expert_weight_bits;
+  Ordered published = Ordered::object();
+  if (m.published_total_params > 0) published["total_params"] = m.published_total_params;
+  if (m.published_active_params > 0) published["active_params"] = m.published_active_params;
+  if (m.published_approximate) published["approximate"] = true;
+  if (m.published_active_excludes_embedding) published["active_excludes_embedding"] = true;
+  if (!published.empty()) j["published"] = published;
+  j["sources"] = Ordered::parse(sources.dump());
   return j;
 }
 

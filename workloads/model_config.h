@@ -4,6 +4,7 @@
 // Parameter totals and FLOPs are computed from the shapes, never stored, so a
 // user's override of any shape changes them consistently.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,8 +12,21 @@
 
 namespace moesim::workloads {
 
+// Expert ids are u16 in .moetrace files; a token's top-k copies are held in
+// fixed arrays of 64 by the generators (the largest published top-k is 8-16).
+inline constexpr int kMaxRoutedExperts = 65535;
+inline constexpr int kMaxTopK = 64;
+
 enum class AttentionKind { kMha, kGqa, kMla };
 enum class Activation { kSwiGlu, kGelu };
+// Attention limited to recent tokens on some layers ("attention.window").
+enum class AttentionWindow {
+  kNone,     // every layer attends to the whole context
+  kSliding,  // a token attends to the last window_tokens tokens, itself included
+             // (gpt-oss, Mistral; the HF mask keeps keys with q - window < k <= q)
+  kChunked,  // the context is cut into chunks of window_tokens; a token attends to the
+             // tokens of its own chunk up to itself (Llama 4's local attention)
+};
 
 struct MoeModelConfig {
   std::string name;
@@ -26,6 +40,14 @@ struct MoeModelConfig {
   // Multi-head latent attention (DeepSeek-V2/V3).
   int64_t q_lora_rank = 0, kv_lora_rank = 0, qk_nope_head_dim = 0, qk_rope_head_dim = 0,
           v_head_dim = 0;
+  // Windowed attention: on windowed layers (all but the full-attention ones)
+  // attention reaches window_tokens back. window_full_every = n keeps full
+  // attention on the last layer of each n (layers n-1, 2n-1, ...; the
+  // moe_layers.every convention); 0 = every layer windowed. gpt-oss: sliding
+  // 128, full every 2nd layer; Llama 4: chunked 8192, full every 4th.
+  AttentionWindow window = AttentionWindow::kNone;
+  int64_t window_tokens = 0;
+  int window_full_every = 0;
   int64_t dense_ffn = 0;   // FFN width of the dense layers
   int64_t expert_ffn = 0;  // FFN width of one routed expert
   int routed_experts = 0;
@@ -40,11 +62,48 @@ struct MoeModelConfig {
   bool tied_embeddings = false;
   Activation activation = Activation::kSwiGlu;
   std::string dtype = "bf16";
+  // Storage bits per routed-expert weight when the experts are kept in another
+  // format than the other weights (gpt-oss: MXFP4, 4 bits per value plus one
+  // 8-bit scale per 32 values = 4.25); 0 = the dtype's width.
+  double expert_weight_bits = 0;
   double published_total_params = 0, published_active_params = 0;  // 0 = not published
   bool published_approximate = false;
+  // The published active count leaves out the input embedding (a table
+  // lookup, no matmul) but keeps the output head, as gpt-oss's model card does.
+  bool published_active_excludes_embedding = false;
 
   bool is_moe_layer(int layer) const;
   int moe_layer_count() const;
+  // True when `layer` attends through the window (false for every layer
+  // without a window). REQUIRES 0 <= layer < layers.
+  bool is_windowed_layer(int layer) const;
+  int windowed_layer_count() const;
+
+  // KV cache (elements are of the KV dtype, which the caller chooses).
+  // Elements one layer stores per cached token: MLA keeps the compressed
+  // latent and the shared RoPE key, kv_lora_rank + qk_rope_head_dim, for all
+  // heads together (DeepSeek-V2 paper, section 2.1); MHA/GQA keep a key and a
+  // value per KV head, 2 x kv_heads x head_dim. Under tensor parallelism GQA
+  // heads are split across ranks while the MLA latent is not: the caller divides.
+  int64_t kv_elements_per_token_per_layer() const;
+  // Tokens of KV layer `layer` must keep for a sequence of `context` tokens:
+  // the keys the newest token attends to. Full attention: context; sliding:
+  // min(context, window); chunked: the tokens of the newest token's chunk,
+  // context - floor((context - 1) / chunk) x chunk. REQUIRES 0 <= layer < layers,
+  // context >= 0.
+  int64_t kv_cache_tokens(int layer, int64_t context) const;
+  // Bytes one token adds to the cache over all layers while it is inside
+  // every layer's window: layers x kv_elements_per_token_per_layer() x bytes.
+  double kv_bytes_per_token(double bytes_per_element) const;
+  // Bytes a sequence of `context` tokens holds over all layers,
+  // sum over layers of kv_cache_tokens x kv_elements_per_token_per_layer() x bytes.
+  double kv_cache_bytes(int64_t context, double bytes_per_element) const;
+
+  // Weight storage: every weight at the dtype's width except the routed
+  // experts, at routed_expert_weight_bits().
+  double dtype_bits() const;  // bf16/fp16 16, fp32 32, fp8 8
+  double routed_expert_weight_bits() const;
+  double weight_bytes() const;  // all parameters of total_params()
 
   // Parameter counts (elements).
   double attention_params_per_layer() const;  // projections + the layer's two norms
@@ -60,8 +119,15 @@ struct MoeModelConfig {
   // Forward FLOPs per token at `seq_len` (causal): 2 per multiply-add over the
   // active matmul parameters (embedding lookup excluded, output head
   // included), plus the attention scores and the weighted values:
-  // 2 x 2 x heads x (qk_dim + v_dim) / 2 x seq_len / 2 per layer.
+  // 2 x heads x (qk_dim + v_dim) x (keys a query attends to, on average) per
+  // layer; that mean is seq_len / 2 on full-attention layers and
+  // mean_attended_tokens(seq_len) on windowed ones.
   double flops_per_token(int64_t seq_len) const;
+  // Keys a query of a `seq_len`-token sequence attends to on a windowed layer,
+  // averaged over the positions (continuous form, as seq_len / 2 is for full
+  // attention): sliding W < L: W - W^2 / 2L; chunked C: (q C^2 + r^2) / 2L for
+  // L = qC + r; L / 2 when L fits in one window.
+  double mean_attended_tokens(int64_t seq_len) const;
   int64_t qk_head_dim() const;
   int64_t v_dim() const;
   bool operator==(const MoeModelConfig&) const = default;
@@ -70,6 +136,10 @@ struct MoeModelConfig {
 // `value`: a preset name, {"preset": name, ...overrides} or an inline object.
 MoeModelConfig resolve_model(const Json& value, const std::string& path);
 Json model_json(const MoeModelConfig& m, int64_t seq_len = 4096);  // with derived totals
+// The catalog entry of `m` (the format of workloads/models/*.json), fields in
+// reading order, with `sources` (an object of strings) as its "sources":
+// resolve_model of the result gives back `m`.
+nlohmann::ordered_json catalog_entry_json(const MoeModelConfig& m, const Json& sources);
 
 struct CatalogEntry {
   std::string name, description;

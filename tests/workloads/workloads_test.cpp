@@ -31,13 +31,166 @@ TEST_CASE("catalog totals match the published parameter counts within 2%", "[wor
       CHECK(m.total_params() == Approx(m.published_total_params).epsilon(0.02));
     }
     if (m.published_active_params > 0) {
-      CHECK(m.active_params() == Approx(m.published_active_params).epsilon(0.02));
+      const double active =
+          m.active_params() - (m.published_active_excludes_embedding ? m.embedding_params() : 0);
+      CHECK(active == Approx(m.published_active_params).epsilon(0.02));
     }
     CHECK(m.flops_per_token(4096) > 2 * (m.active_params() - m.embedding_params()));
   }
   // DeepSeek-V3 technical report: 671B total, 37B activated.
   CHECK(model("deepseek-v3").moe_layer_count() == 58);
   CHECK(model("switch-base-128").moe_layer_count() == 12);
+}
+
+std::vector<int> moe_layers_of(const MoeModelConfig& m) {
+  std::vector<int> out;
+  for (int l = 0; l < m.layers; ++l) {
+    if (m.is_moe_layer(l)) out.push_back(l);
+  }
+  return out;
+}
+
+TEST_CASE("serving models place their MoE layers as their configs do", "[workloads][catalog]") {
+  // Llama 4 Maverick: interleave_moe_layer_step 2 -> moe_layers 1, 3, ..., 47
+  // (transformers: range(step - 1, layers, step)).
+  std::vector<int> odd;
+  for (int l = 1; l < 48; l += 2) odd.push_back(l);
+  CHECK(moe_layers_of(model("llama-4-maverick")) == odd);
+  // Kimi K2: first_k_dense_replace 1, moe_layer_freq 1 -> layers 1..60.
+  const auto kimi = model("kimi-k2");
+  CHECK(!kimi.is_moe_layer(0));
+  CHECK(kimi.moe_layer_count() == 60);
+  CHECK(model("qwen3-30b-a3b").moe_layer_count() == 48);
+  CHECK(model("gpt-oss-120b").moe_layer_count() == 36);
+  CHECK(model("llama-4-scout").moe_layer_count() == 48);
+}
+
+TEST_CASE("windowed layers: gpt-oss alternates sliding and full, Llama 4 is full every 4th",
+          "[workloads][catalog][kv]") {
+  const auto oss = model("gpt-oss-120b");
+  CHECK(oss.window == AttentionWindow::kSliding);
+  CHECK(oss.is_windowed_layer(0));  // layer_types starts with sliding_attention
+  CHECK(!oss.is_windowed_layer(1));
+  CHECK(oss.is_windowed_layer(34));
+  CHECK(!oss.is_windowed_layer(35));
+  CHECK(oss.windowed_layer_count() == 18);
+  const auto maverick = model("llama-4-maverick");
+  CHECK(maverick.window == AttentionWindow::kChunked);
+  std::vector<int> full;
+  for (int l = 0; l < maverick.layers; ++l) {
+    if (!maverick.is_windowed_layer(l)) full.push_back(l);
+  }
+  CHECK(full == std::vector<int>{3, 7, 11, 15, 19, 23, 27, 31, 35, 39, 43, 47});  // NoPE layers
+  CHECK(maverick.windowed_layer_count() == 36);
+  CHECK(model("mixtral-8x7b").windowed_layer_count() == 0);
+  CHECK(!model("mixtral-8x7b").is_windowed_layer(0));
+}
+
+TEST_CASE("KV cache per token and per sequence follow the attention geometry",
+          "[workloads][catalog][kv]") {
+  // GQA: 2 x kv_heads x head_dim per layer. Mixtral-8x7B: 2 x 8 x 128 x 32
+  // layers x 2 bytes = 128 KiB per token.
+  const auto mixtral = model("mixtral-8x7b");
+  CHECK(mixtral.kv_elements_per_token_per_layer() == 2048);
+  CHECK(mixtral.kv_bytes_per_token(2) == 131072);
+  CHECK(mixtral.kv_cache_bytes(1000, 2) == 1000 * 131072.0);
+  CHECK(mixtral.kv_cache_tokens(31, 5000) == 5000);
+  // MLA: kv_lora_rank + qk_rope_head_dim = 576 per layer for all heads;
+  // DeepSeek-V3 in bf16: 61 x 576 x 2 = 70,272 bytes (~70 KB) per token.
+  const auto v3 = model("deepseek-v3");
+  CHECK(v3.kv_elements_per_token_per_layer() == 576);
+  CHECK(v3.kv_bytes_per_token(2) == 70272);
+  CHECK(v3.kv_bytes_per_token(1) == 35136);  // fp8 cache
+  // gpt-oss-120b: sliding layers keep the last 128 tokens, full ones all.
+  const auto oss = model("gpt-oss-120b");
+  CHECK(oss.kv_elements_per_token_per_layer() == 1024);
+  CHECK(oss.kv_cache_tokens(0, 100) == 100);
+  CHECK(oss.kv_cache_tokens(0, 128) == 128);
+  CHECK(oss.kv_cache_tokens(0, 129) == 128);
+  CHECK(oss.kv_cache_tokens(1, 129) == 129);
+  CHECK(oss.kv_cache_bytes(10000, 2) == (18 * 10000.0 + 18 * 128.0) * 1024 * 2);
+  // Llama 4 chunks of 8192: a token sees its own chunk only.
+  const auto maverick = model("llama-4-maverick");
+  CHECK(maverick.kv_cache_tokens(0, 8192) == 8192);
+  CHECK(maverick.kv_cache_tokens(0, 8193) == 1);
+  CHECK(maverick.kv_cache_tokens(0, 20000) == 20000 - 16384);
+  CHECK(maverick.kv_cache_tokens(3, 20000) == 20000);
+  // The closed form of kv_cache_bytes is the sum over layers, at every edge.
+  for (const char* name : {"gpt-oss-120b", "llama-4-maverick", "kimi-k2", "qwen3-30b-a3b"}) {
+    const auto m = model(name);
+    for (int64_t context : {int64_t{0}, int64_t{1}, int64_t{127}, int64_t{128}, int64_t{129},
+                            int64_t{8191}, int64_t{8192}, int64_t{8193}, int64_t{100000}}) {
+      double tokens = 0;
+      for (int l = 0; l < m.layers; ++l)
+        tokens += static_cast<double>(m.kv_cache_tokens(l, context));
+      INFO(name << " context " << context);
+      CHECK(m.kv_cache_bytes(context, 2) == tokens * m.kv_elements_per_token_per_layer() * 2);
+      CHECK(m.kv_cache_bytes(context, 2) <= context * m.kv_bytes_per_token(2));
+    }
+  }
+}
+
+TEST_CASE("windowed attention FLOPs use the keys a query reaches", "[workloads][catalog]") {
+  const auto oss = model("gpt-oss-120b");
+  // Sliding 128 at 4096 tokens: 128 - 128^2 / (2 x 4096) = 126 keys on average.
+  CHECK(oss.mean_attended_tokens(4096) == Approx(126.0));
+  CHECK(oss.mean_attended_tokens(100) == Approx(50.0));  // inside the window: L / 2
+  // Chunks of 8192 at 20,000 tokens: (2 x 8192^2 + 3616^2) / (2 x 20000).
+  CHECK(model("llama-4-maverick").mean_attended_tokens(20000) ==
+        Approx((2.0 * 8192 * 8192 + 3616.0 * 3616) / 40000));
+  // Removing the window adds (seq/2 - 126) keys on each of the 18 sliding layers.
+  auto full = oss;
+  full.window = AttentionWindow::kNone;
+  const double per_key = 2.0 * oss.heads * (oss.qk_head_dim() + oss.v_dim());
+  CHECK(full.flops_per_token(4096) - oss.flops_per_token(4096) ==
+        Approx(18 * per_key * (2048 - 126.0)));
+}
+
+TEST_CASE("weight bytes: MXFP4 experts reproduce gpt-oss's checkpoint sizes",
+          "[workloads][catalog]") {
+  // gpt-oss model card: checkpoints of 60.8 GiB (120b) and 12.8 GiB (20b)
+  // with MoE weights at 4.25 bits and the rest in bf16.
+  const double gib = 1024.0 * 1024 * 1024;
+  CHECK(model("gpt-oss-120b").weight_bytes() / gib == Approx(60.8).epsilon(0.02));
+  CHECK(model("gpt-oss-20b").weight_bytes() / gib == Approx(12.8).epsilon(0.02));
+  CHECK(model("gpt-oss-120b").routed_expert_weight_bits() == 4.25);
+  const auto mixtral = model("mixtral-8x7b");
+  CHECK(mixtral.routed_expert_weight_bits() == 16);
+  CHECK(mixtral.weight_bytes() == Approx(2 * mixtral.total_params()));
+}
+
+TEST_CASE("catalog entries round-trip through catalog_entry_json", "[workloads][catalog]") {
+  for (const auto& e : list_models()) {
+    const MoeModelConfig m = model(e.name);
+    const Json written = parse_json(catalog_entry_json(m, Json{{"config", "test"}}).dump(), e.name);
+    INFO(e.name);
+    CHECK(resolve_model(written, "model") == m);
+  }
+}
+
+TEST_CASE("window and expert-format fields are validated", "[workloads][catalog]") {
+  const auto with = [](Json patch) {
+    Json v{{"preset", "gpt-oss-20b"}};
+    merge_json_into(v, patch);
+    return resolve_model(v, "model");
+  };
+  CHECK(with(Json{{"attention", {{"window", {{"full_every", 0}}}}}}).windowed_layer_count() == 24);
+  CHECK_THROWS_WITH(with(Json{{"attention", {{"window", {{"full_every", 1}}}}}}),
+                    Catch::Contains("model.attention.window.full_every: 1 would give"));
+  CHECK_THROWS_WITH(with(Json{{"attention", {{"window", {{"full_every", 25}}}}}}),
+                    Catch::Contains("model.attention.window.full_every"));
+  CHECK_THROWS_WITH(with(Json{{"attention", {{"window", {{"kind", "local"}}}}}}),
+                    Catch::Contains("model.attention.window.kind"));
+  CHECK_THROWS_WITH(with(Json{{"attention", {{"window", {{"tokens", 0}}}}}}),
+                    Catch::Contains("model.attention.window.tokens"));
+  CHECK_THROWS_WITH(with(Json{{"attention", {{"window", {{"size", 4}}}}}}),
+                    Catch::Contains("model.attention.window.size: unknown field"));
+  CHECK_THROWS_WITH(with(Json{{"expert_weight_bits", 0.5}}),
+                    Catch::Contains("model.expert_weight_bits"));
+  CHECK_THROWS_WITH(with(Json{{"expert_weight_bits", 33}}),
+                    Catch::Contains("model.expert_weight_bits"));
+  CHECK_THROWS_WITH(with(Json{{"published", {{"active_excludes_embedding", 1}}}}),
+                    Catch::Contains("model.published.active_excludes_embedding"));
 }
 
 TEST_CASE("model overrides and bad fields", "[workloads][catalog]") {
