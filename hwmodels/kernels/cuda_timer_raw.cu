@@ -320,9 +320,11 @@ void Timer::State::make_pointer_tables(Prepared& p) {
     }
   }
   p.pointer_tables.allocate(host.size() * sizeof(void*));
-  check(cudaMemcpy(p.pointer_tables.ptr, host.data(), host.size() * sizeof(void*),
-                   cudaMemcpyHostToDevice),
+  // On the timer's stream, and waited for: `host` is gone on return.
+  check(cudaMemcpyAsync(p.pointer_tables.ptr, host.data(), host.size() * sizeof(void*),
+                        cudaMemcpyHostToDevice, stream),
         "upload pointer tables");
+  check(cudaStreamSynchronize(stream), "upload pointer tables");
 }
 
 Timer::Timer() : state_(std::make_unique<State>()) {
