@@ -25,6 +25,13 @@ constexpr size_t kWorkspaceBytes = size_t{32} << 20;
 constexpr size_t kAlignBytes = 256;
 // Distinct pointer tables a grouped GEMM cycles through (see Prepared).
 constexpr int kMaxGroupedRotations = 8;
+// cublasGemmGroupedBatchedEx appeared in cuBLAS 12.5; older toolkits still
+// build the module, without grouped GEMMs.
+#if CUBLAS_VERSION >= 120500
+constexpr bool kHaveGroupedGemm = true;
+#else
+constexpr bool kHaveGroupedGemm = false;
+#endif
 
 size_t round_up(size_t x, size_t to) {
   return (x + to - 1) / to * to;
@@ -268,6 +275,7 @@ void Timer::State::launch(Prepared& p) {
       break;
     }
     case kMoesimCudaGroupedGemm: {
+#if CUBLAS_VERSION >= 120500
       const cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
       // Column-major, as build_lt_gemm: rows n, columns m, depth k.
       const int rows = static_cast<int>(op.n), cols = static_cast<int>(op.m),
@@ -280,6 +288,7 @@ void Timer::State::launch(Prepared& p) {
                                        pointers + 2 * op.groups, output_type(op.dtype), &rows, 1,
                                        &group_size, compute_type(op.dtype)),
             "cublasGemmGroupedBatchedEx");
+#endif
       break;
     }
     case kMoesimCudaCopy: {
@@ -367,6 +376,7 @@ std::string Timer::unsupported(const MoesimCudaOp& op) {
             state_->compute_capability / 10, state_->compute_capability % 10);
       }
       if (op.kind == kMoesimCudaGroupedGemm) {
+        if (!kHaveGroupedGemm) return "cuBLAS before 12.5 has no cublasGemmGroupedBatchedEx";
         // cuBLAS 13.1 documentation, cublasGemmGroupedBatchedEx(): BF16, FP16,
         // FP32 (and TF32 compute), no FP8.
         if (op.dtype == kMoesimCudaFp8) return "cublasGemmGroupedBatchedEx has no FP8 type";
