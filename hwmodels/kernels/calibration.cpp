@@ -38,29 +38,33 @@ struct MemSample {
 
 }  // namespace
 
-std::vector<TimedCase> time_interleaved(std::span<const std::function<void()>> cases, int rounds,
-                                        double sample_target_s) {
-  std::vector<TimedCase> out(cases.size());
-  for (size_t i = 0; i < cases.size(); ++i) {
-    const double first = seconds_of(cases[i]);  // warm-up: caches, page faults, BLAS buffers
-    out[i].calls = static_cast<int>(
-        std::clamp(std::ceil(sample_target_s / std::max(first, 1e-9)), 1.0, 10000.0));
+std::vector<TimedCase> time_interleaved_samples(size_t cases, int rounds, double sample_target_s,
+                                                int max_calls, const CaseSampler& sample) {
+  std::vector<TimedCase> out(cases);
+  for (size_t i = 0; i < cases; ++i) {
+    const double first = sample(i, 1);  // warm-up: caches, page faults, library buffers
+    out[i].calls = static_cast<int>(std::clamp(std::ceil(sample_target_s / std::max(first, 1e-9)),
+                                               1.0, static_cast<double>(std::max(max_calls, 1))));
   }
-  std::vector<std::vector<double>> samples(cases.size());
+  std::vector<std::vector<double>> samples(cases);
   for (int r = 0; r < std::max(rounds, 1); ++r) {
-    for (size_t i = 0; i < cases.size(); ++i) {
-      const int calls = out[i].calls;
-      const double s = seconds_of([&] {
-        for (int c = 0; c < calls; ++c) cases[i]();
-      });
-      samples[i].push_back(s / calls);
-    }
+    for (size_t i = 0; i < cases; ++i) samples[i].push_back(sample(i, out[i].calls) / out[i].calls);
   }
-  for (size_t i = 0; i < cases.size(); ++i) {
+  for (size_t i = 0; i < cases; ++i) {
     out[i].min_s = *std::min_element(samples[i].begin(), samples[i].end());
     out[i].median_s = median(samples[i]);
   }
   return out;
+}
+
+std::vector<TimedCase> time_interleaved(std::span<const std::function<void()>> cases, int rounds,
+                                        double sample_target_s) {
+  return time_interleaved_samples(cases.size(), rounds, sample_target_s, 10000,
+                                  [&](size_t i, int calls) {
+                                    return seconds_of([&] {
+                                      for (int c = 0; c < calls; ++c) cases[i]();
+                                    });
+                                  });
 }
 
 nlohmann::ordered_json spread_summary(std::span<const double> spreads) {

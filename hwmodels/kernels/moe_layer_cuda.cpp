@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "hwmodels/kernels/cuda_module_api.h"
+#include "hwmodels/kernels/cuda_module_loader.h"
 #include "sim/core/error.h"
 
 namespace moesim::kern::cuda {
@@ -45,8 +46,15 @@ const Module& module() {
     }
     const auto entry = reinterpret_cast<MoesimCudaApiFn>(dlsym(handle, "moesim_cuda_api"));
     const MoesimCudaApi* api = entry ? entry() : nullptr;
-    if (!api || api->version != kMoesimCudaApiVersion) {
-      m.error = path + " is not a CUDA module of this moesim version";
+    if (!api) {
+      m.error = path + " is not a moesim CUDA module (no moesim_cuda_api table)";
+      return;
+    }
+    // `version` is the first member in every version of the table.
+    if (api->version != kMoesimCudaApiVersion) {
+      m.error = path + " speaks CUDA module API version " + std::to_string(api->version) +
+                "; this moesim needs version " + std::to_string(kMoesimCudaApiVersion) +
+                " (rebuild the module with this moesim)";
       return;
     }
     m.api = api;
@@ -62,10 +70,14 @@ const MoesimCudaApi& api_or_throw() {
 
 }  // namespace
 
-bool module_available(std::string* why) {
+const MoesimCudaApi* loaded_module(std::string* why) {
   const Module& m = module();
   if (!m.api && why) *why = m.error;
-  return m.api != nullptr;
+  return m.api;
+}
+
+bool module_available(std::string* why) {
+  return loaded_module(why) != nullptr;
 }
 
 bool device_available(std::string* why) {

@@ -10,19 +10,10 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include "hwmodels/kernels/cuda_check.cuh"
+
 namespace moesim::kern::cuda_raw {
 namespace {
-
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess)
-    throw std::runtime_error(std::string("cuda: ") + what + ": " + cudaGetErrorString(e));
-}
-void check(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) {
-    throw std::runtime_error(std::string("cublas: ") + what + ": status " +
-                             std::to_string(static_cast<int>(s)));
-  }
-}
 
 template <typename T>
 struct DeviceBuffer {

@@ -91,3 +91,55 @@ TEST_CASE("bad calibration files are one-line errors naming the JSON path") {
   CHECK_THROWS_WITH(CalibratedCostModel(j, "c.json"), Catch::Contains("format"));
   CHECK_THROWS_AS(CalibratedCostModel::from_file("/nonexistent/calib.json"), moesim::Error);
 }
+
+TEST_CASE("per-dtype GEMM tables: each dtype priced from its own, the rest from the primary") {
+  Json j = table();
+  j["device"] = "cuda";
+  j["gemm"]["dtype"] = "bf16";
+  // FP32 runs at a tenth of the primary (BF16) table's throughput.
+  Json fp32 = j["gemm"];
+  fp32["dtype"] = "fp32";
+  for (auto& plane : fp32["flops_per_s"]) {
+    for (auto& row : plane) {
+      for (auto& x : row) x = x.get<double>() / 10;
+    }
+  }
+  j["gemm_by_dtype"] = Json::array({fp32});
+  j["units"] = {{"gemm.flops_per_s", "FLOP/s"}};
+  j["not_measured"] = {{"fp8 gemm", "no FP8 tensor cores"}};
+  j["grouped_gemm"] = {{"points", Json::array()}};
+  const CalibratedCostModel model(j, "calib.json");
+  CHECK(model.gemm_dtypes() == std::vector<DType>{DType::kBf16, DType::kFp32});
+  CHECK(model.gemm_flops_per_s(100, 1000, 1000) == Approx(2e11));
+  CHECK(model.gemm_flops_per_s(100, 1000, 1000, DType::kFp32) == Approx(2e10));
+  CHECK(model.gemm_seconds(100, 100, 100, DType::kFp32) == Approx(2e6 / 1e10));
+  CHECK(model.gemm_seconds(100, 100, 100, DType::kBf16) == Approx(2e6 / 1e11));
+  // No FP8 or TF32 table: the primary one prices them.
+  CHECK(model.gemm_seconds(100, 100, 100, DType::kFp8) == Approx(2e6 / 1e11));
+  CHECK(model.gemm_seconds(100, 100, 100, DType::kTf32) == Approx(2e6 / 1e11));
+
+  Json twice = j;
+  twice["gemm_by_dtype"].push_back(fp32);
+  CHECK_THROWS_WITH(
+      CalibratedCostModel(twice, "c.json"),
+      Catch::Contains("c.json.gemm_by_dtype[1].dtype: a second fp32 table (one per dtype)"));
+  twice["gemm_by_dtype"] = Json::array({j["gemm"]});
+  CHECK_THROWS_WITH(CalibratedCostModel(twice, "c.json"),
+                    Catch::Contains("gemm_by_dtype[0].dtype: a second bf16 table"));
+  Json bad = j;
+  bad["gemm_by_dtype"][0]["dtype"] = "int4";
+  CHECK_THROWS_WITH(CalibratedCostModel(bad, "c.json"),
+                    Catch::Contains("c.json.gemm_by_dtype[0].dtype"));
+  bad = j;
+  bad["gemm_by_dtype"] = fp32;
+  CHECK_THROWS_WITH(CalibratedCostModel(bad, "c.json"),
+                    Catch::Contains("c.json.gemm_by_dtype: expected an array of GEMM tables"));
+  bad = j;
+  bad["gemm_by_dtype"][0]["flops_per_s"][0] = Json::array();
+  CHECK_THROWS_WITH(CalibratedCostModel(bad, "c.json"),
+                    Catch::Contains("c.json.gemm_by_dtype[0].flops_per_s[0]: expected an array"));
+  bad = j;
+  bad["gemm_by_dtype"][0]["peak"] = 1;
+  CHECK_THROWS_WITH(CalibratedCostModel(bad, "c.json"),
+                    Catch::Contains("gemm_by_dtype[0].peak: unknown field"));
+}
