@@ -18,9 +18,9 @@ struct CommComparison {
   std::string row;     // "EP32 dispatch", "8 GPUs all-reduce NVLS", ...
   std::string metric;  // what the publication measured, e.g. "RDMA GB/s (DeepEP)"
   double published = 0, predicted = 0;
-  double error = 0;  // predicted / published - 1
-  std::string bottleneck;             // "nvlink", "nic", ... (this model)
-  std::string published_bottleneck;   // as the publication names it ("" if it does not)
+  double error = 0;                  // predicted / published - 1
+  std::string bottleneck;            // "nvlink", "nic", ... (this model)
+  std::string published_bottleneck;  // as the publication names it ("" if it does not)
   // "prediction", or "calibration" where a preset figure was read off this
   // very row (the comment names which).
   std::string role;
