@@ -16,8 +16,13 @@ constexpr double kHalfSaturation = 128;
 double padded(int64_t x) {
   return std::ceil(static_cast<double>(x) / kTile) * kTile;
 }
+// A dimension below one tile is already charged a whole tile by padded();
+// its under-fill of the GPU is that of one tile, not of its own size (else a
+// decode GEMM of one row would pay for 64 padded rows and again for 1/129
+// saturation, ~8000x its weight-read time).
 double saturation(int64_t x) {
-  return x / (x + kHalfSaturation);
+  const double filled = std::max(static_cast<double>(x), kTile);
+  return filled / (filled + kHalfSaturation);
 }
 
 }  // namespace

@@ -42,6 +42,8 @@ OrderedJson memory_json(const exec::MemoryEstimate& m) {
   return j;
 }
 
+}  // namespace
+
 OrderedJson experts_json(const scenario::ExpertStats& x) {
   OrderedJson j;
   OrderedJson per_layer = OrderedJson::array();
@@ -61,6 +63,8 @@ OrderedJson experts_json(const scenario::ExpertStats& x) {
   j["per_layer"] = per_layer;
   return j;
 }
+
+namespace {
 
 OrderedJson critical_path_json(const exec::CriticalPath& path, const exec::ParallelConfig& p) {
   OrderedJson cp;
@@ -175,6 +179,7 @@ OrderedJson training_report(const scenario::TrainingRun& run) {
   OrderedJson r;
   r["schema_version"] = kReportSchemaVersion;
   r["moesim_version"] = MOESIM_VERSION;
+  r["report_kind"] = "training";
   r["status"] = run.simulated() ? "ok" : "out_of_memory";
   r["scenario"] = OrderedJson::parse(scenario::scenario_json(run.scenario).dump());
   r["gpus"] = setup.parallel.gpus();

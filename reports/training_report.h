@@ -19,6 +19,9 @@ OrderedJson training_report(const scenario::TrainingRun& run);
 // breakdown categories, memory headroom, expert load, warnings.
 std::string training_summary(const scenario::TrainingRun& run);
 
+// The "experts" object of a report (training and inference alike).
+OrderedJson experts_json(const scenario::ExpertStats& experts);
+
 // Reports carry 9 significant digits: enough for any comparison, and short.
 double round_sig(double x);
 

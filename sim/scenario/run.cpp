@@ -12,10 +12,6 @@
 namespace moesim::scenario {
 namespace {
 
-// Above this share of dropped copies a run says so (1%: the level capacity
-// factors are usually tuned to stay under).
-constexpr double kDropWarningRate = 0.01;
-
 struct Prepared {
   Scenario scenario;
   std::shared_ptr<const RoutingPlan> routing;
@@ -35,8 +31,12 @@ Prepared prepare(const Json& doc) {
 }  // namespace
 
 ExpertStats expert_stats(const RoutingPlan& plan) {
+  return expert_stats(plan.layers);
+}
+
+ExpertStats expert_stats(std::span<const LayerLoad> layers) {
   ExpertStats out;
-  for (const auto& l : plan.layers) {
+  for (const auto& l : layers) {
     ExpertLayerStats e;
     e.layer = l.layer;
     e.load = l.load;
@@ -95,8 +95,8 @@ TrainingRun run_training(const Json& doc) {
       model == coll::NetworkModel::kFlow
           ? "network model: flow (every transfer shares link bandwidth max-min fairly with "
             "the transfers in flight)"
-          : "network model: analytic (each collective timed alone from its bottleneck links; "
-            "concurrent collectives do not contend)");
+          : "network model: analytic (each collective timed from its bottleneck links; "
+            "collectives in flight together share their NICs)");
   return run;
 }
 

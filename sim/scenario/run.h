@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,10 @@
 #include "sim/scenario/scenario.h"
 
 namespace moesim::scenario {
+
+// Above this share of dropped copies a run says so (1%: the level capacity
+// factors are usually tuned to stay under).
+inline constexpr double kDropWarningRate = 0.01;
 
 // Expert load over everything the steps routed.
 struct ExpertLayerStats {
@@ -37,6 +42,7 @@ struct ExpertStats {
   double max_over_mean_load = 0;  // worst layer
 };
 ExpertStats expert_stats(const RoutingPlan& plan);
+ExpertStats expert_stats(std::span<const LayerLoad> layers);
 
 struct TrainingRun {
   Scenario scenario;
