@@ -4,11 +4,13 @@
 
 #include <fmt/format.h>
 
+#include "reports/inference_report.h"
 #include "reports/timeline.h"
 #include "reports/training_report.h"
 #include "sim/app/commands.h"
 #include "sim/core/config.h"
 #include "sim/core/file_io.h"
+#include "sim/scenario/inference_run.h"
 #include "sim/scenario/run.h"
 
 namespace moesim::cli {
@@ -16,53 +18,89 @@ namespace {
 
 constexpr const char* kDefaultScenario = "mixtral-8x7b-h100-16gpu.json";
 
+struct Outputs {
+  std::string output_path, timeline_path;
+  int timeline_gpus = 64;
+  bool json = false;
+};
+
+void print_report(const OrderedJson& report, const std::string& summary, const Outputs& out) {
+  const std::string rendered = render_json(report);
+  std::cout << (out.json ? rendered : summary);
+  if (!out.output_path.empty()) {
+    write_file_atomic(out.output_path, rendered);
+    if (!out.json) std::cout << "report written to " << out.output_path << "\n";
+  }
+}
+
+void run_inference_scenario(const Json& doc, const Outputs& out) {
+  scenario::InferenceRun run = scenario::run_inference(doc);
+  if (!out.timeline_path.empty() && run.simulated()) {
+    write_file_atomic(out.timeline_path, reports::inference_timeline(run, out.timeline_gpus));
+    if (run.scenario.gpus() > out.timeline_gpus) {
+      run.warnings.push_back(fmt::format("timeline shows the first {} of {} GPUs",
+                                         out.timeline_gpus, run.scenario.gpus()));
+    }
+    if (run.result.iterations > run.result.timeline.size()) {
+      run.warnings.push_back(
+          fmt::format("timeline shows the first {} of {} iterations (options.timeline_iterations)",
+                      run.result.timeline.size(), run.result.iterations));
+    }
+  }
+  print_report(reports::inference_report(run), reports::inference_summary(run), out);
+}
+
+void run_training_scenario(const Json& doc, const Outputs& out) {
+  scenario::TrainingRun run = scenario::run_training(doc);
+  if (!out.timeline_path.empty() && run.simulated()) {
+    reports::TimelineOptions t;
+    t.gpus_per_node = run.scenario.setup.gpus_per_node;
+    t.max_gpus = out.timeline_gpus;
+    write_file_atomic(
+        out.timeline_path,
+        reports::chrome_trace(run.result.last_graph, run.result.steps.back().execution, t));
+    const int gpus = run.scenario.setup.parallel.gpus();
+    if (gpus > out.timeline_gpus) {
+      run.warnings.push_back(
+          fmt::format("timeline shows the first {} of {} GPUs", out.timeline_gpus, gpus));
+    }
+  }
+  print_report(reports::training_report(run), reports::training_summary(run), out);
+}
+
 }  // namespace
 
 int run_main(const Args& args) {
   po::options_description options("run options");
-  std::string scenario_path, output_path, timeline_path;
-  int timeline_gpus = 64;
+  std::string scenario_path;
+  Outputs out;
   options.add_options()("scenario", po::value(&scenario_path), "scenario JSON file")(
-      "output,o", po::value(&output_path), "write the JSON report to this file")(
+      "output,o", po::value(&out.output_path), "write the JSON report to this file")(
       "json", "print the JSON report to stdout instead of the summary")(
-      "timeline", po::value(&timeline_path),
-      "write the last step's timeline (Chrome trace JSON, opens in Perfetto)")(
-      "timeline-max-gpus", po::value(&timeline_gpus),
-      "GPUs to include in the timeline (default 64)");
+      "timeline", po::value(&out.timeline_path),
+      "write a timeline (Chrome trace JSON, opens in Perfetto): training, the last step's "
+      "tasks per GPU stream; inference, the first options.timeline_iterations iterations per "
+      "GPU")("timeline-max-gpus", po::value(&out.timeline_gpus),
+             "GPUs to include in the timeline (default 64)");
   po::positional_options_description positional;
   positional.add("scenario", 1);
   po::variables_map vm;
   if (!parse(args, options, positional, vm,
              "moesim run [scenario.json] [-o report.json] [--json] [--timeline trace.json]\n"
+             "  Simulates a training step or, with \"workload\": {\"mode\": \"inference\"}, "
+             "serving under request load.\n"
              "  Without a scenario, runs the embedded default: Mixtral-8x7B training on 2 nodes "
              "of 8 H100s\n  (examples/mixtral-8x7b-h100-16gpu.json).")) {
     return 0;
   }
-  if (timeline_gpus < 1) throw Error("--timeline-max-gpus: expected a positive integer");
+  if (out.timeline_gpus < 1) throw Error("--timeline-max-gpus: expected a positive integer");
+  out.json = vm.count("json") > 0;
   const Json doc =
       scenario_path.empty() ? embedded_example(kDefaultScenario) : load_json_file(scenario_path);
-  scenario::TrainingRun run = scenario::run_training(doc);
-  if (!timeline_path.empty() && run.simulated()) {
-    reports::TimelineOptions t;
-    t.gpus_per_node = run.scenario.setup.gpus_per_node;
-    t.max_gpus = timeline_gpus;
-    write_file_atomic(timeline_path, reports::chrome_trace(run.result.last_graph,
-                                                           run.result.steps.back().execution, t));
-    const int gpus = run.scenario.setup.parallel.gpus();
-    if (gpus > timeline_gpus) {
-      run.warnings.push_back(
-          fmt::format("timeline shows the first {} of {} GPUs", timeline_gpus, gpus));
-    }
-  }
-  const std::string rendered = render_json(reports::training_report(run));
-  if (vm.count("json")) {
-    std::cout << rendered;
+  if (scenario::is_inference(doc)) {
+    run_inference_scenario(doc, out);
   } else {
-    std::cout << reports::training_summary(run);
-  }
-  if (!output_path.empty()) {
-    write_file_atomic(output_path, rendered);
-    if (!vm.count("json")) std::cout << "report written to " << output_path << "\n";
+    run_training_scenario(doc, out);
   }
   return 0;
 }

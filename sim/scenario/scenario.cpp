@@ -124,9 +124,13 @@ Scenario resolve_scenario(const Json& doc) {
 }
 
 std::unique_ptr<hw::ComputeCostModel> compute_cost_model(const Scenario& s) {
-  const std::string& calibration = s.options.compute_calibration;
+  return compute_cost_model(s.cluster.gpu, s.options.compute_calibration);
+}
+
+std::unique_ptr<hw::ComputeCostModel> compute_cost_model(const hw::GpuSpec& gpu,
+                                                         const std::string& calibration) {
   try {
-    return hw::make_compute_cost(s.cluster.gpu, calibration == "roofline" ? "" : calibration);
+    return hw::make_compute_cost(gpu, calibration == "roofline" ? "" : calibration);
   } catch (const Error& e) {
     throw_config_error("options.compute_calibration", e.what());
   }

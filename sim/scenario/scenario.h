@@ -91,6 +91,8 @@ struct Scenario {
 // The kernel cost model options.compute_calibration names, for the
 // scenario's GPU. Errors name the option.
 std::unique_ptr<hw::ComputeCostModel> compute_cost_model(const Scenario& scenario);
+std::unique_ptr<hw::ComputeCostModel> compute_cost_model(const hw::GpuSpec& gpu,
+                                                         const std::string& calibration);
 
 // Validates and resolves a scenario document. Throws moesim::Error naming the
 // field, or InvalidStrategy for a strategy the model or cluster cannot run.

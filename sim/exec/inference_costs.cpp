@@ -1,0 +1,348 @@
+#include "sim/exec/inference_costs.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace moesim::exec {
+namespace {
+
+double element_bytes(hw::DType t) {
+  return hw::bytes_per_element(t);
+}
+
+// Splits a replica's work into two micro-batches of about equal tokens (SGLang
+// two_batch_overlap.py: decode at half the sequences, prefill at the sequence
+// boundary that best balances tokens, cutting a single prompt in two).
+std::pair<ReplicaBatch, ReplicaBatch> split(const ReplicaBatch& b) {
+  ReplicaBatch a, c;
+  a.decode_sequences = b.decode_sequences / 2;
+  c.decode_sequences = b.decode_sequences - a.decode_sequences;
+  if (b.decode_sequences > 0) {
+    a.decode_context_tokens = b.decode_context_tokens * a.decode_sequences / b.decode_sequences;
+  }
+  c.decode_context_tokens = b.decode_context_tokens - a.decode_context_tokens;
+  if (b.prefill.size() == 1) {
+    const ReplicaBatch::Chunk& only = b.prefill.front();
+    const int64_t first = only.tokens / 2;
+    if (first > 0) a.prefill.push_back({first, only.context});
+    c.prefill.push_back({only.tokens - first, only.context + first});
+  } else {
+    int64_t ta = 0, tc = 0;
+    for (const ReplicaBatch::Chunk& ch : b.prefill) {
+      (ta <= tc ? a : c).prefill.push_back(ch);
+      (ta <= tc ? ta : tc) += ch.tokens;
+    }
+  }
+  a.sampled = b.sampled / 2;
+  c.sampled = b.sampled - a.sampled;
+  return {a, c};
+}
+
+}  // namespace
+
+int64_t ReplicaBatch::tokens() const {
+  int64_t t = decode_sequences;
+  for (const Chunk& c : prefill) t += c.tokens;
+  return t;
+}
+
+InferenceCostModel::InferenceCostModel(const ModelShape& model, const InferenceParallel& parallel,
+                                       hw::DType weight_dtype, hw::DType kv_dtype,
+                                       const hw::ComputeCostModel& cost,
+                                       CollectiveSeconds collective, std::vector<int> gpu_ranks,
+                                       int gpu_sms)
+    : model_(model),
+      parallel_(parallel),
+      weight_dtype_(weight_dtype),
+      kv_dtype_(kv_dtype),
+      cost_(cost),
+      collective_(std::move(collective)),
+      gpu_ranks_(std::move(gpu_ranks)),
+      gpu_sms_(gpu_sms) {
+  for (size_t g = 0; g < gpu_ranks_.size(); g += parallel_.expert_tp()) {
+    ep_ranks_.push_back(gpu_ranks_[g]);
+  }
+}
+
+double InferenceCostModel::kv_bytes_per_token_per_gpu() const {
+  const double elt = element_bytes(kv_dtype_);
+  if (model_.is_mla()) {
+    // The latent and the decoupled RoPE key, one "head" every TP rank keeps
+    // whole (SGLang MLATokenToKVPool: kv_lora_rank + qk_rope_head_dim).
+    return model_.layers * static_cast<double>(model_.kv_lora_rank + model_.qk_rope_head_dim) * elt;
+  }
+  const double kv_heads =
+      std::max(1.0, static_cast<double>(model_.kv_heads) / parallel_.tp);  // replicated below 1
+  return model_.layers * 2.0 * kv_heads * static_cast<double>(model_.head_dim) * elt;
+}
+
+// Attention of one replica's batch on one of its GPUs: projections on every
+// new token; core attention quadratic in the context for prefill (causal,
+// flash), reading the KV cache for decode.
+double InferenceCostModel::attention_seconds(const ReplicaBatch& b) const {
+  const int64_t tokens = b.tokens();
+  if (tokens == 0) return 0;
+  const hw::DType dt = weight_dtype_;
+  const int t = parallel_.tp;
+  const int64_t h = model_.hidden;
+  const double heads = static_cast<double>(model_.heads) / t;
+  const double kv_elt = element_bytes(kv_dtype_);
+  double s = 2 * cost_.memory_bound_seconds(2.0 * tokens * h * element_bytes(dt));  // two norms
+  double core_flops = 0, core_bytes = 0;
+  if (model_.is_mla()) {
+    const int64_t nope = model_.qk_nope_head_dim, rope = model_.qk_rope_head_dim;
+    const int64_t latent = model_.kv_lora_rank, v = model_.v_head_dim;
+    const int64_t hq = model_.heads * (nope + rope) / t;
+    s += model_.q_lora_rank > 0 ? cost_.gemm_seconds(tokens, model_.q_lora_rank, h, dt) +
+                                      cost_.gemm_seconds(tokens, hq, model_.q_lora_rank, dt)
+                                : cost_.gemm_seconds(tokens, hq, h, dt);
+    s += cost_.gemm_seconds(tokens, latent + rope, h, dt);
+    s += cost_.gemm_seconds(tokens, h, model_.heads * v / t, dt);
+    int64_t prefill_tokens = 0;
+    for (const ReplicaBatch::Chunk& c : b.prefill) {
+      prefill_tokens += c.tokens;
+      // Prefill up-projects keys and values (kv_b_proj) and attends per head.
+      const double span = static_cast<double>(c.context) + c.tokens / 2.0;
+      core_flops += 2.0 * c.tokens * span * heads * static_cast<double>(nope + rope + v);
+      core_bytes += (c.context + c.tokens) * static_cast<double>(latent + rope) * kv_elt;
+    }
+    if (prefill_tokens > 0) {
+      s += cost_.gemm_seconds(prefill_tokens, model_.heads * (nope + v) / t, latent, dt);
+    }
+    if (b.decode_sequences > 0) {
+      // Decode absorbs the up-projections into the query and output (FlashMLA:
+      // 2 x heads x (576 + 512) FLOPs and 576 cached elements per context token).
+      s += cost_.gemm_seconds(b.decode_sequences, model_.heads * latent / t, nope, dt);
+      s += cost_.gemm_seconds(b.decode_sequences, model_.heads * v / t, latent, dt);
+      const double ctx = static_cast<double>(b.decode_context_tokens);
+      core_flops += 2.0 * ctx * heads * static_cast<double>(latent + rope + latent);
+      core_bytes += ctx * static_cast<double>(latent + rope) * kv_elt;
+    }
+  } else {
+    const int64_t hd = model_.head_dim;
+    const double kv_heads = std::max(1.0, static_cast<double>(model_.kv_heads) / t);
+    s += cost_.gemm_seconds(tokens, static_cast<int64_t>((heads + 2 * kv_heads) * hd), h, dt);
+    s += cost_.gemm_seconds(tokens, h, static_cast<int64_t>(heads * hd), dt);
+    for (const ReplicaBatch::Chunk& c : b.prefill) {
+      const double span = static_cast<double>(c.context) + c.tokens / 2.0;
+      core_flops += 4.0 * c.tokens * span * heads * hd;
+      core_bytes += (c.context + c.tokens) * 2.0 * kv_heads * hd * kv_elt;
+    }
+    const double ctx = static_cast<double>(b.decode_context_tokens);
+    core_flops += 4.0 * ctx * heads * hd;
+    core_bytes += ctx * 2.0 * kv_heads * hd * kv_elt;
+  }
+  // Writing this iteration's keys and values into the cache.
+  s += cost_.memory_bound_seconds(tokens * kv_bytes_per_token_per_gpu() / model_.layers);
+  // Attention runs in BF16 (FP8 weights still attend in BF16 in FlashMLA and FA3-BF16).
+  s += cost_.fused_kernel_seconds(core_flops, core_bytes, hw::DType::kBf16);
+  return s;
+}
+
+// A dense FFN (or the shared experts) of `width` on `tokens`, tensor-parallel
+// over the replica.
+double InferenceCostModel::ffn_seconds(int64_t tokens, int64_t width) const {
+  if (tokens == 0 || width == 0) return 0;
+  const hw::DType dt = weight_dtype_;
+  const int64_t w = width / parallel_.tp;
+  const double act = cost_.memory_bound_seconds(tokens * (model_.swiglu ? 3.0 : 2.0) * w *
+                                                element_bytes(hw::DType::kBf16));
+  return act + cost_.gemm_seconds(tokens, model_.swiglu ? 2 * w : w, model_.hidden, dt) +
+         cost_.gemm_seconds(tokens, model_.hidden, w, dt);
+}
+
+// The routed experts on a GPU of EP rank `rank`: two grouped GEMMs sized by
+// what each local expert received (an expert no token chose costs nothing:
+// its weights are not read), each GPU of the rank computing its 1/expert_tp
+// slice of the FFN for all of them, and the activation between them.
+double InferenceCostModel::expert_seconds(const RoutingSample& rs, int rank) const {
+  const int local = rs.local_experts;
+  const int64_t f = model_.expert_ffn / parallel_.expert_tp();
+  std::vector<int64_t> m(local);
+  int64_t routed = 0;
+  for (int e = 0; e < local; ++e) {
+    m[e] = rs.expert_tokens[static_cast<size_t>(rank) * local + e];
+    routed += m[e];
+  }
+  if (routed == 0) return 0;
+  const int64_t up = model_.swiglu ? 2 * f : f;
+  const hw::DType dt = weight_dtype_;
+  return cost_.grouped_gemm_seconds(m, up, model_.hidden, dt) +
+         cost_.grouped_gemm_seconds(m, model_.hidden, f, dt) +
+         cost_.memory_bound_seconds(routed * static_cast<double>(up + f) *
+                                    element_bytes(hw::DType::kBf16));
+}
+
+double InferenceCostModel::all_to_all_seconds(const RoutingSample& rs, bool combine,
+                                              coll::AllToAllAlgorithm algo) const {
+  if (parallel_.ep <= 1) return 0;
+  coll::Collective a2a;
+  a2a.op = coll::CollectiveOp::kAllToAllV;
+  a2a.ranks = ep_ranks_;
+  a2a.algorithm = algo;
+  a2a.transpose = combine;
+  const double elt = element_bytes(hw::DType::kBf16);
+  if (combine) {
+    a2a.bytes_per_copy = model_.hidden * elt;
+  } else {
+    a2a.bytes_per_copy = parallel_.dispatch_dtype == hw::DType::kFp8
+                             ? model_.hidden * (1.0 + 4.0 / 128)
+                             : model_.hidden * elt;
+    if (algo == coll::AllToAllAlgorithm::kLowLatency) a2a.bytes_per_copy += 16;
+  }
+  if (algo == coll::AllToAllAlgorithm::kHierarchical && !rs.rank_tokens.empty()) {
+    a2a.rank_tokens = rs.rank_tokens;
+    a2a.node_tokens = rs.node_tokens;
+  } else {
+    a2a.token_copies = rs.pair_tokens;
+  }
+  return collective_(a2a);
+}
+
+double InferenceCostModel::tp_all_reduce_seconds(int64_t tokens) const {
+  if (parallel_.tp <= 1 || tokens == 0) return 0;
+  coll::Collective ar;
+  ar.op = coll::CollectiveOp::kAllReduce;
+  ar.ranks = std::span<const int>(gpu_ranks_.data(), parallel_.tp);
+  ar.bytes = tokens * static_cast<double>(model_.hidden) * element_bytes(hw::DType::kBf16);
+  return collective_(ar);
+}
+
+std::vector<InferenceCostModel::LayerParts> InferenceCostModel::layers(
+    std::span<const ReplicaBatch> replicas, IterationRouting& routing, uint64_t routing_index,
+    coll::AllToAllAlgorithm algo, double& head_s) const {
+  const int t = parallel_.tp;
+  const int etp = parallel_.expert_tp();
+  double attention = 0, shared = 0, dense = 0, router = 0;
+  int64_t most_tokens = 0;
+  std::vector<int64_t> tokens_per_rank(parallel_.ep, 0);
+  head_s = 0;
+  for (size_t r = 0; r < replicas.size(); ++r) {
+    const ReplicaBatch& b = replicas[r];
+    const int64_t tokens = b.tokens();
+    most_tokens = std::max(most_tokens, tokens);
+    attention = std::max(attention, attention_seconds(b));
+    shared = std::max(shared, ffn_seconds(tokens, model_.shared_ffn));
+    dense = std::max(dense, ffn_seconds(tokens, model_.dense_ffn));
+    const double copies = static_cast<double>(tokens) / t * model_.top_k;
+    const double elt = element_bytes(hw::DType::kBf16);
+    router = std::max(
+        router, cost_.gemm_seconds(tokens / t + (tokens % t ? 1 : 0), model_.experts, model_.hidden,
+                                   weight_dtype_) +
+                    cost_.memory_bound_seconds((3 * copies + tokens) * model_.hidden * elt));
+    // The replica's tokens enter the MoE block split over its tp GPUs; an EP
+    // rank gathers the tokens of its expert_tp GPUs.
+    for (int g = 0; g < t; ++g) {
+      const size_t gpu = r * t + g;
+      tokens_per_rank[gpu / etp] += tokens / t + (g < tokens % t ? 1 : 0);
+    }
+    head_s = std::max(
+        head_s, cost_.memory_bound_seconds(2.0 * tokens * model_.hidden * elt) +
+                    cost_.gemm_seconds(b.sampled, model_.vocab / t, model_.hidden, weight_dtype_));
+  }
+  const double tp_comm = 2 * tp_all_reduce_seconds(most_tokens);  // after attention and the FFN
+  const std::vector<RoutingSample>* samples = nullptr;
+  if (model_.experts > 0 && most_tokens > 0) {
+    samples = &routing.route(routing_index, tokens_per_rank);
+  }
+  // Each distinct sample is priced once; MoE layer j plays sample j mod n.
+  struct SampleCost {
+    double expert = 0, dispatch = 0, combine = 0;
+  };
+  std::vector<SampleCost> sample_costs;
+  if (samples) {
+    for (const RoutingSample& rs : *samples) {
+      SampleCost c;
+      for (int r = 0; r < parallel_.ep; ++r) c.expert = std::max(c.expert, expert_seconds(rs, r));
+      c.dispatch = all_to_all_seconds(rs, false, algo);
+      c.combine = all_to_all_seconds(rs, true, algo);
+      sample_costs.push_back(c);
+    }
+  }
+  std::vector<LayerParts> out(model_.layers);
+  size_t moe_ordinal = 0;
+  for (int l = 0; l < model_.layers; ++l) {
+    LayerParts& p = out[l];
+    p.attention = attention;
+    p.other = tp_comm;
+    if (!model_.moe_layer[l] || sample_costs.empty()) {
+      p.dense = model_.moe_layer[l] ? 0 : dense;
+      continue;
+    }
+    const SampleCost& c = sample_costs[moe_ordinal++ % sample_costs.size()];
+    p.other += router;
+    p.shared = shared;
+    p.expert = c.expert;
+    p.dispatch = c.dispatch;
+    p.combine = c.combine;
+  }
+  return out;
+}
+
+IterationCost InferenceCostModel::iteration(std::span<const ReplicaBatch> replicas,
+                                            IterationRouting& routing,
+                                            uint64_t iteration_index) const {
+  IterationCost cost;
+  coll::AllToAllAlgorithm algo = parallel_.a2a_algo;
+  if (parallel_.a2a_auto) {
+    const bool prompt = std::any_of(replicas.begin(), replicas.end(),
+                                    [](const ReplicaBatch& b) { return !b.prefill.empty(); });
+    algo = prompt ? coll::AllToAllAlgorithm::kHierarchical : coll::AllToAllAlgorithm::kLowLatency;
+  }
+  if (!parallel_.two_batch_overlap) {
+    double head = 0;
+    for (const LayerParts& p : layers(replicas, routing, 2 * iteration_index, algo, head)) {
+      // Shared experts run while the dispatch is in flight.
+      const double hidden_shared = std::min(p.shared, p.dispatch);
+      cost.attention_s += p.attention;
+      cost.expert_s += p.expert + p.dense + p.shared;
+      cost.dispatch_s += p.dispatch - hidden_shared;
+      cost.combine_s += p.combine;
+      cost.other_s += p.other;
+    }
+    cost.other_s += head;
+    cost.seconds =
+        cost.attention_s + cost.expert_s + cost.dispatch_s + cost.combine_s + cost.other_s;
+    return cost;
+  }
+  // Two micro-batches: each replica's work split in two.
+  std::vector<ReplicaBatch> first, second;
+  for (const ReplicaBatch& b : replicas) {
+    auto [a, c] = split(b);
+    first.push_back(std::move(a));
+    second.push_back(std::move(c));
+  }
+  double head_a = 0, head_b = 0;
+  const auto a = layers(first, routing, 2 * iteration_index, algo, head_a);
+  const auto b = layers(second, routing, 2 * iteration_index + 1, algo, head_b);
+  // While one micro-batch communicates, the other computes on the SMs the
+  // communication kernels leave (low-latency kernels hold none in flight).
+  const bool holds_sms = algo != coll::AllToAllAlgorithm::kLowLatency;
+  const double stretch = holds_sms && gpu_sms_ > parallel_.comm_sms
+                             ? static_cast<double>(gpu_sms_) / (gpu_sms_ - parallel_.comm_sms)
+                             : 1.0;
+  for (size_t l = 0; l < a.size(); ++l) {
+    const double compute_a = a[l].attention + a[l].expert + a[l].dense + a[l].shared + a[l].other;
+    const double compute_b = b[l].attention + b[l].expert + b[l].dense + b[l].shared + b[l].other;
+    const double comm = a[l].dispatch + a[l].combine + b[l].dispatch + b[l].combine;
+    const double compute = (compute_a + compute_b) * (comm > 0 ? stretch : 1.0);
+    const double layer = std::max(compute, comm);
+    // Attribute the layer: compute parts as they ran, communication only where
+    // it stuck out beyond the compute.
+    const double scale = compute_a + compute_b > 0 ? compute / (compute_a + compute_b) : 0;
+    cost.attention_s += (a[l].attention + b[l].attention) * scale;
+    cost.expert_s +=
+        (a[l].expert + b[l].expert + a[l].dense + b[l].dense + a[l].shared + b[l].shared) * scale;
+    cost.other_s += (a[l].other + b[l].other) * scale;
+    const double exposed = layer - compute;
+    if (comm > 0 && exposed > 0) {
+      cost.dispatch_s += exposed * (a[l].dispatch + b[l].dispatch) / comm;
+      cost.combine_s += exposed * (a[l].combine + b[l].combine) / comm;
+    }
+  }
+  cost.other_s += head_a + head_b;
+  cost.seconds = cost.attention_s + cost.expert_s + cost.dispatch_s + cost.combine_s + cost.other_s;
+  return cost;
+}
+
+}  // namespace moesim::exec

@@ -1,0 +1,139 @@
+#pragma once
+// What one serving iteration costs on an inference instance: a forward pass
+// of the model over the tokens every attention replica batched this
+// iteration (prefill chunks and decode tokens), with the experts of each MoE
+// layer fed by the routing those tokens got this iteration.
+//
+// The instance's GPUs are split into attention_dp replicas of tp GPUs each
+// (attention and dense layers data-parallel across replicas, tensor-parallel
+// within: SGLang's --enable-dp-attention, TensorRT-LLM's attention DP);
+// routed experts are expert-parallel over all of them (ep x etp = GPUs).
+// Per layer, every replica runs its attention (prefill: quadratic in the
+// context; decode: reading its KV cache, MLA's latent or GQA's heads), the
+// router, then the dispatch all-to-all (timed by the collective model), the
+// experts on each EP rank (grouped GEMMs sized by the tokens each local
+// expert received: at small batch bound by reading the weights of the
+// experts touched), shared experts beside the dispatch, and the combine. All
+// ranks wait for the slowest at each all-to-all, so the iteration is the sum
+// over layers of the slowest rank's part between them.
+//
+// Two-batch overlap (SGLang two_batch_overlap.py, DeepSeek's inference
+// system): each iteration's batch is split in two micro-batches whose
+// communication runs while the other computes: per layer max(C_a + C_b,
+// M_a + M_b) instead of C + M, where splitting halves each GEMM's rows (so
+// weight-bound kernels cost twice) and doubles per-call costs.
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "hwmodels/compute_cost.h"
+#include "sim/collectives/collective.h"
+#include "sim/exec/step_inputs.h"
+
+namespace moesim::exec {
+
+struct InferenceParallel {
+  int tp = 1;            // tensor parallel within an attention replica
+  int attention_dp = 1;  // attention replicas per instance
+  int ep = 1;            // expert parallel; expert tensor parallel = gpus / ep
+  coll::AllToAllAlgorithm a2a_algo = coll::AllToAllAlgorithm::kHierarchical;
+  // SGLang's --deepep-mode auto: iterations with prompt tokens dispatch with
+  // DeepEP's normal kernels (kHierarchical), decode-only iterations with the
+  // low-latency ones (DeepEPMode.resolve, layers/moe/utils.py); a2a_algo is
+  // then ignored.
+  bool a2a_auto = false;
+  hw::DType dispatch_dtype = hw::DType::kBf16;
+  bool two_batch_overlap = false;
+  // SMs the all-to-all kernels hold while they run (DeepEP's normal kernels:
+  // Buffer.num_sms 20); low-latency kernels hold none while data is in
+  // flight (their receive hook), so they slow nothing.
+  int comm_sms = 20;
+
+  int gpus() const { return tp * attention_dp; }
+  int expert_tp() const { return gpus() / ep; }  // GPUs that split each expert slot
+};
+
+// What one attention replica runs in one iteration.
+struct ReplicaBatch {
+  struct Chunk {
+    int64_t tokens = 0;   // prompt tokens computed now
+    int64_t context = 0;  // tokens already in this sequence's KV cache
+  };
+  std::vector<Chunk> prefill;
+  int64_t decode_sequences = 0;       // one new token each
+  int64_t decode_context_tokens = 0;  // their KV lengths, summed
+  // Sequences that sample a token this iteration (decodes and prefills that
+  // complete): the LM head's rows.
+  int64_t sampled = 0;
+
+  int64_t tokens() const;
+  bool empty() const { return tokens() == 0; }
+};
+
+// Where an iteration's time went, on the slowest rank between all-to-alls.
+struct IterationCost {
+  double seconds = 0;
+  double attention_s = 0, expert_s = 0, dispatch_s = 0, combine_s = 0, other_s = 0;
+};
+
+// The routing of one MoE layer for this iteration's tokens (per EP rank
+// counts, as exec::RoutingSample holds them).
+class IterationRouting {
+ public:
+  virtual ~IterationRouting() = default;
+  // Samples for the iteration's tokens, `tokens_per_rank` per EP rank (an EP
+  // rank of expert_tp GPUs gathers its GPUs' tokens); MoE layer j uses
+  // samples[j mod size]. Valid until the next call.
+  virtual const std::vector<RoutingSample>& route(uint64_t iteration,
+                                                  std::span<const int64_t> tokens_per_rank) = 0;
+};
+
+// Seconds one collective takes alone (the scenario layer binds the cluster's
+// collective model).
+using CollectiveSeconds = std::function<double(const coll::Collective&)>;
+
+class InferenceCostModel {
+ public:
+  // `gpu_ranks`: the instance's GPUs (global ranks, for the collective
+  // model): replica r is [r tp, (r+1) tp), EP rank e is [e etp, (e+1) etp);
+  // `weight_dtype` prices GEMMs and weight reads; `gpu_sms`: the GPU's SMs
+  // (0: unknown, no slowdown from communication kernels).
+  InferenceCostModel(const ModelShape& model, const InferenceParallel& parallel,
+                     hw::DType weight_dtype, hw::DType kv_dtype, const hw::ComputeCostModel& cost,
+                     CollectiveSeconds collective, std::vector<int> gpu_ranks, int gpu_sms);
+
+  // One iteration of `replicas` (one entry per attention replica).
+  IterationCost iteration(std::span<const ReplicaBatch> replicas, IterationRouting& routing,
+                          uint64_t iteration_index) const;
+
+  // KV-cache bytes one token of one sequence takes on each GPU of its replica.
+  double kv_bytes_per_token_per_gpu() const;
+
+ private:
+  struct LayerParts {  // one micro-batch's costs in one layer
+    double attention = 0, shared = 0, dense = 0, expert = 0, dispatch = 0, combine = 0, other = 0;
+  };
+  double attention_seconds(const ReplicaBatch& batch) const;
+  double ffn_seconds(int64_t tokens, int64_t width) const;
+  double expert_seconds(const RoutingSample& sample, int rank) const;
+  double all_to_all_seconds(const RoutingSample& sample, bool combine,
+                            coll::AllToAllAlgorithm algo) const;
+  double tp_all_reduce_seconds(int64_t tokens) const;
+  // Per layer, one micro-batch's parts; plus its embedding and LM head.
+  std::vector<LayerParts> layers(std::span<const ReplicaBatch> replicas, IterationRouting& routing,
+                                 uint64_t routing_index, coll::AllToAllAlgorithm algo,
+                                 double& head_s) const;
+
+  const ModelShape& model_;
+  InferenceParallel parallel_;
+  hw::DType weight_dtype_, kv_dtype_;
+  const hw::ComputeCostModel& cost_;
+  CollectiveSeconds collective_;
+  std::vector<int> gpu_ranks_;
+  std::vector<int> ep_ranks_;  // the first GPU of each EP rank
+  int gpu_sms_ = 0;
+};
+
+}  // namespace moesim::exec

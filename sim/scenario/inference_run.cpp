@@ -1,0 +1,288 @@
+#include "sim/scenario/inference_run.h"
+
+#include <algorithm>
+#include <memory>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "sim/collectives/analytic.h"
+#include "sim/core/error.h"
+#include "sim/scenario/serving_routing.h"
+#include "sim/scenario/strategy.h"
+#include "workloads/routing_generator.h"
+
+namespace moesim::scenario {
+namespace {
+
+std::string_view role_label(exec::InstanceRole role) {
+  switch (role) {
+    case exec::InstanceRole::kMixed:
+      return "serving";
+    case exec::InstanceRole::kPrefill:
+      return "prefill";
+    case exec::InstanceRole::kDecode:
+      return "decode";
+  }
+  return "serving";
+}
+
+// The iteration cost model of one instance of `group`.
+std::unique_ptr<exec::InferenceCostModel> instance_cost_model(const InferenceScenario& s,
+                                                              const InstanceGroup& group,
+                                                              int instance,
+                                                              const hw::ComputeCostModel& compute) {
+  std::vector<int> ranks(group.parallel.gpus());
+  std::iota(ranks.begin(), ranks.end(), group.first_gpu(instance));
+  const hw::ClusterSpec* cluster = &s.cluster;
+  return std::make_unique<exec::InferenceCostModel>(
+      s.shape, group.parallel, s.dtype, s.kv_dtype, compute,
+      [cluster](const coll::Collective& c) { return coll::collective_seconds(*cluster, c); },
+      std::move(ranks), s.cluster.gpu.sms);
+}
+
+// DeepEP's low-latency buffer is allocated where decode-only iterations can
+// dispatch with it: sized for the tokens one rank sends per call (one
+// micro-batch of a replica's running requests).
+int64_t low_latency_tokens_per_rank(const InferenceScenario& s, const InstanceGroup& g) {
+  const exec::InferenceParallel& p = g.parallel;
+  const bool low_latency = p.a2a_algo == coll::AllToAllAlgorithm::kLowLatency ||
+                           (p.a2a_auto && g.role != exec::InstanceRole::kPrefill);
+  if (!low_latency || p.ep <= 1) return 0;
+  const int64_t per_rank = (s.serving.max_batch_size + p.tp - 1) / p.tp;
+  return p.two_batch_overlap ? (per_rank + 1) / 2 : per_rank;
+}
+
+InferenceGroupMemory group_memory(const InferenceScenario& s, const InstanceGroup& g,
+                                  const exec::InferenceCostModel& cost) {
+  InferenceGroupMemory out;
+  out.role = g.role;
+  out.kv_bytes_per_token_per_gpu = cost.kv_bytes_per_token_per_gpu();
+  out.low_latency_tokens_per_rank = low_latency_tokens_per_rank(s, g);
+  exec::InferenceMemoryInputs in;
+  in.linear_weight_bits = 8 * hw::bytes_per_element(s.dtype);
+  in.expert_weight_bits =
+      s.model.expert_weight_bits > 0 ? s.model.expert_weight_bits : in.linear_weight_bits;
+  in.max_num_tokens = s.serving.max_num_tokens;
+  in.max_batch_size = s.serving.max_batch_size;
+  in.low_latency_buffer = out.low_latency_tokens_per_rank > 0;
+  in.low_latency_tokens_per_rank = out.low_latency_tokens_per_rank;
+  in.kv_bytes_per_token_per_gpu = out.kv_bytes_per_token_per_gpu;
+  in.kv_block_tokens = s.serving.kv_block_tokens;
+  in.hbm_bytes = s.cluster.gpu.hbm_bytes;
+  in.reserved_bytes = s.options.reserved_memory_bytes;
+  out.memory = exec::estimate_inference_memory(s.shape, g.parallel, in);
+  return out;
+}
+
+struct Prepared {
+  InferenceScenario scenario;
+  std::unique_ptr<hw::ComputeCostModel> compute;
+  std::vector<InferenceGroupMemory> memory;
+  bool fits = true;
+};
+
+Prepared prepare(const Json& doc) {
+  Prepared p;
+  p.scenario = resolve_inference_scenario(doc);
+  const InferenceScenario& s = p.scenario;
+  p.compute = compute_cost_model(s.cluster.gpu, s.options.compute_calibration);
+  for (const InstanceGroup& g : s.groups) {
+    const auto cost = instance_cost_model(s, g, 0, *p.compute);
+    p.memory.push_back(group_memory(s, g, *cost));
+    p.fits = p.fits && p.memory.back().memory.fits();
+  }
+  return p;
+}
+
+// Every request must fit alone in one attention replica's KV cache, or the
+// scheduler could never run it.
+void check_kv_capacity(const InferenceScenario& s,
+                       const std::vector<InferenceGroupMemory>& memory) {
+  const int64_t block = s.serving.kv_block_tokens;
+  for (size_t g = 0; g < memory.size(); ++g) {
+    const int64_t capacity = memory[g].memory.kv_blocks;
+    const bool prompt_only = memory[g].role == exec::InstanceRole::kPrefill;
+    for (size_t i = 0; i < s.requests.requests.size(); ++i) {
+      const workloads::Request& r = s.requests.requests[i];
+      const int64_t tokens = r.input_tokens + (prompt_only ? 0 : r.output_tokens);
+      const int64_t blocks = (tokens + block - 1) / block;
+      if (blocks <= capacity) continue;
+      throw InvalidStrategy(
+          "kv_capacity",
+          fmt::format("requests: request {} (in arrival order; {} input + {} output tokens) needs "
+                      "{} KV blocks of {} tokens, but a {} replica's GPUs hold {} ({:.3g} GiB of "
+                      "KV cache each); shorten the requests, raise tp or lower "
+                      "serving.max_num_tokens",
+                      i, r.input_tokens, r.output_tokens, blocks, block, role_label(memory[g].role),
+                      capacity, memory[g].memory.kv_cache_bytes / (1ull << 30)));
+    }
+  }
+}
+
+// Everything the serving simulation reads, and what it points into.
+struct ServingWorld {
+  std::vector<std::unique_ptr<exec::InferenceCostModel>> costs;
+  std::vector<std::unique_ptr<ServingRouting>> routings;
+  exec::ServingSetup setup;
+};
+
+std::vector<int> ep_rank_nodes(const InferenceScenario& s, const InstanceGroup& g, int instance) {
+  std::vector<int> nodes(g.parallel.ep);
+  for (int e = 0; e < g.parallel.ep; ++e) {
+    nodes[e] = s.cluster.node_of(g.first_gpu(instance) + e * g.parallel.expert_tp());
+  }
+  return nodes;
+}
+
+void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMemory>& memory,
+                 const hw::ComputeCostModel& compute, ServingWorld& world) {
+  const std::shared_ptr<const workloads::RoutingGenerator> generator =
+      workloads::make_generator(s.routing.generator, s.model, s.routing.seed, "routing.generator");
+  exec::ServingSetup& setup = world.setup;
+  setup.config = s.serving;
+  setup.concurrency =
+      s.requests.arrival == workloads::RequestLoad::Arrival::kClosed ? s.requests.concurrency : 0;
+  setup.kv_bytes_per_token_per_gpu = memory.back().kv_bytes_per_token_per_gpu;
+  setup.host_link_bytes_per_s = s.cluster.node.pcie_bytes_per_s;
+  setup.max_iterations = s.options.max_iterations;
+  setup.recorded_iterations = s.options.timeline_iterations;
+  int instance_index = 0;
+  for (size_t gi = 0; gi < s.groups.size(); ++gi) {
+    const InstanceGroup& g = s.groups[gi];
+    for (int k = 0; k < g.instances; ++k, ++instance_index) {
+      world.costs.push_back(instance_cost_model(s, g, k, compute));
+      world.routings.push_back(std::make_unique<ServingRouting>(
+          s.model, s.gating, generator, s.routing.seed, instance_index, ep_rank_nodes(s, g, k),
+          s.options.routing_samples, s.options.max_routings_per_iteration));
+      setup.instances.push_back({g.role, g.parallel.attention_dp, g.parallel.gpus(),
+                                 memory[gi].memory.kv_blocks, world.costs.back().get(),
+                                 world.routings.back().get()});
+    }
+  }
+  if (s.groups.size() == 2) {
+    // A prompt's cache moves GPU to GPU: each prefill GPU sends its shard to
+    // its decode peer, all pairs at once, so one pair's transfer sets the time.
+    const int source = s.groups[0].first_gpu(0), target = s.groups[1].first_gpu(0);
+    const double bytes_per_token = memory[0].kv_bytes_per_token_per_gpu;
+    const hw::ClusterSpec* cluster = &s.cluster;
+    setup.kv_transfer_seconds = [=](int64_t tokens) {
+      return coll::send_recv_seconds(*cluster, source, target, tokens * bytes_per_token);
+    };
+  }
+}
+
+ExpertStats serving_expert_stats(const std::vector<std::unique_ptr<ServingRouting>>& routings) {
+  std::vector<LayerLoad> total;
+  for (const auto& routing : routings) {
+    const std::vector<LayerLoad>& load = routing->load();
+    if (total.empty()) {
+      total = load;
+      continue;
+    }
+    for (size_t l = 0; l < load.size(); ++l) {
+      for (size_t e = 0; e < load[l].load.size(); ++e) total[l].load[e] += load[l].load[e];
+      total[l].dropped += load[l].dropped;
+    }
+  }
+  return expert_stats(total);
+}
+
+void add_warnings(const InferenceScenario& s, const ServingWorld& world, InferenceRun& run) {
+  if (s.model.window != workloads::AttentionWindow::kNone) {
+    run.warnings.push_back(
+        "model.attention.window: serving prices full attention on every layer (windowed layers' "
+        "attention and KV cache are overestimated)");
+  }
+  if (std::any_of(world.routings.begin(), world.routings.end(),
+                  [](const auto& r) { return r->subsampled(); })) {
+    run.warnings.push_back(fmt::format(
+        "routing subsampled: iterations with more than options.max_routings_per_iteration = {} "
+        "token copies route a sample and scale its counts",
+        s.options.max_routings_per_iteration));
+  }
+  if (run.experts.drop_rate > kDropWarningRate) {
+    run.warnings.push_back(fmt::format(
+        "capacity dropped {:.3g}% of routed token copies (raise gating.capacity_factor or use "
+        "\"dropless\")",
+        100 * run.experts.drop_rate));
+  }
+  if (s.groups.size() == 1 && s.groups[0].role == exec::InstanceRole::kDecode) {
+    run.warnings.push_back(
+        "decode instances only: every request starts with its prompt's KV cache in place and its "
+        "first token given (TTFT counts the wait for a decode slot only)");
+  }
+  if (s.groups.size() == 1 && s.groups[0].role == exec::InstanceRole::kPrefill) {
+    run.warnings.push_back(
+        "prefill instances only: every request ends at its first token (output tokens/s counts "
+        "first tokens only)");
+  }
+  run.warnings.push_back(
+      "network model: analytic (each collective of an iteration timed alone from its bottleneck "
+      "links)");
+}
+
+}  // namespace
+
+InferenceRun run_inference(const Json& doc) {
+  Prepared p = prepare(doc);
+  InferenceRun run;
+  run.scenario = std::move(p.scenario);
+  run.memory = p.memory;
+  const InferenceScenario& s = run.scenario;
+  if (!p.fits) {
+    for (const InferenceGroupMemory& m : run.memory) {
+      if (m.memory.fits()) continue;
+      run.warnings.push_back(fmt::format(
+          "out of memory: the {} instances' weights and working memory take {:.1f} GiB of {:.1f} "
+          "GiB per GPU, leaving no KV block; nothing was simulated (see memory)",
+          role_label(m.role), m.memory.used_bytes_before_kv() / (1ull << 30),
+          m.memory.capacity_bytes / (1ull << 30)));
+    }
+    return run;
+  }
+  check_kv_capacity(s, run.memory);
+  ServingWorld world;
+  build_world(s, run.memory, *p.compute, world);
+  std::vector<exec::ServingRequest> requests;
+  requests.reserve(s.requests.requests.size());
+  for (const workloads::Request& r : s.requests.requests) {
+    requests.push_back({r.arrival_s, r.input_tokens, r.output_tokens});
+  }
+  run.result = exec::simulate_serving(world.setup, std::move(requests));
+  if (run.result.truncated) {
+    throw Error(fmt::format(
+        "options.max_iterations: the run reached {} iterations before every request finished; "
+        "raise it or serve fewer requests",
+        s.options.max_iterations));
+  }
+  run.metrics =
+      exec::serving_metrics(run.result, s.serving, s.gpus(), s.cluster.node.gpus_per_node);
+  run.experts = serving_expert_stats(world.routings);
+  add_warnings(s, world, run);
+  return run;
+}
+
+ScenarioCheck check_inference(const Json& doc) {
+  ScenarioCheck c;
+  try {
+    Prepared p = prepare(doc);
+    c.memory_capacity_bytes = p.scenario.cluster.gpu.hbm_bytes;
+    for (const InferenceGroupMemory& m : p.memory) {
+      c.peak_memory_bytes = std::max(c.peak_memory_bytes, m.memory.used_bytes_before_kv());
+    }
+    if (!p.fits) {
+      c.reason_code = "out_of_memory";
+      c.reason = "the weights and working memory leave no room for a KV block";
+      return c;
+    }
+    check_kv_capacity(p.scenario, p.memory);
+    c.valid = true;
+  } catch (const InvalidStrategy& e) {
+    c.reason_code = e.code();
+    c.reason = e.what();
+  }
+  return c;
+}
+
+}  // namespace moesim::scenario

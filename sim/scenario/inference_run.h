@@ -1,0 +1,57 @@
+#pragma once
+// The inference job: a serving scenario in, a typed result out (`moesim run`
+// on a scenario with workload.mode "inference", search --mode inference,
+// validate published, bench inference). Deterministic: the same scenario
+// gives the same result, byte for byte once serialised.
+//
+//   resolve_inference_scenario (inference.h) -> per instance group: the
+//   kernel cost model, the iteration cost model (exec/inference_costs.h)
+//   and the memory per GPU (exec/inference_memory.h) -> if every group's
+//   weights fit: the serving simulation (exec/serving.h) with per-iteration
+//   routing (serving_routing.h) -> metrics (exec/serving_metrics.h).
+//
+// Collectives are timed alone by the analytic model (each all-to-all of an
+// iteration runs while nothing else crosses the network of its instance).
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sim/core/config.h"
+#include "sim/exec/inference_memory.h"
+#include "sim/exec/serving.h"
+#include "sim/exec/serving_metrics.h"
+#include "sim/scenario/inference.h"
+#include "sim/scenario/run.h"
+
+namespace moesim::scenario {
+
+// Memory of one instance group's GPUs and what it leaves for the KV cache.
+struct InferenceGroupMemory {
+  exec::InstanceRole role = exec::InstanceRole::kMixed;
+  exec::InferenceMemory memory;
+  double kv_bytes_per_token_per_gpu = 0;
+  int64_t low_latency_tokens_per_rank = 0;  // DeepEP buffer sizing (0: no buffer)
+};
+
+struct InferenceRun {
+  InferenceScenario scenario;
+  std::vector<InferenceGroupMemory> memory;  // per group, in scenario.groups order
+  ExpertStats experts;
+  // Empty when some group's weights do not fit (nothing is simulated).
+  std::optional<exec::ServingMetrics> metrics;
+  exec::ServingResult result;
+  std::vector<std::string> warnings;
+
+  bool simulated() const { return metrics.has_value(); }
+};
+
+// Resolves, checks and simulates `doc`. Invalid scenarios throw moesim::Error
+// (InvalidStrategy for layouts the model or cluster cannot run, and
+// "kv_capacity" for a request longer than an attention replica's KV cache).
+InferenceRun run_inference(const Json& doc);
+
+// Validates an inference scenario and sizes its memory without simulating it.
+ScenarioCheck check_inference(const Json& doc);
+
+}  // namespace moesim::scenario

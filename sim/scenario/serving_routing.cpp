@@ -1,0 +1,86 @@
+#include "sim/scenario/serving_routing.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace moesim::scenario {
+
+ServingRouting::ServingRouting(const workloads::MoeModelConfig& model,
+                               const workloads::GatingConfig& gating,
+                               std::shared_ptr<const workloads::RoutingGenerator> generator,
+                               uint64_t seed, int instance, std::vector<int> ep_rank_node,
+                               int samples, int64_t max_copies)
+    : model_(model),
+      gating_(gating),
+      generator_(std::move(generator)),
+      seed_(seed),
+      instance_(instance),
+      ep_rank_node_(std::move(ep_rank_node)),
+      samples_(samples),
+      max_copies_(max_copies) {
+  std::map<int, int> ranks_on_node;
+  for (int node : ep_rank_node_) ranks_per_node_ = std::max(ranks_per_node_, ++ranks_on_node[node]);
+  const int moe_layers = model_.moe_layer_count();
+  const int slots = model_.routed_experts + gating_.redundant_experts;
+  load_.resize(moe_layers);
+  int ordinal = 0;
+  for (int l = 0; l < model_.layers; ++l) {
+    if (!model_.is_moe_layer(l)) continue;
+    load_[ordinal].layer = l;
+    load_[ordinal++].load.assign(slots, 0);
+  }
+  placements_.resize(moe_layers);
+  popularity_.resize(moe_layers);
+}
+
+const workloads::ExpertPlacement& ServingRouting::placement(int moe_layer) {
+  if (!placements_[moe_layer]) {
+    popularity_[moe_layer] = generator_->popularity(0, moe_layer);
+    placements_[moe_layer] = std::make_unique<workloads::ExpertPlacement>(
+        workloads::place_experts(model_.routed_experts, static_cast<int>(ep_rank_node_.size()),
+                                 gating_.redundant_experts, popularity_[moe_layer]));
+  }
+  return *placements_[moe_layer];
+}
+
+const std::vector<exec::RoutingSample>& ServingRouting::route(
+    uint64_t iteration, std::span<const int64_t> tokens_per_rank) {
+  const int moe_layers = static_cast<int>(load_.size());
+  samples_out_.clear();
+  if (moe_layers == 0) return samples_out_;
+  int64_t total = 0;
+  for (int64_t t : tokens_per_rank) total += t;
+  // Over the budget, every rank's tokens are thinned by the same factor.
+  double scale = 1;
+  if (total * model_.top_k > max_copies_) {
+    scale = static_cast<double>(total * model_.top_k) / static_cast<double>(max_copies_);
+    subsampled_ = true;
+  }
+  tokens_.resize(tokens_per_rank.size());
+  for (size_t r = 0; r < tokens_per_rank.size(); ++r) {
+    tokens_[r] = static_cast<int64_t>(std::llround(tokens_per_rank[r] / scale));
+  }
+  const int slots = model_.routed_experts + gating_.redundant_experts;
+  for (int s = 0; s < samples_; ++s) {
+    const uint64_t draw = iteration * static_cast<uint64_t>(samples_) + s;
+    const int layer = static_cast<int>(draw % static_cast<uint64_t>(moe_layers));
+    // Generator steps are ints: instances take disjoint runs of them (for the
+    // first million draws per layer, then they wrap).
+    const uint64_t step_index = draw / static_cast<uint64_t>(moe_layers) + instance_ * 1000003ull;
+    const int step = static_cast<int>(step_index % (1u << 30));
+    const workloads::ExpertPlacement& place = placement(layer);
+    generator_->generate(step, layer, tokens_, batch_);
+    workloads::apply_gating(
+        batch_, gating_, place, popularity_[layer], ranks_per_node_, outcome_,
+        seed_ ^ (step_index * 0x9E3779B97F4A7C15ull) ^ static_cast<uint64_t>(layer));
+    samples_out_.push_back(count_dispatch(batch_, outcome_, slots, ep_rank_node_, scale));
+    LayerLoad& load = load_[layer];
+    const exec::RoutingSample& rs = samples_out_.back();
+    for (int slot = 0; slot < slots; ++slot) load.load[slot] += rs.expert_tokens[slot];
+    load.dropped += rs.dropped;
+  }
+  return samples_out_;
+}
+
+}  // namespace moesim::scenario
