@@ -47,7 +47,7 @@ double GapHistogram::quantile(double q) const {
 
 namespace {
 
-enum EventKind : uint64_t { kArrival = 1, kIterationEnd = 2, kTransferDone = 3 };
+enum EventKind : uint64_t { kArrival = 1, kIterationEnd = 2, kTransferDone = 3, kWakeup = 4 };
 uint64_t event_arg(EventKind kind, uint64_t index) {
   return (static_cast<uint64_t>(kind) << 48) | index;
 }
@@ -77,6 +77,7 @@ struct Instance {
   std::vector<Replica> replicas;
   std::vector<ReplicaBatch> batch;
   bool busy = false, has_prefill = false;
+  bool wakeup_pending = false;  // an idle instance got work; it starts after same-time events
   uint64_t iteration = 0;
   uint64_t next_replica = 0;
   double idle_since = 0;
@@ -97,7 +98,7 @@ class Simulator : private EventHandler {
   void enqueue(uint32_t request, int instance);
   void start_iteration(int instance);
   double form_batch(Instance& inst, int replica, ReplicaBatch& batch);
-  bool admit(Instance& inst, Replica& rep, ReplicaBatch& batch, int64_t& budget, double& swap_s);
+  bool admit(Replica& rep, ReplicaBatch& batch, int64_t& budget, double& swap_s);
   bool make_room(Replica& rep, int64_t blocks, uint32_t requester, double& swap_s);
   void preempt(Replica& rep, uint32_t victim, double& swap_s);
   void finish_iteration(int instance);
@@ -122,6 +123,7 @@ class Simulator : private EventHandler {
   double batch_sum_ = 0;
   int64_t batch_samples_ = 0;
   std::vector<double> transfer_free_s_;  // per replica: when its last KV transfer ends
+  std::vector<uint32_t> members_;        // finish_iteration's scratch
   bool has_decode_ = false;              // some instance decodes after prefill instances
   int64_t in_system_ = 0;                // requests arrived and not finished
   double in_system_since_ = 0;
@@ -195,7 +197,14 @@ void Simulator::enqueue(uint32_t id, int i) {
   // Replicas take requests in turn (SGLang's round-robin DP load balance).
   r.replica = static_cast<int>(inst.next_replica++ % inst.replicas.size());
   inst.replicas[r.replica].waiting.push_back(id);
-  if (!inst.busy) start_iteration(i);
+  // An idle instance starts its next iteration once every event of this
+  // instant has run, so requests arriving together are batched together (as
+  // a serving engine's loop picks up everything that arrived before it
+  // schedules).
+  if (!inst.busy && !inst.wakeup_pending) {
+    inst.wakeup_pending = true;
+    engine_.schedule_at(engine_.now(), *this, event_arg(kWakeup, static_cast<uint64_t>(i)));
+  }
 }
 
 void Simulator::on_event(uint64_t arg) {
@@ -213,6 +222,10 @@ void Simulator::on_event(uint64_t arg) {
       return;
     case kTransferDone:
       enqueue(static_cast<uint32_t>(index), next_instance(true));
+      return;
+    case kWakeup:
+      instances_[index].wakeup_pending = false;
+      if (!instances_[index].busy) start_iteration(static_cast<int>(index));
       return;
   }
 }
@@ -342,13 +355,12 @@ double Simulator::form_batch(Instance& inst, int replica, ReplicaBatch& batch) {
     rep.in_batch.push_back(id);
   }
   // 3. Admissions in arrival order.
-  while (admit(inst, rep, batch, budget, swap_s)) {
+  while (admit(rep, batch, budget, swap_s)) {
   }
   return swap_s;
 }
 
-bool Simulator::admit(Instance& inst, Replica& rep, ReplicaBatch& batch, int64_t& budget,
-                      double& swap_s) {
+bool Simulator::admit(Replica& rep, ReplicaBatch& batch, int64_t& budget, double& swap_s) {
   const ServingConfig& cfg = setup_.config;
   if (rep.waiting.empty() || budget <= 0 ||
       static_cast<int>(rep.running.size()) >= cfg.max_batch_size) {
@@ -356,8 +368,11 @@ bool Simulator::admit(Instance& inst, Replica& rep, ReplicaBatch& batch, int64_t
   }
   const uint32_t id = rep.waiting.front();
   RequestState& r = req_[id];
-  int64_t chunk = 0, tokens = r.computed;
-  if (r.computed < r.target) {
+  // A request with its cache in place (a decode-only arrival, one swapped
+  // back in, one whose KV cache came from a prefill instance) decodes at once.
+  const bool decode = r.computed >= r.target;
+  int64_t chunk = 0, tokens = r.computed + 1;
+  if (!decode) {
     const int64_t rest = r.target - r.computed;
     if (cfg.chunked_prefill > 0) {
       chunk = std::min({rest, cfg.chunked_prefill, budget});
@@ -366,9 +381,9 @@ bool Simulator::admit(Instance& inst, Replica& rep, ReplicaBatch& batch, int64_t
       if (rest > budget && !batch.empty()) return false;
       chunk = rest;
     }
-    tokens += chunk;
+    tokens = r.computed + chunk;
   }
-  const int64_t need = blocks_for(std::max<int64_t>(tokens, 1)) - r.blocks;
+  const int64_t need = blocks_for(tokens) - r.blocks;
   if (need > rep.free_blocks) return false;
   rep.waiting.pop_front();
   rep.free_blocks -= need;
@@ -381,14 +396,19 @@ bool Simulator::admit(Instance& inst, Replica& rep, ReplicaBatch& batch, int64_t
     swap_s += r.computed * setup_.kv_bytes_per_token_per_gpu / setup_.host_link_bytes_per_s;
     r.swapped = false;
   }
-  if (chunk > 0) {
+  rep.in_batch.push_back(id);
+  ++batch.sampled;
+  if (decode) {
+    r.decoding = true;
+    --budget;
+    ++batch.decode_sequences;
+    batch.decode_context_tokens += r.computed;
+  } else {
     r.chunk = chunk;
     budget -= chunk;
     batch.prefill.push_back({chunk, r.computed});
-    if (r.computed + chunk == r.target) ++batch.sampled;
-    rep.in_batch.push_back(id);
+    if (r.computed + chunk != r.target) --batch.sampled;  // not its last chunk
   }
-  (void)inst;
   return true;
 }
 
@@ -433,12 +453,15 @@ void Simulator::finish_iteration(int i) {
         {i, inst.started_s, inst.cost, inst.has_prefill, inst.prompt_tokens, inst.decode_tokens});
   }
   for (Replica& rep : inst.replicas) {
-    const std::vector<uint32_t> members = rep.in_batch;
-    for (const uint32_t id : members) advance(inst, rep, id);
+    members_.assign(rep.in_batch.begin(), rep.in_batch.end());  // advance() edits in_batch
+    for (const uint32_t id : members_) advance(inst, rep, id);
   }
   inst.busy = false;
   inst.idle_since = engine_.now().seconds();
-  start_iteration(i);
+  // Requests this iteration's completions issue (closed loop) arrive at this
+  // same instant: the next iteration starts after them.
+  inst.wakeup_pending = true;
+  engine_.schedule_at(engine_.now(), *this, event_arg(kWakeup, static_cast<uint64_t>(i)));
 }
 
 // A request after the iteration it took part in.
