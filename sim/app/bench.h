@@ -14,6 +14,7 @@ int bench_trace_main(const Args& args);
 int bench_kernel_main(const Args& args);
 int bench_step_main(const Args& args);
 int bench_search_main(const Args& args);
+int bench_inference_main(const Args& args);
 
 // Subjects of `moesim validate`.
 int validate_kernel_main(const Args& args);

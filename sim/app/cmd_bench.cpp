@@ -19,6 +19,8 @@ constexpr Command kBenchmarks[] = {
     {"kernel", "reference MoE kernel throughput vs BLAS peak and PyTorch", bench_kernel_main},
     {"step", "one DeepSeek-V3 training step on 2,048 GPUs (execution model speed)",
      bench_step_main},
+    {"inference", "2,000+ decode iterations of DeepSeek-V3 EP72 serving (serving simulation speed)",
+     bench_inference_main},
     {"search", "strategy search over >= 500 points (Mixtral-8x22B, 256 GPUs)", bench_search_main},
 };
 
