@@ -10,6 +10,7 @@
 #include "sim/app/bench.h"
 #include "sim/explore/published.h"
 #include "sim/explore/published_comm.h"
+#include "sim/explore/published_serving.h"
 
 namespace moesim::cli {
 namespace {
@@ -85,6 +86,45 @@ void print_comm(const std::vector<explore::CommTable>& tables) {
   }
 }
 
+OrderedJson serving_json(const explore::ServingValidation& v) {
+  OrderedJson out;
+  out["source"] = v.source;
+  OrderedJson rows = OrderedJson::array();
+  for (const explore::ServingComparison& r : v.rows) {
+    rows.push_back(OrderedJson{{"row", r.row},
+                               {"metric", r.metric},
+                               {"published", r.published},
+                               {"predicted", r.predicted},
+                               {"error", r.error},
+                               {"role", "prediction"}});
+  }
+  out["rows"] = rows;
+  out["max_abs_throughput_error"] = v.max_abs_throughput_error;
+  out["within_20_percent"] = v.within_20_percent;
+  out["prompt_length_trend_right"] = v.prompt_length_trend_right;
+  out["overlap_signs_right"] = v.overlap_signs_right;
+  return out;
+}
+
+void print_serving(const explore::ServingValidation& v) {
+  std::cout << "\n" << v.source << "\n";
+  std::cout << fmt::format("  {:<44} {:>10} {:>10} {:>8}  {}\n", "row", "published", "predicted",
+                           "error", "metric");
+  for (const explore::ServingComparison& r : v.rows) {
+    const bool change = r.metric.find("change") != std::string::npos;
+    std::cout << (change
+                      ? fmt::format("  {:<44} {:>+9.1f}% {:>+9.1f}% {:>+6.1f}pt  {}\n", r.row,
+                                    100 * r.published, 100 * r.predicted, 100 * r.error, r.metric)
+                      : fmt::format("  {:<44} {:>10.0f} {:>10.0f} {:>+7.1f}%  {}\n", r.row,
+                                    r.published, r.predicted, 100 * r.error, r.metric));
+  }
+  std::cout << fmt::format(
+      "  all predictions (nothing calibrated on these rows); within 20%: {} (largest {:.1f}%)   "
+      "prompt-length trend right: {}   overlap signs right: {}\n",
+      v.within_20_percent ? "yes" : "no", 100 * v.max_abs_throughput_error,
+      v.prompt_length_trend_right ? "yes" : "no", v.overlap_signs_right ? "yes" : "no");
+}
+
 }  // namespace
 
 int validate_published_main(const Args& args) {
@@ -95,9 +135,11 @@ int validate_published_main(const Args& args) {
   if (!parse(args, options, positional, vm, "moesim validate published [--json]")) return 0;
   const explore::PublishedValidation v = explore::validate_published(embedded_example);
   const std::vector<explore::CommTable> comm = explore::validate_communication();
+  const explore::ServingValidation serving = explore::validate_serving(embedded_example);
   if (vm.count("json")) {
     OrderedJson out = validation_json(v);
     out["communication"] = comm_json(comm);
+    out["serving"] = serving_json(serving);
     std::cout << render_json(out);
     return 0;
   }
@@ -119,6 +161,7 @@ int validate_published_main(const Args& args) {
       "{}\n",
       v.within_20_percent ? "yes" : "no", v.faster_layout_ranked_faster ? "yes" : "no");
   print_comm(comm);
+  print_serving(serving);
   return 0;
 }
 

@@ -47,6 +47,22 @@ for table in ("deepep_normal", "nccl"):
         assert r["bottleneck"] in ("nvlink", "nic", "spine", "leaf_uplink", "sm_copy"), r
 for r in comm["deepep_low_latency"]["rows"]:
     assert abs(r["error"]) < 0.25, r
+# Serving: SGLang's large-scale EP deployment of DeepSeek-V3 (lmsys blog
+# 2025-05-05). All predictions; the model is fast by 34-65% on throughput
+# (README "Validation"), a regression guard around where it stands. What it
+# must get right: throughput falls with prompt length, two-batch overlap
+# helps at 256 tokens per GPU and hurts at 32.
+serving = v["serving"]
+rows = {r["row"]: r for r in serving["rows"]}
+assert len(rows) == 7, rows.keys()
+for r in serving["rows"]:
+    assert r["role"] == "prediction", r
+    if "change" not in r["metric"]:
+        assert abs(r["predicted"] / r["published"] - 1 - r["error"]) < 1e-12, r
+        assert abs(r["error"]) < 0.8, r
+assert serving["prompt_length_trend_right"] is True
+assert serving["overlap_signs_right"] is True
+assert serving["within_20_percent"] == (serving["max_abs_throughput_error"] <= 0.2)
 PY
 
 # The overhead: a breakdown category when pp > 1, absent with 0, validated.
