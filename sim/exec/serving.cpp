@@ -105,6 +105,7 @@ class Simulator : private EventHandler {
   void advance(Instance& inst, Replica& rep, uint32_t request);
   void release(Replica& rep, uint32_t request);
   void complete(uint32_t request);
+  void deliver_token(RequestState& r, double now);  // the user receives a token now
   int64_t blocks_for(int64_t tokens) const {
     const int64_t b = setup_.config.kv_block_tokens;
     return (tokens + b - 1) / b;
@@ -210,17 +211,29 @@ void Simulator::enqueue(uint32_t id, int i) {
 void Simulator::on_event(uint64_t arg) {
   const uint64_t index = arg & ((uint64_t{1} << 48) - 1);
   switch (static_cast<EventKind>(arg >> 48)) {
-    case kArrival:
-      arrive(static_cast<uint32_t>(index));
-      if (setup_.concurrency == 0 && index + 1 < req_.size()) {
-        engine_.schedule_at(SimTime::from_seconds(req_[index + 1].out.arrival_s), *this,
-                            event_arg(kArrival, index + 1));
+    case kArrival: {
+      if (setup_.concurrency > 0) {
+        arrive(static_cast<uint32_t>(index));
+        return;
+      }
+      // Open loop: every request of this instant arrives now, before the
+      // wakeup the first one schedules, so they share the next iteration.
+      size_t next = index;
+      const double now = req_[index].out.arrival_s;
+      while (next < req_.size() && req_[next].out.arrival_s == now) {
+        arrive(static_cast<uint32_t>(next++));
+      }
+      if (next < req_.size()) {
+        engine_.schedule_at(SimTime::from_seconds(req_[next].out.arrival_s), *this,
+                            event_arg(kArrival, next));
       }
       return;
+    }
     case kIterationEnd:
       finish_iteration(static_cast<int>(index));
       return;
     case kTransferDone:
+      deliver_token(req_[index], engine_.now().seconds());
       enqueue(static_cast<uint32_t>(index), next_instance(true));
       return;
     case kWakeup:
@@ -240,6 +253,8 @@ ServingResult Simulator::run() {
     } else {
       engine_.schedule_at(SimTime::from_seconds(req_[0].out.arrival_s), *this,
                           event_arg(kArrival, 0));
+      // The run starts at the first arrival: no instance idles before it.
+      for (Instance& inst : instances_) inst.idle_since = req_[0].out.arrival_s;
     }
   }
   engine_.run();
@@ -275,14 +290,16 @@ void Simulator::start_iteration(int i) {
     inst.has_prefill = inst.has_prefill || !inst.batch[r].prefill.empty();
     used += inst.spec->kv_blocks_per_replica - inst.replicas[r].free_blocks;
     total += inst.spec->kv_blocks_per_replica;
-    batch_sum_ += static_cast<double>(inst.replicas[r].running.size());
-    ++batch_samples_;
-    result_.batch_max =
-        std::max(result_.batch_max, static_cast<int>(inst.replicas[r].running.size()));
   }
   if (!any) {  // nothing runnable: idle until a request arrives
     inst.busy = false;
     return;
+  }
+  for (const Replica& rep : inst.replicas) {  // batch sizes of iterations that run
+    const int running = static_cast<int>(rep.running.size());
+    batch_sum_ += running;
+    ++batch_samples_;
+    result_.batch_max = std::max(result_.batch_max, running);
   }
   if (!inst.busy)
     result_.gpu_idle_s += (engine_.now().seconds() - inst.idle_since) * inst.spec->gpus;
@@ -318,6 +335,7 @@ double Simulator::form_batch(Instance& inst, int replica, ReplicaBatch& batch) {
   const ServingConfig& cfg = setup_.config;
   int64_t budget = cfg.max_num_tokens;
   double swap_s = 0;
+  const int64_t preemptions_before = result_.preemptions;
   rep.in_batch.clear();
   // 1. Decodes, oldest first; one that needs a block may preempt newer ones.
   for (size_t k = 0; k < rep.running.size(); ++k) {
@@ -354,8 +372,11 @@ double Simulator::form_batch(Instance& inst, int replica, ReplicaBatch& batch) {
     if (r.computed + chunk == r.target) ++batch.sampled;
     rep.in_batch.push_back(id);
   }
-  // 3. Admissions in arrival order.
-  while (admit(rep, batch, budget, swap_s)) {
+  // 3. Admissions in arrival order, unless this step had to preempt (vLLM
+  // V1's scheduler admits no waiting request in a step that preempted).
+  if (result_.preemptions == preemptions_before) {
+    while (admit(rep, batch, budget, swap_s)) {
+    }
   }
   return swap_s;
 }
@@ -437,8 +458,10 @@ void Simulator::preempt(Replica& rep, uint32_t id, double& swap_s) {
     swap_s += r.computed * setup_.kv_bytes_per_token_per_gpu / setup_.host_link_bytes_per_s;
     r.swapped = true;
   } else {
-    // Recompute: prompt and generated tokens are prefilled again.
-    r.target = r.out.input_tokens + std::max<int64_t>(0, r.out.generated - 1);
+    // Recompute: the prompt and every generated token are prefilled again,
+    // and that prefill samples the next token (vLLM resets
+    // num_computed_tokens to 0 and schedules all of the request's tokens).
+    r.target = r.out.input_tokens + r.out.generated;
     r.computed = 0;
   }
   rep.waiting.push_front(id);
@@ -479,33 +502,38 @@ void Simulator::advance(Instance& inst, Replica& rep, uint32_t id) {
   r.chunk = 0;
   r.decoding = false;
   if (!new_token) return;
-  if (r.out.first_token_s < 0) {
-    r.out.first_token_s = now;
-  } else {
-    result_.inter_token.add(now - r.last_token_s);
-  }
-  r.last_token_s = now;
   ++r.out.generated;
-  if (r.out.generated >= r.out.output_tokens) {
-    release(rep, id);
-    return complete(id);
-  }
-  if (inst.spec->role == InstanceRole::kPrefill && !has_decode_) {
-    // Prefill instances only: the request ends with its first token (the
-    // decode side is not simulated, as SGLang's prefill-only benchmarks run).
-    release(rep, id);
-    return complete(id);
-  }
-  if (inst.spec->role == InstanceRole::kPrefill) {
-    // Prompt done: its cache moves to a decode instance, which decodes the
-    // rest, after the replica's earlier transfers.
+  if (inst.spec->role == InstanceRole::kPrefill && has_decode_ &&
+      r.out.generated < r.out.output_tokens) {
+    // Prompt done: its cache and first token move to a decode instance, after
+    // the replica's earlier transfers; the user gets the first token from the
+    // decode side (SGLang's and vLLM's disaggregated serving), so TTFT counts
+    // the transfer.
     double& free_s = transfer_free_s_[inst.replica_offset + r.replica];
     free_s = std::max(free_s, now) + setup_.kv_transfer_seconds(r.computed);
     release(rep, id);
     r.target = r.computed;
     r.instance = r.replica = -1;
     engine_.schedule_at(SimTime::from_seconds(free_s), *this, event_arg(kTransferDone, id));
+    return;
   }
+  deliver_token(r, now);
+  if (r.out.generated >= r.out.output_tokens ||
+      (inst.spec->role == InstanceRole::kPrefill && !has_decode_)) {
+    // Done; prefill instances alone end each request with its first token
+    // (the decode side is not simulated, as SGLang's prefill benchmarks run).
+    release(rep, id);
+    complete(id);
+  }
+}
+
+void Simulator::deliver_token(RequestState& r, double now) {
+  if (r.out.first_token_s < 0) {
+    r.out.first_token_s = now;
+  } else {
+    result_.inter_token.add(now - r.last_token_s);
+  }
+  r.last_token_s = now;
 }
 
 void Simulator::release(Replica& rep, uint32_t id) {

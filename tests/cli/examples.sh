@@ -25,8 +25,20 @@ for f in "$examples"/*.json; do
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["status"] == "ok", (sys.argv[2], r["status"])
-assert r["step_time_s"] > 0 and abs(sum(r["breakdown"].values()) - r["step_time_s"]) < 1e-6 * r["step_time_s"] + 1e-9, sys.argv[2]
-print(f"{sys.argv[2]}: {r['step_time_s']:.3f} s")
+if r["report_kind"] == "inference":
+    # Every request finished; each phase's parts add up to its iterations' time.
+    assert r["requests"]["completed"] == r["requests"]["count"] > 0, sys.argv[2]
+    for phase in ("prefill", "decode"):
+        p = r["breakdown"][phase]
+        if p["iterations"]:
+            parts = sum(p["per_iteration"].values())
+            assert abs(parts - p["mean_iteration_s"]) < 1e-6 * p["mean_iteration_s"], (sys.argv[2], phase)
+    assert r["kv_cache"]["blocks_allocated"] == r["kv_cache"]["blocks_freed"], sys.argv[2]
+    print(f"{sys.argv[2]}: {r['throughput']['output_tokens_per_s_per_gpu']:.1f} output tokens/s per GPU")
+else:
+    assert r["report_kind"] == "training", sys.argv[2]
+    assert r["step_time_s"] > 0 and abs(sum(r["breakdown"].values()) - r["step_time_s"]) < 1e-6 * r["step_time_s"] + 1e-9, sys.argv[2]
+    print(f"{sys.argv[2]}: {r['step_time_s']:.3f} s")
 PY
   fi
 done

@@ -36,15 +36,20 @@ TEST_CASE("roofline: a large GEMM runs at peak x efficiency x shape saturation",
   CHECK(model.gemm_body_seconds(4096, 4096, 4096, DType::kBf16) == Approx(compute));
 }
 
-TEST_CASE("roofline: small dimensions pad to 64-wide tiles and saturate poorly", "[hwmodels]") {
+TEST_CASE("roofline: small dimensions pad to 64-wide tiles, and saturate as one tile",
+          "[hwmodels]") {
   const RooflineCostModel model(test_gpu());
-  // m = 10 pads to 64 in FLOPs, and runs at 10 / 138 of the large-shape rate.
+  // m = 10 pads to 64 in FLOPs and saturates as a 64-row tile (64 / 192),
+  // not again as its own 10 rows (a decode GEMM would pay twice).
   const double flops = 2.0 * 64 * 4096 * 4096;
-  const double eff = 0.8 * saturation(10) * saturation(4096) * saturation(4096);
+  const double eff = 0.8 * saturation(64) * saturation(4096) * saturation(4096);
   const double compute = flops / (1e15 * eff);
   const double bytes = 2.0 * (10.0 * 4096 + 4096.0 * 4096 + 10.0 * 4096);
   const double memory = bytes / (2e12 * 0.5);
   CHECK(model.gemm_body_seconds(10, 4096, 4096, DType::kBf16) == Approx(std::max(compute, memory)));
+  // Below one tile the row count no longer changes the compute term.
+  CHECK(model.gemm_body_seconds(1, 4096, 4096, DType::kBf16) <=
+        model.gemm_body_seconds(10, 4096, 4096, DType::kBf16));
   CHECK(model.gemm_body_seconds(0, 4096, 4096, DType::kBf16) == 0);
 }
 
