@@ -1,5 +1,7 @@
 #include "sim/exec/inference_costs.h"
 
+#include "sim/exec/two_batch_overlap.h"
+
 #include <algorithm>
 #include <numeric>
 
@@ -79,9 +81,10 @@ double InferenceCostModel::kv_bytes_per_token_per_gpu() const {
 // Attention of one replica's batch on one of its GPUs: projections on every
 // new token; core attention quadratic in the context for prefill (causal,
 // flash), reading the KV cache for decode.
-double InferenceCostModel::attention_seconds(const ReplicaBatch& b) const {
+InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
+    const ReplicaBatch& b) const {
   const int64_t tokens = b.tokens();
-  if (tokens == 0) return 0;
+  if (tokens == 0) return {};
   const hw::DType dt = weight_dtype_;
   const int t = parallel_.tp;
   const int64_t h = model_.hidden;
@@ -132,11 +135,12 @@ double InferenceCostModel::attention_seconds(const ReplicaBatch& b) const {
     core_flops += 4.0 * ctx * heads * hd;
     core_bytes += ctx * 2.0 * kv_heads * hd * kv_elt;
   }
-  // Writing this iteration's keys and values into the cache.
-  s += cost_.memory_bound_seconds(tokens * kv_bytes_per_token_per_gpu() / model_.layers);
-  // Attention runs in BF16 (FP8 weights still attend in BF16 in FlashMLA and FA3-BF16).
-  s += cost_.fused_kernel_seconds(core_flops, core_bytes, hw::DType::kBf16);
-  return s;
+  // Writing this iteration's keys and values into the cache, then attention
+  // in BF16 (FP8 weights still attend in BF16 in FlashMLA and FA3-BF16).
+  const double core =
+      cost_.memory_bound_seconds(tokens * kv_bytes_per_token_per_gpu() / model_.layers) +
+      cost_.fused_kernel_seconds(core_flops, core_bytes, hw::DType::kBf16);
+  return {s, core};
 }
 
 // A dense FFN (or the shared experts) of `width` on `tokens`, tensor-parallel
@@ -208,12 +212,13 @@ double InferenceCostModel::tp_all_reduce_seconds(int64_t tokens) const {
   return collective_(ar);
 }
 
-std::vector<InferenceCostModel::LayerParts> InferenceCostModel::layers(
-    std::span<const ReplicaBatch> replicas, IterationRouting& routing, uint64_t routing_index,
-    coll::AllToAllAlgorithm algo, double& head_s) const {
+std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> replicas,
+                                                  IterationRouting& routing, uint64_t routing_index,
+                                                  coll::AllToAllAlgorithm algo,
+                                                  double& head_s) const {
   const int t = parallel_.tp;
   const int etp = parallel_.expert_tp();
-  double attention = 0, shared = 0, dense = 0, router = 0;
+  double attention_prep = 0, attention_core = 0, shared = 0, dense = 0, router = 0;
   int64_t most_tokens = 0;
   std::vector<int64_t> tokens_per_rank(parallel_.ep, 0);
   head_s = 0;
@@ -221,7 +226,9 @@ std::vector<InferenceCostModel::LayerParts> InferenceCostModel::layers(
     const ReplicaBatch& b = replicas[r];
     const int64_t tokens = b.tokens();
     most_tokens = std::max(most_tokens, tokens);
-    attention = std::max(attention, attention_seconds(b));
+    const AttentionSeconds attention = attention_seconds(b);
+    attention_prep = std::max(attention_prep, attention.prep);
+    attention_core = std::max(attention_core, attention.core);
     shared = std::max(shared, ffn_seconds(tokens, model_.shared_ffn));
     dense = std::max(dense, ffn_seconds(tokens, model_.dense_ffn));
     const double copies = static_cast<double>(tokens) / t * model_.top_k;
@@ -259,18 +266,20 @@ std::vector<InferenceCostModel::LayerParts> InferenceCostModel::layers(
       sample_costs.push_back(c);
     }
   }
-  std::vector<LayerParts> out(model_.layers);
+  std::vector<LayerCost> out(model_.layers);
   size_t moe_ordinal = 0;
   for (int l = 0; l < model_.layers; ++l) {
-    LayerParts& p = out[l];
-    p.attention = attention;
+    LayerCost& p = out[l];
+    p.attention_prep = attention_prep;
+    p.attention_core = attention_core;
     p.other = tp_comm;
     if (!model_.moe_layer[l] || sample_costs.empty()) {
       p.dense = model_.moe_layer[l] ? 0 : dense;
       continue;
     }
     const SampleCost& c = sample_costs[moe_ordinal++ % sample_costs.size()];
-    p.other += router;
+    p.moe = true;
+    p.router = router;
     p.shared = shared;
     p.expert = c.expert;
     p.dispatch = c.dispatch;
@@ -284,21 +293,21 @@ IterationCost InferenceCostModel::iteration(std::span<const ReplicaBatch> replic
                                             uint64_t iteration_index) const {
   IterationCost cost;
   coll::AllToAllAlgorithm algo = parallel_.a2a_algo;
+  const bool prompt = std::any_of(replicas.begin(), replicas.end(),
+                                  [](const ReplicaBatch& b) { return !b.prefill.empty(); });
   if (parallel_.a2a_auto) {
-    const bool prompt = std::any_of(replicas.begin(), replicas.end(),
-                                    [](const ReplicaBatch& b) { return !b.prefill.empty(); });
     algo = prompt ? coll::AllToAllAlgorithm::kHierarchical : coll::AllToAllAlgorithm::kLowLatency;
   }
   if (!parallel_.two_batch_overlap) {
     double head = 0;
-    for (const LayerParts& p : layers(replicas, routing, 2 * iteration_index, algo, head)) {
+    for (const LayerCost& p : layers(replicas, routing, 2 * iteration_index, algo, head)) {
       // Shared experts run while the dispatch is in flight.
       const double hidden_shared = std::min(p.shared, p.dispatch);
-      cost.attention_s += p.attention;
+      cost.attention_s += p.attention_prep + p.attention_core;
       cost.expert_s += p.expert + p.dense + p.shared;
       cost.dispatch_s += p.dispatch - hidden_shared;
       cost.combine_s += p.combine;
-      cost.other_s += p.other;
+      cost.other_s += p.other + p.router;
     }
     cost.other_s += head;
     cost.seconds =
@@ -315,33 +324,20 @@ IterationCost InferenceCostModel::iteration(std::span<const ReplicaBatch> replic
   double head_a = 0, head_b = 0;
   const auto a = layers(first, routing, 2 * iteration_index, algo, head_a);
   const auto b = layers(second, routing, 2 * iteration_index + 1, algo, head_b);
-  // While one micro-batch communicates, the other computes on the SMs the
-  // communication kernels leave (low-latency kernels hold none in flight).
-  const bool holds_sms = algo != coll::AllToAllAlgorithm::kLowLatency;
-  const double stretch = holds_sms && gpu_sms_ > parallel_.comm_sms
-                             ? static_cast<double>(gpu_sms_) / (gpu_sms_ - parallel_.comm_sms)
-                             : 1.0;
-  for (size_t l = 0; l < a.size(); ++l) {
-    const double compute_a = a[l].attention + a[l].expert + a[l].dense + a[l].shared + a[l].other;
-    const double compute_b = b[l].attention + b[l].expert + b[l].dense + b[l].shared + b[l].other;
-    const double comm = a[l].dispatch + a[l].combine + b[l].dispatch + b[l].combine;
-    const double compute = (compute_a + compute_b) * (comm > 0 ? stretch : 1.0);
-    const double layer = std::max(compute, comm);
-    // Attribute the layer: compute parts as they ran, communication only where
-    // it stuck out beyond the compute.
-    const double scale = compute_a + compute_b > 0 ? compute / (compute_a + compute_b) : 0;
-    cost.attention_s += (a[l].attention + b[l].attention) * scale;
-    cost.expert_s +=
-        (a[l].expert + b[l].expert + a[l].dense + b[l].dense + a[l].shared + b[l].shared) * scale;
-    cost.other_s += (a[l].other + b[l].other) * scale;
-    const double exposed = layer - compute;
-    if (comm > 0 && exposed > 0) {
-      cost.dispatch_s += exposed * (a[l].dispatch + b[l].dispatch) / comm;
-      cost.combine_s += exposed * (a[l].combine + b[l].combine) / comm;
-    }
-  }
+  // Normal-mode kernels hold comm_sms SMs while they run; low-latency ones
+  // hold none in flight. SGLang's prefill strategy gives DeepGEMM the SMs
+  // DeepEP leaves (deep_gemm_num_sms), its decode strategy does not.
+  const double stretch =
+      algo != coll::AllToAllAlgorithm::kLowLatency && gpu_sms_ > parallel_.comm_sms
+          ? static_cast<double>(gpu_sms_) / (gpu_sms_ - parallel_.comm_sms)
+          : 1.0;
+  const OverlapSchedule schedule = prompt ? OverlapSchedule::kPrefill : OverlapSchedule::kDecode;
+  OverlapSlowdown slowdown;
+  slowdown.in_flight = stretch;
+  slowdown.expert = schedule == OverlapSchedule::kPrefill ? stretch : 1.0;
+  cost = two_batch_overlap(a, b, schedule, slowdown);
   cost.other_s += head_a + head_b;
-  cost.seconds = cost.attention_s + cost.expert_s + cost.dispatch_s + cost.combine_s + cost.other_s;
+  cost.seconds += head_a + head_b;
   return cost;
 }
 

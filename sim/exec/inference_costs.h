@@ -19,8 +19,8 @@
 //
 // Two-batch overlap (SGLang two_batch_overlap.py, DeepSeek's inference
 // system): each iteration's batch is split in two micro-batches whose
-// communication runs while the other computes: per layer max(C_a + C_b,
-// M_a + M_b) instead of C + M, where splitting halves each GEMM's rows (so
+// communication runs while the other computes, in SGLang's stage order
+// (exec/two_batch_overlap.h); splitting halves each GEMM's rows (so
 // weight-bound kernels cost twice) and doubles per-call costs.
 
 #include <cstdint>
@@ -90,6 +90,17 @@ class IterationRouting {
                                                   std::span<const int64_t> tokens_per_rank) = 0;
 };
 
+// One micro-batch's costs in one layer on the slowest rank, seconds alone.
+struct LayerCost {
+  double attention_prep = 0;  // norms, projections (and TP all-reduces: see `other`)
+  double attention_core = 0;  // the attention kernel and the KV-cache write
+  double router = 0;          // gate GEMM, top-k, permutation
+  double other = 0;           // TP all-reduces
+  double shared = 0, dense = 0, expert = 0;
+  double dispatch = 0, combine = 0;  // the all-to-alls alone
+  bool moe = false;
+};
+
 // Seconds one collective takes alone (the scenario layer binds the cluster's
 // collective model).
 using CollectiveSeconds = std::function<double(const coll::Collective&)>;
@@ -112,19 +123,19 @@ class InferenceCostModel {
   double kv_bytes_per_token_per_gpu() const;
 
  private:
-  struct LayerParts {  // one micro-batch's costs in one layer
-    double attention = 0, shared = 0, dense = 0, expert = 0, dispatch = 0, combine = 0, other = 0;
+  struct AttentionSeconds {
+    double prep = 0, core = 0;
   };
-  double attention_seconds(const ReplicaBatch& batch) const;
+  AttentionSeconds attention_seconds(const ReplicaBatch& batch) const;
   double ffn_seconds(int64_t tokens, int64_t width) const;
   double expert_seconds(const RoutingSample& sample, int rank) const;
   double all_to_all_seconds(const RoutingSample& sample, bool combine,
                             coll::AllToAllAlgorithm algo) const;
   double tp_all_reduce_seconds(int64_t tokens) const;
   // Per layer, one micro-batch's parts; plus its embedding and LM head.
-  std::vector<LayerParts> layers(std::span<const ReplicaBatch> replicas, IterationRouting& routing,
-                                 uint64_t routing_index, coll::AllToAllAlgorithm algo,
-                                 double& head_s) const;
+  std::vector<LayerCost> layers(std::span<const ReplicaBatch> replicas, IterationRouting& routing,
+                                uint64_t routing_index, coll::AllToAllAlgorithm algo,
+                                double& head_s) const;
 
   const ModelShape& model_;
   InferenceParallel parallel_;
