@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include <fmt/format.h>
 
@@ -49,17 +50,17 @@ std::string header(const std::string& title) {
       kW, kH, (kLeft + kW - kRight) / 2, esc(title));
 }
 
-std::string y_axis(double lo, double hi, const std::string& label) {
+// A horizontal grid line at height y labelled `value`.
+std::string y_tick(double y, double value) {
+  return fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n",
+                     kLeft, y, kW - kRight, y) +
+         fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.4g}</text>\n", kLeft - 6,
+                     y + 4, value);
+}
+
+// The axes' lines and the y label.
+std::string axes_frame(const std::string& label) {
   std::string s;
-  const double plot_h = kH - kTop - kBottom;
-  const double step = tick_step(lo, hi);
-  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
-    const double y = kTop + plot_h * (1 - (v - lo) / (hi - lo));
-    s += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n",
-                     kLeft, y, kW - kRight, y);
-    s += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.4g}</text>\n", kLeft - 6,
-                     y + 4, v);
-  }
   s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"black\"/>\n", kLeft,
                    kTop, kH - kBottom);
   s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"black\"/>\n", kLeft,
@@ -69,6 +70,33 @@ std::string y_axis(double lo, double hi, const std::string& label) {
       "</text>\n",
       kTop + (kH - kTop - kBottom) / 2, esc(label));
   return s;
+}
+
+std::string y_axis(double lo, double hi, const std::string& label) {
+  std::string s;
+  const double plot_h = kH - kTop - kBottom;
+  const double step = tick_step(lo, hi);
+  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+    s += y_tick(kTop + plot_h * (1 - (v - lo) / (hi - lo)), v);
+  }
+  return s + axes_frame(label);
+}
+
+// Log axis from 10^lo_decade to 10^hi_decade.
+std::string y_axis_log(int lo_decade, int hi_decade, const std::string& label) {
+  std::string s;
+  const double plot_h = kH - kTop - kBottom;
+  const int decades = hi_decade - lo_decade;
+  const std::vector<double> mantissas =
+      decades <= 3 ? std::vector<double>{1, 2, 5} : std::vector<double>{1};
+  for (int d = lo_decade; d <= hi_decade; ++d) {
+    for (double m : mantissas) {
+      const double position = (d - lo_decade + std::log10(m)) / decades;
+      if (position > 1 + 1e-9) break;
+      s += y_tick(kTop + plot_h * (1 - position), m * std::pow(10.0, d));
+    }
+  }
+  return s + axes_frame(label);
 }
 
 std::string legend(const std::vector<std::string>& names) {
@@ -86,20 +114,32 @@ std::string legend(const std::vector<std::string>& names) {
 
 std::string line_chart_svg(const std::string& title, const std::string& x_label,
                            const std::string& y_label, const std::vector<Series>& series,
-                           const std::vector<std::string>& x_ticks) {
-  double xlo = INFINITY, xhi = -INFINITY, ylo = 0, yhi = -INFINITY;
+                           const std::vector<std::string>& x_ticks, AxisScale y_scale) {
+  double xlo = INFINITY, xhi = -INFINITY, ylo = 0, yhi = -INFINITY, ymin = INFINITY;
   for (const auto& s : series) {
     for (double x : s.x) xlo = std::min(xlo, x), xhi = std::max(xhi, x);
-    for (double y : s.y) ylo = std::min(ylo, y), yhi = std::max(yhi, y);
+    for (double y : s.y) ylo = std::min(ylo, y), yhi = std::max(yhi, y), ymin = std::min(ymin, y);
   }
   if (!std::isfinite(xlo)) xlo = 0, xhi = 1;
-  if (!std::isfinite(yhi) || yhi <= ylo) yhi = ylo + 1;
   if (xhi <= xlo) xhi = xlo + 1;
-  yhi *= 1.05;
   const double plot_w = kW - kLeft - kRight, plot_h = kH - kTop - kBottom;
   auto px = [&](double x) { return kLeft + plot_w * (x - xlo) / (xhi - xlo); };
-  auto py = [&](double y) { return kTop + plot_h * (1 - (y - ylo) / (yhi - ylo)); };
-  std::string s = header(title) + y_axis(ylo, yhi, y_label);
+  std::function<double(double)> py;
+  std::string s = header(title);
+  if (y_scale == AxisScale::kLog) {
+    const int lo_decade = std::isfinite(ymin) ? static_cast<int>(std::floor(std::log10(ymin))) : 0;
+    int hi_decade = std::isfinite(yhi) ? static_cast<int>(std::ceil(std::log10(yhi))) : 1;
+    if (hi_decade <= lo_decade) hi_decade = lo_decade + 1;
+    py = [=](double y) {
+      return kTop + plot_h * (1 - (std::log10(y) - lo_decade) / (hi_decade - lo_decade));
+    };
+    s += y_axis_log(lo_decade, hi_decade, y_label);
+  } else {
+    if (!std::isfinite(yhi) || yhi <= ylo) yhi = ylo + 1;
+    yhi *= 1.05;
+    py = [=](double y) { return kTop + plot_h * (1 - (y - ylo) / (yhi - ylo)); };
+    s += y_axis(ylo, yhi, y_label);
+  }
   if (!x_ticks.empty()) {
     for (size_t i = 0; i < x_ticks.size(); ++i) {
       s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",

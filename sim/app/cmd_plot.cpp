@@ -1,5 +1,5 @@
-// `moesim plot summary.csv --x COL --y COL [--series COL] -o plot.svg`, and
-// `moesim plot summary.csv --breakdown -o breakdown.svg`.
+// `moesim plot summary.csv --x COL --y COL [--y COL ...] [--series COL] [--log-y]
+// -o plot.svg`, and `moesim plot summary.csv --breakdown -o breakdown.svg`.
 
 #include <iostream>
 #include <map>
@@ -45,17 +45,21 @@ bool number(const std::string& s, double& v) {
 
 int plot_main(const Args& args) {
   po::options_description options("plot options");
-  std::string csv, x, y, series, out, title;
-  options.add_options()("summary", po::value(&csv), "summary.csv of a sweep")(
-      "x", po::value(&x), "x column")("y", po::value(&y), "y column")(
+  std::string csv, x, series, out, title;
+  std::vector<std::string> ys;
+  options.add_options()("summary", po::value(&csv), "summary.csv of a sweep")("x", po::value(&x),
+                                                                              "x column")(
+      "y", po::value(&ys), "y column; repeat for several (one line each, named by the column)")(
       "series", po::value(&series), "one line per value of this column")(
+      "log-y", "logarithmic y axis (values must be positive)")(
       "breakdown", "stacked bars of breakdown.* per point")(
       "title", po::value(&title), "chart title")("output,o", po::value(&out), "SVG file");
   po::positional_options_description positional;
   positional.add("summary", 1);
   po::variables_map vm;
   if (!parse(args, options, positional, vm,
-             "moesim plot summary.csv --x COL --y COL [--series COL] -o plot.svg\n"
+             "moesim plot summary.csv --x COL --y COL [--y COL ...] [--series COL] [--log-y] "
+             "-o plot.svg\n"
              "       moesim plot summary.csv --breakdown -o breakdown.svg")) {
     return 0;
   }
@@ -95,8 +99,11 @@ int plot_main(const Args& args) {
     svg = reports::stacked_bar_svg(title.empty() ? "Step time breakdown" : title, "seconds", cats,
                                    bars);
   } else {
-    if (x.empty() || y.empty()) throw Error("plot: give --x and --y (or --breakdown)");
-    const size_t xc = column(t, x, "--x"), yc = column(t, y, "--y");
+    if (x.empty() || ys.empty()) throw Error("plot: give --x and --y (or --breakdown)");
+    const bool log_y = vm.count("log-y") > 0;
+    const size_t xc = column(t, x, "--x");
+    std::vector<size_t> ycs;
+    for (const std::string& y : ys) ycs.push_back(column(t, y, "--y"));
     const size_t sc = series.empty() ? SIZE_MAX : column(t, series, "--series");
     // Numeric x when every value parses; otherwise categories in order of appearance.
     std::vector<std::string> cats;
@@ -106,27 +113,39 @@ int plot_main(const Args& args) {
       if (!number(row[xc], v)) numeric = false;
       if (std::find(cats.begin(), cats.end(), row[xc]) == cats.end()) cats.push_back(row[xc]);
     }
+    // One line per (y column, series value); a single y column keeps the
+    // series' names as they were.
     std::map<std::string, reports::Series> by;
     std::vector<std::string> order;
-    for (const auto& row : t.rows) {
-      double yv;
-      if (row[status] != "ok" || !number(row[yc], yv)) continue;
-      const std::string key = sc == SIZE_MAX ? "" : t.columns[sc] + "=" + row[sc];
-      if (!by.count(key)) order.push_back(key), by[key].name = key;
-      double xv = 0;
-      if (numeric) {
-        number(row[xc], xv);
-      } else {
-        xv = static_cast<double>(std::find(cats.begin(), cats.end(), row[xc]) - cats.begin());
+    for (const size_t yc : ycs) {
+      for (const auto& row : t.rows) {
+        double yv;
+        if (row[status] != "ok" || !number(row[yc], yv)) continue;
+        if (log_y && !(yv > 0)) {
+          throw Error(fmt::format("--log-y: {} is {} at point {}; a log axis needs positive values",
+                                  t.columns[yc], row[yc], row[0]));
+        }
+        std::string key = ycs.size() > 1 ? t.columns[yc] : "";
+        if (sc != SIZE_MAX) key += (key.empty() ? "" : " ") + t.columns[sc] + "=" + row[sc];
+        if (!by.count(key)) order.push_back(key), by[key].name = key;
+        double xv = 0;
+        if (numeric) {
+          number(row[xc], xv);
+        } else {
+          xv = static_cast<double>(std::find(cats.begin(), cats.end(), row[xc]) - cats.begin());
+        }
+        by[key].x.push_back(xv);
+        by[key].y.push_back(yv);
       }
-      by[key].x.push_back(xv);
-      by[key].y.push_back(yv);
     }
     std::vector<reports::Series> lines;
     for (const auto& k : order) lines.push_back(by[k]);
-    svg = reports::line_chart_svg(title.empty() ? t.columns[yc] + " vs " + t.columns[xc] : title,
-                                  t.columns[xc], t.columns[yc], lines,
-                                  numeric ? std::vector<std::string>{} : cats);
+    std::string y_label;
+    for (const size_t yc : ycs) y_label += (y_label.empty() ? "" : ", ") + t.columns[yc];
+    svg = reports::line_chart_svg(title.empty() ? y_label + " vs " + t.columns[xc] : title,
+                                  t.columns[xc], y_label, lines,
+                                  numeric ? std::vector<std::string>{} : cats,
+                                  log_y ? reports::AxisScale::kLog : reports::AxisScale::kLinear);
   }
   write_file_atomic(out, svg);
   std::cout << "wrote " << out << "\n";

@@ -1,10 +1,13 @@
 // `moesim search`: rank every valid parallel strategy for a model on a
-// cluster (sim/explore/search.h), printed as a table, JSON or CSV.
+// cluster (sim/explore/search.h), or with --mode inference every serving
+// layout under a request load (sim/explore/search_inference.h), printed as a
+// table, JSON or CSV.
 
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 
@@ -16,6 +19,7 @@
 #include "sim/app/explore/point_runner.h"
 #include "sim/core/file_io.h"
 #include "sim/explore/search.h"
+#include "sim/explore/search_inference.h"
 
 namespace moesim::cli {
 namespace {
@@ -76,50 +80,267 @@ std::string ranking_csv(const OrderedJson& result) {
 
 struct SearchArgs {
   explore::SearchRequest request;
+  explore::InferenceSearchRequest inference;
+  bool inference_mode = false;
   std::string cluster;  // as given
   int top = 10;
 };
+
+// Options that belong to one mode only; naming one in the other mode is an
+// error rather than silently ignored.
+constexpr const char* kTrainingOnly[] = {"global-batch", "seq"};
+constexpr const char* kInferenceOnly[] = {
+    "requests-rate", "concurrency", "requests", "input-tokens",    "output-tokens",
+    "slo-tpot-ms",   "slo-ttft-ms", "dtype",    "max-batch-sizes",
+};
+
+// "64,256" -> {64, 256}.
+std::vector<int> parse_sizes(const std::string& list, const char* flag) {
+  std::vector<int> sizes;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    const std::string item = list.substr(start, comma - start);
+    char* end = nullptr;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 1 || v > (1 << 24)) {
+      throw Error(fmt::format("{}: expected comma-separated integers in [1, {}], got '{}'", flag,
+                              1 << 24, list));
+    }
+    sizes.push_back(static_cast<int>(v));
+    start = comma + 1;
+  }
+  return sizes;
+}
+
+// Checks the flags of --mode inference and fills a.inference.
+void inference_request(const po::variables_map& vm, const std::string& max_batch_sizes,
+                       SearchArgs& a) {
+  for (const char* flag : kTrainingOnly) {
+    if (vm.count(flag)) {
+      throw Error(
+          fmt::format("--{}: a training option; --mode inference takes a request load "
+                      "(--requests-rate or --concurrency)",
+                      flag));
+    }
+  }
+  explore::InferenceSearchRequest& r = a.inference;
+  if (!vm.count("requests-rate") && !vm.count("concurrency")) {
+    throw Error(
+        "--mode inference: give a request load, --requests-rate R (Poisson) or --concurrency C "
+        "(closed loop)");
+  }
+  if (vm.count("requests-rate") && vm.count("concurrency")) {
+    throw Error("--requests-rate, --concurrency: give one of them, not both");
+  }
+  if (vm.count("requests-rate") && !(r.rate_per_s > 0 && std::isfinite(r.rate_per_s))) {
+    throw Error(
+        fmt::format("--requests-rate: expected requests per second > 0, got {}", r.rate_per_s));
+  }
+  if (vm.count("concurrency") && r.concurrency < 1) {
+    throw Error(fmt::format("--concurrency: expected a positive integer, got {}", r.concurrency));
+  }
+  if (!vm.count("slo-tpot-ms")) {
+    throw Error(
+        "--slo-tpot-ms: required with --mode inference (goodput counts the requests "
+        "meeting it)");
+  }
+  if (vm.count("max-batch-sizes"))
+    r.max_batch_sizes = parse_sizes(max_batch_sizes, "--max-batch-sizes");
+  r.model = a.request.model;
+  r.cluster = a.request.cluster;
+  r.gpus = a.request.gpus;
+  r.jobs = a.request.jobs;
+}
 
 SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bool bench) {
   po::options_description options(bench ? "bench search options" : "search options");
   SearchArgs a;
   explore::SearchRequest& r = a.request;
-  std::string out, inference;
+  explore::InferenceSearchRequest& inf = a.inference;
+  std::string out, mode = "training", max_batch_sizes;
   options.add_options()("model", po::value(&r.model), "model preset")(
       "cluster", po::value(&a.cluster), "cluster preset or JSON file")(
       "gpus", po::value(&r.gpus), "GPUs to use")("global-batch", po::value(&r.global_batch),
                                                  "sequences per step")(
-      "seq", po::value(&r.seq_len), "sequence length (default 4096)")("top", po::value(&a.top),
-                                                                      "rows to print (default 10)")(
-      "jobs,j", po::value(&r.jobs), "threads (default 2)")("inference", po::value(&inference),
-                                                           "not supported yet")(
+      "seq", po::value(&r.seq_len), "sequence length (default 4096)")(
+      "top", po::value(&a.top), "rows to print (default 10)")("jobs,j", po::value(&r.jobs),
+                                                              "threads (default 2)")(
       "output,o", po::value<std::string>(), "write the ranking as JSON and CSV (<o>.csv)")(
       "json", "print the full ranking as JSON");
+  if (!bench) {
+    options.add_options()("mode", po::value(&mode),
+                          "training (default): parallel strategies for a training step; "
+                          "inference: serving layouts under a request load")(
+        "requests-rate", po::value(&inf.rate_per_s), "inference: Poisson arrivals, requests/s")(
+        "concurrency", po::value(&inf.concurrency),
+        "inference: closed loop, requests in flight over the cluster")(
+        "requests", po::value(&inf.requests), "inference: requests per layout (default 1000)")(
+        "input-tokens", po::value(&inf.input_tokens),
+        "inference: prompt tokens per request (default 1024)")(
+        "output-tokens", po::value(&inf.output_tokens),
+        "inference: generated tokens per request (default 256)")(
+        "slo-tpot-ms", po::value(&inf.slo_tpot_ms),
+        "inference: time-per-output-token objective, ms (required)")(
+        "slo-ttft-ms", po::value(&inf.slo_ttft_ms),
+        "inference: time-to-first-token objective, ms (optional)")(
+        "dtype", po::value(&inf.dtype), "inference: bf16 (default) or fp8 weights and GEMMs")(
+        "max-batch-sizes", po::value(&max_batch_sizes),
+        "inference: max_batch_size values to try, comma-separated (default 64,256)");
+  }
   po::positional_options_description positional;
   help = !parse(args, options, positional, vm,
                 bench ? "moesim bench search [--json]"
                       : "moesim search --model NAME --cluster PRESET --gpus N --global-batch B "
-                        "[--seq L] [--top 10] [--json] [-o ranking.json] [-j N]");
+                        "[--seq L] [--top 10] [--json] [-o ranking.json] [-j N]\n"
+                        "       moesim search --mode inference --model NAME --cluster PRESET "
+                        "--gpus N\n"
+                        "         (--requests-rate R | --concurrency C) --slo-tpot-ms T "
+                        "[--slo-ttft-ms T]\n"
+                        "         [--requests 1000] [--input-tokens 1024] [--output-tokens 256] "
+                        "[--dtype bf16|fp8]\n"
+                        "         [--max-batch-sizes 64,256] [--top 10] [--json] "
+                        "[-o ranking.json] [-j N]");
   if (help) return a;
-  if (vm.count("inference")) {
-    throw Error(
-        "--inference: inference (prefill/decode) is not modelled yet; search covers "
-        "training");
+  if (mode != "training" && mode != "inference") {
+    throw Error(fmt::format("--mode: expected training or inference, got '{}'", mode));
   }
+  a.inference_mode = mode == "inference";
   if (bench) {
     if (r.model.empty()) r.model = "mixtral-8x22b";
     if (a.cluster.empty()) a.cluster = "dgx-h100";
     if (!r.gpus) r.gpus = 256;
     if (!r.global_batch) r.global_batch = 1024;
   }
+  if (!a.inference_mode) {
+    for (const char* flag : kInferenceOnly) {
+      if (vm.count(flag)) throw Error(fmt::format("--{}: only with --mode inference", flag));
+    }
+  }
   if (r.model.empty()) throw Error("--model: required (see moesim models)");
   if (a.cluster.empty()) throw Error("--cluster: required (see moesim presets)");
   if (r.gpus < 1) throw Error("--gpus: expected a positive integer");
-  if (r.global_batch < 1) throw Error("--global-batch: expected a positive integer");
+  if (!a.inference_mode && r.global_batch < 1) {
+    throw Error("--global-batch: expected a positive integer");
+  }
   if (r.seq_len < 1) throw Error("--seq: expected a positive integer");
   if (r.jobs < 1 || r.jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
   r.cluster = cluster_argument(a.cluster);
+  if (a.inference_mode) inference_request(vm, max_batch_sizes, a);
   return a;
+}
+
+// The serving ranking as JSON (--mode inference's --json and -o output).
+OrderedJson inference_search_json(const explore::InferenceSearchRequest& r,
+                                  const std::string& cluster_name,
+                                  const explore::InferenceSearchResult& result) {
+  OrderedJson out;
+  out["mode"] = "inference";
+  out["model"] = r.model;
+  out["cluster"] = cluster_name;
+  out["gpus"] = r.gpus;
+  out["dtype"] = r.dtype;
+  out["requests"] = OrderedJson::parse(explore::inference_search_requests(r).dump());
+  out["slo"] = {{"tpot_ms", r.slo_tpot_ms},
+                {"ttft_ms", r.slo_ttft_ms > 0 ? OrderedJson(r.slo_ttft_ms) : OrderedJson(nullptr)}};
+  out["enumerated"] = result.enumerated;
+  out["simulated"] = result.ranking.size();
+  OrderedJson rej = OrderedJson::object();
+  for (const auto& [k, v] : result.rejected) rej[k] = v;
+  out["rejected"] = rej;
+  OrderedJson ranking = OrderedJson::array();
+  int rank = 1;
+  for (const explore::InferenceCandidate& c : result.ranking) {
+    const explore::InferenceLayout& l = c.layout;
+    OrderedJson e;
+    e["rank"] = rank++;
+    e["tp"] = l.tp;
+    e["attention_dp"] = l.attention_dp;
+    e["ep"] = l.ep;
+    e["instances"] = l.instances;
+    e["two_batch_overlap"] = l.two_batch_overlap;
+    e["max_batch_size"] = l.max_batch_size;
+    e["goodput_requests_per_s_per_gpu"] = c.goodput_requests_per_s_per_gpu;
+    e["goodput_requests_per_s"] = c.goodput_requests_per_s;
+    e["output_tokens_per_s_per_gpu"] = c.output_tokens_per_s_per_gpu;
+    e["tpot_p99_s"] = c.tpot_p99_s;
+    e["ttft_p99_s"] = c.ttft_p99_s;
+    e["slo_attainment"] = c.slo_attainment;
+    e["kv_peak_utilisation"] = c.kv_peak_utilisation;
+    ranking.push_back(e);
+  }
+  out["ranking"] = ranking;
+  return out;
+}
+
+std::string inference_ranking_csv(const OrderedJson& result) {
+  std::string s =
+      "rank,tp,attention_dp,ep,instances,two_batch_overlap,max_batch_size,"
+      "goodput_requests_per_s_per_gpu,goodput_requests_per_s,output_tokens_per_s_per_gpu,"
+      "tpot_p99_s,ttft_p99_s,slo_attainment,kv_peak_utilisation\n";
+  for (const auto& e : result["ranking"]) {
+    s += fmt::format(
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", e["rank"].get<int>(), e["tp"].get<int>(),
+        e["attention_dp"].get<int>(), e["ep"].get<int>(), e["instances"].get<int>(),
+        e["two_batch_overlap"].get<bool>(), e["max_batch_size"].get<int>(),
+        e["goodput_requests_per_s_per_gpu"].get<double>(),
+        e["goodput_requests_per_s"].get<double>(), e["output_tokens_per_s_per_gpu"].get<double>(),
+        e["tpot_p99_s"].get<double>(), e["ttft_p99_s"].get<double>(),
+        e["slo_attainment"].get<double>(), e["kv_peak_utilisation"].get<double>());
+  }
+  return s;
+}
+
+// The load in words for the table's first line.
+std::string load_words(const explore::InferenceSearchRequest& r) {
+  std::string load = r.concurrency > 0 ? fmt::format("closed loop of {} in flight", r.concurrency)
+                                       : fmt::format("Poisson {:g} requests/s", r.rate_per_s);
+  std::string slo = fmt::format("TPOT <= {:g} ms", r.slo_tpot_ms);
+  if (r.slo_ttft_ms > 0) slo += fmt::format(", TTFT <= {:g} ms", r.slo_ttft_ms);
+  return fmt::format("{} requests, {}, {} in / {} out tokens; SLO {}", r.requests, load,
+                     r.input_tokens, r.output_tokens, slo);
+}
+
+int inference_search(const SearchArgs& a, const po::variables_map& vm) {
+  const explore::InferenceSearchRequest& r = a.inference;
+  const OrderedJson result = inference_search_json(
+      r, a.cluster,
+      explore::search_inference_layouts(r, progress_printer("search: checking"),
+                                        progress_printer("search: simulating")));
+  if (vm.count("output")) {
+    const std::string path = vm["output"].as<std::string>();
+    write_file_atomic(path, render_json(result));
+    write_file_atomic(path + ".csv", inference_ranking_csv(result));
+  }
+  if (vm.count("json")) {
+    std::cout << render_json(result);
+    return 0;
+  }
+  std::cout << fmt::format(
+      "{} serving on {} GPUs of {} ({}): {} layouts, {} simulated, rejected:", r.model, r.gpus,
+      a.cluster, load_words(r), result["enumerated"].get<int>(), result["simulated"].get<size_t>());
+  for (const auto& [k, v] : result["rejected"].items())
+    std::cout << " " << k << "=" << v.get<int>();
+  std::cout << fmt::format(
+      "\n{:>4} {:>3} {:>4} {:>4} {:>5} {:>4} {:>5} {:>12} {:>14} {:>12} "
+      "{:>12} {:>7}\n",
+      "rank", "tp", "adp", "ep", "inst", "tbo", "mbs", "goodput/GPU", "out tok/s/GPU",
+      "p99 TPOT ms", "p99 TTFT ms", "SLO met");
+  int shown = 0;
+  for (const auto& e : result["ranking"]) {
+    if (shown++ >= a.top) break;
+    std::cout << fmt::format(
+        "{:>4} {:>3} {:>4} {:>4} {:>5} {:>4} {:>5} {:>12.4g} {:>14.1f} {:>12.2f} {:>12.1f} "
+        "{:>6.1f}%\n",
+        e["rank"].get<int>(), e["tp"].get<int>(), e["attention_dp"].get<int>(), e["ep"].get<int>(),
+        e["instances"].get<int>(), e["two_batch_overlap"].get<bool>() ? "on" : "off",
+        e["max_batch_size"].get<int>(), e["goodput_requests_per_s_per_gpu"].get<double>(),
+        e["output_tokens_per_s_per_gpu"].get<double>(), 1e3 * e["tpot_p99_s"].get<double>(),
+        1e3 * e["ttft_p99_s"].get<double>(), 100 * e["slo_attainment"].get<double>());
+  }
+  std::cout << "goodput/GPU: requests/s meeting the SLO per GPU; adp: attention_dp; inst: "
+               "instances; tbo: two-batch overlap; mbs: max_batch_size\n";
+  return 0;
 }
 
 }  // namespace
@@ -129,6 +350,7 @@ int search_main(const Args& args) {
   bool help = false;
   const SearchArgs a = parse_request(args, vm, help, false);
   if (help) return 0;
+  if (a.inference_mode) return inference_search(a, vm);
   const explore::SearchRequest& r = a.request;
   const OrderedJson result =
       search_json(r, a.cluster,

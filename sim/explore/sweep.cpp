@@ -1,15 +1,19 @@
 #include "sim/explore/sweep.h"
 
 #include <filesystem>
+#include <string_view>
 
 #include <fmt/format.h>
 
+#include "reports/inference_report.h"
 #include "reports/summary.h"
 #include "reports/training_report.h"
 #include "sim/core/error.h"
 #include "sim/core/file_io.h"
 #include "sim/core/parallel_for.h"
 #include "sim/explore/json_path.h"
+#include "sim/scenario/inference.h"
+#include "sim/scenario/inference_run.h"
 #include "sim/scenario/run.h"
 
 namespace moesim::explore {
@@ -129,11 +133,73 @@ std::string point_report(const SweepPoint& point, const std::string& path) {
   }
   OrderedJson report;
   try {
-    report = reports::training_report(scenario::run_training(point.scenario));
+    report = scenario::is_inference(point.scenario)
+                 ? reports::inference_report(scenario::run_inference(point.scenario))
+                 : reports::training_report(scenario::run_training(point.scenario));
   } catch (const Error& e) {
     report = OrderedJson{{"status", "invalid"}, {"error", e.what()}};
   }
   return 'N' + render_json(report);
+}
+
+// Serving points' summary columns after point, hash, the axes and status:
+// each is the dotted path of the value in the inference report
+// (reports/inference_report.h), so a column means what the report's field
+// means.
+constexpr const char* kInferenceSummaryColumns[] = {
+    "requests.completed",
+    "duration_s",
+    "throughput.requests_per_s",
+    "throughput.input_tokens_per_s",
+    "throughput.output_tokens_per_s",
+    "throughput.input_tokens_per_s_per_gpu",
+    "throughput.output_tokens_per_s_per_gpu",
+    "latency.ttft.p50_s",
+    "latency.ttft.p99_s",
+    "latency.tpot.p50_s",
+    "latency.tpot.p99_s",
+    "latency.itl.p99_s",
+    "latency.e2e.p50_s",
+    "latency.e2e.p99_s",
+    "goodput.requests_per_s",
+    "goodput.requests_per_s_per_gpu",
+    "goodput.slo_attainment",
+    "kv_cache.peak_utilisation",
+    "batch.mean",
+    "batch.max",
+    "preemptions",
+    "experts.max_over_mean_load",
+};
+
+// The value at a dotted path of a report; null where any step is missing
+// (an out_of_memory report, a scenario without an SLO).
+OrderedJson at_path(const OrderedJson& report, std::string_view path) {
+  const OrderedJson* node = &report;
+  while (!path.empty()) {
+    const size_t dot = path.find('.');
+    const std::string key(path.substr(0, dot));
+    if (!node->is_object() || !node->contains(key)) return nullptr;
+    node = &(*node)[key];
+    path = dot == std::string_view::npos ? std::string_view() : path.substr(dot + 1);
+  }
+  return *node;
+}
+
+// Rows of a serving sweep, in the layout of reports::summary_rows.
+std::vector<OrderedJson> inference_summary_rows(const std::vector<reports::SummaryPoint>& points) {
+  std::vector<OrderedJson> rows;
+  for (const reports::SummaryPoint& p : points) {
+    OrderedJson r;
+    r["point"] = p.index;
+    r["hash"] = p.hash;
+    for (const auto& [k, v] : p.axes) r[k] = v;
+    r["status"] = p.report.is_null() ? OrderedJson("invalid") : p.report["status"];
+    for (const char* column : kInferenceSummaryColumns) r[column] = at_path(p.report, column);
+    r["error"] = p.error.empty() ? OrderedJson(nullptr) : OrderedJson(p.error);
+    r["report"] = p.report_file;
+    rows.push_back(std::move(r));
+  }
+  return rows;
 }
 
 }  // namespace
@@ -151,11 +217,20 @@ std::vector<SweepPoint> expand_sweep(const OrderedJson& sweep, const std::string
     base = Json::parse(sweep["base"].dump());
   }
   std::vector<SweepPoint> points = expand_points(sweep, source, max_points);
+  const bool inference = scenario::is_inference(base);
   for (size_t i = 0; i < points.size(); ++i) {
     points[i].scenario = base;
     for (const auto& [path, value] : points[i].overrides) {
       set_json_path(points[i].scenario, path, Json::parse(value.dump()),
                     fmt::format("{}: point {}", source, i));
+    }
+    // One kind of report per sweep, so that summary.csv has one set of columns.
+    if (scenario::is_inference(points[i].scenario) != inference) {
+      throw Error(fmt::format(
+          "{}: point {}: workload.mode makes it {} scenario while the base is {} one; a "
+          "sweep's points are all training or all inference",
+          source, i, inference ? "a training" : "an inference",
+          inference ? "an inference" : "a training"));
     }
     points[i].hash = scenario_hash(points[i].scenario);
   }
@@ -218,7 +293,8 @@ SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string&
       ++outcome.invalid;
     }
   }
-  const auto rows = reports::summary_rows(summary);
+  const bool inference = !points.empty() && scenario::is_inference(points[0].scenario);
+  const auto rows = inference ? inference_summary_rows(summary) : reports::summary_rows(summary);
   write_file_atomic((std::filesystem::path(out_dir) / "summary.csv").string(),
                     reports::summary_csv(rows));
   write_file_atomic((std::filesystem::path(out_dir) / "summary.jsonl").string(),

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # moesim sweep / search / plot end to end: a sweep equals separate runs,
 # interrupted sweeps resume computing each point once, search ranks a
-# known-better strategy first, plots are standalone SVG.
+# known-better strategy first, plots are standalone SVG; serving sweeps and
+# search --mode inference likewise, and bad flag combinations exit 2 with
+# one line.
 set -u
 moesim=$1
 tmp=$(mktemp -d)
@@ -92,5 +94,78 @@ if d["enumerated"] != d["simulated"] + sum(d["rejected"].values()):
     print("FAIL: search counts do not add up"); sys.exit(1)
 PY
 [ -s "$tmp/search.json.csv" ] || { echo "FAIL: search CSV"; fail=1; }
+# Serving: a rate sweep writes the serving columns; p99 TTFT and TPOT plot
+# together on a log axis.
+cat >"$tmp/serving.json" <<'JSON'
+{"model": "mixtral-8x7b", "cluster": {"preset": "dgx-h100", "nodes": 1},
+ "workload": {"mode": "inference"}, "parallel": {"tp": 2},
+ "serving": {"max_batch_size": 64, "slo": {"tpot_ms": 40}},
+ "requests": {"count": 100, "arrival": "poisson", "rate_per_s": 10, "input_tokens": 512,
+              "output_tokens": 32}}
+JSON
+echo '{"base": "serving.json", "axes": {"requests.rate_per_s": [5, 20, 80]}}' >"$tmp/rates.json"
+"$moesim" sweep "$tmp/rates.json" -o "$tmp/s1" -j 2 >/dev/null 2>&1 || { echo "FAIL: serving sweep"; fail=1; }
+"$moesim" sweep "$tmp/rates.json" -o "$tmp/s2" -j 1 >/dev/null 2>&1
+cmp -s "$tmp/s1/summary.csv" "$tmp/s2/summary.csv" || { echo "FAIL: serving sweep -j 1 and -j 2 differ"; fail=1; }
+python3 - "$tmp/s1/summary.csv" <<'PY' || fail=1
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+need = ["status", "throughput.output_tokens_per_s", "throughput.output_tokens_per_s_per_gpu",
+        "throughput.input_tokens_per_s", "latency.ttft.p50_s", "latency.ttft.p99_s",
+        "latency.tpot.p50_s", "latency.tpot.p99_s", "latency.e2e.p99_s", "goodput.requests_per_s",
+        "kv_cache.peak_utilisation", "batch.mean", "preemptions"]
+missing = [c for c in need if c not in rows[0]]
+if missing or len(rows) != 3 or any(r["status"] != "ok" for r in rows):
+    print("FAIL: serving summary", missing, [r["status"] for r in rows]); sys.exit(1)
+if not float(rows[2]["throughput.output_tokens_per_s"]) > float(rows[0]["throughput.output_tokens_per_s"]):
+    print("FAIL: more load did not serve more tokens"); sys.exit(1)
+PY
+"$moesim" plot "$tmp/s1/summary.csv" --x requests.rate_per_s --y latency.ttft.p99_s \
+  --y latency.tpot.p99_s --log-y -o "$tmp/lat.svg" >/dev/null || { echo "FAIL: serving plot"; fail=1; }
+[ "$(grep -c "<polyline" "$tmp/lat.svg")" = 2 ] && grep -q ">latency.tpot.p99_s<" "$tmp/lat.svg" ||
+  { echo "FAIL: serving plot has not two named lines"; fail=1; }
+# Dropless points drop nothing: a rate of 0 has no place on a log axis.
+"$moesim" plot "$tmp/r1/summary.csv" --x capacity_factor --y drop_rate --log-y \
+  -o "$tmp/x.svg" 2>"$tmp/err"
+[ $? = 2 ] && grep -q "drop_rate is 0.0 at point 12; a log axis needs positive values" "$tmp/err" ||
+  { echo "FAIL: --log-y with a zero"; cat "$tmp/err"; fail=1; }
+# Serving layout search: ranked by goodput per GPU, rejections counted, JSON and CSV written.
+"$moesim" search --mode inference --model mixtral-8x7b --cluster dgx-h100 --gpus 8 \
+  --concurrency 64 --requests 96 --input-tokens 256 --output-tokens 32 --slo-tpot-ms 30 \
+  --max-batch-sizes 64 --json -o "$tmp/serve.json" >"$tmp/out" 2>/dev/null ||
+  { echo "FAIL: search --mode inference"; fail=1; }
+python3 - "$tmp/serve.json" <<'PY' || fail=1
+import json, sys
+d = json.load(open(sys.argv[1]))
+g = [e["goodput_requests_per_s_per_gpu"] for e in d["ranking"]]
+if d["mode"] != "inference" or len(g) < 2 or g != sorted(g, reverse=True):
+    print("FAIL: serving ranking not by goodput per GPU", g[:5]); sys.exit(1)
+if d["enumerated"] != d["simulated"] + sum(d["rejected"].values()) or "out_of_memory" not in d["rejected"]:
+    print("FAIL: serving search counts", d["enumerated"], d["simulated"], d["rejected"]); sys.exit(1)
+PY
+head -1 "$tmp/serve.json.csv" | grep -q "^rank,tp,attention_dp,ep,instances,two_batch_overlap" ||
+  { echo "FAIL: serving search CSV"; fail=1; }
+"$moesim" search --mode inference --model mixtral-8x7b --cluster dgx-h100 --gpus 8 \
+  --concurrency 64 --requests 96 --slo-tpot-ms 30 --max-batch-sizes 64 --top 3 >"$tmp/out" 2>/dev/null
+grep -q "goodput/GPU" "$tmp/out" && [ "$(grep -c '^ *[0-9]' "$tmp/out")" = 3 ] ||
+  { echo "FAIL: serving search table"; cat "$tmp/out"; fail=1; }
+expect_usage_error() {  # expect_usage_error MESSAGE ARGS...
+  local message=$1
+  shift
+  "$moesim" search "$@" >/dev/null 2>"$tmp/err"
+  local rc=$?
+  if [ $rc != 2 ] || [ "$(wc -l <"$tmp/err")" != 1 ] || ! grep -q -- "$message" "$tmp/err"; then
+    echo "FAIL: search $* gave exit $rc:"; cat "$tmp/err"; fail=1
+  fi
+}
+serve=(--mode inference --model mixtral-8x7b --cluster dgx-h100 --gpus 8)
+expect_usage_error "give one of them, not both" "${serve[@]}" --requests-rate 10 --concurrency 4 --slo-tpot-ms 50
+expect_usage_error "give a request load" "${serve[@]}" --slo-tpot-ms 50
+expect_usage_error "slo-tpot-ms: required" "${serve[@]}" --requests-rate 10
+expect_usage_error "global-batch: a training option" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --global-batch 8
+expect_usage_error "slo-tpot-ms: only with --mode inference" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --slo-tpot-ms 50
+expect_usage_error "mode: expected training or inference" --mode serving --model tiny-moe
+expect_usage_error "requests-rate: expected requests per second > 0" "${serve[@]}" --requests-rate 0 --slo-tpot-ms 50
+expect_usage_error "unrecognised option '--inference'" --inference x
 [ $fail = 0 ] && echo "explore cli: all checks passed"
 exit $fail

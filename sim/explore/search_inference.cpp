@@ -1,0 +1,197 @@
+#include "sim/explore/search_inference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "hwmodels/cluster.h"
+#include "sim/core/error.h"
+#include "sim/core/parallel_for.h"
+#include "sim/scenario/inference_run.h"
+#include "sim/scenario/strategy.h"
+#include "workloads/model_config.h"
+#include "workloads/requests.h"
+
+namespace moesim::explore {
+namespace {
+
+std::vector<int> divisors(int n) {
+  std::vector<int> d;
+  for (int i = 1; i <= n; ++i) {
+    if (n % i == 0) d.push_back(i);
+  }
+  return d;
+}
+
+void validate(const InferenceSearchRequest& r) {
+  if (r.gpus < 1) throw Error("--gpus: expected a positive integer");
+  if (r.dtype != "bf16" && r.dtype != "fp8") {
+    throw Error(fmt::format("--dtype: expected bf16 or fp8, got '{}'", r.dtype));
+  }
+  if ((r.rate_per_s != 0) == (r.concurrency != 0)) {
+    throw Error(
+        "--requests-rate / --concurrency: give exactly one (Poisson arrivals at a rate, or a "
+        "closed loop keeping that many requests in flight)");
+  }
+  if (r.rate_per_s != 0 && !(r.rate_per_s > 0 && std::isfinite(r.rate_per_s))) {
+    throw Error(
+        fmt::format("--requests-rate: expected requests per second > 0, got {}", r.rate_per_s));
+  }
+  if (r.concurrency < 0) {
+    throw Error(fmt::format("--concurrency: expected a positive integer, got {}", r.concurrency));
+  }
+  if (r.requests < 1 || r.requests > workloads::kMaxRequests) {
+    throw Error(fmt::format("--requests: expected an integer in [1, {}], got {}",
+                            workloads::kMaxRequests, r.requests));
+  }
+  for (const auto& [flag, tokens] :
+       {std::pair{"--input-tokens", r.input_tokens}, {"--output-tokens", r.output_tokens}}) {
+    if (tokens < 1 || tokens > workloads::kMaxRequestTokens) {
+      throw Error(fmt::format("{}: expected an integer in [1, {}], got {}", flag,
+                              workloads::kMaxRequestTokens, tokens));
+    }
+  }
+  if (!(r.slo_tpot_ms > 0 && std::isfinite(r.slo_tpot_ms))) {
+    throw Error(
+        "--slo-tpot-ms: required with --mode inference (milliseconds > 0; goodput counts the "
+        "requests meeting it)");
+  }
+  if (!(r.slo_ttft_ms >= 0 && std::isfinite(r.slo_ttft_ms))) {
+    throw Error(fmt::format("--slo-ttft-ms: expected milliseconds > 0, got {}", r.slo_ttft_ms));
+  }
+  if (r.max_batch_sizes.empty()) throw Error("--max-batch-sizes: give at least one size");
+  for (int b : r.max_batch_sizes) {
+    if (b < 1) throw Error(fmt::format("--max-batch-sizes: expected sizes >= 1, got {}", b));
+  }
+  if (r.jobs < 1 || r.jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
+}
+
+Json scenario_for(const InferenceSearchRequest& r, int gpus_per_node, const InferenceLayout& l) {
+  Json cluster = r.cluster.is_string() ? Json{{"preset", r.cluster}} : r.cluster;
+  cluster["nodes"] = r.gpus / gpus_per_node;
+  Json slo{{"tpot_ms", r.slo_tpot_ms}};
+  if (r.slo_ttft_ms > 0) slo["ttft_ms"] = r.slo_ttft_ms;
+  return Json{{"model", r.model},
+              {"cluster", cluster},
+              {"workload", {{"mode", "inference"}, {"dtype", r.dtype}}},
+              {"parallel",
+               {{"tp", l.tp},
+                {"attention_dp", l.attention_dp},
+                {"ep", l.ep},
+                {"instances", l.instances},
+                {"a2a_algo", "auto"}}},
+              {"serving",
+               {{"max_batch_size", l.max_batch_size},
+                {"two_batch_overlap", l.two_batch_overlap},
+                {"slo", slo}}},
+              {"requests", inference_search_requests(r)},
+              {"routing", {{"generator", "zipf:0.5"}, {"seed", 1}}}};
+}
+
+std::vector<InferenceLayout> enumerate(const InferenceSearchRequest& r, int heads,
+                                       int gpus_per_node) {
+  std::vector<InferenceLayout> out;
+  for (int tp = 1; tp <= gpus_per_node; tp *= 2) {
+    if (gpus_per_node % tp != 0 || heads % tp != 0 || r.gpus % tp != 0) continue;
+    for (int attention_dp : divisors(r.gpus / tp)) {
+      const std::vector<int> eps =
+          attention_dp == 1 ? divisors(tp) : std::vector<int>{tp * attention_dp};
+      for (int ep : eps) {
+        for (bool overlap : {false, true}) {
+          if (overlap && ep == 1) continue;
+          for (int batch : r.max_batch_sizes) {
+            InferenceLayout l;
+            l.tp = tp;
+            l.attention_dp = attention_dp;
+            l.ep = ep;
+            l.instances = r.gpus / (tp * attention_dp);
+            l.two_batch_overlap = overlap;
+            l.max_batch_size = batch;
+            out.push_back(l);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+void simulate(InferenceCandidate& c) {
+  const scenario::InferenceRun run = scenario::run_inference(c.scenario);
+  if (!run.metrics) throw std::logic_error("search: a layout that fits did not simulate");
+  const exec::ServingMetrics& m = *run.metrics;
+  c.goodput_requests_per_s = m.goodput_requests_per_s;
+  c.goodput_requests_per_s_per_gpu = m.goodput_requests_per_s_per_gpu;
+  c.output_tokens_per_s_per_gpu = m.output_tokens_per_s_per_gpu;
+  c.ttft_p99_s = m.ttft.p99_s;
+  c.tpot_p99_s = m.tpot.p99_s;
+  c.slo_attainment = m.slo_attainment;
+  c.kv_peak_utilisation = m.kv_peak_utilisation;
+}
+
+}  // namespace
+
+Json inference_search_requests(const InferenceSearchRequest& r) {
+  Json load{{"count", r.requests}};
+  if (r.concurrency > 0) {
+    load["arrival"] = "closed";
+    load["concurrency"] = r.concurrency;
+  } else {
+    load["arrival"] = "poisson";
+    load["rate_per_s"] = r.rate_per_s;
+  }
+  load["input_tokens"] = r.input_tokens;
+  load["output_tokens"] = r.output_tokens;
+  load["seed"] = 1;
+  return load;
+}
+
+InferenceSearchResult search_inference_layouts(const InferenceSearchRequest& r,
+                                               const ProgressFn& checking,
+                                               const ProgressFn& simulating) {
+  validate(r);
+  const auto model = workloads::resolve_model(Json(r.model), "--model");
+  const int gpus_per_node = hw::resolve_cluster(r.cluster, "--cluster").node.gpus_per_node;
+  if (r.gpus % gpus_per_node != 0) {
+    throw Error(
+        fmt::format("--gpus: {} is not a multiple of the node size {}", r.gpus, gpus_per_node));
+  }
+  std::vector<InferenceCandidate> candidates;
+  for (const InferenceLayout& l : enumerate(r, model.heads, gpus_per_node)) {
+    InferenceCandidate c;
+    c.layout = l;
+    c.scenario = scenario_for(r, gpus_per_node, l);
+    candidates.push_back(std::move(c));
+  }
+  InferenceSearchResult result;
+  result.enumerated = static_cast<int>(candidates.size());
+  // Rules and memory first (no simulation), then simulate the survivors.
+  std::vector<size_t> valid;
+  std::mutex mu;
+  parallel_for_with_progress(candidates.size(), r.jobs, checking, [&](size_t i) {
+    const scenario::ScenarioCheck check = scenario::check_inference(candidates[i].scenario);
+    std::lock_guard<std::mutex> lock(mu);
+    if (!check.valid) {
+      ++result.rejected[check.reason_code];
+      return;
+    }
+    valid.push_back(i);
+  });
+  std::sort(valid.begin(), valid.end());
+  parallel_for_with_progress(valid.size(), r.jobs, simulating,
+                             [&](size_t k) { simulate(candidates[valid[k]]); });
+  for (size_t i : valid) result.ranking.push_back(std::move(candidates[i]));
+  std::stable_sort(result.ranking.begin(), result.ranking.end(),
+                   [](const InferenceCandidate& a, const InferenceCandidate& b) {
+                     if (a.goodput_requests_per_s_per_gpu != b.goodput_requests_per_s_per_gpu) {
+                       return a.goodput_requests_per_s_per_gpu > b.goodput_requests_per_s_per_gpu;
+                     }
+                     return a.output_tokens_per_s_per_gpu > b.output_tokens_per_s_per_gpu;
+                   });
+  return result;
+}
+
+}  // namespace moesim::explore
