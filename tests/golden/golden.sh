@@ -24,4 +24,8 @@ check mixtral-8x7b-h100-16gpu.report.json "$tmp/a.json"
 check qwen3-235b-h100-256gpu-deepep.report.json "$tmp/b.json"
 "$moesim" sweep "$src/examples/mixtral-8x7b-sweep.json" -o "$tmp/sweep" >/dev/null 2>&1 || fail=1
 check mixtral-8x7b-sweep.summary.csv "$tmp/sweep/summary.csv"
+"$moesim" run "$src/examples/mixtral-8x7b-h100-tp2-poisson.json" -o "$tmp/c.json" >/dev/null || fail=1
+check mixtral-8x7b-h100-tp2-poisson.report.json "$tmp/c.json"
+"$moesim" sweep "$src/examples/mixtral-8x7b-h100-rate-sweep.json" -o "$tmp/rate" >/dev/null 2>&1 || fail=1
+check mixtral-8x7b-h100-rate-sweep.summary.csv "$tmp/rate/summary.csv"
 exit $fail
