@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build=${MOESIM_FUZZ_DIR:-build-fuzz}
-targets=(scenario trace_read jsonl_import calibration)
+targets=(scenario trace_read jsonl_import calibration requests sweep)
 
 packages=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)
 missing=()

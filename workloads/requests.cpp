@@ -64,6 +64,14 @@ std::vector<Request> read_trace(const std::string& file, const std::string& path
   } catch (const Error& e) {
     throw_config_error(path, e.what());
   }
+  std::vector<Request> out = parse_request_trace(text, file);
+  if (out.empty()) throw_config_error(path, fmt::format("'{}' holds no request", file));
+  return out;
+}
+
+}  // namespace
+
+std::vector<Request> parse_request_trace(std::string_view text, const std::string& file) {
   std::vector<Request> out;
   int64_t number = 0;
   double last = 0;
@@ -95,11 +103,8 @@ std::vector<Request> read_trace(const std::string& file, const std::string& path
     last = r.arrival_s;
     out.push_back(r);
   }
-  if (out.empty()) throw_config_error(path, fmt::format("'{}' holds no request", file));
   return out;
 }
-
-}  // namespace
 
 RequestLoad parse_request_load(const Json& value, const std::string& path) {
   ConfigObject o(value, path);

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sim/core/config.h"
@@ -44,5 +45,8 @@ struct RequestLoad {
 // read relative to the working directory; its errors name the line.
 RequestLoad parse_request_load(const Json& value, const std::string& path);
 Json request_load_json(const RequestLoad& load, const Json& spec);
+// The requests of a trace's text (JSONL, one request per line, blank lines
+// skipped); errors name `file` and the line. Empty text gives no request.
+std::vector<Request> parse_request_trace(std::string_view text, const std::string& file);
 
 }  // namespace moesim::workloads

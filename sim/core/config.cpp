@@ -153,7 +153,7 @@ class JsonTextCheck {
 
 }  // namespace
 
-Json parse_json(std::string_view text, const std::string& source) {
+void check_json_text(std::string_view text, const std::string& source) {
   check_json_depth(text, source);
   JsonTextCheck check;
   if (!Json::sax_parse(text.begin(), text.end(), &check)) {
@@ -162,6 +162,10 @@ Json parse_json(std::string_view text, const std::string& source) {
     }
     throw_json_error(source, check.error_offset(), check.error_reason());
   }
+}
+
+Json parse_json(std::string_view text, const std::string& source) {
+  check_json_text(text, source);
   try {
     return Json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::exception& e) {

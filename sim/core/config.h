@@ -29,6 +29,9 @@ inline constexpr size_t kMaxJsonDepth = 512;
 //   a key given twice in an object  "<source>: <json path>: duplicate key"
 // Depth and duplicates are checked on the text before any tree is built.
 Json parse_json(std::string_view text, const std::string& source);
+// The same checks without building a tree, for code that parses the text
+// into another JSON type (the ordered JSON of sweep files and reports).
+void check_json_text(std::string_view text, const std::string& source);
 // Largest JSON file load_json_file reads: a tree takes ~6 bytes of memory per
 // byte of text, so this bounds a load near 400 MB (README "Limits").
 inline constexpr size_t kMaxJsonFileBytes = size_t{64} << 20;

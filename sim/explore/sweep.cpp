@@ -20,6 +20,7 @@ namespace moesim::explore {
 namespace {
 
 OrderedJson parse_ordered(const std::string& text, const std::string& source) {
+  check_json_text(text, source);  // depth, duplicate keys, syntax: as every JSON input
   try {
     return OrderedJson::parse(text);
   } catch (const OrderedJson::parse_error& e) {
@@ -125,7 +126,7 @@ std::string point_report(const SweepPoint& point, const std::string& path) {
   if (std::filesystem::exists(path)) {
     try {
       const std::string text = read_file(path);
-      if (!OrderedJson::parse(text).is_object()) throw Error("not a report");
+      if (!parse_ordered(text, path).is_object()) throw Error("not a report");
       return 'R' + text;
     } catch (const std::exception&) {
       // unreadable: recompute

@@ -21,6 +21,10 @@ bad_file 2 "deep-nesting.json: byte 512: invalid JSON: nested deeper than 512 le
 bad_file 2 "number-overflow.json: byte [0-9]*: invalid JSON: number overflow parsing '1e99999'" \
   "$moesim" run "$bad/number-overflow.json"
 bad_file 2 "duplicate-key.json: parallel.dp: duplicate key" "$moesim" run "$bad/duplicate-key.json"
+bad_file 2 "sweep-deep-base.json: byte [0-9]*: invalid JSON: nested deeper than 512 levels" \
+  "$moesim" sweep "$bad/sweep-deep-base.json" -o "$tmp/deep-sweep"
+bad_file 2 "sweep-duplicate-key.json: axes: duplicate key" \
+  "$moesim" sweep "$bad/sweep-duplicate-key.json" -o "$tmp/dup-sweep"
 bad_file 2 "cluster.gpu.peak_tflops.bf16: expected 0 (not supported) or a number in \[1, 100000\]" \
   "$moesim" run "$bad/gpu-peak-tflops-1e-300.json"
 bad_file 2 "cluster.node.intra_gb_per_s: expected a number in \[1, 100000\], got 0.001" \
