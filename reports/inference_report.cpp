@@ -11,18 +11,6 @@ namespace {
 
 constexpr double kGiB = 1ull << 30;
 
-std::string_view role_name(exec::InstanceRole role) {
-  switch (role) {
-    case exec::InstanceRole::kMixed:
-      return "mixed";
-    case exec::InstanceRole::kPrefill:
-      return "prefill";
-    case exec::InstanceRole::kDecode:
-      return "decode";
-  }
-  return "mixed";
-}
-
 OrderedJson latency_json(const exec::LatencyStats& s) {
   OrderedJson j;
   j["count"] = s.count;
@@ -57,7 +45,7 @@ OrderedJson phase_json(const exec::PhaseTime& p) {
 OrderedJson memory_json(const scenario::InferenceGroupMemory& g) {
   const exec::InferenceMemory& m = g.memory;
   OrderedJson j;
-  j["role"] = role_name(g.role);
+  j["role"] = exec::instance_role_name(g.role);
   j["fits"] = m.fits();
   j["capacity_bytes"] = round_sig(m.capacity_bytes);
   j["weights_bytes"] = round_sig(m.weight_bytes());
@@ -150,10 +138,11 @@ std::string inference_summary(const scenario::InferenceRun& run) {
   std::string out = fmt::format("moesim: serving {} on {} GPUs (", s.model.name, s.gpus());
   for (size_t i = 0; i < s.groups.size(); ++i) {
     const scenario::InstanceGroup& g = s.groups[i];
-    out += fmt::format(
-        "{}{}{} x tp {} attention_dp {} ep {}", i ? "; " : "",
-        g.role == exec::InstanceRole::kMixed ? "" : std::string(role_name(g.role)) + " ",
-        g.instances, g.parallel.tp, g.parallel.attention_dp, g.parallel.ep);
+    out += fmt::format("{}{}{} x tp {} attention_dp {} ep {}", i ? "; " : "",
+                       g.role == exec::InstanceRole::kMixed
+                           ? ""
+                           : std::string(exec::instance_role_name(g.role)) + " ",
+                       g.instances, g.parallel.tp, g.parallel.attention_dp, g.parallel.ep);
   }
   out += ")\n";
   if (!run.metrics) {
@@ -162,7 +151,7 @@ std::string inference_summary(const scenario::InferenceRun& run) {
       out += fmt::format(
           "  OUT OF MEMORY ({}): weights {:.1f} GiB + working {:.1f} GiB per GPU, "
           "has {:.1f} GiB\n",
-          role_name(g.role), round_sig(g.memory.weight_bytes()) / kGiB,
+          exec::instance_role_name(g.role), round_sig(g.memory.weight_bytes()) / kGiB,
           round_sig(g.memory.used_bytes_before_kv() - g.memory.weight_bytes()) / kGiB,
           round_sig(g.memory.capacity_bytes) / kGiB);
     }
@@ -201,9 +190,10 @@ std::string inference_summary(const scenario::InferenceRun& run) {
           ms(phase->combine_s / n), ms(phase->other_s / n));
     }
     for (const auto& g : run.memory) {
-      out += fmt::format("  memory ({})    weights {:.1f} GiB, KV cache {:.1f} GiB per GPU\n",
-                         role_name(g.role), round_sig(g.memory.weight_bytes()) / kGiB,
-                         round_sig(g.memory.kv_cache_bytes) / kGiB);
+      out +=
+          fmt::format("  memory ({})    weights {:.1f} GiB, KV cache {:.1f} GiB per GPU\n",
+                      exec::instance_role_name(g.role), round_sig(g.memory.weight_bytes()) / kGiB,
+                      round_sig(g.memory.kv_cache_bytes) / kGiB);
     }
   }
   out += fmt::format("  experts        max/mean load {:.3g}, drop rate {:.3g}%\n",
@@ -235,7 +225,7 @@ std::string inference_timeline(const scenario::InferenceRun& run, int max_gpus) 
   for (size_t i = 0; i < instances.size(); ++i) {
     emit(fmt::format(
         R"j({{"ph":"M","name":"process_name","pid":{},"args":{{"name":"instance {} ({})"}}}})j", i,
-        i, role_name(instances[i].role)));
+        i, exec::instance_role_name(instances[i].role)));
     for (int g = 0; g < instances[i].gpus && instances[i].first_gpu + g < max_gpus; ++g) {
       emit(fmt::format(
           R"j({{"ph":"M","name":"thread_name","pid":{},"tid":{},"args":{{"name":"GPU {}"}}}})j", i,

@@ -560,4 +560,16 @@ ServingResult simulate_serving(const ServingSetup& setup, std::vector<ServingReq
   return sim.run();
 }
 
+std::string_view instance_role_name(InstanceRole role) {
+  switch (role) {
+    case InstanceRole::kMixed:
+      return "mixed";
+    case InstanceRole::kPrefill:
+      return "prefill";
+    case InstanceRole::kDecode:
+      return "decode";
+  }
+  return "mixed";
+}
+
 }  // namespace moesim::exec

@@ -30,6 +30,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <string_view>
 #include <vector>
 
 #include "sim/exec/inference_costs.h"
@@ -46,6 +47,8 @@ struct ServingConfig {
 };
 
 enum class InstanceRole { kMixed, kPrefill, kDecode };
+// "mixed", "prefill", "decode": the name scenarios and reports use.
+std::string_view instance_role_name(InstanceRole role);
 
 struct ServingInstance {
   InstanceRole role = InstanceRole::kMixed;

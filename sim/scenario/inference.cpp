@@ -15,18 +15,6 @@ constexpr int64_t kMaxBatch = int64_t{1} << 24;
   throw InvalidStrategy(code, message);
 }
 
-std::string role_name(exec::InstanceRole role) {
-  switch (role) {
-    case exec::InstanceRole::kMixed:
-      return "mixed";
-    case exec::InstanceRole::kPrefill:
-      return "prefill";
-    case exec::InstanceRole::kDecode:
-      return "decode";
-  }
-  return "mixed";
-}
-
 // One instance layout; `instances` is left 0 when not given (filled later).
 exec::InferenceParallel parse_layout(ConfigObject& s, int& instances) {
   exec::InferenceParallel p;
@@ -162,20 +150,7 @@ void parse_options(ConfigObject o, InferenceOptions& opt) {
 }
 
 void parse_routing(ConfigObject& root, InferenceScenario& s) {
-  if (root.has("routing")) {
-    ConfigObject r = root.object("routing");
-    if (r.has("trace")) {
-      s.routing.trace_path = r.string("trace");
-      if (r.has("generator")) {
-        throw_config_error(r.field_path("generator"), "give either a generator or a trace");
-      }
-      s.routing.generator = "replay:" + s.routing.trace_path;
-    } else {
-      s.routing.generator = r.string_or("generator", "uniform");
-    }
-    s.routing.seed = static_cast<uint64_t>(r.integer_or("seed", 1, 0, INT64_MAX));
-    r.finish();
-  }
+  s.routing = parse_routing_source(root);
   s.gating =
       workloads::parse_gating(root.has("gating") ? root.value("gating") : Json::object(), "gating");
 }
@@ -287,7 +262,7 @@ Json inference_scenario_json(const InferenceScenario& s) {
   } else {
     Json d = Json::object();
     for (const InstanceGroup& g : s.groups) {
-      d[role_name(g.role)] = {{"nodes", g.nodes}, {"parallel", layout(g)}};
+      d[exec::instance_role_name(g.role)] = {{"nodes", g.nodes}, {"parallel", layout(g)}};
     }
     j["parallel"] = {{"disaggregation", d}};
   }

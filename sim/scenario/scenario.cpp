@@ -48,6 +48,24 @@ ModelShape model_shape(const workloads::MoeModelConfig& m, int64_t seq_len, int 
   return s;
 }
 
+RoutingSource parse_routing_source(ConfigObject& root) {
+  RoutingSource routing;
+  if (!root.has("routing")) return routing;
+  ConfigObject r = root.object("routing");
+  if (r.has("trace")) {
+    routing.trace_path = r.string("trace");
+    if (r.has("generator")) {
+      throw_config_error(r.field_path("generator"), "give either a generator or a trace");
+    }
+    routing.generator = "replay:" + routing.trace_path;
+  } else {
+    routing.generator = r.string_or("generator", "uniform");
+  }
+  routing.seed = static_cast<uint64_t>(r.integer_or("seed", 1, 0, INT64_MAX));
+  r.finish();
+  return routing;
+}
+
 Scenario resolve_scenario(const Json& doc) {
   Scenario s;
   ConfigObject root(doc, "");
@@ -55,20 +73,7 @@ Scenario resolve_scenario(const Json& doc) {
   s.cluster = hw::resolve_cluster(root.value("cluster"), "cluster");
   s.setup.parallel = parse_parallel(root.object("parallel"));
   s.setup.workload = parse_workload(root.object("workload"));
-  if (root.has("routing")) {
-    ConfigObject r = root.object("routing");
-    if (r.has("trace")) {
-      s.routing.trace_path = r.string("trace");
-      if (r.has("generator")) {
-        throw_config_error(r.field_path("generator"), "give either a generator or a trace");
-      }
-      s.routing.generator = "replay:" + s.routing.trace_path;
-    } else {
-      s.routing.generator = r.string_or("generator", "uniform");
-    }
-    s.routing.seed = static_cast<uint64_t>(r.integer_or("seed", 1, 0, INT64_MAX));
-    r.finish();
-  }
+  s.routing = parse_routing_source(root);
   s.gating = root.has("gating") ? workloads::parse_gating(root.value("gating"), "gating")
                                 : workloads::parse_gating(Json::object(), "gating");
   std::string network_model = "auto";

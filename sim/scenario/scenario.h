@@ -79,6 +79,11 @@ struct RoutingSource {
   std::string trace_path;  // empty unless a trace is replayed
 };
 
+// The document's "routing" object ({"generator": spec} or {"trace": file},
+// "seed"), validated; the defaults when it is absent. Training and serving
+// scenarios read it the same way.
+RoutingSource parse_routing_source(ConfigObject& root);
+
 struct Scenario {
   workloads::MoeModelConfig model;
   hw::ClusterSpec cluster;
