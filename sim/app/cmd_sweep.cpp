@@ -47,8 +47,13 @@ int sweep_main(const Args& args) {
   };
   const std::string what = dist.size > 1 ? fmt::format("sweep rank {}", dist.rank) : "sweep";
   if (dist.rank == 0) std::cerr << fmt::format("sweep: {} points\n", points.size());
-  const explore::SweepOutcome outcome =
-      explore::run_sweep(points, out_dir, jobs, processes, progress_printer(what));
+  explore::SweepOutcome outcome;
+  try {
+    outcome = explore::run_sweep(points, out_dir, jobs, processes, progress_printer(what));
+  } catch (const Error& e) {
+    if (dist.size == 1) throw;
+    abort_processes(fmt::format("moesim sweep: error: {} (rank {})", e.what(), dist.rank), 2);
+  }
   if (dist.rank != 0) return 0;
   std::cout << fmt::format(
       "sweep: {} points ({} reused from an earlier run, {} invalid) -> {}/summary.csv\n",

@@ -243,12 +243,13 @@ std::vector<SweepPoint> load_sweep(const std::string& sweep_path, size_t max_poi
                       std::filesystem::path(sweep_path).parent_path().string(), max_points);
 }
 
-SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string& out_dir, int jobs,
-                       const SweepProcesses& processes, const ProgressFn& progress) {
-  const std::filesystem::path points_dir = std::filesystem::path(out_dir) / "points";
+namespace {
+
+// Creates <out>/points and drops the temporary files of a killed run (never
+// renamed into place).
+void prepare_points_dir(const std::filesystem::path& points_dir, const std::string& out_dir) {
   try {
     std::filesystem::create_directories(points_dir);
-    // Temporary files of a killed run (never renamed into place) are dropped.
     for (const auto& e : std::filesystem::directory_iterator(points_dir)) {
       if (e.path().filename().string().find(".json.tmp.") != std::string::npos) {
         std::filesystem::remove(e.path());
@@ -258,6 +259,16 @@ SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string&
     throw Error(
         fmt::format("--output: cannot use '{}' for results: {}", out_dir, e.code().message()));
   }
+}
+
+}  // namespace
+
+SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string& out_dir, int jobs,
+                       const SweepProcesses& processes, const ProgressFn& progress) {
+  const std::filesystem::path points_dir = std::filesystem::path(out_dir) / "points";
+  // Rank 0 alone prepares the folder: another rank clearing temporaries
+  // would delete the ones rank 0 is about to rename into place.
+  if (processes.rank == 0) prepare_points_dir(points_dir, out_dir);
   auto report_path = [&](size_t i) { return (points_dir / (points[i].hash + ".json")).string(); };
   // Each process computes the points it owns on its threads; rank 0 writes.
   std::vector<size_t> mine;

@@ -1,6 +1,7 @@
 #include "sim/app/explore/distributed.h"
 
 #include <cstdlib>
+#include <iostream>
 
 #ifdef MOESIM_HAVE_MPI
 #include <boost/mpi/collectives.hpp>
@@ -49,6 +50,14 @@ std::vector<std::string> gather_to_root(const Distribution& d, std::vector<std::
 #else
   return mine;
 #endif
+}
+
+void abort_processes(const std::string& message, int exit_code) {
+  std::cerr << message << std::endl;
+#ifdef MOESIM_HAVE_MPI
+  if (launched_by_mpirun()) environment().abort(exit_code);
+#endif
+  std::exit(exit_code);
 }
 
 }  // namespace moesim::cli

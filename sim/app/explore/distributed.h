@@ -24,4 +24,10 @@ Distribution process_distribution();
 // by point (others empty).
 std::vector<std::string> gather_to_root(const Distribution& d, std::vector<std::string> mine);
 
+// Ends every process of the run with `exit_code` (MPI_Abort) after printing
+// `message` on this one: a rank that stopped on an error while the others
+// wait in gather_to_root would otherwise leave them waiting forever. A single
+// process just exits.
+[[noreturn]] void abort_processes(const std::string& message, int exit_code);
+
 }  // namespace moesim::cli
