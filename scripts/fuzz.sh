@@ -5,7 +5,7 @@
 # fresh mutations, seeded with tests/fuzz/corpus/<target>/ and the
 # reproducers in tests/data/bad/.
 #
-#   scripts/fuzz.sh [SECONDS]     (default 60)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]   (default 60 s, every target)
 #
 # Inputs found are kept in $MOESIM_FUZZ_DIR/corpus/<target>/ (default
 # build-fuzz/), crashes in $MOESIM_FUZZ_DIR/artifacts/. Limits per input: 2 GB
@@ -16,6 +16,13 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build=${MOESIM_FUZZ_DIR:-build-fuzz}
 targets=(scenario trace_read jsonl_import calibration requests sweep)
+if [ $# -gt 1 ]; then
+  shift
+  for t in "$@"; do
+    [[ " ${targets[*]} " == *" $t "* ]] || { echo "fuzz: unknown target '$t' (${targets[*]})" >&2; exit 2; }
+  done
+  targets=("$@")
+fi
 
 packages=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)
 missing=()

@@ -38,9 +38,11 @@ std::vector<SweepPoint> expand_points(const OrderedJson& sweep, const std::strin
           fmt::format("{}: {}: unknown field (base, axes, mode, points)", source, it.key()));
     }
   }
-  const std::string mode = sweep.value("mode", std::string("product"));
+  const OrderedJson mode_value = sweep.value("mode", OrderedJson("product"));
+  const std::string mode = mode_value.is_string() ? mode_value.get<std::string>() : "";
   if (mode != "product" && mode != "zip") {
-    throw Error(fmt::format("{}: mode: expected \"product\" or \"zip\", got \"{}\"", source, mode));
+    throw Error(fmt::format("{}: mode: expected \"product\" or \"zip\", got {}", source,
+                            mode_value.dump()));
   }
   std::vector<std::pair<std::string, std::vector<OrderedJson>>> axes;
   if (sweep.contains("axes")) {
@@ -211,6 +213,10 @@ std::vector<SweepPoint> expand_sweep(const OrderedJson& sweep, const std::string
     throw Error(fmt::format("{}: base: required (a scenario object or a path)", source));
   }
   Json base;
+  if (!sweep["base"].is_string() && !sweep["base"].is_object()) {
+    throw Error(fmt::format("{}: base: expected a scenario object or a path, got {}", source,
+                            sweep["base"].type_name()));
+  }
   if (sweep["base"].is_string()) {
     base = load_json_file(
         (std::filesystem::path(base_dir) / sweep["base"].get<std::string>()).string());

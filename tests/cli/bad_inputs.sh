@@ -25,6 +25,10 @@ bad_file 2 "sweep-deep-base.json: byte [0-9]*: invalid JSON: nested deeper than 
   "$moesim" sweep "$bad/sweep-deep-base.json" -o "$tmp/deep-sweep"
 bad_file 2 "sweep-duplicate-key.json: axes: duplicate key" \
   "$moesim" sweep "$bad/sweep-duplicate-key.json" -o "$tmp/dup-sweep"
+bad_file 2 'sweep-mode-object.json: mode: expected "product" or "zip", got {"parallel.ep":\[2,4\]}' \
+  "$moesim" sweep "$bad/sweep-mode-object.json" -o "$tmp/mode-sweep"
+bad_file 2 "sweep-base-number.json: base: expected a scenario object or a path, got number" \
+  "$moesim" sweep "$bad/sweep-base-number.json" -o "$tmp/base-sweep"
 bad_file 2 "cluster.gpu.peak_tflops.bf16: expected 0 (not supported) or a number in \[1, 100000\]" \
   "$moesim" run "$bad/gpu-peak-tflops-1e-300.json"
 bad_file 2 "cluster.node.intra_gb_per_s: expected a number in \[1, 100000\], got 0.001" \
