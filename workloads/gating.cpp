@@ -141,8 +141,12 @@ void limit_groups(const RoutingBatch& batch, const GatingConfig& cfg, const Expe
   }
   Rng rng(stream_seed, 0x6e6f64656c696d69ull);  // "nodelimi"
   std::vector<int> allowed;
+  // chosen_by[e] == t + 1 while token t holds expert e: a constant-time test
+  // in the walks below (they visit every expert of the allowed groups).
+  std::vector<int64_t> chosen_by(place.experts, 0);
   for (int64_t t = 0; t < batch.tokens; ++t) {
     int32_t* ch = &expert[t * k];
+    for (int c = 0; c < k; ++c) chosen_by[ch[c]] = t + 1;
     allowed.clear();
     for (int c = 0; c < k && static_cast<int>(allowed.size()) < limit; ++c) {
       const int g = place.expert_slots[ch[c]][0] / group_size;
@@ -154,21 +158,24 @@ void limit_groups(const RoutingBatch& batch, const GatingConfig& cfg, const Expe
       double total = 0;
       for (int ag : allowed) {
         for (int32_t e : members[ag]) {
-          if (std::find(ch, ch + k, e) == ch + k) total += popularity[e];
+          if (chosen_by[e] != t + 1) total += popularity[e];
         }
       }
       double pick = rng.uniform() * total;
       int32_t chosen = -1;  // the last candidate, should rounding leave pick > 0
       for (int ag : allowed) {
         for (int32_t e : members[ag]) {
-          if (std::find(ch, ch + k, e) != ch + k) continue;
+          if (chosen_by[e] == t + 1) continue;
           chosen = e;
           pick -= popularity[e];
           if (pick <= 0) break;
         }
         if (pick <= 0) break;
       }
-      if (chosen >= 0) ch[c] = chosen;
+      if (chosen >= 0) {
+        ch[c] = chosen;
+        chosen_by[chosen] = t + 1;
+      }
     }
   }
 }
