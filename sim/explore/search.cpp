@@ -1,27 +1,18 @@
 #include "sim/explore/search.h"
 
 #include <algorithm>
-#include <mutex>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
 #include "hwmodels/cluster.h"
 #include "sim/core/error.h"
-#include "sim/core/parallel_for.h"
+#include "sim/explore/candidate_pass.h"
 #include "sim/scenario/run.h"
 #include "workloads/model_config.h"
 
 namespace moesim::explore {
 namespace {
-
-std::vector<int> divisors(int n) {
-  std::vector<int> d;
-  for (int i = 1; i <= n; ++i) {
-    if (n % i == 0) d.push_back(i);
-  }
-  return d;
-}
 
 Json scenario_for(const SearchRequest& r, int gpus_per_node, const SearchCandidate& c,
                   int64_t global_batch) {
@@ -136,22 +127,15 @@ SearchResult search_strategies(const SearchRequest& r, const ProgressFn& checkin
   SearchResult result;
   result.enumerated = static_cast<int>(candidates.size());
   // Validity and memory first (cheap), then simulate the survivors.
-  std::vector<size_t> valid;
-  std::mutex mu;
-  parallel_for_with_progress(candidates.size(), r.jobs, checking, [&](size_t i) {
-    const scenario::ScenarioCheck check = scenario::check_scenario(candidates[i].scenario);
-    std::lock_guard<std::mutex> lock(mu);
-    if (!check.valid) {
-      ++result.rejected[check.reason_code];
-      return;
-    }
-    candidates[i].memory_headroom_bytes = check.memory_capacity_bytes - check.peak_memory_bytes;
-    valid.push_back(i);
-  });
-  std::sort(valid.begin(), valid.end());
-  parallel_for_with_progress(valid.size(), r.jobs, simulating,
-                             [&](size_t k) { simulate(r, gpus_per_node, candidates[valid[k]]); });
-  for (size_t i : valid) result.ranking.push_back(std::move(candidates[i]));
+  result.ranking = check_then_simulate(
+      candidates, r.jobs, checking, simulating, result.rejected,
+      [](SearchCandidate& c) {
+        const scenario::ScenarioCheck check = scenario::check_scenario(c.scenario);
+        if (check.valid)
+          c.memory_headroom_bytes = check.memory_capacity_bytes - check.peak_memory_bytes;
+        return check;
+      },
+      [&](SearchCandidate& c) { simulate(r, gpus_per_node, c); });
   std::stable_sort(result.ranking.begin(), result.ranking.end(),
                    [](const SearchCandidate& a, const SearchCandidate& b) {
                      return a.tokens_per_s_per_gpu > b.tokens_per_s_per_gpu;

@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
 #include "hwmodels/cluster.h"
 #include "sim/core/error.h"
-#include "sim/core/parallel_for.h"
+#include "sim/explore/candidate_pass.h"
 #include "sim/scenario/inference_run.h"
 #include "sim/scenario/strategy.h"
 #include "workloads/model_config.h"
@@ -17,14 +16,6 @@
 
 namespace moesim::explore {
 namespace {
-
-std::vector<int> divisors(int n) {
-  std::vector<int> d;
-  for (int i = 1; i <= n; ++i) {
-    if (n % i == 0) d.push_back(i);
-  }
-  return d;
-}
 
 void validate(const InferenceSearchRequest& r) {
   if (r.gpus < 1) throw Error("--gpus: expected a positive integer");
@@ -169,21 +160,9 @@ InferenceSearchResult search_inference_layouts(const InferenceSearchRequest& r,
   InferenceSearchResult result;
   result.enumerated = static_cast<int>(candidates.size());
   // Rules and memory first (no simulation), then simulate the survivors.
-  std::vector<size_t> valid;
-  std::mutex mu;
-  parallel_for_with_progress(candidates.size(), r.jobs, checking, [&](size_t i) {
-    const scenario::ScenarioCheck check = scenario::check_inference(candidates[i].scenario);
-    std::lock_guard<std::mutex> lock(mu);
-    if (!check.valid) {
-      ++result.rejected[check.reason_code];
-      return;
-    }
-    valid.push_back(i);
-  });
-  std::sort(valid.begin(), valid.end());
-  parallel_for_with_progress(valid.size(), r.jobs, simulating,
-                             [&](size_t k) { simulate(candidates[valid[k]]); });
-  for (size_t i : valid) result.ranking.push_back(std::move(candidates[i]));
+  result.ranking = check_then_simulate(
+      candidates, r.jobs, checking, simulating, result.rejected,
+      [](InferenceCandidate& c) { return scenario::check_inference(c.scenario); }, simulate);
   std::stable_sort(result.ranking.begin(), result.ranking.end(),
                    [](const InferenceCandidate& a, const InferenceCandidate& b) {
                      if (a.goodput_requests_per_s_per_gpu != b.goodput_requests_per_s_per_gpu) {
