@@ -106,7 +106,10 @@ void TaskGraph::finalize() {
   finalized_ = true;
   const size_t n = tasks_.size();
   // Counting sort of edges by source: successors and dependency counts.
-  std::vector<uint32_t> fill(n + 1, 0);
+  std::vector<uint32_t> fill;
+  reserve_huge(fill, n + 1);
+  fill.assign(n + 1, 0);
+  reserve_huge(dep_count_, n);
   dep_count_.assign(n, 0);
   for (const auto& e : edges_) {
     ++fill[e[0] + 1];
@@ -114,6 +117,7 @@ void TaskGraph::finalize() {
   }
   for (size_t i = 0; i < n; ++i) fill[i + 1] += fill[i];
   for (size_t i = 0; i < n; ++i) tasks_[i].succ_begin = fill[i];
+  reserve_huge(succ_, edges_.size());
   succ_.resize(edges_.size());
   for (const auto& e : edges_) succ_[fill[e[0]]++] = e[1];
   edges_.clear();
@@ -124,6 +128,7 @@ void TaskGraph::finalize() {
     if (t.collective != kNoCollective) ++part_begin_[t.collective + 1];
   }
   for (size_t i = 0; i < collectives_.size(); ++i) part_begin_[i + 1] += part_begin_[i];
+  reserve_huge(part_, part_begin_.back());
   part_.resize(part_begin_.back());
   std::vector<uint32_t> pfill(part_begin_.begin(), part_begin_.end() - 1);
   for (TaskId id = 0; id < n; ++id) {
@@ -158,16 +163,22 @@ ExecutionResult GraphExecutor::run(CollectiveRunner& runner) {
   gpu_state_.assign(gpus, initial);
   stream_next_ = graph_.stream_head_;
   stream_busy_.assign(gpus, {});
+  state_ = {};
+  reserve_huge(state_, n);
   state_.resize(n);
   for (size_t id = 0; id < n; ++id) state_[id] = {graph_.dep_count_[id], TaskGraph::kNoTask};
   arrived_.assign(graph_.collectives(), 0);
   last_arrival_.assign(graph_.collectives(), TaskGraph::kNoTask);
   result_ = ExecutionResult{};
   result_.per_gpu.assign(gpus, GpuTimeAccount{});
+  reserve_huge(result_.task_end, n);
   result_.task_end.assign(n, SimTime::zero());
   result_.collective_start.assign(graph_.collectives(), SimTime::zero());
   comm_takes_sms_ = graph_.comm_sms() > 0;
-  if (comm_takes_sms_) result_.compute_start.assign(n, SimTime::zero());
+  if (comm_takes_sms_) {
+    reserve_huge(result_.compute_start, n);
+    result_.compute_start.assign(n, SimTime::zero());
+  }
   finished_ = 0;
 
   const uint64_t events_before = engine_.events_executed();
@@ -193,6 +204,7 @@ ExecutionResult GraphExecutor::run(CollectiveRunner& runner) {
   }
   result_.makespan = makespan;
   result_.events = engine_.events_executed() - events_before;
+  reserve_huge(result_.gated_by, n);
   result_.gated_by.resize(n);
   for (size_t id = 0; id < n; ++id) result_.gated_by[id] = state_[id].gated_by;
   state_ = {};

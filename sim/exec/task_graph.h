@@ -36,6 +36,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sim/core/huge_pages.h"
 #include "sim/core/time.h"
 #include "sim/engine/engine.h"
 
@@ -116,9 +117,11 @@ class TaskGraph {
   size_t size() const { return tasks_.size(); }
   size_t collectives() const { return collectives_.size(); }
 
+  // Room for `tasks` tasks and `edges` dependencies, on huge pages where the
+  // system gives them (sim/core/huge_pages.h). Call before the first add_*.
   void reserve(size_t tasks, size_t edges) {
-    tasks_.reserve(tasks);
-    edges_.reserve(edges);
+    reserve_huge(tasks_, tasks);
+    reserve_huge(edges_, edges);
   }
   TaskId add_compute(int gpu, Category category, SimTime duration, TaskLabel label);
   // A host copy of known duration on `gpu`'s copy stream `stream`
