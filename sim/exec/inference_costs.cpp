@@ -212,16 +212,31 @@ double InferenceCostModel::tp_all_reduce_seconds(int64_t tokens) const {
   return collective_(ar);
 }
 
+// The embedding lookup and the LM head on the sampled rows, on the slowest
+// replica. Serving frameworks run both on the whole batch: two-batch overlap
+// splits the decoder layers only (SGLang two_batch_overlap.py
+// model_forward_maybe_tbo over self.layers; the logits processor runs after,
+// models/deepseek_v2.py), so the LM head's weights are read once.
+double InferenceCostModel::head_seconds(std::span<const ReplicaBatch> replicas) const {
+  const int t = parallel_.tp;
+  const double elt = element_bytes(hw::DType::kBf16);
+  double head_s = 0;
+  for (const ReplicaBatch& b : replicas) {
+    head_s = std::max(head_s, cost_.memory_bound_seconds(2.0 * b.tokens() * model_.hidden * elt) +
+                                  cost_.gemm_seconds(b.sampled, model_.vocab / t, model_.hidden,
+                                                     unquantized_dtype()));
+  }
+  return head_s;
+}
+
 std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> replicas,
                                                   IterationRouting& routing, uint64_t routing_index,
-                                                  coll::AllToAllAlgorithm algo,
-                                                  double& head_s) const {
+                                                  coll::AllToAllAlgorithm algo) const {
   const int t = parallel_.tp;
   const int etp = parallel_.expert_tp();
   double attention_prep = 0, attention_core = 0, shared = 0, dense = 0, router = 0;
   int64_t most_tokens = 0;
   std::vector<int64_t> tokens_per_rank(parallel_.ep, 0);
-  head_s = 0;
   for (size_t r = 0; r < replicas.size(); ++r) {
     const ReplicaBatch& b = replicas[r];
     const int64_t tokens = b.tokens();
@@ -235,7 +250,7 @@ std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> 
     const double elt = element_bytes(hw::DType::kBf16);
     router = std::max(
         router, cost_.gemm_seconds(tokens / t + (tokens % t ? 1 : 0), model_.experts, model_.hidden,
-                                   weight_dtype_) +
+                                   unquantized_dtype()) +
                     cost_.memory_bound_seconds((3 * copies + tokens) * model_.hidden * elt));
     // The replica's tokens enter the MoE block split over its tp GPUs; an EP
     // rank gathers the tokens of its expert_tp GPUs.
@@ -243,9 +258,6 @@ std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> 
       const size_t gpu = r * t + g;
       tokens_per_rank[gpu / etp] += tokens / t + (g < tokens % t ? 1 : 0);
     }
-    head_s = std::max(
-        head_s, cost_.memory_bound_seconds(2.0 * tokens * model_.hidden * elt) +
-                    cost_.gemm_seconds(b.sampled, model_.vocab / t, model_.hidden, weight_dtype_));
   }
   const double tp_comm = 2 * tp_all_reduce_seconds(most_tokens);  // after attention and the FFN
   const std::vector<RoutingSample>* samples = nullptr;
@@ -299,8 +311,7 @@ IterationCost InferenceCostModel::iteration(std::span<const ReplicaBatch> replic
     algo = prompt ? coll::AllToAllAlgorithm::kHierarchical : coll::AllToAllAlgorithm::kLowLatency;
   }
   if (!parallel_.two_batch_overlap) {
-    double head = 0;
-    for (const LayerCost& p : layers(replicas, routing, 2 * iteration_index, algo, head)) {
+    for (const LayerCost& p : layers(replicas, routing, 2 * iteration_index, algo)) {
       // Shared experts run while the dispatch is in flight.
       const double hidden_shared = std::min(p.shared, p.dispatch);
       cost.attention_s += p.attention_prep + p.attention_core;
@@ -309,7 +320,7 @@ IterationCost InferenceCostModel::iteration(std::span<const ReplicaBatch> replic
       cost.combine_s += p.combine;
       cost.other_s += p.other + p.router;
     }
-    cost.other_s += head;
+    cost.other_s += head_seconds(replicas);
     cost.seconds =
         cost.attention_s + cost.expert_s + cost.dispatch_s + cost.combine_s + cost.other_s;
     return cost;
@@ -321,9 +332,8 @@ IterationCost InferenceCostModel::iteration(std::span<const ReplicaBatch> replic
     first.push_back(std::move(a));
     second.push_back(std::move(c));
   }
-  double head_a = 0, head_b = 0;
-  const auto a = layers(first, routing, 2 * iteration_index, algo, head_a);
-  const auto b = layers(second, routing, 2 * iteration_index + 1, algo, head_b);
+  const auto a = layers(first, routing, 2 * iteration_index, algo);
+  const auto b = layers(second, routing, 2 * iteration_index + 1, algo);
   // Normal-mode kernels hold comm_sms SMs while they run; low-latency ones
   // hold none in flight. SGLang's prefill strategy gives DeepGEMM the SMs
   // DeepEP leaves (deep_gemm_num_sms), its decode strategy does not.
@@ -336,8 +346,9 @@ IterationCost InferenceCostModel::iteration(std::span<const ReplicaBatch> replic
   slowdown.in_flight = stretch;
   slowdown.expert = schedule == OverlapSchedule::kPrefill ? stretch : 1.0;
   cost = two_batch_overlap(a, b, schedule, slowdown);
-  cost.other_s += head_a + head_b;
-  cost.seconds += head_a + head_b;
+  const double head = head_seconds(replicas);
+  cost.other_s += head;
+  cost.seconds += head;
   return cost;
 }
 

@@ -132,10 +132,18 @@ class InferenceCostModel {
   double all_to_all_seconds(const RoutingSample& sample, bool combine,
                             coll::AllToAllAlgorithm algo) const;
   double tp_all_reduce_seconds(int64_t tokens) const;
-  // Per layer, one micro-batch's parts; plus its embedding and LM head.
+  // Per layer, one micro-batch's parts.
   std::vector<LayerCost> layers(std::span<const ReplicaBatch> replicas, IterationRouting& routing,
-                                uint64_t routing_index, coll::AllToAllAlgorithm algo,
-                                double& head_s) const;
+                                uint64_t routing_index, coll::AllToAllAlgorithm algo) const;
+  // The embedding and the LM head, once per iteration.
+  double head_seconds(std::span<const ReplicaBatch> replicas) const;
+  // The dtype of the layers FP8 serving leaves unquantized: the LM head and
+  // the router gate (SGLang's Fp8Config.get_quant_method quantizes linear
+  // layers, fused MoE experts and the KV cache only, so ParallelLMHead and
+  // DeepSeek's MoEGate weight stay BF16; layers/quantization/fp8.py).
+  hw::DType unquantized_dtype() const {
+    return weight_dtype_ == hw::DType::kFp8 ? hw::DType::kBf16 : weight_dtype_;
+  }
 
   const ModelShape& model_;
   InferenceParallel parallel_;
