@@ -1,0 +1,84 @@
+// InferenceCostModel's per-iteration pricing of the LM head: once per
+// iteration on the whole batch, also under two-batch overlap (SGLang splits
+// the decoder layers only), and in BF16 when the GEMMs are FP8 (SGLang's
+// Fp8Config leaves ParallelLMHead and the MoE gate unquantized).
+
+#include <catch2/catch.hpp>
+#include <vector>
+
+#include "sim/exec/inference_costs.h"
+#include "tests/exec/test_costs.h"
+
+namespace moesim::exec {
+namespace {
+
+// Records every GEMM it prices; times are linear in FLOPs.
+class RecordingCost final : public testing::LinearCost {
+ public:
+  struct Gemm {
+    int64_t m, n, k;
+    hw::DType dtype;
+  };
+  RecordingCost() : LinearCost(1e12, 1e10) {}
+  double gemm_seconds(int64_t m, int64_t n, int64_t k, hw::DType dt) const override {
+    gemms.push_back({m, n, k, dt});
+    return LinearCost::gemm_seconds(m, n, k, dt);
+  }
+  mutable std::vector<Gemm> gemms;
+};
+
+class SpreadRouting final : public IterationRouting {
+ public:
+  const std::vector<RoutingSample>& route(uint64_t, std::span<const int64_t> tokens) override {
+    samples_.assign(1, testing::even_routing(1, 8, tokens[0], 2));
+    return samples_;
+  }
+
+ private:
+  std::vector<RoutingSample> samples_;
+};
+
+double no_collective(const coll::Collective&) {
+  return 0;
+}
+
+TEST_CASE(
+    "the LM head is priced once per iteration, in BF16 under FP8 GEMMs, with or without "
+    "two-batch overlap",
+    "[exec][serving]") {
+  ModelShape shape = testing::tiny_moe(2);
+  shape.vocab = 32000;
+  ReplicaBatch decode;
+  decode.decode_sequences = 64;
+  decode.decode_context_tokens = 64 * 100;
+  decode.sampled = 64;
+  for (const bool overlap : {false, true}) {
+    for (const hw::DType dtype : {hw::DType::kBf16, hw::DType::kFp8}) {
+      INFO("two_batch_overlap " << overlap << ", fp8 " << (dtype == hw::DType::kFp8));
+      InferenceParallel parallel;
+      parallel.two_batch_overlap = overlap;
+      RecordingCost cost;
+      SpreadRouting routing;
+      InferenceCostModel model(shape, parallel, dtype, hw::DType::kBf16, cost, no_collective, {0},
+                               0);
+      model.iteration({&decode, 1}, routing, 0);
+      std::vector<RecordingCost::Gemm> heads;
+      for (const RecordingCost::Gemm& g : cost.gemms) {
+        if (g.n == shape.vocab) heads.push_back(g);
+      }
+      REQUIRE(heads.size() == 1);
+      CHECK(heads[0].m == decode.sampled);
+      CHECK(heads[0].k == shape.hidden);
+      CHECK(heads[0].dtype == hw::DType::kBf16);
+      // The router gate stays BF16 too; the attention projections follow the
+      // GEMM dtype.
+      for (const RecordingCost::Gemm& g : cost.gemms) {
+        if (g.n == shape.experts) CHECK(g.dtype == hw::DType::kBf16);
+        if (g.n == shape.hidden && g.k == shape.heads * shape.head_dim) CHECK(g.dtype == dtype);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moesim::exec
