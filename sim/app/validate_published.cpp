@@ -60,6 +60,7 @@ OrderedJson comm_json(const std::vector<explore::CommTable>& tables) {
                                  {"bottleneck", r.bottleneck},
                                  {"published_bottleneck", r.published_bottleneck},
                                  {"role", r.role}});
+      if (r.published_nic_load) rows.back()["published_nic_load"] = *r.published_nic_load;
     }
     table["rows"] = rows;
     table["max_abs_error"] = t.max_abs_error;
@@ -83,6 +84,18 @@ void print_comm(const std::vector<explore::CommTable>& tables) {
     }
     std::cout << fmt::format("  largest error over the prediction rows: {:.1f}% ({})\n",
                              100 * t.max_abs_error, t.rows.front().metric);
+    std::string loads;
+    for (const explore::CommComparison& r : t.rows) {
+      if (r.published_nic_load) {
+        loads += fmt::format("{}{} {:.0f}%", loads.empty() ? "" : ", ", r.row,
+                             100 * *r.published_nic_load);
+      }
+    }
+    if (!loads.empty()) {
+      std::cout << "  NIC load the published figure implies (DeepEP's RDMA metric counts the "
+                   "sender's own node, which never crosses a NIC): "
+                << loads << "\n";
+    }
   }
 }
 

@@ -39,7 +39,8 @@ CommComparison row(std::string name, std::string metric, double published, doubl
           predicted / published - 1,
           std::string(coll::bottleneck_name(bottleneck)),
           std::move(published_bottleneck),
-          std::move(role)};
+          std::move(role),
+          std::nullopt};
 }
 
 void close_table(CommTable& t) {
@@ -54,6 +55,7 @@ void close_table(CommTable& t) {
 struct TestRouting {
   exec::RoutingSample sample;
   double logical_rdma_tokens = 0;  // tokens x distinct nodes (own included), mean per rank
+  double nic_tokens = 0;           // tokens x distinct remote nodes, mean per rank
   double received_tokens = 0;      // tokens each rank receives (own included), mean per rank
 };
 
@@ -75,6 +77,7 @@ TestRouting deepep_routing(int ep, int64_t tokens, bool node_limited) {
   out.sample = scenario::count_dispatch(batch, outcome, model.routed_experts, node, 1.0);
   const int per_rank_slots = model.routed_experts / ep;
   for (int64_t t = 0; t < batch.tokens; ++t) {
+    const int own_node = static_cast<int>(t / tokens) / 8;  // rank r sends tokens [r t, (r+1) t)
     std::vector<int> nodes_hit;
     for (int c = 0; c < 8; ++c) {
       const int n = outcome.slot[t * 8 + c] / per_rank_slots / 8;
@@ -82,8 +85,11 @@ TestRouting deepep_routing(int ep, int64_t tokens, bool node_limited) {
         nodes_hit.push_back(n);
     }
     out.logical_rdma_tokens += static_cast<double>(nodes_hit.size());
+    out.nic_tokens += static_cast<double>(nodes_hit.size()) -
+                      (std::find(nodes_hit.begin(), nodes_hit.end(), own_node) != nodes_hit.end());
   }
   out.logical_rdma_tokens /= ep;
+  out.nic_tokens /= ep;
   out.received_tokens =
       static_cast<double>(std::accumulate(out.sample.rank_tokens.begin(),
                                           out.sample.rank_tokens.end(), int64_t{0})) /
@@ -133,6 +139,11 @@ CommTable deepep_normal() {
                            combine ? p.combine_gbps : p.dispatch_gbps, counted / seconds / 1e9,
                            coll::estimate_collective(c, a2a).bottleneck, intra ? "nvlink" : "nic",
                            intra ? "calibration" : "prediction"));
+      if (!intra) {
+        t.rows.back().published_nic_load = t.rows.back().published *
+                                           (routing.nic_tokens / routing.logical_rdma_tokens) *
+                                           1e9 / c.node.nic_bytes_per_s;
+      }
     }
   }
   close_table(t);

@@ -24,6 +24,14 @@ struct CommComparison {
   // "prediction", or "calibration" where a preset figure was read off this
   // very row (the comment names which).
   std::string role;
+  // DeepEP's inter-node rows: how busy the published figure itself says the
+  // busiest NICs were (bytes that really crossed a NIC / published time /
+  // the NIC's line rate). DeepEP's RDMA metric counts a token once per
+  // destination node, its own node included, but a token for the sender's
+  // own node is written to the local buffer without touching the NIC
+  // (csrc/kernels/legacy/internode.cu, dst_rdma_rank == rdma_rank), so where
+  // this load is well below 1 the NIC is not the link that binds.
+  std::optional<double> published_nic_load;
 };
 
 struct CommTable {
