@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <map>
 #include <stdexcept>
 
@@ -165,10 +166,10 @@ void FlowCollectives::all_to_allv(std::span<const int> ranks, std::span<const do
 }
 
 // DeepEP's low-latency kernels: every copy its own message. Same-node copies
-// go first, over NVLink through the low-latency copy engine, then the rest
-// through the NICs (self copies too, in the pure-RDMA variant); the two parts
-// follow each other (internode_ll.cu: a warp copies its same-node messages
-// with ld/st before it issues the RDMA puts).
+// over NVLink through the low-latency copy engine, the rest through the NICs
+// (self copies too, in the pure-RDMA variant), all at once (internode_ll.cu:
+// RDMA puts are non-blocking, same-node copies are the warps' ld/st, and at
+// 128 tokens per rank each SM sends about one token; see link_loads.h).
 std::vector<std::vector<FlowCollectives::PendingFlow>> FlowCollectives::low_latency(
     std::span<const int> ranks, std::span<const double> bytes, double message_bytes) const {
   const hw::ClusterSpec& c = network_.cluster();
@@ -199,9 +200,10 @@ std::vector<std::vector<FlowCollectives::PendingFlow>> FlowCollectives::low_late
           {network_.network_path(ns, rs, nd, rd), b, network_.message_latency(ns != nd, rs != rd)});
     }
   }
+  same_node.insert(same_node.end(), std::make_move_iterator(remote.begin()),
+                   std::make_move_iterator(remote.end()));
   std::vector<std::vector<PendingFlow>> batches;
   if (!same_node.empty()) batches.push_back(std::move(same_node));
-  if (!remote.empty()) batches.push_back(std::move(remote));
   return batches;
 }
 

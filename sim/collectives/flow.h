@@ -18,7 +18,7 @@
 //   all-to-all  direct pairs (across the spine when rails differ), NCCL's PXN
 //             (kHierarchical on a byte matrix), DeepEP's node-deduplicated
 //             dispatch with its NVLink fan-out (kHierarchical on tokens), or
-//             DeepEP's low-latency messages (NVLink copies, then RDMA);
+//             DeepEP's low-latency messages (NVLink copies and RDMA puts together);
 //   send/recv a direct pair.
 // DeepEP's kernels also cross their GPUs' SM copy engines (a2a_copy,
 // low_latency_copy links of the network), which cap what few SMs can move.

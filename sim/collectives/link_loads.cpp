@@ -103,7 +103,6 @@ void LinkLoads::add_all_to_all(std::span<const int> ranks, std::span<const doubl
   const double ring_rate = c.node.achievable_intra_bytes_per_s();
   const bool low_latency = algo == AllToAllAlgorithm::kLowLatency;
   const bool ll_nvlink = low_latency && c.node.low_latency_nvlink;
-  additive_ = additive_ || ll_nvlink;
   two_hop_ = two_hop_ || algo == AllToAllAlgorithm::kHierarchical;
   for (size_t i = 0; i < n; ++i) {
     const int s = ranks[i], ns = c.node_of(s);
@@ -191,7 +190,7 @@ CollectiveEstimate LinkLoads::estimate() const {
   if (nvl <= 0 && network <= 0) return e;
   e.inter_node = inter_node_;
   e.network_s = network;
-  e.transfer_s = additive_ ? nvl + network : std::max(nvl, network);
+  e.transfer_s = std::max(nvl, network);
   e.bottleneck = nvl >= network                 ? Bottleneck::kNvlink
                  : nic >= std::max(spine, leaf) ? Bottleneck::kNic
                  : spine >= leaf                ? Bottleneck::kSpine

@@ -28,9 +28,11 @@ class LinkLoads {
   void add_node_dedup(std::span<const int> ranks, std::span<const double> rank_bytes,
                       std::span<const double> node_bytes, bool reverse);
 
-  // The slowest resource's time plus latency. For low-latency messages the
-  // NVLink and network parts add up (the same warps issue both; DeepEP
-  // internode_ll.cu copies same-node messages with ld/st before moving on).
+  // The slowest resource's time plus latency. Low-latency messages too: in
+  // DeepEP's internode_ll.cu a warp either posts a copy as a non-blocking
+  // RDMA put (nvshmemi_ibgda_put_nbi_warp) or copies it to a same-node peer
+  // with ld/st, and at 128 tokens per rank each SM sends about one token, so
+  // the NVLink copies run while the NICs drain the puts.
   CollectiveEstimate estimate() const;
 
  private:
@@ -45,7 +47,7 @@ class LinkLoads {
   std::vector<double> nic_out_, nic_in_;       // per node x rail
   std::vector<double> spine_up_, spine_down_;  // per rail
   std::vector<double> leaf_up_, leaf_down_;    // per leaf
-  bool inter_node_ = false, cross_rail_ = false, two_hop_ = false, additive_ = false;
+  bool inter_node_ = false, cross_rail_ = false, two_hop_ = false;
   int ranks_ = 0;
 };
 
