@@ -90,7 +90,8 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
   const int64_t h = model_.hidden;
   const double heads = static_cast<double>(model_.heads) / t;
   const double kv_elt = element_bytes(kv_dtype_);
-  double s = 2 * cost_.memory_bound_seconds(2.0 * tokens * h * element_bytes(dt));  // two norms
+  // Two RMSNorms over the BF16 residual stream, whatever the GEMMs' dtype.
+  double s = 2 * cost_.memory_bound_seconds(2.0 * tokens * h * element_bytes(hw::DType::kBf16));
   double core_flops = 0, core_bytes = 0;
   if (model_.is_mla()) {
     const int64_t nope = model_.qk_nope_head_dim, rope = model_.qk_rope_head_dim;
@@ -101,6 +102,10 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
                                 : cost_.gemm_seconds(tokens, hq, h, dt);
     s += cost_.gemm_seconds(tokens, latent + rope, h, dt);
     s += cost_.gemm_seconds(tokens, h, model_.heads * v / t, dt);
+    // Inputs of the FP8 projections: the hidden state once (SGLang fuses
+    // q_a_proj with kv_a_proj_with_mqa), q_b's and o_proj's.
+    s += input_quant_seconds(static_cast<double>(tokens) *
+                             (h + model_.q_lora_rank + static_cast<double>(model_.heads) * v / t));
     int64_t prefill_tokens = 0;
     for (const ReplicaBatch::Chunk& c : b.prefill) {
       prefill_tokens += c.tokens;
@@ -111,12 +116,17 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
     }
     if (prefill_tokens > 0) {
       s += cost_.gemm_seconds(prefill_tokens, model_.heads * (nope + v) / t, latent, dt);
+      s += input_quant_seconds(static_cast<double>(prefill_tokens) * latent);
     }
     if (b.decode_sequences > 0) {
       // Decode absorbs the up-projections into the query and output (FlashMLA:
       // 2 x heads x (576 + 512) FLOPs and 576 cached elements per context token).
       s += cost_.gemm_seconds(b.decode_sequences, model_.heads * latent / t, nope, dt);
       s += cost_.gemm_seconds(b.decode_sequences, model_.heads * v / t, latent, dt);
+      // Their inputs, the query's no-RoPE part and the attention output per
+      // head (SGLang quantizes both for its FP8 bmm, per_tensor_quant_mla_fp8).
+      s += input_quant_seconds(static_cast<double>(b.decode_sequences) * model_.heads *
+                               (nope + latent) / t);
       const double ctx = static_cast<double>(b.decode_context_tokens);
       core_flops += 2.0 * ctx * heads * static_cast<double>(latent + rope + latent);
       core_bytes += ctx * static_cast<double>(latent + rope) * kv_elt;
@@ -126,6 +136,7 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
     const double kv_heads = std::max(1.0, static_cast<double>(model_.kv_heads) / t);
     s += cost_.gemm_seconds(tokens, static_cast<int64_t>((heads + 2 * kv_heads) * hd), h, dt);
     s += cost_.gemm_seconds(tokens, h, static_cast<int64_t>(heads * hd), dt);
+    s += input_quant_seconds(static_cast<double>(tokens) * (h + heads * hd));
     for (const ReplicaBatch::Chunk& c : b.prefill) {
       const double span = static_cast<double>(c.context) + c.tokens / 2.0;
       core_flops += 4.0 * c.tokens * span * heads * hd;
@@ -151,7 +162,8 @@ double InferenceCostModel::ffn_seconds(int64_t tokens, int64_t width) const {
   const int64_t w = width / parallel_.tp;
   const double act = cost_.memory_bound_seconds(tokens * (model_.swiglu ? 3.0 : 2.0) * w *
                                                 element_bytes(hw::DType::kBf16));
-  return act + cost_.gemm_seconds(tokens, model_.swiglu ? 2 * w : w, model_.hidden, dt) +
+  return act + input_quant_seconds(static_cast<double>(tokens) * (model_.hidden + w)) +
+         cost_.gemm_seconds(tokens, model_.swiglu ? 2 * w : w, model_.hidden, dt) +
          cost_.gemm_seconds(tokens, model_.hidden, w, dt);
 }
 
@@ -159,7 +171,8 @@ double InferenceCostModel::ffn_seconds(int64_t tokens, int64_t width) const {
 // what each local expert received (an expert no token chose costs nothing:
 // its weights are not read), each GPU of the rank computing its 1/expert_tp
 // slice of the FFN for all of them, and the activation between them.
-double InferenceCostModel::expert_seconds(const RoutingSample& rs, int rank) const {
+double InferenceCostModel::expert_seconds(const RoutingSample& rs, int rank,
+                                          coll::AllToAllAlgorithm algo) const {
   const int local = rs.local_experts;
   const int64_t f = model_.expert_ffn / parallel_.expert_tp();
   std::vector<int64_t> m(local);
@@ -171,10 +184,32 @@ double InferenceCostModel::expert_seconds(const RoutingSample& rs, int rank) con
   if (routed == 0) return 0;
   const int64_t up = model_.swiglu ? 2 * f : f;
   const hw::DType dt = weight_dtype_;
-  return cost_.grouped_gemm_seconds(m, up, model_.hidden, dt) +
+  // FP8 experts: tokens dispatched in BF16 are quantized on arrival (FP8
+  // dispatch arrives quantized); the down projection's input is quantized
+  // after the activation by a pass of its own behind DeepEP's normal kernels
+  // (SGLang DeepEPMoE.forward_deepgemm_contiguous:
+  // sglang_per_token_group_quant_fp8), by the activation kernel itself behind
+  // the low-latency ones (forward_deepgemm_masked:
+  // silu_and_mul_masked_post_quant_fwd; layers/moe/ep_moe/layer.py).
+  double quant = parallel_.dispatch_dtype == hw::DType::kFp8
+                     ? 0
+                     : input_quant_seconds(static_cast<double>(routed) * model_.hidden);
+  if (algo != coll::AllToAllAlgorithm::kLowLatency) {
+    quant += input_quant_seconds(static_cast<double>(routed) * f);
+  }
+  return quant + cost_.grouped_gemm_seconds(m, up, model_.hidden, dt) +
          cost_.grouped_gemm_seconds(m, model_.hidden, f, dt) +
          cost_.memory_bound_seconds(routed * static_cast<double>(up + f) *
                                     element_bytes(hw::DType::kBf16));
+}
+
+// Block-FP8 linear layers first quantize their BF16 input per token in
+// groups of 128 (per_token_group_quant_fp8 in SGLang's and vLLM's
+// apply_w8a8_block_fp8_linear, layers/quantization/fp8_utils.py): a
+// memory-bound pass reading BF16 and writing FP8 plus an FP32 scale per group.
+double InferenceCostModel::input_quant_seconds(double elements) const {
+  if (weight_dtype_ != hw::DType::kFp8 || elements <= 0) return 0;
+  return cost_.memory_bound_seconds(elements * (element_bytes(hw::DType::kBf16) + 1 + 4.0 / 128));
 }
 
 double InferenceCostModel::all_to_all_seconds(const RoutingSample& rs, bool combine,
@@ -272,7 +307,8 @@ std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> 
   if (samples) {
     for (const RoutingSample& rs : *samples) {
       SampleCost c;
-      for (int r = 0; r < parallel_.ep; ++r) c.expert = std::max(c.expert, expert_seconds(rs, r));
+      for (int r = 0; r < parallel_.ep; ++r)
+        c.expert = std::max(c.expert, expert_seconds(rs, r, algo));
       c.dispatch = all_to_all_seconds(rs, false, algo);
       c.combine = all_to_all_seconds(rs, true, algo);
       sample_costs.push_back(c);

@@ -128,10 +128,12 @@ class InferenceCostModel {
   };
   AttentionSeconds attention_seconds(const ReplicaBatch& batch) const;
   double ffn_seconds(int64_t tokens, int64_t width) const;
-  double expert_seconds(const RoutingSample& sample, int rank) const;
+  double expert_seconds(const RoutingSample& sample, int rank, coll::AllToAllAlgorithm algo) const;
   double all_to_all_seconds(const RoutingSample& sample, bool combine,
                             coll::AllToAllAlgorithm algo) const;
   double tp_all_reduce_seconds(int64_t tokens) const;
+  // Quantizing `elements` BF16 activations for an FP8 GEMM (0 otherwise).
+  double input_quant_seconds(double elements) const;
   // Per layer, one micro-batch's parts.
   std::vector<LayerCost> layers(std::span<const ReplicaBatch> replicas, IterationRouting& routing,
                                 uint64_t routing_index, coll::AllToAllAlgorithm algo) const;

@@ -1,7 +1,8 @@
-// InferenceCostModel's per-iteration pricing of the LM head: once per
+// InferenceCostModel's pricing of FP8 serving: the LM head once per
 // iteration on the whole batch, also under two-batch overlap (SGLang splits
 // the decoder layers only), and in BF16 when the GEMMs are FP8 (SGLang's
-// Fp8Config leaves ParallelLMHead and the MoE gate unquantized).
+// Fp8Config leaves ParallelLMHead and the MoE gate unquantized); the
+// activation quantization before each FP8 GEMM.
 
 #include <catch2/catch.hpp>
 #include <vector>
@@ -78,6 +79,35 @@ TEST_CASE(
       }
     }
   }
+}
+
+TEST_CASE("FP8 GEMMs pay one memory pass quantizing each BF16 input, closed form",
+          "[exec][serving]") {
+  // One GPU, the tiny model (2 MoE layers, hidden 1024, 8 heads of 128, expert
+  // FFN 2048, top-2, no shared experts), BF16 dispatch behind the normal
+  // kernels: per layer and token the QKV and output projections quantize
+  // hidden + heads x head_dim elements, and each of the two routed copies its
+  // hidden state on arrival and its expert FFN activation before the down
+  // projection. GEMM times do not depend on the dtype here (LinearCost), so
+  // FP8 minus BF16 is the quantization alone: 3 bytes and 4/128 of a scale
+  // per element at 10 GB/s.
+  const ModelShape shape = testing::tiny_moe(2);
+  ReplicaBatch decode;
+  decode.decode_sequences = 64;
+  decode.decode_context_tokens = 64 * 100;
+  decode.sampled = 64;
+  auto seconds = [&](hw::DType dtype) {
+    testing::LinearCost cost(1e12, 1e10);
+    SpreadRouting routing;
+    InferenceCostModel model(shape, InferenceParallel{}, dtype, hw::DType::kBf16, cost,
+                             no_collective, {0}, 0);
+    return model.iteration({&decode, 1}, routing, 0).seconds;
+  };
+  const double n = static_cast<double>(decode.decode_sequences);
+  const double per_layer =
+      n * (shape.hidden + shape.heads * shape.head_dim) + 2 * n * (shape.hidden + shape.expert_ffn);
+  const double expected = shape.layers * per_layer * (3 + 4.0 / 128) / 1e10;
+  CHECK(seconds(hw::DType::kFp8) - seconds(hw::DType::kBf16) == Approx(expected).epsilon(1e-9));
 }
 
 }  // namespace
