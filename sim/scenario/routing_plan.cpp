@@ -76,24 +76,29 @@ exec::RoutingSample count_dispatch(const workloads::RoutingBatch& batch,
   std::vector<int> slot_rank(slots);
   for (int slot = 0; slot < slots; ++slot) slot_rank[slot] = slot / slots_per_rank;
   const int k = batch.top_k;
+  // The last token that reached each rank and each node: a token's first copy
+  // to a rank (or node) is the one counted, in O(1) per copy.
+  const int node_count =
+      ep_rank_node.empty() ? 0 : *std::max_element(ep_rank_node.begin(), ep_rank_node.end()) + 1;
+  std::vector<int64_t> rank_seen(ep, -1), node_seen(node_count, -1);
   for (int64_t t = 0; t < batch.tokens; ++t) {
     const int src = batch.source_rank[t];
+    const int src_node = ep_rank_node[src];
     // The cross-node copy of a token is counted at its first rank on each
     // destination node (forwarded inside that node over NVLink).
-    int dsts[64], nodes[64];
-    int n_dst = 0, n_nodes = 0;
     for (int c = 0; c < k; ++c) {
       const int32_t slot = outcome.slot[t * k + c];
       if (slot < 0) continue;
       ++copies[src * slots + slot];
       const int dst = slot_rank[slot];
-      if (std::find(dsts, dsts + n_dst, dst) != dsts + n_dst) continue;
-      dsts[n_dst++] = dst;
+      if (rank_seen[dst] == t) continue;
+      rank_seen[dst] = t;
       ++per_rank[src * ep + dst];
-      if (ep_rank_node[dst] == ep_rank_node[src]) {
+      const int dst_node = ep_rank_node[dst];
+      if (dst_node == src_node) {
         ++per_node[src * ep + dst];
-      } else if (std::find(nodes, nodes + n_nodes, ep_rank_node[dst]) == nodes + n_nodes) {
-        nodes[n_nodes++] = ep_rank_node[dst];
+      } else if (node_seen[dst_node] != t) {
+        node_seen[dst_node] = t;
         ++per_node[src * ep + dst];
       }
     }
