@@ -142,7 +142,9 @@ void limit_groups(const RoutingBatch& batch, const GatingConfig& cfg, const Expe
   Rng rng(stream_seed, 0x6e6f64656c696d69ull);  // "nodelimi"
   std::vector<int> allowed;
   // chosen_by[e] == t + 1 while token t holds expert e: a constant-time test
-  // in the walks below (they visit every expert of the allowed groups).
+  // in the walks below (they visit every expert of the allowed groups). An
+  // expert replaced below keeps its mark; it lies in a group that is not
+  // allowed, which the walks never visit, so the mark is never read.
   std::vector<int64_t> chosen_by(place.experts, 0);
   for (int64_t t = 0; t < batch.tokens; ++t) {
     int32_t* ch = &expert[t * k];
