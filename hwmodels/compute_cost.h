@@ -34,6 +34,16 @@ class ComputeCostModel {
   // GEMM nor purely memory bound (e.g. fused attention): roofline of the two.
   virtual double fused_kernel_seconds(double flops, double bytes, DType dtype) const = 0;
 
+  // MLA decode attention in its absorbed (multi-query) form: single-token
+  // queries of every head read each sequence's latent cache once (FlashMLA's
+  // dense decoding kernel; `dtype` is the cache's). Its arithmetic intensity
+  // (2 x heads x 1,088 FLOPs per 576 cached elements) sits near the ridge, so
+  // neither a prefill-attention curve nor a pure memory rate describes it. A
+  // model without a measurement of this kernel prices it as a fused kernel.
+  virtual double mla_decode_seconds(double flops, double bytes, DType dtype) const {
+    return fused_kernel_seconds(flops, bytes, dtype);
+  }
+
   virtual double launch_overhead_seconds() const = 0;
 };
 

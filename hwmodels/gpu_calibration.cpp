@@ -129,6 +129,16 @@ std::optional<LogLogCurve> parse_memory_bound(ConfigObject mem) {
   return LogLogCurve(x, y);
 }
 
+MlaDecodePoint parse_mla_decode(ConfigObject o, const GpuCalibration& c) {
+  MlaDecodePoint p;
+  p.source = source_field(o, c);
+  p.dtype = dtype_field(o);
+  p.flops_per_s = o.number("tflops", 1e-6, 1e6) * 1e12;
+  p.bytes_per_s = o.number("gb_per_s", 1e-6, 1e9) * 1e9;
+  o.finish();
+  return p;
+}
+
 // Groups points into curves: key -> (continuous size, throughput), ascending.
 template <typename Key>
 std::map<Key, LogLogCurve> make_curves(const std::map<Key, std::map<double, double>>& points) {
@@ -179,6 +189,7 @@ GpuCalibration parse_gpu_calibration(const Json& table, const std::string& origi
   }
   if (root.has("memory_bound"))
     c.memory_bytes_per_s = parse_memory_bound(root.object("memory_bound"));
+  if (root.has("mla_decode")) c.mla_decode = parse_mla_decode(root.object("mla_decode"), c);
   root.finish();
   return c;
 }
@@ -222,7 +233,10 @@ double AttentionShape::bytes() const {
 }
 
 GpuCalibratedCostModel::GpuCalibratedCostModel(const GpuSpec& gpu, const GpuCalibration& c)
-    : gpu_(gpu), roofline_(gpu), memory_bytes_per_s_(c.memory_bytes_per_s) {
+    : gpu_(gpu),
+      roofline_(gpu),
+      memory_bytes_per_s_(c.memory_bytes_per_s),
+      mla_decode_(c.mla_decode) {
   std::map<CurveKey, std::map<double, double>> gemm, grouped, attention;
   for (const GemmPoint& p : c.gemm) gemm[{p.dtype, p.n, p.k}][p.m] = p.flops_per_s;
   for (const GemmPoint& p : c.grouped_gemm) grouped[{p.dtype, p.n, p.k}][p.m] = p.flops_per_s;
@@ -312,6 +326,16 @@ double GpuCalibratedCostModel::fused_kernel_seconds(double flops, double bytes, 
   const auto rate = lookup(attention_, kAssumedAttentionHeadDim, 1, seq_len, dtype);
   if (!rate) return roofline_.fused_kernel_seconds(flops, bytes, dtype);
   return flops / *rate + gpu_.launch_overhead_s;
+}
+
+double GpuCalibratedCostModel::mla_decode_seconds(double flops, double bytes, DType dtype) const {
+  if (!mla_decode_ || !same_rate(gpu_, mla_decode_->dtype, dtype)) {
+    return roofline_.fused_kernel_seconds(flops, bytes, dtype);
+  }
+  if (!(flops > 0) && !(bytes > 0)) return 0;
+  return std::max(std::max(flops, 0.0) / mla_decode_->flops_per_s,
+                  std::max(bytes, 0.0) / mla_decode_->bytes_per_s) +
+         gpu_.launch_overhead_s;
 }
 
 std::unique_ptr<ComputeCostModel> make_compute_cost(const GpuSpec& gpu,

@@ -14,7 +14,8 @@
 //                      "m_per_group", "n", "k", "tflops", "gb_per_s"?}, ... ],
 //   "attention": [ {"source", "pass": "forward", "dtype", "head_dim", "causal",
 //                   "seq_len", "tflops"}, ... ],
-//   "memory_bound": { "bytes": [...], "bytes_per_s": [...] }   // optional
+//   "memory_bound": { "bytes": [...], "bytes_per_s": [...] },  // optional
+//   "mla_decode": {"source", "dtype", "tflops", "gb_per_s"}     // optional
 // }
 // TFLOPS are the source's own figures (kernel time, launch excluded); the FLOP
 // counts are 2*groups*m*n*k for GEMMs and FlashAttention's
@@ -28,6 +29,10 @@
 // the contiguous one); attention: over seq_len for each (dtype, head_dim,
 // causal). Along a curve the throughput is interpolated in log-log space
 // (hwmodels/log_interpolation.h), so every point is reproduced exactly.
+//
+// MLA decode: the kernel's published compute-bound and memory-bound rates (two
+// figures, not a curve), combined as a roofline of the two for the KV-cache
+// dtype they were measured with.
 //
 // Fallback: an operation whose discrete key has no curve, or whose size lies
 // outside its curve's measured range, is priced by the roofline
@@ -75,6 +80,14 @@ struct AttentionPoint {
   double flops_per_s = 0;
 };
 
+// An MLA decoding kernel's best rates, each from the source's own benchmark.
+struct MlaDecodePoint {
+  std::string source;
+  DType dtype = DType::kBf16;  // of the KV cache the kernel reads
+  double flops_per_s = 0;      // in its compute-bound configuration
+  double bytes_per_s = 0;      // in its memory-bound configuration
+};
+
 struct GpuCalibrationSource {
   std::string url, measured_on;
   Json fields;  // everything the file says about the source
@@ -88,6 +101,7 @@ struct GpuCalibration {
   std::vector<GemmPoint> gemm, grouped_gemm;
   std::vector<AttentionPoint> attention;
   std::optional<LogLogCurve> memory_bytes_per_s;  // over bytes moved
+  std::optional<MlaDecodePoint> mla_decode;
 };
 
 // Validates a table; errors name the JSON path (prefixed by `origin`), and a
@@ -126,6 +140,9 @@ class GpuCalibratedCostModel : public ComputeCostModel {
   // causal kernel in AttentionShape's accounting. Grouped-query attention
   // moves fewer bytes, so it reads as a longer sequence (at most 2x).
   double fused_kernel_seconds(double flops, double bytes, DType dtype) const override;
+  // max(flops / compute rate, bytes / memory rate) of the table's MLA decode
+  // kernel when `dtype` runs at its rate, the roofline otherwise.
+  double mla_decode_seconds(double flops, double bytes, DType dtype) const override;
   double launch_overhead_seconds() const override { return gpu_.launch_overhead_s; }
 
   // The attention forward of a known shape (what fused_kernel_seconds would
@@ -154,6 +171,7 @@ class GpuCalibratedCostModel : public ComputeCostModel {
   RooflineCostModel roofline_;
   Curves gemm_, grouped_, attention_;  // attention key: (dtype, head_dim, causal)
   std::optional<LogLogCurve> memory_bytes_per_s_;
+  std::optional<MlaDecodePoint> mla_decode_;
 };
 
 // The compute cost model a scenario asks for:

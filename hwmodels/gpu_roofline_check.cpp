@@ -58,6 +58,17 @@ RooflineCheck check_roofline(const GpuSpec& gpu, const GpuCalibration& table) {
                                     p.causal ? "causal" : "non-causal"),
                         p.dtype, p.flops_per_s, shape.flops() / s});
   }
+  if (table.mla_decode) {
+    // The compute-bound figure only: its roofline rate is the fused kernel's
+    // with negligible traffic (the memory-bound one is a bandwidth, not FLOPs).
+    const MlaDecodePoint& p = *table.mla_decode;
+    const double flops = 1e12;
+    const double s =
+        roofline.fused_kernel_seconds(flops, 1.0, p.dtype) - roofline.launch_overhead_seconds();
+    out.rows.push_back({"mla_decode", p.source, measured_on(p.source),
+                        "compute-bound (MQA form, head_dim 576/512)", p.dtype, p.flops_per_s,
+                        flops / s});
+  }
   std::vector<double> abs_error;
   for (const RooflineCheckRow& r : out.rows) abs_error.push_back(std::abs(r.roofline_error()));
   out.median_abs_error = median(abs_error);

@@ -18,7 +18,7 @@
 namespace moesim::hw {
 
 struct RooflineCheckRow {
-  std::string kind;         // "gemm", "grouped_gemm" or "attention"
+  std::string kind;         // "gemm", "grouped_gemm", "attention" or "mla_decode"
   std::string source;       // the table's source id
   std::string measured_on;  // from the source
   std::string shape;        // e.g. "m=64 n=2112 k=7168", "4x m=8192 n=4096 k=7168 (contiguous)"
@@ -32,7 +32,7 @@ struct RooflineCheckRow {
 struct RooflineCheck {
   std::string gpu;                                 // preset whose roofline was evaluated
   std::string calibration;                         // table origin
-  std::vector<RooflineCheckRow> rows;              // gemm, grouped_gemm, attention, in table order
+  std::vector<RooflineCheckRow> rows;              // gemm, grouped_gemm, attention, mla_decode
   double median_abs_error = 0, max_abs_error = 0;  // over all rows
 };
 

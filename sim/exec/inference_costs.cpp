@@ -93,6 +93,7 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
   // Two RMSNorms over the BF16 residual stream, whatever the GEMMs' dtype.
   double s = 2 * cost_.memory_bound_seconds(2.0 * tokens * h * element_bytes(hw::DType::kBf16));
   double core_flops = 0, core_bytes = 0;
+  double mla_decode_flops = 0, mla_decode_bytes = 0;
   if (model_.is_mla()) {
     const int64_t nope = model_.qk_nope_head_dim, rope = model_.qk_rope_head_dim;
     const int64_t latent = model_.kv_lora_rank, v = model_.v_head_dim;
@@ -128,8 +129,8 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
       s += input_quant_seconds(static_cast<double>(b.decode_sequences) * model_.heads *
                                (nope + latent) / t);
       const double ctx = static_cast<double>(b.decode_context_tokens);
-      core_flops += 2.0 * ctx * heads * static_cast<double>(latent + rope + latent);
-      core_bytes += ctx * static_cast<double>(latent + rope) * kv_elt;
+      mla_decode_flops = 2.0 * ctx * heads * static_cast<double>(latent + rope + latent);
+      mla_decode_bytes = ctx * static_cast<double>(latent + rope) * kv_elt;
     }
   } else {
     const int64_t hd = model_.head_dim;
@@ -147,10 +148,14 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
     core_bytes += ctx * 2.0 * kv_heads * hd * kv_elt;
   }
   // Writing this iteration's keys and values into the cache, then attention
-  // in BF16 (FP8 weights still attend in BF16 in FlashMLA and FA3-BF16).
-  const double core =
-      cost_.memory_bound_seconds(tokens * kv_bytes_per_token_per_gpu() / model_.layers) +
-      cost_.fused_kernel_seconds(core_flops, core_bytes, hw::DType::kBf16);
+  // in BF16 (FP8 weights still attend in BF16 in FlashMLA and FA3-BF16). MLA
+  // runs its decode tokens as a kernel of their own beside the prefill chunks'
+  // (vLLM MLACommonImpl.forward splits the batch into decode and prefill
+  // calls; SGLang's disaggregated decode runs decode-only batches).
+  double core = cost_.memory_bound_seconds(tokens * kv_bytes_per_token_per_gpu() / model_.layers) +
+                cost_.fused_kernel_seconds(core_flops, core_bytes, hw::DType::kBf16);
+  if (mla_decode_flops > 0)
+    core += cost_.mla_decode_seconds(mla_decode_flops, mla_decode_bytes, kv_dtype_);
   return {s, core};
 }
 

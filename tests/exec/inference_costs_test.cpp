@@ -110,5 +110,63 @@ TEST_CASE("FP8 GEMMs pay one memory pass quantizing each BF16 input, closed form
   CHECK(seconds(hw::DType::kFp8) - seconds(hw::DType::kBf16) == Approx(expected).epsilon(1e-9));
 }
 
+// Records the attention-core kernels it prices.
+class AttentionKernels final : public testing::LinearCost {
+ public:
+  struct Call {
+    double flops, bytes;
+    hw::DType dtype;
+  };
+  AttentionKernels() : LinearCost(1e12, 1e10) {}
+  double fused_kernel_seconds(double flops, double bytes, hw::DType dt) const override {
+    if (flops > 0) fused.push_back({flops, bytes, dt});
+    return LinearCost::fused_kernel_seconds(flops, bytes, dt);
+  }
+  double mla_decode_seconds(double flops, double bytes, hw::DType dt) const override {
+    mla_decode.push_back({flops, bytes, dt});
+    return 0;
+  }
+  mutable std::vector<Call> fused, mla_decode;
+};
+
+TEST_CASE("MLA decode attention is its own kernel, priced apart from prefill chunks",
+          "[exec][serving]") {
+  // DeepSeek-V3's attention geometry on the tiny model: 8 heads, latent 512,
+  // RoPE key 64, no-RoPE 128, value 128. Decode reads each cached token's
+  // 576-element latent once and does 2 x heads x (512 + 64 + 512) FLOPs on it
+  // (FlashMLA's MQA form); a prefill chunk of the same iteration attends per
+  // head in the up-projected form, in a kernel of its own.
+  ModelShape shape = testing::tiny_moe(2);
+  shape.q_lora_rank = 256;
+  shape.kv_lora_rank = 512;
+  shape.qk_nope_head_dim = 128;
+  shape.qk_rope_head_dim = 64;
+  shape.v_head_dim = 128;
+  ReplicaBatch batch;
+  batch.decode_sequences = 64;
+  batch.decode_context_tokens = 64 * 100;
+  batch.sampled = 64;
+  for (const bool with_prefill : {false, true}) {
+    INFO("prefill chunk beside the decode tokens: " << with_prefill);
+    if (with_prefill) batch.prefill = {{512, 0}};
+    AttentionKernels cost;
+    SpreadRouting routing;
+    InferenceCostModel model(shape, InferenceParallel{}, hw::DType::kFp8, hw::DType::kBf16, cost,
+                             no_collective, {0}, 0);
+    model.iteration({&batch, 1}, routing, 0);
+    REQUIRE_FALSE(cost.mla_decode.empty());
+    const double ctx = static_cast<double>(batch.decode_context_tokens);
+    for (const AttentionKernels::Call& c : cost.mla_decode) {
+      CHECK(c.flops == Approx(2.0 * ctx * 8 * (512 + 64 + 512)));
+      CHECK(c.bytes == Approx(ctx * 576 * 2));
+      CHECK(c.dtype == hw::DType::kBf16);  // the KV cache's dtype
+    }
+    // Prefill: causal over 512 new tokens, 8 heads of (128 + 64) + 128.
+    const double prefill_flops = 2.0 * 512 * 256 * 8 * (128 + 64 + 128);
+    CHECK(cost.fused.size() == (with_prefill ? cost.mla_decode.size() : 0));
+    for (const AttentionKernels::Call& c : cost.fused) CHECK(c.flops == Approx(prefill_flops));
+  }
+}
+
 }  // namespace
 }  // namespace moesim::exec

@@ -223,6 +223,39 @@ TEST_CASE("fused kernels are read as causal head-dim-128 attention from their in
   CHECK(model.fused_kernel_seconds(0, 0, DType::kBf16) == 0);
 }
 
+TEST_CASE("MLA decode: a roofline of FlashMLA's published compute and memory rates") {
+  const GpuSpec gpu = h100();
+  const GpuCalibration table = builtin_h100();
+  REQUIRE(table.mla_decode.has_value());
+  CHECK(table.mla_decode->source == "flash-mla");
+  CHECK(table.mla_decode->flops_per_s == 660e12);  // FlashMLA README @066b5ba6
+  CHECK(table.mla_decode->bytes_per_s == 3000e9);
+  const GpuCalibratedCostModel model(gpu, table);
+  // DeepSeek-V3, 128 heads, one BF16 latent cache of 2,048 tokens for each of
+  // 128 sequences: 2 x 128 x 1,088 FLOPs and 576 x 2 bytes per cached token.
+  const double ctx = 128.0 * 2048;
+  const double flops = 2.0 * ctx * 128 * 1088, bytes = ctx * 576 * 2;
+  const double expect = std::max(flops / 660e12, bytes / 3000e9) + gpu.launch_overhead_s;
+  CHECK(model.mla_decode_seconds(flops, bytes, DType::kBf16) == Approx(expect).epsilon(1e-12));
+  CHECK(flops / 660e12 > bytes / 3000e9);  // this shape is compute-bound on Hopper
+  // Memory-bound when a sequence's heads are few (here 16).
+  CHECK(model.mla_decode_seconds(flops / 8, bytes, DType::kBf16) ==
+        Approx(bytes / 3000e9 + gpu.launch_overhead_s).epsilon(1e-12));
+  // Not a prefill curve read at the intensity's "sequence length" (what
+  // fused_kernel_seconds would do: 415-ish TFLOPS at an apparent 967 tokens).
+  CHECK(model.mla_decode_seconds(flops, bytes, DType::kBf16) <
+        0.8 * model.fused_kernel_seconds(flops, bytes, DType::kBf16));
+  // An FP8 cache is not what the figures measured: the roofline prices it.
+  const RooflineCostModel roofline(gpu);
+  CHECK(model.mla_decode_seconds(flops, bytes / 2, DType::kFp8) ==
+        roofline.fused_kernel_seconds(flops, bytes / 2, DType::kFp8));
+  // A table without the kernel leaves it to the roofline too.
+  const GpuCalibratedCostModel small(gpu, parse_gpu_calibration(small_table(), "t.json"));
+  CHECK(small.mla_decode_seconds(flops, bytes, DType::kBf16) ==
+        roofline.fused_kernel_seconds(flops, bytes, DType::kBf16));
+  CHECK(model.mla_decode_seconds(0, 0, DType::kBf16) == 0);
+}
+
 TEST_CASE("bad GPU calibration tables are one-line errors naming the entry") {
   auto fails_with = [](const Json& j, const std::string& text) {
     CHECK_THROWS_WITH(parse_gpu_calibration(j, "t.json"), Catch::Contains(text));
@@ -263,6 +296,14 @@ TEST_CASE("bad GPU calibration tables are one-line errors naming the entry") {
   j = small_table();
   j["memory_bound"] = {{"bytes", {1e6, 1e9}}, {"bytes_per_s", {1e12}}};
   fails_with(j, "t.json.memory_bound.bytes_per_s: expected an array of 2 entries");
+  j = small_table();
+  j["mla_decode"] = {{"source", "bench"}, {"dtype", "bf16"}, {"tflops", 600}};
+  fails_with(j, "t.json.mla_decode.gb_per_s");
+  j["mla_decode"]["gb_per_s"] = 0;
+  fails_with(j, "t.json.mla_decode.gb_per_s");
+  j["mla_decode"]["gb_per_s"] = 3000;
+  j["mla_decode"]["source"] = "blog";
+  fails_with(j, "t.json.mla_decode.source: unknown source 'blog'");
 }
 
 TEST_CASE("make_compute_cost: roofline, built-in tables, or a file") {

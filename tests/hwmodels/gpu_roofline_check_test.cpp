@@ -76,7 +76,13 @@ TEST_CASE("roofline check of the shipped table: one row per point, DeepGEMM on i
   REQUIRE(table.has_value());
   const RooflineCheck check = check_roofline(gpu, *table);
   CHECK(check.rows.size() ==
-        table->gemm.size() + table->grouped_gemm.size() + table->attention.size());
+        table->gemm.size() + table->grouped_gemm.size() + table->attention.size() + 1);
+  // The MLA decode kernel's compute-bound figure, against the fused-kernel
+  // roofline: 989 x 0.7 x 0.8 = 553.84 TFLOPS for FlashMLA's 660.
+  const RooflineCheckRow& mla = check.rows.back();
+  CHECK(mla.kind == "mla_decode");
+  CHECK(mla.published_flops_per_s == 660e12);
+  CHECK(mla.roofline_flops_per_s / 1e12 == Approx(553.84));
   CHECK(check.rows.front().shape == "m=64 n=2112 k=7168");
   CHECK(check.rows.front().published_flops_per_s == 206e12);
   CHECK(check.rows.front().measured_on == "H800 SXM5, NVCC 12.8");
