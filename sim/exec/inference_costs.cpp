@@ -110,10 +110,15 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
     int64_t prefill_tokens = 0;
     for (const ReplicaBatch::Chunk& c : b.prefill) {
       prefill_tokens += c.tokens;
-      // Prefill up-projects keys and values (kv_b_proj) and attends per head.
+      // Prefill up-projects keys and values (kv_b_proj) and attends per head,
+      // a multi-head flash attention over BF16 tensors (SGLang forward_normal:
+      // FA3 with q.k head dim 192 and v 128): it reads the chunk's queries
+      // and the context's keys and values, and writes the chunk's outputs.
       const double span = static_cast<double>(c.context) + c.tokens / 2.0;
-      core_flops += 2.0 * c.tokens * span * heads * static_cast<double>(nope + rope + v);
-      core_bytes += (c.context + c.tokens) * static_cast<double>(latent + rope) * kv_elt;
+      const double qk = static_cast<double>(nope + rope);
+      core_flops += 2.0 * c.tokens * span * heads * (qk + v);
+      core_bytes += heads * element_bytes(hw::DType::kBf16) *
+                    (c.tokens * (qk + v) + static_cast<double>(c.context + c.tokens) * (qk + v));
     }
     if (prefill_tokens > 0) {
       s += cost_.gemm_seconds(prefill_tokens, model_.heads * (nope + v) / t, latent, dt);

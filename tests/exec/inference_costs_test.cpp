@@ -161,10 +161,18 @@ TEST_CASE("MLA decode attention is its own kernel, priced apart from prefill chu
       CHECK(c.bytes == Approx(ctx * 576 * 2));
       CHECK(c.dtype == hw::DType::kBf16);  // the KV cache's dtype
     }
-    // Prefill: causal over 512 new tokens, 8 heads of (128 + 64) + 128.
+    // Prefill: causal over 512 new tokens, 8 heads of (128 + 64) + 128, in
+    // BF16 up-projected tensors (queries, keys and values read, outputs
+    // written), so its intensity reads as FlashAttention's 512-token causal
+    // forward: flops / bytes = seq_len / (2 x 2 bytes).
     const double prefill_flops = 2.0 * 512 * 256 * 8 * (128 + 64 + 128);
+    const double prefill_bytes = 8 * 2.0 * (512 * 320 + 512 * 320);
     CHECK(cost.fused.size() == (with_prefill ? cost.mla_decode.size() : 0));
-    for (const AttentionKernels::Call& c : cost.fused) CHECK(c.flops == Approx(prefill_flops));
+    for (const AttentionKernels::Call& c : cost.fused) {
+      CHECK(c.flops == Approx(prefill_flops));
+      CHECK(c.bytes == Approx(prefill_bytes));
+      CHECK(2 * 2 * c.flops / c.bytes == Approx(512));
+    }
   }
 }
 
