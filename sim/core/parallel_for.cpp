@@ -11,11 +11,25 @@
 
 namespace moesim {
 
+namespace {
+// Set on the threads of a running parallel_for: a nested call (a serving
+// run's routing inside a sweep's parallel points) runs on its own thread
+// rather than multiplying the threads past the cores.
+thread_local bool inside_parallel_for = false;
+}  // namespace
+
 void parallel_for(size_t count, int threads, const std::function<void(size_t)>& fn) {
+  if (inside_parallel_for) threads = 1;
   std::atomic<size_t> next{0};
   std::mutex mu;
   std::exception_ptr error;
   auto loop = [&] {
+    const bool was_inside = inside_parallel_for;
+    inside_parallel_for = true;
+    struct Restore {
+      bool value;
+      ~Restore() { inside_parallel_for = value; }
+    } restore{was_inside};
     for (;;) {
       const size_t i = next++;
       if (i >= count) return;

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
+#include <thread>
+
+#include "sim/core/parallel_for.h"
 
 namespace moesim::scenario {
 
@@ -62,21 +66,39 @@ const std::vector<exec::RoutingSample>& ServingRouting::route(
     tokens_[r] = static_cast<int64_t>(std::llround(tokens_per_rank[r] / scale));
   }
   const int slots = model_.routed_experts + gating_.redundant_experts;
+  std::vector<int> layers(samples_);
+  std::vector<uint64_t> step_index(samples_);
   for (int s = 0; s < samples_; ++s) {
     const uint64_t draw = iteration * static_cast<uint64_t>(samples_) + s;
-    const int layer = static_cast<int>(draw % static_cast<uint64_t>(moe_layers));
+    layers[s] = static_cast<int>(draw % static_cast<uint64_t>(moe_layers));
     // Generator steps are ints: instances take disjoint runs of them (for the
     // first million draws per layer, then they wrap).
-    const uint64_t step_index = draw / static_cast<uint64_t>(moe_layers) + instance_ * 1000003ull;
-    const int step = static_cast<int>(step_index % (1u << 30));
-    const workloads::ExpertPlacement& place = placement(layer);
-    generator_->generate(step, layer, tokens_, batch_);
+    step_index[s] = draw / static_cast<uint64_t>(moe_layers) + instance_ * 1000003ull;
+    placement(layers[s]);  // built here, read-only below
+  }
+  // Each batch has its own random streams, so the batches of an iteration
+  // are drawn on several threads with the result of a serial loop; below
+  // kParallelCopies per batch the threads would cost more than they save.
+  constexpr int64_t kParallelCopies = 1 << 16;
+  const int64_t copies = std::accumulate(tokens_.begin(), tokens_.end(), int64_t{0}) * model_.top_k;
+  const int threads = copies < kParallelCopies
+                          ? 1
+                          : std::min(samples_, static_cast<int>(std::clamp<unsigned>(
+                                                   std::thread::hardware_concurrency(), 1, 8)));
+  samples_out_.resize(samples_);
+  work_.resize(samples_);
+  parallel_for(samples_, threads, [&](size_t s) {
+    const int layer = layers[s];
+    Scratch& w = work_[s];
+    generator_->generate(static_cast<int>(step_index[s] % (1u << 30)), layer, tokens_, w.batch);
     workloads::apply_gating(
-        batch_, gating_, place, popularity_[layer], ranks_per_node_, outcome_,
-        seed_ ^ (step_index * 0x9E3779B97F4A7C15ull) ^ static_cast<uint64_t>(layer));
-    samples_out_.push_back(count_dispatch(batch_, outcome_, slots, ep_rank_node_, scale));
-    LayerLoad& load = load_[layer];
-    const exec::RoutingSample& rs = samples_out_.back();
+        w.batch, gating_, *placements_[layer], popularity_[layer], ranks_per_node_, w.outcome,
+        seed_ ^ (step_index[s] * 0x9E3779B97F4A7C15ull) ^ static_cast<uint64_t>(layer));
+    samples_out_[s] = count_dispatch(w.batch, w.outcome, slots, ep_rank_node_, scale);
+  });
+  for (int s = 0; s < samples_; ++s) {
+    LayerLoad& load = load_[layers[s]];
+    const exec::RoutingSample& rs = samples_out_[s];
     for (int slot = 0; slot < slots; ++slot) load.load[slot] += rs.expert_tokens[slot];
     load.dropped += rs.dropped;
   }

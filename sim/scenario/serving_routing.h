@@ -10,6 +10,9 @@
 // iterations every layer is drawn equally often; the expert load the report
 // shows is summed per layer over the batches drawn for it.
 //
+// An iteration's batches are drawn on several threads when they are large
+// (each has its own random streams: the result is the serial loop's).
+//
 // EPLB placement (gating.redundant_experts) is computed once per layer from
 // the generator's expected load, as an EPLB run on recorded statistics
 // (SGLang --init-expert-location) places replicas.
@@ -61,11 +64,16 @@ class ServingRouting final : public exec::IterationRouting {
   std::vector<LayerLoad> load_;
   std::vector<std::unique_ptr<workloads::ExpertPlacement>> placements_;
   std::vector<std::vector<double>> popularity_;
+  // Buffers of one batch, one set per batch of an iteration (drawn in parallel).
+  struct Scratch {
+    workloads::RoutingBatch batch;
+    workloads::GatingOutcome outcome;
+  };
+
   // Reused across iterations.
   std::vector<exec::RoutingSample> samples_out_;
   std::vector<int64_t> tokens_;
-  workloads::RoutingBatch batch_;
-  workloads::GatingOutcome outcome_;
+  std::vector<Scratch> work_;
   bool subsampled_ = false;
 };
 

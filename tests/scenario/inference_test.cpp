@@ -268,6 +268,51 @@ std::string fingerprint(const InferenceRun& run) {
   return o.str();
 }
 
+TEST_CASE("an iteration's routing batches, drawn on several threads, equal a serial loop",
+          "[scenario][inference]") {
+  // DeepSeek-V3 decode on 72 EP ranks (9 nodes), 256 tokens each: 147,456
+  // copies per batch, enough to draw the iteration's batches in parallel.
+  const InferenceScenario s =
+      resolve_inference_scenario(load_example("deepseek-v3-h100-decode-ep72.json"));
+  const std::shared_ptr<const workloads::RoutingGenerator> generator =
+      workloads::make_generator(s.routing.generator, s.model, s.routing.seed, "routing.generator");
+  const int ep = 72, samples = 4;
+  std::vector<int> node(ep);
+  for (int r = 0; r < ep; ++r) node[r] = r / 8;
+  ServingRouting routing(s.model, s.gating, generator, s.routing.seed, 0, node, samples,
+                         int64_t{1} << 40);
+  const std::vector<int64_t> tokens(ep, 256);
+  const int moe_layers = s.model.moe_layer_count();
+  const int slots = s.model.routed_experts + s.gating.redundant_experts;
+  for (const uint64_t iteration : {uint64_t{0}, uint64_t{5}}) {
+    const std::vector<exec::RoutingSample> drawn = routing.route(iteration, tokens);
+    REQUIRE(drawn.size() == static_cast<size_t>(samples));
+    for (int b = 0; b < samples; ++b) {
+      INFO("iteration " << iteration << ", batch " << b);
+      // The serial recipe ServingRouting documents, one batch at a time.
+      const uint64_t draw = iteration * samples + b;
+      const int layer = static_cast<int>(draw % moe_layers);
+      const uint64_t step = draw / moe_layers;
+      const std::vector<double> popularity = generator->popularity(0, layer);
+      const workloads::ExpertPlacement place = workloads::place_experts(
+          s.model.routed_experts, ep, s.gating.redundant_experts, popularity);
+      workloads::RoutingBatch batch;
+      workloads::GatingOutcome outcome;
+      generator->generate(static_cast<int>(step), layer, tokens, batch);
+      workloads::apply_gating(
+          batch, s.gating, place, popularity, 8, outcome,
+          s.routing.seed ^ (step * 0x9E3779B97F4A7C15ull) ^ static_cast<uint64_t>(layer));
+      const exec::RoutingSample serial = count_dispatch(batch, outcome, slots, node, 1.0);
+      CHECK(drawn[b].pair_tokens == serial.pair_tokens);
+      CHECK(drawn[b].rank_tokens == serial.rank_tokens);
+      CHECK(drawn[b].node_tokens == serial.node_tokens);
+      CHECK(drawn[b].expert_tokens == serial.expert_tokens);
+      CHECK(drawn[b].routed == serial.routed);
+      CHECK(drawn[b].routed == 72 * 256 * s.model.top_k);
+    }
+  }
+}
+
 TEST_CASE("the same inference scenario gives the same run bit for bit",
           "[scenario][inference][determinism]") {
   // The Mixtral example, and an expert-parallel layout with two-batch overlap
