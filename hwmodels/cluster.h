@@ -48,7 +48,7 @@ struct NodeSpec {
   // switch, which NCCL's NVLS algorithm uses for collectives within a node.
   bool nvls = false;
   // DeepEP's low-latency kernels write same-node token copies over NVLink
-  // (the NVLink-assisted variant, default since DeepEP de8cfca, 2025-06);
+  // (the NVLink-assisted variant, default since DeepEP aae9fa9, 2025-05-23);
   // false: every copy through the NIC (pure RDMA).
   bool low_latency_nvlink = true;
   // ... copying at this fraction of the line rate (0: a2a_intra_efficiency),

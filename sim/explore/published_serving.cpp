@@ -26,8 +26,14 @@ Json prefill_scenario(Json doc, int64_t prompt_tokens, const char* generator) {
   return doc;
 }
 
-// `batch` requests running per GPU, two rounds of them.
+// `batch` requests running per GPU, two rounds of them, on the low-latency
+// kernels of the DeepEP the blog ran: pure RDMA to every peer, same-node ones
+// included. DeepEP's low-latency kernels copy to same-node peers over NVLink
+// only since PR #173 (commits 68ae8b3 and aae9fa9, "Allow NVLink traffic for
+// low-latency kernels by default", both 2025-05-23), after the blog
+// (2025-05-05); the example uses today's default.
 Json decode_scenario(Json doc, int batch, bool two_batch_overlap) {
+  doc["cluster"]["node"]["low_latency_nvlink"] = false;
   doc["serving"]["max_batch_size"] = batch;
   doc["serving"]["max_num_tokens"] = batch;
   doc["serving"]["two_batch_overlap"] = two_batch_overlap;

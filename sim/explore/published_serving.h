@@ -8,7 +8,8 @@
 //
 // Every row runs examples/deepseek-v3-h100-prefill-ep32.json or
 // examples/deepseek-v3-h100-decode-ep72.json with the row's prompt length,
-// batch or overlap setting. Nothing is calibrated on these rows: all are
+// batch or overlap setting; the decode rows on the pure-RDMA low-latency
+// kernels the blog's DeepEP had (cluster.node.low_latency_nvlink false). Nothing is calibrated on these rows: all are
 // predictions. The routing is the examples' ("zipf:0.2" with 32 EPLB
 // replicas; "uniform" for the balanced row): the blog's routing data is not
 // published, so the imbalance the real rows carry is an assumption.

@@ -61,10 +61,12 @@ assert [r["bottleneck"] for r in inter if r["row"].startswith("EP16")] == ["nvli
 for r in comm["deepep_low_latency"]["rows"]:
     assert abs(r["error"]) < 0.25, r
 # Serving: SGLang's large-scale EP deployment of DeepSeek-V3 (lmsys blog
-# 2025-05-05). All predictions; the model is fast by 34-65% on throughput
-# (README "Validation"), a regression guard around where it stands. What it
-# must get right: throughput falls with prompt length, two-batch overlap
-# helps at 256 tokens per GPU and hurts at 32.
+# 2025-05-05). All predictions; prefill is fast by 31-56% (README
+# "Validation"), a regression guard around where it stands; decode within
+# 20% and the two-batch-overlap changes within 5 points of the published ones
+# (the decode rows on the blog's pure-RDMA low-latency kernels). What it must
+# get right: throughput falls with prompt length, two-batch overlap helps at
+# 256 tokens per GPU and hurts at 32.
 serving = v["serving"]
 rows = {r["row"]: r for r in serving["rows"]}
 assert len(rows) == 7, rows.keys()
@@ -73,6 +75,9 @@ for r in serving["rows"]:
     if "change" not in r["metric"]:
         assert abs(r["predicted"] / r["published"] - 1 - r["error"]) < 1e-12, r
         assert abs(r["error"]) < 0.8, r
+    else:
+        assert abs(r["error"]) < 0.05, r
+assert abs(rows["decode EP72, 256 requests per GPU"]["error"]) < 0.2, rows
 assert serving["prompt_length_trend_right"] is True
 assert serving["overlap_signs_right"] is True
 assert serving["within_20_percent"] == (serving["max_abs_throughput_error"] <= 0.2)
