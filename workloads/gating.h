@@ -11,8 +11,10 @@
 // token's experts on at most M EP ranks / nodes: the M ranks (nodes) holding
 // its highest-weight choices; its other choices are replaced by its next-best
 // experts there, drawn in proportion to popularity (DeepSeek's group-limited
-// gating; see gating.cpp). Replication (EPLB) duplicates the hottest experts into
-// spare slots; a replicated expert's copies alternate among its replicas.
+// gating; see gating.cpp). The model router's own group limit (n_group /
+// topk_group) applies first, the same way over groups of consecutive experts.
+// Replication (EPLB) duplicates the hottest experts into spare slots; a
+// replicated expert's copies alternate among its replicas.
 
 #include <cstdint>
 #include <limits>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "sim/core/config.h"
+#include "workloads/model_config.h"
 #include "workloads/routing.h"
 
 namespace moesim::workloads {
@@ -33,11 +36,18 @@ struct GatingConfig {
   int device_limit = 0;  // 0 = unlimited
   int node_limit = 0;
   int redundant_experts = 0;  // EPLB replicas beyond one per expert
+  // The model router's own group-limited top-k (DeepSeek's n_group /
+  // topk_group: `expert_groups` groups of consecutive experts, a token's
+  // experts inside its best `expert_group_limit` of them; 0 = no limit). Not
+  // gating JSON: with_model_router() copies them from the model.
+  int expert_groups = 1, expert_group_limit = 0;
   bool dropless() const { return std::isinf(capacity_factor); }
   bool operator==(const GatingConfig&) const = default;
 };
 
 GatingConfig parse_gating(const Json& value, const std::string& path);
+// `g` with `model`'s router group limit (expert_groups, expert_group_limit).
+GatingConfig with_model_router(GatingConfig g, const MoeModelConfig& model);
 Json gating_json(const GatingConfig& g);
 
 // Expert -> slots (replicas) and slot -> EP rank. Slots are numbered rank-major:
@@ -50,9 +60,15 @@ struct ExpertPlacement {
   int rank_of_slot(int s) const { return s / slots_per_rank(); }
 };
 // One slot per expert plus `redundant` replicas of the experts with the
-// highest expected load, placed greedily on the least-loaded rank.
+// highest expected load, placed greedily on the least-loaded rank (DeepSeek's
+// EPLB, eplb.py rebalance_experts). With the model router's `groups` and the
+// EP ranks' `nodes` (ranks numbered node by node), where groups % nodes == 0,
+// EPLB's hierarchical policy: whole groups to nodes by load first, replicas
+// and ranks inside each node, so group-limited routing stays node-local.
+// Without redundant experts every expert keeps its own slot, in order.
 // REQUIRES: (experts + redundant) % ep == 0 (checked by the caller).
-ExpertPlacement place_experts(int experts, int ep, int redundant, std::span<const double> load);
+ExpertPlacement place_experts(int experts, int ep, int redundant, std::span<const double> load,
+                              int groups = 1, int nodes = 1);
 
 struct GatingOutcome {
   std::vector<int32_t> slot;  // per token copy: the slot it goes to, -1 if dropped

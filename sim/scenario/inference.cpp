@@ -151,8 +151,9 @@ void parse_options(ConfigObject o, InferenceOptions& opt) {
 
 void parse_routing(ConfigObject& root, InferenceScenario& s) {
   s.routing = parse_routing_source(root);
-  s.gating =
-      workloads::parse_gating(root.has("gating") ? root.value("gating") : Json::object(), "gating");
+  s.gating = workloads::with_model_router(
+      workloads::parse_gating(root.has("gating") ? root.value("gating") : Json::object(), "gating"),
+      s.model);
 }
 
 void parse_parallel_section(ConfigObject p, InferenceScenario& s) {

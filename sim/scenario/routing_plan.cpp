@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -132,6 +133,22 @@ exec::RoutingSample count_dispatch(const workloads::RoutingBatch& batch,
   return rs;
 }
 
+int eplb_nodes(std::span<const int> ep_rank_node) {
+  const size_t ep = ep_rank_node.size();
+  size_t per_node = 0;
+  while (per_node < ep && ep_rank_node[per_node] == ep_rank_node[0]) ++per_node;
+  if (per_node == 0 || ep % per_node != 0) return 1;
+  std::set<int> seen;
+  for (size_t first = 0; first < ep; first += per_node) {
+    // Each block of per_node ranks is one node, a node no other block holds.
+    if (!seen.insert(ep_rank_node[first]).second) return 1;
+    for (size_t r = first; r < first + per_node; ++r) {
+      if (ep_rank_node[r] != ep_rank_node[first]) return 1;
+    }
+  }
+  return static_cast<int>(ep / per_node);
+}
+
 GeneratedLayer generate_layer(const RoutingKey& key, const RoutingBudget& budget,
                               const workloads::RoutingGenerator& generator, int moe_ordinal,
                               int layer) {
@@ -152,7 +169,8 @@ GeneratedLayer generate_layer(const RoutingKey& key, const RoutingBudget& budget
   for (int step = 0; step < key.steps; ++step) {
     const std::vector<double> popularity = generator.popularity(step, moe_ordinal);
     const workloads::ExpertPlacement place =
-        workloads::place_experts(experts, ep, slots - experts, popularity);
+        workloads::place_experts(experts, ep, slots - experts, popularity, key.model.router_groups,
+                                 eplb_nodes(key.ep_rank_node));
     exec::LayerRouting lr;
     lr.layer = layer;
     for (int sample = 0; sample < budget.samples; ++sample) {

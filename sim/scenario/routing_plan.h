@@ -68,6 +68,11 @@ RoutingBudget routing_budget(int64_t tokens_per_rank, int ep, int top_k, int moe
 // Besides the per-copy matrix, the node-deduplicated ones: each token once per
 // destination rank (rank_tokens) and once per destination node, at its first
 // rank there (node_tokens), as hierarchical dispatch sends it.
+// The nodes EPLB's hierarchical placement may pack expert groups on: the
+// count of nodes when the EP ranks are numbered node by node with as many on
+// each, 1 otherwise (the global policy).
+int eplb_nodes(std::span<const int> ep_rank_node);
+
 exec::RoutingSample count_dispatch(const workloads::RoutingBatch& batch,
                                    const workloads::GatingOutcome& outcome, int slots,
                                    std::span<const int> ep_rank_node, double scale);

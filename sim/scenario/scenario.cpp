@@ -74,8 +74,9 @@ Scenario resolve_scenario(const Json& doc) {
   s.setup.parallel = parse_parallel(root.object("parallel"));
   s.setup.workload = parse_workload(root.object("workload"));
   s.routing = parse_routing_source(root);
-  s.gating = root.has("gating") ? workloads::parse_gating(root.value("gating"), "gating")
-                                : workloads::parse_gating(Json::object(), "gating");
+  s.gating = workloads::with_model_router(
+      workloads::parse_gating(root.has("gating") ? root.value("gating") : Json::object(), "gating"),
+      s.model);
   std::string network_model = "auto";
   if (root.has("options")) {
     ConfigObject o = root.object("options");

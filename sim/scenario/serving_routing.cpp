@@ -41,9 +41,9 @@ ServingRouting::ServingRouting(const workloads::MoeModelConfig& model,
 const workloads::ExpertPlacement& ServingRouting::placement(int moe_layer) {
   if (!placements_[moe_layer]) {
     popularity_[moe_layer] = generator_->popularity(0, moe_layer);
-    placements_[moe_layer] = std::make_unique<workloads::ExpertPlacement>(
-        workloads::place_experts(model_.routed_experts, static_cast<int>(ep_rank_node_.size()),
-                                 gating_.redundant_experts, popularity_[moe_layer]));
+    placements_[moe_layer] = std::make_unique<workloads::ExpertPlacement>(workloads::place_experts(
+        model_.routed_experts, static_cast<int>(ep_rank_node_.size()), gating_.redundant_experts,
+        popularity_[moe_layer], model_.router_groups, eplb_nodes(ep_rank_node_)));
   }
   return *placements_[moe_layer];
 }

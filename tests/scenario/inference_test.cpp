@@ -268,6 +268,16 @@ std::string fingerprint(const InferenceRun& run) {
   return o.str();
 }
 
+TEST_CASE("EPLB packs groups on nodes only where EP ranks are numbered node by node",
+          "[scenario][inference]") {
+  CHECK(eplb_nodes(std::vector<int>{0, 0, 1, 1, 2, 2}) == 3);
+  CHECK(eplb_nodes(std::vector<int>{5, 5, 5, 5}) == 1);
+  CHECK(eplb_nodes(std::vector<int>{0, 1, 0, 1}) == 1);        // interleaved
+  CHECK(eplb_nodes(std::vector<int>{0, 0, 0, 1, 1}) == 1);     // uneven
+  CHECK(eplb_nodes(std::vector<int>{0, 0, 1, 1, 0, 0}) == 1);  // a node twice
+  CHECK(eplb_nodes(std::vector<int>{}) == 1);
+}
+
 TEST_CASE("an iteration's routing batches, drawn on several threads, equal a serial loop",
           "[scenario][inference]") {
   // DeepSeek-V3 decode on 72 EP ranks (9 nodes), 256 tokens each: 147,456

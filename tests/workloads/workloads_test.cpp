@@ -345,6 +345,85 @@ TEST_CASE("node-limited routing never exceeds M nodes per token", "[workloads][g
   }
 }
 
+TEST_CASE("the model router's group limit: top-k inside the best topk_groups of n_group",
+          "[workloads][gating]") {
+  // DeepSeek-V3: 8 groups of 32 experts, a token's 8 experts in at most 4
+  // groups (config.json n_group / topk_group; SGLang biased_grouped_topk).
+  const auto m = model("deepseek-v3");
+  const GatingConfig cfg = with_model_router(GatingConfig{}, m);
+  CHECK(cfg.expert_groups == 8);
+  CHECK(cfg.expert_group_limit == 4);
+  CHECK(with_model_router(GatingConfig{}, model("mixtral-8x7b")).expert_group_limit == 0);
+  const auto g = make_generator("uniform", m, 3, "gen");
+  RoutingBatch b;
+  g->generate(0, 0, std::vector<int64_t>{32768}, b);
+  const std::vector<double> pop = g->popularity(0, 0);
+  const ExpertPlacement place = place_experts(256, 32, 0, pop);
+  GatingOutcome limited, free;
+  apply_gating(b, cfg, place, pop, 8, limited, 7);
+  apply_gating(b, GatingConfig{}, place, pop, 8, free, 7);
+  auto load_spread = [&](const GatingOutcome& out) {  // max / mean copies per expert
+    std::vector<int64_t> load(256, 0);
+    for (int32_t slot : out.slot) ++load[place.slot_expert[slot]];
+    return static_cast<double>(*std::max_element(load.begin(), load.end())) /
+           (static_cast<double>(b.tokens) * b.top_k / 256);
+  };
+  double groups_used = 0, nodes_used = 0, free_nodes = 0;
+  for (int64_t t = 0; t < b.tokens; ++t) {
+    std::set<int> groups, experts, nodes, nodes_free;
+    for (int k = 0; k < b.top_k; ++k) {
+      const int e = place.slot_expert[limited.slot[t * b.top_k + k]];
+      groups.insert(e / 32);
+      experts.insert(e);
+      nodes.insert(place.rank_of_slot(limited.slot[t * b.top_k + k]) / 8);
+      nodes_free.insert(place.rank_of_slot(free.slot[t * b.top_k + k]) / 8);
+    }
+    REQUIRE(groups.size() <= 4);
+    REQUIRE(static_cast<int>(experts.size()) == b.top_k);
+    groups_used += static_cast<double>(groups.size()) / b.tokens;
+    nodes_used += static_cast<double>(nodes.size()) / b.tokens;
+    free_nodes += static_cast<double>(nodes_free.size()) / b.tokens;
+  }
+  CHECK(groups_used > 3.5);  // uniform scores spread a token over its 4 groups
+  // EP32 on 4 nodes, 2 groups per node: choosing 4 of 8 groups touches
+  // 4 x (1 - C(6,4) / C(8,4)) = 3.14 nodes on average; unlimited, 8 of 256
+  // experts touch 4 x (1 - C(192,8) / C(256,8)) = 3.60.
+  CHECK(nodes_used == Approx(4 * (1 - 15.0 / 70)).epsilon(0.02));
+  CHECK(free_nodes == Approx(3.60).epsilon(0.02));
+  // Uniform routing stays uniform under the limit.
+  CHECK(load_spread(limited) < 1.1);
+  CHECK(load_spread(limited) < load_spread(free) + 0.03);
+}
+
+TEST_CASE("EPLB's hierarchical placement keeps each expert group on one node",
+          "[workloads][gating]") {
+  // 256 experts in 8 groups, 32 replicas, EP32 on 4 nodes (eplb.py
+  // rebalance_experts_hierarchical): whole groups to nodes, 2 per node, each
+  // node's 8 replicas among its own groups' experts, 9 slots per rank.
+  std::vector<double> load(256);
+  for (int e = 0; e < 256; ++e) load[e] = 1.0 / (1 + e % 37);  // uneven, groups differ
+  const ExpertPlacement p = place_experts(256, 32, 32, load, 8, 4);
+  CHECK(p.slots == 288);
+  CHECK(p.slots_per_rank() == 9);
+  std::vector<std::set<int>> groups_on_node(4);
+  std::vector<int> replicas_on_node(4, 0);
+  for (int e = 0; e < 256; ++e) {
+    std::set<int> nodes;
+    for (int s : p.expert_slots[e]) nodes.insert(p.rank_of_slot(s) / 8);
+    REQUIRE(nodes.size() == 1);  // every replica of an expert on its group's node
+    groups_on_node[*nodes.begin()].insert(e / 32);
+    replicas_on_node[*nodes.begin()] += static_cast<int>(p.expert_slots[e].size()) - 1;
+  }
+  for (int n = 0; n < 4; ++n) {
+    CHECK(groups_on_node[n].size() == 2);
+    CHECK(replicas_on_node[n] == 8);
+  }
+  for (int s = 0; s < p.slots; ++s) CHECK(p.slot_expert[s] >= 0);
+  // Groups that do not divide over the nodes: the global policy, as before.
+  const ExpertPlacement global = place_experts(256, 36, 32, load, 8, 9);
+  CHECK(global.expert_slots == place_experts(256, 36, 32, load).expert_slots);
+}
+
 TEST_CASE("replication places the hottest experts twice and splits their tokens",
           "[workloads][gating]") {
   std::vector<double> load(8, 1.0);
