@@ -9,15 +9,21 @@
 // Every row runs examples/deepseek-v3-h100-prefill-ep32.json or
 // examples/deepseek-v3-h100-decode-ep72.json with the row's prompt length,
 // batch or overlap setting; the decode rows on the pure-RDMA low-latency
-// kernels the blog's DeepEP had (cluster.node.low_latency_nvlink false). Nothing is calibrated on
-// these rows: all are predictions. The routing is the examples' ("zipf:0.2" with 32 EPLB replicas;
-// "uniform" for the balanced row): the blog's routing data is not published, so the imbalance the
-// real rows carry is an assumption. Target (issue 16): every row within 20%, throughput falling
-// with prompt length, and the sign of both overlap effects right. One reference row, not part of
-// the target: the blog's table also quotes DeepSeek's own profile of the prefill load
-// (deepseek-ai/profile-data: EP32 on H800, 4K prompts, 16,384 tokens per GPU, "absolutely balanced"
-// routing, 24 SMs for communication in its overlap figure), 62,713 input tokens/s per node; it runs
-// the prefill example on hgx-h800 with uniform routing and 24 SMs.
+// kernels the blog's DeepEP had (cluster.node.low_latency_nvlink false).
+// Nothing is calibrated on these rows: all are predictions. The routing is
+// the examples' ("zipf:0.2" with 32 EPLB replicas; "uniform" for the
+// balanced row): the blog's routing data is not published, so the imbalance
+// the real rows carry is an assumption.
+//
+// Target (issue 16): every row within 20%, throughput falling with prompt
+// length, and the sign of both overlap effects right.
+//
+// One reference row, not part of the target: the blog's table also quotes
+// DeepSeek's own profile of the prefill load (deepseek-ai/profile-data: EP32
+// on H800, 4K prompts, 16,384 tokens per GPU, "absolutely balanced" routing,
+// 24 SMs for communication in its overlap figure), 62,713 input tokens/s per
+// node; it runs the prefill example on hgx-h800 with uniform routing and
+// a2a_comm_sms 24.
 
 #include <functional>
 #include <string>

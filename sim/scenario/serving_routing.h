@@ -73,6 +73,8 @@ class ServingRouting final : public exec::IterationRouting {
   // Reused across iterations.
   std::vector<exec::RoutingSample> samples_out_;
   std::vector<int64_t> tokens_;
+  std::vector<int> layers_;           // per batch of the iteration: its MoE layer
+  std::vector<uint64_t> step_index_;  // and its generator step
   std::vector<Scratch> work_;
   bool subsampled_ = false;
 };
