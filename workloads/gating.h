@@ -49,6 +49,12 @@ GatingConfig parse_gating(const Json& value, const std::string& path);
 // `g` with `model`'s router group limit (expert_groups, expert_group_limit).
 GatingConfig with_model_router(GatingConfig g, const MoeModelConfig& model);
 Json gating_json(const GatingConfig& g);
+// Throws a ConfigError at `path`.device_limit / .node_limit when the limit
+// leaves a token fewer than `top_k` expert slots to choose from (M ranks of
+// `slots_per_rank` slots, M nodes of `ranks_per_node` such ranks): the
+// routing could not keep it.
+void check_group_limits(const GatingConfig& g, int top_k, int slots_per_rank, int ranks_per_node,
+                        const std::string& path);
 
 // Expert -> slots (replicas) and slot -> EP rank. Slots are numbered rank-major:
 // slot s lives on rank s / slots_per_rank.

@@ -1,5 +1,7 @@
 #include "sim/scenario/inference.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "sim/core/error.h"
@@ -237,7 +239,15 @@ InferenceScenario resolve_inference_scenario(const Json& doc) {
   }
   parse_parallel_section(root.object("parallel"), s);
   root.finish();
-  for (InstanceGroup& g : s.groups) g.parallel.two_batch_overlap = s.two_batch_overlap;
+  for (InstanceGroup& g : s.groups) {
+    g.parallel.two_batch_overlap = s.two_batch_overlap;
+    if (s.model.routed_experts == 0) continue;
+    // An EP rank is expert_tp GPUs; instances start on node boundaries.
+    const int ranks_per_node = std::clamp(
+        s.cluster.node.gpus_per_node / g.parallel.expert_tp(), 1, g.parallel.ep);
+    workloads::check_group_limits(s.gating, s.model.top_k, s.shape.slots() / g.parallel.ep,
+                                  ranks_per_node, "gating");
+  }
   compute_cost_model(s.cluster.gpu, s.options.compute_calibration);  // checked now, not mid-run
   return s;
 }

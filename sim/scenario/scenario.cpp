@@ -1,9 +1,13 @@
 #include "sim/scenario/scenario.h"
 
+#include <algorithm>
+#include <map>
+
 #include <fmt/format.h>
 
 #include "hwmodels/gpu_calibration.h"
 #include "sim/core/error.h"
+#include "sim/exec/rank_layout.h"
 #include "sim/scenario/strategy.h"
 
 namespace moesim::scenario {
@@ -126,6 +130,16 @@ Scenario resolve_scenario(const Json& doc) {
   }
   check_strategy(s.setup.model, s.setup.parallel, s.setup.workload, s.cluster.gpu_count(),
                  s.cluster.gpu.sms);
+  if (s.setup.model.experts > 0) {
+    std::map<int, int> ranks_on_node;
+    int ranks_per_node = 1;
+    for (int rank : exec::RankLayout(s.setup.parallel).ep_group(0)) {
+      ranks_per_node = std::max(ranks_per_node, ++ranks_on_node[s.cluster.node_of(rank)]);
+    }
+    workloads::check_group_limits(s.gating, s.model.top_k,
+                                  s.setup.model.slots() / s.setup.parallel.ep, ranks_per_node,
+                                  "gating");
+  }
   return s;
 }
 

@@ -345,6 +345,56 @@ TEST_CASE("node-limited routing never exceeds M nodes per token", "[workloads][g
   }
 }
 
+TEST_CASE("device-limited routing never exceeds M ranks per token, over 64 ranks too",
+          "[workloads][gating]") {
+  // The group limiter keeps a token's allowed groups in a bit mask up to 64
+  // groups and in stamped arrays beyond: EP32 and EP128 take one path each.
+  const auto m = model("deepseek-v3");
+  const auto g = make_generator("zipf:0.8", m, 5, "gen");
+  RoutingBatch b;
+  g->generate(0, 0, std::vector<int64_t>{4096}, b);
+  const std::vector<double> pop = g->popularity(0, 0);
+  for (int ep : {32, 128}) {
+    const ExpertPlacement place = place_experts(256, ep, 0, pop);
+    for (int limit : {1, 3, 6}) {
+      // EP128 holds 2 experts per rank: 8 experts need at least 4 ranks.
+      if (limit * place.slots_per_rank() < b.top_k) continue;
+      INFO("EP" << ep << ", device_limit " << limit);
+      GatingConfig cfg;
+      cfg.device_limit = limit;
+      GatingOutcome out;
+      apply_gating(b, cfg, place, pop, 8, out);
+      int worst = 0;
+      int64_t changed = 0;
+      for (int64_t t = 0; t < b.tokens; ++t) {
+        std::set<int> ranks, experts;
+        for (int k = 0; k < b.top_k; ++k) {
+          const int slot = out.slot[t * b.top_k + k];
+          ranks.insert(place.rank_of_slot(slot));
+          experts.insert(place.slot_expert[slot]);
+          changed += place.slot_expert[slot] != b.expert[t * b.top_k + k];
+        }
+        worst = std::max(worst, static_cast<int>(ranks.size()));
+        REQUIRE(static_cast<int>(experts.size()) == b.top_k);
+      }
+      CHECK(worst == limit);
+      CHECK(changed > 0);
+      CHECK(out.routed == b.tokens * b.top_k);
+    }
+  }
+  // A limit that cannot hold top-k experts is a configuration error.
+  GatingConfig cfg;
+  cfg.device_limit = 3;
+  CHECK_NOTHROW(check_group_limits(cfg, 8, 4, 8, "gating"));
+  CHECK_THROWS_WITH(check_group_limits(cfg, 8, 2, 8, "gating"),
+                    Catch::Contains("gating.device_limit") && Catch::Contains("at least 4"));
+  cfg = GatingConfig{};
+  cfg.node_limit = 1;
+  CHECK_NOTHROW(check_group_limits(cfg, 8, 2, 4, "gating"));
+  CHECK_THROWS_WITH(check_group_limits(cfg, 8, 1, 4, "gating"),
+                    Catch::Contains("gating.node_limit") && Catch::Contains("at least 2"));
+}
+
 TEST_CASE("the model router's group limit: top-k inside the best topk_groups of n_group",
           "[workloads][gating]") {
   // DeepSeek-V3: 8 groups of 32 experts, a token's 8 experts in at most 4
