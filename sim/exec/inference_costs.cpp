@@ -123,6 +123,14 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
     if (prefill_tokens > 0) {
       s += cost_.gemm_seconds(prefill_tokens, model_.heads * (nope + v) / t, latent, dt);
       s += input_quant_seconds(static_cast<double>(prefill_tokens) * latent);
+      // The BF16 tensors the flash kernel reads are assembled by copies
+      // (SGLang DeepseekV2AttentionMLA.forward_normal, models/deepseek_v2.py):
+      // RoPE reads and writes q_pe, `q[..., nope:] = q_pe` copies it back,
+      // `k[..., :nope] = k_nope` copies the up-projected keys, and
+      // `k[..., nope:] = k_pe` writes the shared RoPE key into every head.
+      const double per_head = 2.0 * rope + 2.0 * rope + 2.0 * nope + rope;
+      s += cost_.memory_bound_seconds(static_cast<double>(prefill_tokens) * heads * per_head *
+                                      element_bytes(hw::DType::kBf16));
     }
     if (b.decode_sequences > 0) {
       // Decode absorbs the up-projections into the query and output (FlashMLA:

@@ -4,6 +4,7 @@
 // Fp8Config leaves ParallelLMHead and the MoE gate unquantized); the
 // activation quantization before each FP8 GEMM.
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <vector>
 
@@ -174,6 +175,49 @@ TEST_CASE("MLA decode attention is its own kernel, priced apart from prefill chu
       CHECK(2 * 2 * c.flops / c.bytes == Approx(512));
     }
   }
+}
+
+// Records the bytes of every memory-bound kernel it prices.
+class MemoryPasses final : public testing::LinearCost {
+ public:
+  MemoryPasses() : LinearCost(1e12, 1e10) {}
+  double memory_bound_seconds(double bytes) const override {
+    passes.push_back(bytes);
+    return LinearCost::memory_bound_seconds(bytes);
+  }
+  mutable std::vector<double> passes;
+};
+
+TEST_CASE("MLA prefill pays for assembling the per-head queries and keys it attends with",
+          "[exec][serving]") {
+  // SGLang's forward_normal: RoPE reads and writes q_pe (heads x 64), copies
+  // it back into q, copies k_nope (heads x 128) into k and broadcasts k_pe
+  // into every head: heads x (2*64 + 2*64 + 2*128 + 64) BF16 elements per
+  // prompt token and layer. Decode tokens (absorbed) pay none.
+  ModelShape shape = testing::tiny_moe(2);
+  shape.q_lora_rank = 256;
+  shape.kv_lora_rank = 512;
+  shape.qk_nope_head_dim = 128;
+  shape.qk_rope_head_dim = 64;
+  shape.v_head_dim = 128;
+  const double assembly = 512.0 * 8 * (2 * 64 + 2 * 64 + 2 * 128 + 64) * 2;
+  auto passes_of = [&](const ReplicaBatch& batch) {
+    MemoryPasses cost;
+    SpreadRouting routing;
+    InferenceCostModel model(shape, InferenceParallel{}, hw::DType::kBf16, hw::DType::kBf16, cost,
+                             no_collective, {0}, 0);
+    model.iteration({&batch, 1}, routing, 0);
+    return static_cast<int>(std::count(cost.passes.begin(), cost.passes.end(), assembly));
+  };
+  ReplicaBatch prefill;
+  prefill.prefill = {{512, 0}};
+  prefill.sampled = 1;
+  CHECK(passes_of(prefill) == 1);  // priced once, the same in every layer
+  ReplicaBatch decode;
+  decode.decode_sequences = 512;
+  decode.decode_context_tokens = 512 * 100;
+  decode.sampled = 512;
+  CHECK(passes_of(decode) == 0);
 }
 
 }  // namespace
