@@ -137,12 +137,7 @@ TEST_CASE("MLA decode attention is its own kernel, priced apart from prefill chu
   // 576-element latent once and does 2 x heads x (512 + 64 + 512) FLOPs on it
   // (FlashMLA's MQA form); a prefill chunk of the same iteration attends per
   // head in the up-projected form, in a kernel of its own.
-  ModelShape shape = testing::tiny_moe(2);
-  shape.q_lora_rank = 256;
-  shape.kv_lora_rank = 512;
-  shape.qk_nope_head_dim = 128;
-  shape.qk_rope_head_dim = 64;
-  shape.v_head_dim = 128;
+  const ModelShape shape = testing::tiny_mla(2);
   ReplicaBatch batch;
   batch.decode_sequences = 64;
   batch.decode_context_tokens = 64 * 100;
@@ -194,12 +189,7 @@ TEST_CASE("MLA prefill pays for assembling the per-head queries and keys it atte
   // it back into q, copies k_nope (heads x 128) into k and broadcasts k_pe
   // into every head: heads x (2*64 + 2*64 + 2*128 + 64) BF16 elements per
   // prompt token and layer. Decode tokens (absorbed) pay none.
-  ModelShape shape = testing::tiny_moe(2);
-  shape.q_lora_rank = 256;
-  shape.kv_lora_rank = 512;
-  shape.qk_nope_head_dim = 128;
-  shape.qk_rope_head_dim = 64;
-  shape.v_head_dim = 128;
+  const ModelShape shape = testing::tiny_mla(2);
   const double assembly = 512.0 * 8 * (2 * 64 + 2 * 64 + 2 * 128 + 64) * 2;
   auto passes_of = [&](const ReplicaBatch& batch) {
     MemoryPasses cost;

@@ -60,6 +60,18 @@ inline ModelShape tiny_moe(int layers = 1, int experts = 8, int top_k = 2) {
   return m;
 }
 
+// tiny_moe with DeepSeek-V3's MLA attention geometry: latent 512, RoPE key
+// 64, no-RoPE 128, value 128 per head (query latent 256).
+inline ModelShape tiny_mla(int layers = 1) {
+  ModelShape m = tiny_moe(layers);
+  m.q_lora_rank = 256;
+  m.kv_lora_rank = 512;
+  m.qk_nope_head_dim = 128;
+  m.qk_rope_head_dim = 64;
+  m.v_head_dim = 128;
+  return m;
+}
+
 // Routing where every source rank sends `tokens * top_k` copies spread evenly
 // (or all to expert `hot` when hot >= 0).
 inline RoutingSample even_routing(int ep, int experts, int64_t tokens_per_rank, int top_k,
