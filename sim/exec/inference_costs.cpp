@@ -108,8 +108,13 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
     s += input_quant_seconds(static_cast<double>(tokens) *
                              (h + model_.q_lora_rank + static_cast<double>(model_.heads) * v / t));
     int64_t prefill_tokens = 0;
+    double context_tokens = 0, merged_tokens = 0;  // chunks that continue a prompt
     for (const ReplicaBatch::Chunk& c : b.prefill) {
       prefill_tokens += c.tokens;
+      if (c.context > 0) {
+        context_tokens += static_cast<double>(c.context);
+        merged_tokens += static_cast<double>(c.tokens);
+      }
       // Prefill up-projects keys and values (kv_b_proj) and attends per head,
       // a multi-head flash attention over BF16 tensors (SGLang forward_normal:
       // FA3 with q.k head dim 192 and v 128): it reads the chunk's queries
@@ -131,6 +136,23 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
       const double per_head = 2.0 * rope + 2.0 * rope + 2.0 * nope + rope;
       s += cost_.memory_bound_seconds(static_cast<double>(prefill_tokens) * heads * per_head *
                                       element_bytes(hw::DType::kBf16));
+    }
+    if (context_tokens > 0) {
+      // A chunk that continues a prompt attends to its cached context in the
+      // same per-head form, so the context is expanded again for every chunk
+      // (vLLM MLACommonImpl._compute_prefill_context, attention/backends/mla/
+      // common.py; SGLang forward_normal_chunked_kv): the latents gathered
+      // from the cache into a BF16 workspace, kv_b_proj over them, k
+      // assembled, then the context's attention merged with the chunk's own
+      // (merge_attn_states: two partial outputs read, one written).
+      const double bf16 = element_bytes(hw::DType::kBf16);
+      s += cost_.memory_bound_seconds(context_tokens * static_cast<double>(latent + rope) *
+                                      (kv_elt + bf16));
+      s += cost_.gemm_seconds(static_cast<int64_t>(context_tokens), model_.heads * (nope + v) / t,
+                              latent, dt);
+      s += input_quant_seconds(context_tokens * latent);
+      s += cost_.memory_bound_seconds(context_tokens * heads * (2.0 * nope + rope) * bf16);
+      s += cost_.memory_bound_seconds(3.0 * merged_tokens * heads * v * bf16);
     }
     if (b.decode_sequences > 0) {
       // Decode absorbs the up-projections into the query and output (FlashMLA:

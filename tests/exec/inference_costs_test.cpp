@@ -210,5 +210,41 @@ TEST_CASE("MLA prefill pays for assembling the per-head queries and keys it atte
   CHECK(passes_of(decode) == 0);
 }
 
+TEST_CASE("an MLA chunk that continues a prompt expands its cached context again",
+          "[exec][serving]") {
+  // vLLM's _compute_prefill_context / SGLang's forward_normal_chunked_kv:
+  // kv_b_proj over the 1,024 cached tokens (m = 1024, n = heads x (128 +
+  // 128), k = latent 512), their keys assembled, and the two partial
+  // attention outputs merged. A first chunk (no context) has none of it.
+  const ModelShape shape = testing::tiny_mla(1);
+  auto run = [&](int64_t context, RecordingCost& gemms, MemoryPasses& passes) {
+    ReplicaBatch batch;
+    batch.prefill = {{512, context}};
+    SpreadRouting routing;
+    InferenceCostModel a(shape, InferenceParallel{}, hw::DType::kBf16, hw::DType::kBf16, gemms,
+                         no_collective, {0}, 0);
+    a.iteration({&batch, 1}, routing, 0);
+    InferenceCostModel b(shape, InferenceParallel{}, hw::DType::kBf16, hw::DType::kBf16, passes,
+                         no_collective, {0}, 0);
+    b.iteration({&batch, 1}, routing, 0);
+  };
+  auto context_expansions = [&](const RecordingCost& c) {
+    return std::count_if(c.gemms.begin(), c.gemms.end(), [](const RecordingCost::Gemm& g) {
+      return g.m == 1024 && g.n == 8 * 256 && g.k == 512;
+    });
+  };
+  const double merge = 3.0 * 512 * 8 * 128 * 2;
+  const double assembly = 1024.0 * 8 * (2 * 128 + 64) * 2;
+  RecordingCost first_gemms, next_gemms;
+  MemoryPasses first_passes, next_passes;
+  run(0, first_gemms, first_passes);
+  run(1024, next_gemms, next_passes);
+  CHECK(context_expansions(first_gemms) == 0);
+  CHECK(context_expansions(next_gemms) == 1);
+  CHECK(std::count(first_passes.passes.begin(), first_passes.passes.end(), merge) == 0);
+  CHECK(std::count(next_passes.passes.begin(), next_passes.passes.end(), merge) == 1);
+  CHECK(std::count(next_passes.passes.begin(), next_passes.passes.end(), assembly) == 1);
+}
+
 }  // namespace
 }  // namespace moesim::exec
