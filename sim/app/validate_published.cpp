@@ -61,6 +61,7 @@ OrderedJson comm_json(const std::vector<explore::CommTable>& tables) {
                                  {"published_bottleneck", r.published_bottleneck},
                                  {"role", r.role}});
       if (r.published_nic_load) rows.back()["published_nic_load"] = *r.published_nic_load;
+      if (r.published_nvl_gbps) rows.back()["published_nvl_gbps"] = *r.published_nvl_gbps;
     }
     table["rows"] = rows;
     table["max_abs_error"] = t.max_abs_error;
@@ -84,17 +85,25 @@ void print_comm(const std::vector<explore::CommTable>& tables) {
     }
     std::cout << fmt::format("  largest error over the prediction rows: {:.1f}% ({})\n",
                              100 * t.max_abs_error, t.rows.front().metric);
-    std::string loads;
+    std::string loads, nvl;
     for (const explore::CommComparison& r : t.rows) {
       if (r.published_nic_load) {
         loads += fmt::format("{}{} {:.0f}%", loads.empty() ? "" : ", ", r.row,
                              100 * *r.published_nic_load);
+      }
+      if (r.published_nvl_gbps) {
+        nvl += fmt::format("{}{} {:.0f}", nvl.empty() ? "" : ", ", r.row, *r.published_nvl_gbps);
       }
     }
     if (!loads.empty()) {
       std::cout << "  NIC load the published figure implies (DeepEP's RDMA metric counts the "
                    "sender's own node, which never crosses a NIC): "
                 << loads << "\n";
+    }
+    if (!nvl.empty()) {
+      std::cout << "  NVLink GB/s it implies (DeepEP's NVL metric): " << nvl
+                << "; at EP16 DeepEP's maintainers name NVLink the bottleneck (over 140 GB/s "
+                   "when RDMA reaches 43; deepseek-ai/DeepEP issue #285)\n";
     }
   }
 }

@@ -40,6 +40,7 @@ CommComparison row(std::string name, std::string metric, double published, doubl
           std::string(coll::bottleneck_name(bottleneck)),
           std::move(published_bottleneck),
           std::move(role),
+          std::nullopt,
           std::nullopt};
 }
 
@@ -103,7 +104,12 @@ TestRouting deepep_routing(int ep, int64_t tokens, bool node_limited) {
 // receives x bytes / time (EP8); RDMA GB/s = tokens x distinct destination
 // nodes, its own included (a logical count: DeepEP V2's README), x bytes /
 // time. The EP8 row calibrates the preset's all-to-all NVLink fraction
-// (hgx-h800 node.a2a_intra_efficiency).
+// (hgx-h800 node.a2a_intra_efficiency). The bottleneck link: the table labels
+// every inter-node figure "RDMA" (its metric), but DeepEP's maintainers name
+// NVLink at EP16: "when the RDMA bandwidth reaches 43 GB/s, the NVLink
+// bandwidth will exceeds 140 GB/s, making NVLink the bottleneck"
+// (deepseek-ai/DeepEP issue #285, sphish, 2025-07-10). The NVL metric the
+// same tests print (tokens a rank receives x bytes / time) is kept beside.
 CommTable deepep_normal() {
   CommTable t;
   t.name = "deepep_normal";
@@ -137,12 +143,15 @@ CommTable deepep_normal() {
       t.rows.push_back(row(fmt::format("EP{} {}", p.ep, combine ? "combine" : "dispatch"),
                            intra ? "NVLink GB/s (DeepEP)" : "RDMA GB/s (DeepEP, logical)",
                            combine ? p.combine_gbps : p.dispatch_gbps, counted / seconds / 1e9,
-                           coll::estimate_collective(c, a2a).bottleneck, intra ? "nvlink" : "nic",
+                           coll::estimate_collective(c, a2a).bottleneck,
+                           intra || p.ep == 16 ? "nvlink" : "nic",
                            intra ? "calibration" : "prediction"));
       if (!intra) {
-        t.rows.back().published_nic_load = t.rows.back().published *
-                                           (routing.nic_tokens / routing.logical_rdma_tokens) *
-                                           1e9 / c.node.nic_bytes_per_s;
+        CommComparison& r = t.rows.back();
+        r.published_nic_load =
+            r.published * (routing.nic_tokens / routing.logical_rdma_tokens) * 1e9 /
+            c.node.nic_bytes_per_s;
+        r.published_nvl_gbps = r.published * routing.received_tokens / routing.logical_rdma_tokens;
       }
     }
   }

@@ -32,6 +32,10 @@ struct CommComparison {
   // (csrc/kernels/legacy/internode.cu, dst_rdma_rank == rdma_rank), so where
   // this load is well below 1 the NIC is not the link that binds.
   std::optional<double> published_nic_load;
+  // DeepEP's inter-node rows: the NVLink rate the published time implies in
+  // DeepEP's NVL metric (tokens a rank receives, its own included, x bytes /
+  // time; tests/legacy/test_internode.py), GB/s.
+  std::optional<double> published_nvl_gbps;
 };
 
 struct CommTable {
