@@ -52,10 +52,11 @@ void check_group_limits(const GatingConfig& g, int top_k, int slots_per_rank, in
   }
   const int64_t per_node = static_cast<int64_t>(slots_per_rank) * ranks_per_node;
   if (g.node_limit > 0 && g.node_limit * per_node < top_k) {
-    throw_config_error(join_path(path, "node_limit"),
-                       fmt::format("{} nodes of {} expert slots each cannot hold a token's {} "
-                                   "experts; raise it to at least {}",
-                                   g.node_limit, per_node, top_k, (top_k + per_node - 1) / per_node));
+    throw_config_error(
+        join_path(path, "node_limit"),
+        fmt::format("{} nodes of {} expert slots each cannot hold a token's {} "
+                    "experts; raise it to at least {}",
+                    g.node_limit, per_node, top_k, (top_k + per_node - 1) / per_node));
   }
 }
 
@@ -277,8 +278,8 @@ class GroupLimiter {
     for (int c = 0; c < k; ++c) {
       const int32_t g = group_of_[ch[c]];
       const uint64_t bit = uint64_t{1} << g;
-      const uint64_t take = static_cast<uint64_t>((allowed & bit) == 0) &
-                            static_cast<uint64_t>(count < limit);
+      const uint64_t take =
+          static_cast<uint64_t>((allowed & bit) == 0) & static_cast<uint64_t>(count < limit);
       allowed_[count] = g;  // kept only when taken (allowed_ has limit + 1 entries)
       allowed |= bit & (0 - take);
       count += static_cast<int>(take);

@@ -148,9 +148,8 @@ CommTable deepep_normal() {
                            intra ? "calibration" : "prediction"));
       if (!intra) {
         CommComparison& r = t.rows.back();
-        r.published_nic_load =
-            r.published * (routing.nic_tokens / routing.logical_rdma_tokens) * 1e9 /
-            c.node.nic_bytes_per_s;
+        r.published_nic_load = r.published * (routing.nic_tokens / routing.logical_rdma_tokens) *
+                               1e9 / c.node.nic_bytes_per_s;
         r.published_nvl_gbps = r.published * routing.received_tokens / routing.logical_rdma_tokens;
       }
     }

@@ -243,8 +243,8 @@ InferenceScenario resolve_inference_scenario(const Json& doc) {
     g.parallel.two_batch_overlap = s.two_batch_overlap;
     if (s.model.routed_experts == 0) continue;
     // An EP rank is expert_tp GPUs; instances start on node boundaries.
-    const int ranks_per_node = std::clamp(
-        s.cluster.node.gpus_per_node / g.parallel.expert_tp(), 1, g.parallel.ep);
+    const int ranks_per_node =
+        std::clamp(s.cluster.node.gpus_per_node / g.parallel.expert_tp(), 1, g.parallel.ep);
     workloads::check_group_limits(s.gating, s.model.top_k, s.shape.slots() / g.parallel.ep,
                                   ranks_per_node, "gating");
   }
