@@ -45,7 +45,7 @@ void check_group_limits(const GatingConfig& g, int top_k, int slots_per_rank, in
                         const std::string& path) {
   if (g.device_limit > 0 && static_cast<int64_t>(g.device_limit) * slots_per_rank < top_k) {
     throw_config_error(join_path(path, "device_limit"),
-                       fmt::format("{} EP ranks of {} expert slots each cannot hold a token's {} "
+                       fmt::format("{} x {} expert slots per EP rank cannot hold a token's {} "
                                    "experts; raise it to at least {}",
                                    g.device_limit, slots_per_rank, top_k,
                                    (top_k + slots_per_rank - 1) / slots_per_rank));
@@ -54,7 +54,7 @@ void check_group_limits(const GatingConfig& g, int top_k, int slots_per_rank, in
   if (g.node_limit > 0 && g.node_limit * per_node < top_k) {
     throw_config_error(
         join_path(path, "node_limit"),
-        fmt::format("{} nodes of {} expert slots each cannot hold a token's {} "
+        fmt::format("{} x {} expert slots per node cannot hold a token's {} "
                     "experts; raise it to at least {}",
                     g.node_limit, per_node, top_k, (top_k + per_node - 1) / per_node));
   }

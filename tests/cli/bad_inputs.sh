@@ -38,6 +38,12 @@ bad_file 2 "model.routed_experts: expected an integer in \[1, 65535\], got 0" \
 bad_file 2 "model.top_k: expected an integer in \[1, 64\], got 100" \
   "$moesim" run "$bad/model-top-k-100.json"
 bad_file 2 "/dev/zero: larger than 67108864 bytes (the limit for this input)" "$moesim" run /dev/zero
+# A device limit whose ranks hold fewer expert slots than top-k (training and
+# serving scenarios).
+bad_file 2 "gating.device_limit: 1 x 1 expert slots per EP rank cannot hold a token's 2 experts; raise it to at least 2" \
+  "$moesim" run "$bad/gating-device-limit-too-small.json"
+bad_file 2 "gating.device_limit: 1 x 4 expert slots per EP rank cannot hold a token's 8 experts; raise it to at least 2" \
+  "$moesim" run "$bad/serving-device-limit-too-small.json"
 
 # .moetrace reading: trace stats, and replay in a scenario.
 trace_error() {  # trace_error <file> <pattern>
