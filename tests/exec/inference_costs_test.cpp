@@ -44,16 +44,22 @@ double no_collective(const coll::Collective&) {
   return 0;
 }
 
+// `sequences` decode tokens, each with `context` cached tokens, all sampled.
+ReplicaBatch decode_batch(int64_t sequences, int64_t context) {
+  ReplicaBatch b;
+  b.decode_sequences = sequences;
+  b.decode_context_tokens = sequences * context;
+  b.sampled = sequences;
+  return b;
+}
+
 TEST_CASE(
     "the LM head is priced once per iteration, in BF16 under FP8 GEMMs, with or without "
     "two-batch overlap",
     "[exec][serving]") {
   ModelShape shape = testing::tiny_moe(2);
   shape.vocab = 32000;
-  ReplicaBatch decode;
-  decode.decode_sequences = 64;
-  decode.decode_context_tokens = 64 * 100;
-  decode.sampled = 64;
+  const ReplicaBatch decode = decode_batch(64, 100);
   for (const bool overlap : {false, true}) {
     for (const hw::DType dtype : {hw::DType::kBf16, hw::DType::kFp8}) {
       INFO("two_batch_overlap " << overlap << ", fp8 " << (dtype == hw::DType::kFp8));
@@ -93,10 +99,7 @@ TEST_CASE("FP8 GEMMs pay one memory pass quantizing each BF16 input, closed form
   // FP8 minus BF16 is the quantization alone: 3 bytes and 4/128 of a scale
   // per element at 10 GB/s.
   const ModelShape shape = testing::tiny_moe(2);
-  ReplicaBatch decode;
-  decode.decode_sequences = 64;
-  decode.decode_context_tokens = 64 * 100;
-  decode.sampled = 64;
+  const ReplicaBatch decode = decode_batch(64, 100);
   auto seconds = [&](hw::DType dtype) {
     testing::LinearCost cost(1e12, 1e10);
     SpreadRouting routing;
@@ -138,10 +141,7 @@ TEST_CASE("MLA decode attention is its own kernel, priced apart from prefill chu
   // (FlashMLA's MQA form); a prefill chunk of the same iteration attends per
   // head in the up-projected form, in a kernel of its own.
   const ModelShape shape = testing::tiny_mla(2);
-  ReplicaBatch batch;
-  batch.decode_sequences = 64;
-  batch.decode_context_tokens = 64 * 100;
-  batch.sampled = 64;
+  ReplicaBatch batch = decode_batch(64, 100);
   for (const bool with_prefill : {false, true}) {
     INFO("prefill chunk beside the decode tokens: " << with_prefill);
     if (with_prefill) batch.prefill = {{512, 0}};
@@ -203,11 +203,7 @@ TEST_CASE("MLA prefill pays for assembling the per-head queries and keys it atte
   prefill.prefill = {{512, 0}};
   prefill.sampled = 1;
   CHECK(passes_of(prefill) == 1);  // priced once, the same in every layer
-  ReplicaBatch decode;
-  decode.decode_sequences = 512;
-  decode.decode_context_tokens = 512 * 100;
-  decode.sampled = 512;
-  CHECK(passes_of(decode) == 0);
+  CHECK(passes_of(decode_batch(512, 100)) == 0);
 }
 
 TEST_CASE("an MLA chunk that continues a prompt expands its cached context again",
