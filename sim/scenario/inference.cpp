@@ -1,10 +1,9 @@
 #include "sim/scenario/inference.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
 
 #include "sim/core/error.h"
+#include "sim/scenario/routing_plan.h"
 #include "sim/scenario/strategy.h"
 
 namespace moesim::scenario {
@@ -206,6 +205,14 @@ int InstanceGroup::first_gpu(int instance) const {
   return first_rank + instance * parallel.gpus();
 }
 
+std::vector<int> InstanceGroup::ep_rank_nodes(const hw::ClusterSpec& cluster, int instance) const {
+  std::vector<int> nodes(parallel.ep);
+  for (int e = 0; e < parallel.ep; ++e) {
+    nodes[e] = cluster.node_of(first_gpu(instance) + e * parallel.expert_tp());
+  }
+  return nodes;
+}
+
 int InferenceScenario::gpus() const {
   return cluster.gpu_count();
 }
@@ -242,11 +249,9 @@ InferenceScenario resolve_inference_scenario(const Json& doc) {
   for (InstanceGroup& g : s.groups) {
     g.parallel.two_batch_overlap = s.two_batch_overlap;
     if (s.model.routed_experts == 0) continue;
-    // An EP rank is expert_tp GPUs; instances start on node boundaries.
-    const int ranks_per_node =
-        std::clamp(s.cluster.node.gpus_per_node / g.parallel.expert_tp(), 1, g.parallel.ep);
+    // Every instance of a group has the same layout: the first stands for all.
     workloads::check_group_limits(s.gating, s.model.top_k, s.shape.slots() / g.parallel.ep,
-                                  ranks_per_node, "gating");
+                                  ep_ranks_per_node(g.ep_rank_nodes(s.cluster, 0)), "gating");
   }
   compute_cost_model(s.cluster.gpu, s.options.compute_calibration);  // checked now, not mid-run
   return s;

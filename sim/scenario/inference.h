@@ -52,6 +52,9 @@ struct InstanceGroup {
   int instances = 1;
   exec::InferenceParallel parallel;
   int first_gpu(int instance) const;  // global rank of an instance's first GPU
+  // The node of each EP rank of an instance (rank e is its GPUs
+  // [e etp, (e+1) etp), numbered from first_gpu).
+  std::vector<int> ep_rank_nodes(const hw::ClusterSpec& cluster, int instance) const;
 };
 
 struct InferenceOptions {

@@ -127,14 +127,6 @@ struct ServingWorld {
   exec::ServingSetup setup;
 };
 
-std::vector<int> ep_rank_nodes(const InferenceScenario& s, const InstanceGroup& g, int instance) {
-  std::vector<int> nodes(g.parallel.ep);
-  for (int e = 0; e < g.parallel.ep; ++e) {
-    nodes[e] = s.cluster.node_of(g.first_gpu(instance) + e * g.parallel.expert_tp());
-  }
-  return nodes;
-}
-
 void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMemory>& memory,
                  const hw::ComputeCostModel& compute, ServingWorld& world) {
   const std::shared_ptr<const workloads::RoutingGenerator> generator =
@@ -153,8 +145,9 @@ void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMem
     for (int k = 0; k < g.instances; ++k, ++instance_index) {
       world.costs.push_back(instance_cost_model(s, g, k, compute));
       world.routings.push_back(std::make_unique<ServingRouting>(
-          s.model, s.gating, generator, s.routing.seed, instance_index, ep_rank_nodes(s, g, k),
-          s.options.routing_samples, s.options.max_routings_per_iteration));
+          s.model, s.gating, generator, s.routing.seed, instance_index,
+          g.ep_rank_nodes(s.cluster, k), s.options.routing_samples,
+          s.options.max_routings_per_iteration));
       setup.instances.push_back({g.role, g.parallel.attention_dp, g.parallel.gpus(),
                                  memory[gi].memory.kv_blocks, world.costs.back().get(),
                                  world.routings.back().get()});

@@ -135,6 +135,13 @@ exec::RoutingSample count_dispatch(const workloads::RoutingBatch& batch,
   return rs;
 }
 
+int ep_ranks_per_node(std::span<const int> ep_rank_node) {
+  std::map<int, int> ranks_on_node;
+  int most = 1;
+  for (int node : ep_rank_node) most = std::max(most, ++ranks_on_node[node]);
+  return most;
+}
+
 int eplb_nodes(std::span<const int> ep_rank_node) {
   const size_t ep = ep_rank_node.size();
   size_t per_node = 0;
@@ -157,10 +164,7 @@ GeneratedLayer generate_layer(const RoutingKey& key, const RoutingBudget& budget
   const int ep = key.ep();
   const int experts = key.model.routed_experts;
   const int slots = experts + key.gating.redundant_experts;
-  std::map<int, int> ranks_on_node;
-  for (int node : key.ep_rank_node) ++ranks_on_node[node];
-  int ranks_per_node = 1;
-  for (const auto& [node, ranks] : ranks_on_node) ranks_per_node = std::max(ranks_per_node, ranks);
+  const int ranks_per_node = ep_ranks_per_node(key.ep_rank_node);
 
   GeneratedLayer out;
   const std::vector<int64_t> tokens(ep, budget.generated_per_rank);

@@ -72,6 +72,9 @@ RoutingBudget routing_budget(int64_t tokens_per_rank, int ep, int top_k, int moe
 // count of nodes when the EP ranks are numbered node by node with as many on
 // each, 1 otherwise (the global policy).
 int eplb_nodes(std::span<const int> ep_rank_node);
+// The most EP ranks any one node holds (node-limited routing's group size is
+// that many ranks' slots); 1 for an empty list.
+int ep_ranks_per_node(std::span<const int> ep_rank_node);
 
 exec::RoutingSample count_dispatch(const workloads::RoutingBatch& batch,
                                    const workloads::GatingOutcome& outcome, int slots,

@@ -1,13 +1,10 @@
 #include "sim/scenario/scenario.h"
 
-#include <algorithm>
-#include <map>
-
 #include <fmt/format.h>
 
 #include "hwmodels/gpu_calibration.h"
 #include "sim/core/error.h"
-#include "sim/exec/rank_layout.h"
+#include "sim/scenario/routing_plan.h"
 #include "sim/scenario/strategy.h"
 
 namespace moesim::scenario {
@@ -131,14 +128,9 @@ Scenario resolve_scenario(const Json& doc) {
   check_strategy(s.setup.model, s.setup.parallel, s.setup.workload, s.cluster.gpu_count(),
                  s.cluster.gpu.sms);
   if (s.setup.model.experts > 0) {
-    std::map<int, int> ranks_on_node;
-    int ranks_per_node = 1;
-    for (int rank : exec::RankLayout(s.setup.parallel).ep_group(0)) {
-      ranks_per_node = std::max(ranks_per_node, ++ranks_on_node[s.cluster.node_of(rank)]);
-    }
     workloads::check_group_limits(s.gating, s.model.top_k,
-                                  s.setup.model.slots() / s.setup.parallel.ep, ranks_per_node,
-                                  "gating");
+                                  s.setup.model.slots() / s.setup.parallel.ep,
+                                  ep_ranks_per_node(routing_key(s).ep_rank_node), "gating");
   }
   return s;
 }

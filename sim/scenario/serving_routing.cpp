@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <numeric>
 #include <thread>
 
@@ -22,9 +21,8 @@ ServingRouting::ServingRouting(const workloads::MoeModelConfig& model,
       instance_(instance),
       ep_rank_node_(std::move(ep_rank_node)),
       samples_(samples),
-      max_copies_(max_copies) {
-  std::map<int, int> ranks_on_node;
-  for (int node : ep_rank_node_) ranks_per_node_ = std::max(ranks_per_node_, ++ranks_on_node[node]);
+      max_copies_(max_copies),
+      ranks_per_node_(ep_ranks_per_node(ep_rank_node_)) {
   const int moe_layers = model_.moe_layer_count();
   const int slots = model_.routed_experts + gating_.redundant_experts;
   load_.resize(moe_layers);
