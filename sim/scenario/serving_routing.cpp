@@ -77,9 +77,10 @@ const std::vector<exec::RoutingSample>& ServingRouting::route(
   // Each batch has its own random streams, so the batches of an iteration
   // are drawn on several threads with the result of a serial loop. Below
   // kParallelCopies per batch they stay on this thread: drawing, gating and
-  // counting take 35-45 ns of CPU per copy (bench inference: 2 x 14 s of
-  // CPU for 2,178 iterations of 294,912 copies, most of it routing), so a
-  // batch of 65,536 takes 2-3 ms, far above what starting a thread costs.
+  // counting take up to 26-31 ns of CPU per copy (bench inference: 17-20 s
+  // of CPU in all for 2,178 iterations of 294,912 copies, most of it
+  // routing), so a batch of 65,536 takes about 2 ms, far above what starting
+  // a thread costs.
   constexpr int64_t kParallelCopies = 1 << 16;
   const int64_t copies = std::accumulate(tokens_.begin(), tokens_.end(), int64_t{0}) * model_.top_k;
   const int threads = copies < kParallelCopies

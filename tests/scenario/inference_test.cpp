@@ -271,6 +271,10 @@ std::string fingerprint(const InferenceRun& run) {
 TEST_CASE("EPLB packs groups on nodes only where EP ranks are numbered node by node",
           "[scenario][inference]") {
   CHECK(eplb_nodes(std::vector<int>{0, 0, 1, 1, 2, 2}) == 3);
+  // Node-limited routing's group: the most EP ranks on one node.
+  CHECK(ep_ranks_per_node(std::vector<int>{0, 0, 1, 1, 2, 2}) == 2);
+  CHECK(ep_ranks_per_node(std::vector<int>{0, 1, 0, 1, 1}) == 3);
+  CHECK(ep_ranks_per_node(std::vector<int>{}) == 1);
   CHECK(eplb_nodes(std::vector<int>{5, 5, 5, 5}) == 1);
   CHECK(eplb_nodes(std::vector<int>{0, 1, 0, 1}) == 1);        // interleaved
   CHECK(eplb_nodes(std::vector<int>{0, 0, 0, 1, 1}) == 1);     // uneven
