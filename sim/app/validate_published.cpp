@@ -39,6 +39,12 @@ OrderedJson validation_json(const explore::PublishedValidation& v) {
   }
   out["calibrated"] = {{v.calibrated_parameter, v.calibrated_value}, {"on", v.calibrated_on}};
   out["layouts"] = rows;
+  OrderedJson imbalance = OrderedJson::array();
+  for (const explore::ImbalanceCost& c : v.imbalance) {
+    imbalance.push_back(OrderedJson{
+        {"seq_len", c.seq_len}, {"published", c.published}, {"predicted", c.predicted}});
+  }
+  out["imbalance_cost"] = imbalance;
   out["max_abs_error"] = v.max_abs_error ? OrderedJson(*v.max_abs_error) : OrderedJson(nullptr);
   out["within_20_percent"] = v.within_20_percent;
   out["faster_layout_ranked_faster"] = v.faster_layout_ranked_faster;
@@ -167,11 +173,11 @@ int validate_published_main(const Args& args) {
     return 0;
   }
   std::cout << v.source << "\n";
-  std::cout << fmt::format("  {:<40} {:>10} {:>10} {:>8}  {}\n", "layout", "published", "predicted",
+  std::cout << fmt::format("  {:<52} {:>10} {:>10} {:>8}  {}\n", "layout", "published", "predicted",
                            "error", "role");
   for (const explore::PublishedComparison& c : v.rows) {
     std::cout << fmt::format(
-        "  {:<40} {:>9.1f}s {:>10} {:>8}  {}\n", c.layout, c.published_step_time_s,
+        "  {:<52} {:>9.1f}s {:>10} {:>8}  {}\n", c.layout, c.published_step_time_s,
         c.predicted_step_time_s ? fmt::format("{:.1f}s", *c.predicted_step_time_s) : c.status,
         c.error ? fmt::format("{:+.1f}%", 100 * *c.error) : std::string("-"), c.role);
   }
@@ -179,6 +185,16 @@ int validate_published_main(const Args& args) {
       "  calibration: {} = {:g} fitted on the DeepEP row; the all-to-all row and the ranking are "
       "predicted\n",
       v.calibrated_parameter, v.calibrated_value);
+  std::string imbalance;
+  for (const explore::ImbalanceCost& c : v.imbalance) {
+    imbalance += fmt::format("{}{}K {:.3f} against {:.3f}", imbalance.empty() ? "" : ", ",
+                             c.seq_len / 1024, c.predicted, c.published);
+  }
+  if (!imbalance.empty()) {
+    std::cout << "  routing imbalance cost (dropless step / forced-balance step), predicted with "
+                 "the example's routing against published: "
+              << imbalance << "\n";
+  }
   std::cout << fmt::format(
       "  target (prediction and calibration rows): within 20%: {}   faster layout ranked faster: "
       "{}\n",

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include <fmt/format.h>
+
 #include "sim/scenario/run.h"
 
 namespace moesim::explore {
@@ -14,6 +16,14 @@ struct Published {
   double step_time_s;
   double tflops_per_gpu;
   const char* role;
+  // Long-context rows run the 128K example at another length: seq_len
+  // tokens, cp = seq_len / 16K, dp = 8 / cp (the readme's NNODES 32, GBS 256);
+  // 0 runs the example as it is.
+  int64_t seq_len = 0;
+  // Megatron-Core's --moe-router-force-load-balancing: random router logits
+  // (moe_utils.py apply_random_logits, "only for benchmark"), i.e. uniform
+  // routing in place of the example's generator.
+  bool forced_balance = false;
 };
 
 constexpr Published kQwen3[] = {
@@ -37,7 +47,50 @@ constexpr Published kQwen3[] = {
     // it: a prediction of context parallelism and whole-MoE-layer recompute.
     {"qwen3-235b-h100-128k-cp8.json", "DeepEP TP4 CP8 EP8 PP8 VPP4 seq 128K", 269.7, 357,
      "prediction"},
+    // The rest of the same long-context table, every row a prediction: the
+    // shorter lengths dropless, and each length with forced balance. Step
+    // times as for the 128K row: Megatron-LM's FLOPs for 256 sequences
+    // (forward per token: 68.27 GFLOP at 16K, 93.50 at 32K, 143.97 at 64K,
+    // 244.9 at 128K; times 3) over the published TFLOPS x 256 GPUs.
+    {"qwen3-235b-h100-128k-cp8.json", "DeepEP TP4 CP1 EP8 PP8 VPP4 seq 16K", 14.2, 237,
+     "prediction", 16384},
+    {"qwen3-235b-h100-128k-cp8.json", "DeepEP TP4 CP2 EP8 PP8 VPP4 seq 32K", 33.2, 277,
+     "prediction", 32768},
+    {"qwen3-235b-h100-128k-cp8.json", "DeepEP TP4 CP4 EP8 PP8 VPP4 seq 64K", 88.5, 320,
+     "prediction", 65536},
+    {"qwen3-235b-h100-128k-cp8.json", "DeepEP TP4 CP1 EP8 PP8 VPP4 seq 16K forced balance", 11.4,
+     295, "prediction", 16384, true},
+    {"qwen3-235b-h100-128k-cp8.json", "DeepEP TP4 CP2 EP8 PP8 VPP4 seq 32K forced balance", 27.4,
+     335, "prediction", 32768, true},
+    {"qwen3-235b-h100-128k-cp8.json", "DeepEP TP4 CP4 EP8 PP8 VPP4 seq 64K forced balance", 76.9,
+     368, "prediction", 65536, true},
+    {"qwen3-235b-h100-128k-cp8.json", "DeepEP TP4 CP8 EP8 PP8 VPP4 seq 128K forced balance", 247.6,
+     389, "prediction", 131072, true},
 };
+
+// The example as the row ran it.
+Json row_scenario(const Published& p, const std::function<Json(const std::string&)>& example) {
+  Json doc = example(p.example);
+  if (p.seq_len > 0) {
+    const int64_t cp = p.seq_len / 16384;
+    doc["workload"]["seq_len"] = p.seq_len;
+    doc["parallel"]["cp"] = cp;
+    doc["parallel"]["dp"] = 8 / cp;
+  }
+  if (p.forced_balance) doc["routing"]["generator"] = "uniform";
+  return doc;
+}
+
+std::string row_scenario_name(const Published& p) {
+  std::string name = std::string("examples/") + p.example;
+  if (p.seq_len > 0) {
+    const int64_t cp = p.seq_len / 16384;
+    name += fmt::format(" with workload.seq_len {}, parallel.cp {}, parallel.dp {}", p.seq_len, cp,
+                        8 / cp);
+  }
+  if (p.forced_balance) name += ", routing.generator uniform";
+  return name;
+}
 
 }  // namespace
 
@@ -50,11 +103,14 @@ PublishedValidation validate_published(const std::function<Json(const std::strin
   v.calibrated_value = scenario::kDefaultPipelinePassOverheadUs;
   v.calibrated_on = "DeepEP TP2 EP32 PP8 VPP4 DP16";
   std::vector<double> predicted;
+  std::vector<int64_t> seq_lens;
   double worst = 0;
   for (const Published& p : kQwen3) {
-    const scenario::TrainingRun run = scenario::run_training(example(p.example));
+    const Json doc = row_scenario(p, example);
+    seq_lens.push_back(doc["workload"]["seq_len"].get<int64_t>());
+    const scenario::TrainingRun run = scenario::run_training(doc);
     PublishedComparison row;
-    row.scenario = std::string("examples/") + p.example;
+    row.scenario = row_scenario_name(p);
     row.layout = p.layout;
     row.published_step_time_s = p.step_time_s;
     row.published_tflops_per_gpu = p.tflops_per_gpu;
@@ -76,8 +132,23 @@ PublishedValidation validate_published(const std::function<Json(const std::strin
     v.rows.push_back(row);
   }
   // The target: the prediction and calibration rows (the two layouts of
-  // shared/reference/measurements.md, the overlap run and the 128K
-  // context-parallel run); reference rows are not part of it.
+  // shared/reference/measurements.md, the overlap run and the long-context
+  // table); reference rows are not part of it.
+  // What routing imbalance costs, per length: the dropless step over the
+  // forced-balance one, published against predicted.
+  const size_t rows = std::size(kQwen3);
+  for (size_t forced = 0; forced < rows; ++forced) {
+    if (!kQwen3[forced].forced_balance) continue;
+    for (size_t dropless = 0; dropless < rows; ++dropless) {
+      if (kQwen3[dropless].forced_balance || seq_lens[dropless] != seq_lens[forced] ||
+          std::string(kQwen3[dropless].example) != kQwen3[forced].example) {
+        continue;
+      }
+      v.imbalance.push_back({seq_lens[forced],
+                             kQwen3[forced].tflops_per_gpu / kQwen3[dropless].tflops_per_gpu,
+                             predicted[dropless] / predicted[forced]});
+    }
+  }
   if (std::isfinite(worst)) v.max_abs_error = worst;
   v.within_20_percent = worst <= 0.2;
   v.faster_layout_ranked_faster = predicted[1] < predicted[0];

@@ -10,10 +10,15 @@
 // and which of the two is faster, are predictions. Two more runs of the same
 // table (TP4 EP8 PP8 VPP4; EP8 with FSDP) are shown as "reference" rows: not
 // part of the target, there to show where the model is and is not accurate.
-// The last row, from the readme's long-context table (128K tokens, context
-// parallelism 8), is a prediction: its step time is derived from the
-// published TFLOPS with Megatron-LM's FLOP count (published.cpp).
+// The readme's long-context table (TP4 EP8 PP8 VPP4, 16K-128K tokens with
+// context parallelism 1-8, each dropless and with forced balance) gives
+// eight more predictions: their step times are derived from the published
+// TFLOPS with Megatron-LM's FLOP count (published.cpp). The forced-balance
+// rows (uniform routing) test the model apart from routing skew; each
+// length's pair shows what imbalance costs, published against predicted
+// with the example's generator.
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -34,12 +39,19 @@ struct PublishedComparison {
   std::optional<double> predicted_step_time_s, predicted_tflops_per_gpu, error;
 };
 
+// The dropless step time over the forced-balance one at one sequence length.
+struct ImbalanceCost {
+  int64_t seq_len = 0;
+  double published = 0, predicted = 0;
+};
+
 struct PublishedValidation {
   std::string source;
   std::string calibrated_parameter, calibrated_on;
   double calibrated_value = 0;
   std::vector<PublishedComparison> rows;
-  std::optional<double> max_abs_error;  // over the target rows; empty if one did not run
+  std::vector<ImbalanceCost> imbalance;  // one per length with both rows
+  std::optional<double> max_abs_error;   // over the target rows; empty if one did not run
   bool within_20_percent = false;
   bool faster_layout_ranked_faster = false;
 };
