@@ -45,6 +45,15 @@ class ComputeCostModel {
   }
 
   virtual double launch_overhead_seconds() const = 0;
+
+  // Quantizing `elements` BF16 values to FP8 with one FP32 scale per 128 of
+  // them, the fine-grained casts in front of an FP8 GEMM (DeepSeek-V3 report
+  // 3.3.2; SGLang per_token_group_quant_fp8, DeepSeek's training trace
+  // per_token_cast_to_fp8 / per_channel_cast_and_transpose): one pass reading
+  // 2 bytes and writing 1 + 4/128 per element.
+  double fp8_cast_seconds(double elements) const {
+    return elements > 0 ? memory_bound_seconds(elements * (2 + 1 + 4.0 / 128)) : 0;
+  }
 };
 
 }  // namespace moesim::hw

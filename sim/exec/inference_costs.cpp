@@ -248,8 +248,7 @@ double InferenceCostModel::expert_seconds(const RoutingSample& rs, int rank,
 // apply_w8a8_block_fp8_linear, layers/quantization/fp8_utils.py): a
 // memory-bound pass reading BF16 and writing FP8 plus an FP32 scale per group.
 double InferenceCostModel::input_quant_seconds(double elements) const {
-  if (weight_dtype_ != hw::DType::kFp8 || elements <= 0) return 0;
-  return cost_.memory_bound_seconds(elements * (element_bytes(hw::DType::kBf16) + 1 + 4.0 / 128));
+  return weight_dtype_ == hw::DType::kFp8 ? cost_.fp8_cast_seconds(elements) : 0;
 }
 
 double InferenceCostModel::all_to_all_seconds(const RoutingSample& rs, bool combine,

@@ -22,28 +22,38 @@ LayerCostModel::LayerCostModel(const ModelShape& model, const ParallelConfig& pa
 // writes their product): memory-bound.
 double LayerCostModel::ffn_activation_seconds(int64_t tokens, int64_t width) const {
   const int64_t w = width / parallel_.tp;
-  const double elt = hw::bytes_per_element(workload_.compute_dtype);
+  const double elt = hw::bytes_per_element(workload_.tensor_dtype());
   return cost_.memory_bound_seconds(tokens * (model_.swiglu ? 3.0 : 2.0) * w * elt);
 }
 
-double LayerCostModel::ffn_seconds(int64_t tokens, int64_t width, bool backward) const {
+LayerCostModel::Fp8Casts LayerCostModel::fp8_casts(double rows, double inputs_per_row,
+                                                   double outputs_per_row) const {
+  if (workload_.compute_dtype != hw::DType::kFp8) return {};
+  // Forward quantizes each GEMM's input; backward the output gradient for the
+  // data-gradient GEMM, and both along the token dimension (cast and
+  // transpose) for the weight-gradient GEMM.
+  return {cost_.fp8_cast_seconds(rows * inputs_per_row),
+          cost_.fp8_cast_seconds(rows * outputs_per_row),
+          cost_.fp8_cast_seconds(rows * (inputs_per_row + outputs_per_row))};
+}
+
+LayerCostModel::FfnSeconds LayerCostModel::ffn_seconds(int64_t tokens, int64_t width) const {
   const hw::DType dt = workload_.compute_dtype;
-  const int64_t w = width / parallel_.tp;
-  double s = ffn_activation_seconds(tokens, width);
-  if (model_.swiglu) {
-    s += cost_.gemm_seconds(tokens, 2 * w, model_.hidden, dt);
-  } else {
-    s += cost_.gemm_seconds(tokens, w, model_.hidden, dt);
-  }
-  s += cost_.gemm_seconds(tokens, model_.hidden, w, dt);
-  // Backward: data gradient and weight gradient GEMMs, each as costly as the
-  // forward GEMM, plus the activation's backward.
-  return backward ? 2 * s : s;
+  const int64_t w = width / parallel_.tp, up = model_.swiglu ? 2 * w : w;
+  FfnSeconds f;
+  f.activation = ffn_activation_seconds(tokens, width);
+  f.gemms = cost_.gemm_seconds(tokens, up, model_.hidden, dt) +
+            cost_.gemm_seconds(tokens, model_.hidden, w, dt);
+  // Up-projection: hidden in, up out; down-projection: w in, hidden out.
+  f.casts = fp8_casts(static_cast<double>(tokens), static_cast<double>(model_.hidden + w),
+                      static_cast<double>(up + model_.hidden));
+  return f;
 }
 
 void LayerCostModel::price_layer_kernels() {
-  const hw::DType dt = workload_.compute_dtype;
-  const double elt = hw::bytes_per_element(dt);
+  const hw::DType dt = workload_.compute_dtype;       // the linear layers' GEMMs
+  const hw::DType tensor = workload_.tensor_dtype();  // everything else
+  const double elt = hw::bytes_per_element(tensor);
   // Tokens of one micro-batch on this GPU's context-parallel rank.
   const int64_t T = workload_.seq_len / parallel_.cp * parallel_.micro_batch_size,
                 h = model_.hidden;
@@ -52,6 +62,8 @@ void LayerCostModel::price_layer_kernels() {
   const double norm = 2 * cost_.memory_bound_seconds(2.0 * T_norm * h * elt);  // two norms
   double proj_in = 0, proj_out = 0, core_flops = 0, core_bytes = 0;
   double q_width = 0, kv_width = 0, o_width = 0;  // per token on this GPU (elements)
+  // The projections' GEMM inputs and outputs per token (FP8 casts).
+  double in_inputs = 0, in_outputs = 0, out_inputs = 0;
   const double causal = 0.5;  // causal masking halves the score and value products
   const double seq = static_cast<double>(workload_.seq_len);
   if (model_.is_mla()) {
@@ -65,6 +77,15 @@ void LayerCostModel::price_layer_kernels() {
         cost_.gemm_seconds(T, model_.heads * (model_.qk_nope_head_dim + model_.v_head_dim) / t,
                            model_.kv_lora_rank, dt);
     proj_out += cost_.gemm_seconds(T, h, model_.heads * model_.v_head_dim / t, dt);
+    const double q_out = static_cast<double>(model_.heads) * qk / t,
+                 kv_a = static_cast<double>(model_.kv_lora_rank + model_.qk_rope_head_dim),
+                 kv_b = static_cast<double>(model_.heads) *
+                        (model_.qk_nope_head_dim + model_.v_head_dim) / t;
+    // The query and latent down-projections read the same hidden states: one
+    // cast serves both.
+    in_inputs = static_cast<double>(h + model_.q_lora_rank + model_.kv_lora_rank);
+    in_outputs = (model_.q_lora_rank > 0 ? model_.q_lora_rank + q_out : q_out) + kv_a + kv_b;
+    out_inputs = static_cast<double>(model_.heads) * model_.v_head_dim / t;
     core_flops = 2.0 * T * seq * causal * model_.heads / t * (qk + model_.v_head_dim);
     core_bytes = T * elt * model_.heads / t * (2.0 * qk + 2.0 * model_.v_head_dim);
     q_width = static_cast<double>(model_.heads) / t * qk;
@@ -74,6 +95,9 @@ void LayerCostModel::price_layer_kernels() {
     const int64_t hd = model_.head_dim;
     proj_in += cost_.gemm_seconds(T, (model_.heads + 2 * model_.kv_heads) * hd / t, h, dt);
     proj_out += cost_.gemm_seconds(T, h, model_.heads * hd / t, dt);
+    in_inputs = static_cast<double>(h);
+    in_outputs = static_cast<double>(model_.heads + 2 * model_.kv_heads) * hd / t;
+    out_inputs = static_cast<double>(model_.heads) * hd / t;
     core_flops = 4.0 * T * seq * causal * model_.heads / t * hd;
     core_bytes = T * elt * hd / t * (2.0 * model_.heads + 2.0 * model_.kv_heads);
     // KV heads are replicated when there are fewer than tp of them.
@@ -82,14 +106,18 @@ void LayerCostModel::price_layer_kernels() {
     kv_width = 2.0 * (kv >= t ? static_cast<double>(kv) / t : 1.0) * hd;
     o_width = q_width;
   }
+  const Fp8Casts cast_in = fp8_casts(static_cast<double>(T), in_inputs, in_outputs),
+                 cast_out = fp8_casts(static_cast<double>(T), out_inputs, static_cast<double>(h));
   const double proj = proj_in + proj_out;
-  const double core = cost_.fused_kernel_seconds(core_flops, core_bytes, dt);
+  // The core attention runs in BF16 under FP8 training too.
+  const double core = cost_.fused_kernel_seconds(core_flops, core_bytes, tensor);
   // Flash-attention backward does about 2.5x the forward's FLOPs (it recomputes
   // the scores): 5 matmuls against 2.
-  const double core_bwd = cost_.fused_kernel_seconds(2.5 * core_flops, 2.5 * core_bytes, dt);
-  kernels_.attention_wgrad = proj;
-  kernels_.attention_fwd = proj + core + norm;
-  kernels_.attention_bwd = 2 * proj + core_bwd + 2 * norm;
+  const double core_bwd = cost_.fused_kernel_seconds(2.5 * core_flops, 2.5 * core_bytes, tensor);
+  kernels_.attention_wgrad = proj + cast_in.wgrad + cast_out.wgrad;
+  kernels_.attention_fwd = proj + cast_in.forward + cast_out.forward + core + norm;
+  kernels_.attention_bwd = 2 * proj + cast_in.dgrad + cast_out.dgrad + cast_in.wgrad +
+                           cast_out.wgrad + core_bwd + 2 * norm;
   kernels_.norm_recompute = norm;
   if (parallel_.cp > 1) {
     // Ring attention (context_parallel.py AttnFuncWithCPAndKVP2P): cp steps of
@@ -97,33 +125,37 @@ void LayerCostModel::price_layer_kernels() {
     const int cp = parallel_.cp;
     const double bf16 = 2, fp32 = 4;
     cp_kv_block_bytes_ = static_cast<double>(T) * kv_width * bf16;
-    kernels_.attention_pre_fwd = norm + proj_in;
+    kernels_.attention_pre_fwd = norm + proj_in + cast_in.forward;
     // Each step reads the rank's Q and one K/V block and writes a partial O.
-    kernels_.attention_ring_step_fwd = cost_.fused_kernel_seconds(core_flops / cp, core_bytes, dt);
-    kernels_.attention_post_fwd =
-        proj_out + cost_.memory_bound_seconds(cp * T * o_width * (bf16 + 2 * fp32));
+    kernels_.attention_ring_step_fwd =
+        cost_.fused_kernel_seconds(core_flops / cp, core_bytes, tensor);
+    kernels_.attention_post_fwd = proj_out + cast_out.forward +
+                                  cost_.memory_bound_seconds(cp * T * o_width * (bf16 + 2 * fp32));
     kernels_.attention_ring_step_bwd =
-        cost_.fused_kernel_seconds(2.5 * core_flops / cp, 2.5 * core_bytes, dt) +
+        cost_.fused_kernel_seconds(2.5 * core_flops / cp, 2.5 * core_bytes, tensor) +
         cost_.memory_bound_seconds(T * (q_width * 2 * fp32 + kv_width * 3 * bf16));
-    kernels_.attention_post_bwd = 2 * proj_out;
-    kernels_.attention_pre_bwd = 2 * proj_in + 2 * norm;
-    kernels_.attention_pre_wgrad = proj_in;
-    kernels_.attention_post_wgrad = proj_out;
+    kernels_.attention_post_wgrad = proj_out + cast_out.wgrad;
+    kernels_.attention_post_bwd = proj_out + cast_out.dgrad + kernels_.attention_post_wgrad;
+    kernels_.attention_pre_wgrad = proj_in + cast_in.wgrad;
+    kernels_.attention_pre_bwd = proj_in + cast_in.dgrad + kernels_.attention_pre_wgrad + 2 * norm;
   }
-  kernels_.dense_act_recompute = ffn_activation_seconds(T, model_.dense_ffn);
-  kernels_.dense_fwd = ffn_seconds(T, model_.dense_ffn, false);
-  kernels_.dense_bwd = ffn_seconds(T, model_.dense_ffn, true);
-  kernels_.dense_wgrad = kernels_.dense_fwd - kernels_.dense_act_recompute;
+  const FfnSeconds dense = ffn_seconds(T, model_.dense_ffn);
+  kernels_.dense_act_recompute = dense.activation;
+  kernels_.dense_fwd = dense.forward();
+  kernels_.dense_bwd = dense.backward();
+  kernels_.dense_wgrad = dense.wgrad();
   if (model_.shared_ffn > 0) {
-    kernels_.shared_fwd = ffn_seconds(T, model_.shared_ffn, false);
-    kernels_.shared_bwd = ffn_seconds(T, model_.shared_ffn, true);
-    kernels_.shared_act_recompute = ffn_activation_seconds(T, model_.shared_ffn);
-    kernels_.shared_wgrad = kernels_.shared_fwd - kernels_.shared_act_recompute;
+    const FfnSeconds shared = ffn_seconds(T, model_.shared_ffn);
+    kernels_.shared_fwd = shared.forward();
+    kernels_.shared_bwd = shared.backward();
+    kernels_.shared_act_recompute = shared.activation;
+    kernels_.shared_wgrad = shared.wgrad();
   }
   const int64_t Tm = T / t;  // tokens entering the MoE block (sequence-parallel shard)
   const double copies = static_cast<double>(Tm) * model_.top_k;
+  // The router gate and the output head stay BF16 under FP8 training.
   kernels_.router_fwd =
-      cost_.gemm_seconds(Tm, model_.experts, h, dt) +
+      cost_.gemm_seconds(Tm, model_.experts, h, tensor) +
       cost_.memory_bound_seconds(Tm * model_.experts * 4.0 * 2) +  // softmax + top-k
       cost_.memory_bound_seconds(2 * copies * h * elt);            // permute
   kernels_.router_bwd = 2 * kernels_.router_fwd;
@@ -131,7 +163,7 @@ void LayerCostModel::price_layer_kernels() {
   kernels_.unpermute_bwd = 2 * kernels_.unpermute_fwd;
   kernels_.embedding_fwd = cost_.memory_bound_seconds(2.0 * T_norm * h * elt);
   kernels_.embedding_bwd = 2 * kernels_.embedding_fwd;
-  kernels_.head_wgrad = cost_.gemm_seconds(T, model_.vocab / t, h, dt);
+  kernels_.head_wgrad = cost_.gemm_seconds(T, model_.vocab / t, h, tensor);
   kernels_.head_fwd = kernels_.head_wgrad +
                       cost_.memory_bound_seconds(T * static_cast<double>(model_.vocab) / t * 4 * 2);
   kernels_.head_bwd = 2 * kernels_.head_fwd;
@@ -147,7 +179,7 @@ const std::vector<double>& LayerCostModel::expert_seconds(int moe_index, int sam
   const RoutingSample& rs = routing_[moe_index].samples[sample];
   const int local = rs.local_experts;
   const int chunks = parallel_.a2a_overlap_chunks;
-  const hw::DType dt = workload_.compute_dtype;
+  const hw::DType dt = workload_.compute_dtype, tensor = workload_.tensor_dtype();
   const int64_t f = model_.expert_ffn / parallel_.etp;
   std::vector<double> per_chunk(3 * static_cast<size_t>(chunks));
   std::vector<int64_t> m(local);
@@ -162,13 +194,22 @@ const std::vector<double>& LayerCostModel::expert_seconds(int moe_index, int sam
     int64_t routed = 0;
     for (int64_t x : m) routed += x;
     const int64_t up = model_.swiglu ? 2 * f : f;
-    const double act = cost_.memory_bound_seconds(routed * (up + f) * hw::bytes_per_element(dt));
+    const double act =
+        cost_.memory_bound_seconds(routed * (up + f) * hw::bytes_per_element(tensor));
     const double gemms = cost_.grouped_gemm_seconds(m, up, model_.hidden, dt) +
                          cost_.grouped_gemm_seconds(m, model_.hidden, f, dt);
-    const double s = gemms + act;
-    per_chunk[c] = backward ? 2 * s : s;
+    Fp8Casts casts = fp8_casts(static_cast<double>(routed), static_cast<double>(model_.hidden + f),
+                               static_cast<double>(up + model_.hidden));
+    // Tokens dispatched in FP8 reach the up-projection quantized already (its
+    // weight gradient still casts them along the tokens).
+    if (parallel_.dispatch_dtype == hw::DType::kFp8) {
+      casts.forward -= fp8_casts(static_cast<double>(routed), model_.hidden, 0).forward;
+    }
+    const double wgrad = gemms + casts.wgrad;
+    per_chunk[c] =
+        backward ? 2 * (gemms + act) + casts.dgrad + casts.wgrad : gemms + act + casts.forward;
     per_chunk[chunks + c] = act;
-    per_chunk[2 * chunks + c] = gemms;
+    per_chunk[2 * chunks + c] = wgrad;
   }
   cached = std::move(per_chunk);
   return cached;

@@ -7,6 +7,9 @@
 //
 // Backward kernels cost twice the forward GEMMs (data and weight gradients);
 // flash-attention backward about 2.5x its forward (it recomputes the scores).
+// FP8 training (workload dtype fp8, DeepSeek-V3's recipe) runs the linear
+// layers' GEMMs in FP8 and adds the casts that feed them (hw fp8_cast_seconds);
+// attention, norms, the router gate and the output head stay BF16.
 
 #include <cstdint>
 #include <vector>
@@ -78,8 +81,24 @@ class LayerCostModel {
                                             bool backward);
 
  private:
+  // FP8 casts around the GEMMs of a linear layer over `rows` tokens, given
+  // the GEMM inputs and outputs per token (zero unless the dtype is FP8).
+  struct Fp8Casts {
+    double forward = 0, dgrad = 0, wgrad = 0;
+  };
+  Fp8Casts fp8_casts(double rows, double inputs_per_row, double outputs_per_row) const;
+  // One dense or shared-expert FFN on `tokens`: its GEMMs, activation and
+  // casts; backward doubles GEMMs and activation (data and weight gradients).
+  struct FfnSeconds {
+    double gemms = 0, activation = 0;
+    Fp8Casts casts;
+    double forward() const { return gemms + activation + casts.forward; }
+    double wgrad() const { return gemms + casts.wgrad; }
+    double backward() const { return 2 * (gemms + activation) + casts.dgrad + casts.wgrad; }
+  };
+
   void price_layer_kernels();
-  double ffn_seconds(int64_t tokens, int64_t width, bool backward) const;
+  FfnSeconds ffn_seconds(int64_t tokens, int64_t width) const;
   double ffn_activation_seconds(int64_t tokens, int64_t width) const;
 
   const ModelShape& model_;

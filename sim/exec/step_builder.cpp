@@ -296,7 +296,7 @@ TaskId StepGraphBuilder::tp_before(int gpu, TaskLabel label, TaskId dep) {
   if (parallel_.tp == 1 || !parallel_.sequence_parallel) return dep;
   CollectiveDesc d{CollectiveOp::kAllGather};
   d.bytes = static_cast<double>(tokens_per_microbatch_) * model_.hidden *
-            hw::bytes_per_element(workload_.compute_dtype);
+            hw::bytes_per_element(workload_.tensor_dtype());
   return comm(gpu, Stream::kTpComm, Category::kTpComm, kTp, d, label, dep);
 }
 
@@ -305,7 +305,7 @@ TaskId StepGraphBuilder::tp_after(int gpu, TaskLabel label, TaskId dep) {
   CollectiveDesc d{parallel_.sequence_parallel ? CollectiveOp::kReduceScatter
                                                : CollectiveOp::kAllReduce};
   d.bytes = static_cast<double>(tokens_per_microbatch_) * model_.hidden *
-            hw::bytes_per_element(workload_.compute_dtype);
+            hw::bytes_per_element(workload_.tensor_dtype());
   return comm(gpu, Stream::kTpComm, Category::kTpComm, kTp, d, label, dep);
 }
 
@@ -433,7 +433,7 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
   const auto& expert = layer_costs_.expert_seconds(j, sample, position, bwd);
   const int chunks = parallel_.a2a_overlap_chunks;
   const uint32_t matrix = static_cast<uint32_t>(j * lr.samples.size() + sample);
-  const double elt = hw::bytes_per_element(workload_.compute_dtype);
+  const double elt = hw::bytes_per_element(workload_.tensor_dtype());
   CollectiveDesc dispatch{CollectiveOp::kAllToAllV};
   dispatch.matrix = matrix;
   dispatch.fraction = 1.0 / chunks;
@@ -577,7 +577,7 @@ void StepGraphBuilder::gather_layer_params(int gpu, int layer, TaskLabel label) 
   const double dense =
       model_.attention_params_per_layer +
       (moe ? model_.shared_expert_params + model_.router_params : model_.dense_ffn_params);
-  d.bytes = dense / parallel_.tp * hw::bytes_per_element(workload_.compute_dtype);
+  d.bytes = dense / parallel_.tp * hw::bytes_per_element(workload_.tensor_dtype());
   pending_dep_ = comm(gpu, Stream::kDpComm, Category::kDpComm, kDp, d, label);
 }
 
@@ -939,7 +939,7 @@ void StepGraphBuilder::emit_pipeline_transfers() {
   if (total == 1) return;
   const bool dualpipe = parallel_.moe_a2a_overlap == MoeA2aOverlap::kDualPipe;
   const double bytes = static_cast<double>(tokens_per_microbatch_) * model_.hidden *
-                       hw::bytes_per_element(workload_.compute_dtype) /
+                       hw::bytes_per_element(workload_.tensor_dtype()) /
                        (parallel_.sequence_parallel ? parallel_.tp : 1);
   std::map<std::pair<int, int>, uint32_t> p2p_groups;
   auto group_of = [&](int a, int b) {
@@ -1065,9 +1065,9 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
   if (reduce_scatter && parallel_.zero_stage < 3 && !parallel_.overlap_param_gather) {
     // Updated parameter shards are gathered before the next step can start.
     CollectiveDesc d{CollectiveOp::kAllGather};
-    d.bytes = dense_local * hw::bytes_per_element(workload_.compute_dtype);
+    d.bytes = dense_local * hw::bytes_per_element(workload_.tensor_dtype());
     if (parallel_.dense_dp() > 1) comm(gpu, Stream::kDpComm, Category::kDpComm, kDp, d, label, opt);
-    d.bytes = expert_local * hw::bytes_per_element(workload_.compute_dtype);
+    d.bytes = expert_local * hw::bytes_per_element(workload_.tensor_dtype());
     if (parallel_.expert_dp() > 1)
       comm(gpu, Stream::kDpComm, Category::kDpComm, kEdp, d, label, opt);
   }

@@ -162,6 +162,14 @@ struct TrainingWorkload {
   int steps = 1;
   hw::DType compute_dtype = hw::DType::kBf16;
 
+  // The dtype tensors are kept and moved in. FP8 training (DeepSeek-V3
+  // report 3.3) runs only the linear layers' GEMMs in FP8, quantizing their
+  // operands on the fly; activations, gradients, attention, norms, the
+  // router gate and the output head stay BF16.
+  hw::DType tensor_dtype() const {
+    return compute_dtype == hw::DType::kFp8 ? hw::DType::kBf16 : compute_dtype;
+  }
+
   int64_t microbatches(const ParallelConfig& p) const {
     return global_batch / (static_cast<int64_t>(p.dp) * p.micro_batch_size);
   }

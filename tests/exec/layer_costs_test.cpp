@@ -1,0 +1,121 @@
+// FP8 training's kernel prices (DeepSeek-V3 report 3.3): the linear layers'
+// GEMMs run in FP8 behind casts of their operands; attention, the router gate
+// and the output head stay BF16. Closed forms against the same layer in BF16.
+
+#include <catch2/catch.hpp>
+
+#include "sim/exec/layer_costs.h"
+#include "tests/exec/test_costs.h"
+
+namespace moesim::exec {
+namespace {
+
+using testing::even_routing;
+using testing::tiny_moe;
+
+constexpr double kFlops = 1e14, kBytesPerS = 1e12;
+
+// GEMMs twice as fast in FP8 as in BF16 (as on Hopper); everything else at
+// one rate whatever the dtype.
+class DtypeCost : public hw::ComputeCostModel {
+ public:
+  double gemm_seconds(int64_t m, int64_t n, int64_t k, hw::DType dt) const override {
+    return 2.0 * m * n * k / (dt == hw::DType::kFp8 ? 2 * kFlops : kFlops);
+  }
+  double grouped_gemm_seconds(std::span<const int64_t> m, int64_t n, int64_t k,
+                              hw::DType dt) const override {
+    double s = 0;
+    for (int64_t x : m) s += gemm_seconds(x, n, k, dt);
+    return s;
+  }
+  double memory_bound_seconds(double bytes) const override { return bytes / kBytesPerS; }
+  double fused_kernel_seconds(double flops, double bytes, hw::DType dt) const override {
+    return std::max(flops / (dt == hw::DType::kFp8 ? 2 * kFlops : kFlops), bytes / kBytesPerS);
+  }
+  double launch_overhead_seconds() const override { return 0; }
+};
+
+// One FP8 cast of `elements` BF16 values: 2 bytes read, 1 + 4/128 written.
+double cast(double elements) {
+  return elements * (3 + 1.0 / 32) / kBytesPerS;
+}
+
+struct Priced {
+  LayerKernelSeconds kernels;
+  std::vector<double> expert_fwd, expert_bwd;
+};
+
+Priced price(hw::DType dtype, hw::DType dispatch) {
+  static const DtypeCost cost;
+  const ModelShape m = tiny_moe(1);
+  ParallelConfig p;
+  p.ep = 2;
+  p.dp = 2;
+  p.dispatch_dtype = dispatch;
+  TrainingWorkload w;
+  w.seq_len = 256;
+  w.global_batch = 2;
+  w.compute_dtype = dtype;
+  std::vector<LayerRouting> routing(1);
+  routing[0].samples.push_back(even_routing(p.ep, m.experts, 256, m.top_k));
+  LayerCostModel layer(m, p, w, routing, cost);
+  return {layer.kernels(), layer.expert_seconds(0, 0, 0, false),
+          layer.expert_seconds(0, 0, 0, true)};
+}
+
+TEST_CASE("FP8 training adds the casts of each linear layer and keeps the rest BF16",
+          "[exec][fp8]") {
+  const ModelShape m = tiny_moe(1);
+  const double T = 256, h = m.hidden, heads_hd = m.heads * m.head_dim;
+  const Priced bf16 = price(hw::DType::kBf16, hw::DType::kBf16);
+  const Priced fp8 = price(hw::DType::kFp8, hw::DType::kBf16);
+  const auto gemm = [](double rows, double n, double k) { return 2 * rows * n * k / kFlops; };
+
+  // Router gate and output head: BF16 in both (no vocabulary here, so the
+  // router alone). Its permutation moves BF16 tokens in both.
+  CHECK(fp8.kernels.router_fwd == Approx(bf16.kernels.router_fwd).epsilon(1e-12));
+
+  // Attention: the projections run at the FP8 rate (half the time), the core
+  // attention and the norms at BF16's; the casts in front: QKV reads the
+  // hidden state, the output projection the heads' values.
+  const double qkv_out = (m.heads + 2 * m.kv_heads) * m.head_dim;
+  const double proj = gemm(T, qkv_out, h) + gemm(T, h, heads_hd);
+  CHECK(fp8.kernels.attention_fwd - bf16.kernels.attention_fwd ==
+        Approx(-proj / 2 + cast(T * h) + cast(T * heads_hd)).epsilon(1e-9));
+  // Weight gradients: both operands of each GEMM cast along the tokens.
+  const double wgrad_casts = cast(T * (h + qkv_out)) + cast(T * (heads_hd + h));
+  CHECK(fp8.kernels.attention_wgrad - bf16.kernels.attention_wgrad ==
+        Approx(-proj / 2 + wgrad_casts).epsilon(1e-9));
+  // Backward: data and weight gradients, plus the output gradients' casts.
+  CHECK(fp8.kernels.attention_bwd - bf16.kernels.attention_bwd ==
+        Approx(-proj + cast(T * qkv_out) + cast(T * h) + wgrad_casts).epsilon(1e-9));
+
+  // A dense FFN (SwiGLU, width 4,096): up reads the hidden state and writes
+  // 2 x 4,096; down reads 4,096 and writes the hidden state.
+  const double w = m.dense_ffn, up = 2 * w;
+  const double ffn = gemm(T, up, h) + gemm(T, h, w);
+  CHECK(fp8.kernels.dense_fwd - bf16.kernels.dense_fwd ==
+        Approx(-ffn / 2 + cast(T * (h + w))).epsilon(1e-9));
+  CHECK(fp8.kernels.dense_wgrad - bf16.kernels.dense_wgrad ==
+        Approx(-ffn / 2 + cast(T * (h + w + up + h))).epsilon(1e-9));
+  CHECK(fp8.kernels.dense_bwd - bf16.kernels.dense_bwd ==
+        Approx(-ffn + cast(T * (up + h)) + cast(T * (h + w + up + h))).epsilon(1e-9));
+  // The activation between the GEMMs reads and writes BF16 in both.
+  CHECK(fp8.kernels.dense_act_recompute == bf16.kernels.dense_act_recompute);
+
+  // Routed experts on EP rank 0: 256 tokens x top-2 from each of 2 ranks,
+  // all its 4 experts evenly (1,024 rows).
+  const double rows = 2 * 256 * m.top_k / 2, f = m.expert_ffn, eup = 2 * f;
+  const double experts = gemm(rows, eup, h) + gemm(rows, h, f);
+  CHECK(fp8.expert_fwd[0] - bf16.expert_fwd[0] ==
+        Approx(-experts / 2 + cast(rows * (h + f))).epsilon(1e-9));
+  CHECK(fp8.expert_bwd[2] - bf16.expert_bwd[2] ==
+        Approx(-experts / 2 + cast(rows * (h + f + eup + h))).epsilon(1e-9));
+  // Tokens dispatched in FP8 reach the up-projection already quantized.
+  const Priced fp8_dispatch = price(hw::DType::kFp8, hw::DType::kFp8);
+  CHECK(fp8.expert_fwd[0] - fp8_dispatch.expert_fwd[0] == Approx(cast(rows * h)).epsilon(1e-9));
+  CHECK(fp8_dispatch.expert_bwd[0] == Approx(fp8.expert_bwd[0]).epsilon(1e-12));
+}
+
+}  // namespace
+}  // namespace moesim::exec
