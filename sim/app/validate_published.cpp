@@ -15,6 +15,43 @@
 namespace moesim::cli {
 namespace {
 
+OrderedJson optional_number(const std::optional<double>& value) {
+  return value ? OrderedJson(*value) : OrderedJson(nullptr);
+}
+
+OrderedJson production_json(const explore::ProductionComparison& c) {
+  OrderedJson out;
+  out["source"] = c.source;
+  out["scenario"] = c.scenario;
+  out["row"] = c.row;
+  out["published_gpu_hours_per_trillion_tokens"] = c.published_gpu_hours_per_trillion_tokens;
+  out["published_step_time_s"] = c.published_step_time_s;
+  out["status"] = c.status;
+  out["predicted_step_time_s"] = optional_number(c.predicted_step_time_s);
+  out["predicted_gpu_hours_per_trillion_tokens"] =
+      optional_number(c.predicted_gpu_hours_per_trillion_tokens);
+  out["error"] = optional_number(c.error);
+  out["role"] = "reference";
+  return out;
+}
+
+void print_production(const explore::ProductionComparison& c) {
+  std::cout << "\n" << c.source << "\n";
+  std::cout << fmt::format("  {:<52} {:>10} {:>10} {:>8}  {}\n", "row", "published", "predicted",
+                           "error", "role");
+  std::cout << fmt::format(
+      "  {:<52} {:>9.1f}s {:>10} {:>8}  reference\n", c.row, c.published_step_time_s,
+      c.predicted_step_time_s ? fmt::format("{:.1f}s", *c.predicted_step_time_s) : c.status,
+      c.error ? fmt::format("{:+.1f}%", 100 * *c.error) : std::string("-"));
+  if (c.predicted_gpu_hours_per_trillion_tokens) {
+    std::cout << fmt::format(
+        "  H800 GPU hours per trillion tokens: published {:.0f}K (a whole-run average), predicted "
+        "{:.1f}K\n",
+        c.published_gpu_hours_per_trillion_tokens / 1e3,
+        *c.predicted_gpu_hours_per_trillion_tokens / 1e3);
+  }
+}
+
 OrderedJson validation_json(const explore::PublishedValidation& v) {
   OrderedJson out;
   out["source"] = v.source;
@@ -48,6 +85,7 @@ OrderedJson validation_json(const explore::PublishedValidation& v) {
   out["max_abs_error"] = v.max_abs_error ? OrderedJson(*v.max_abs_error) : OrderedJson(nullptr);
   out["within_20_percent"] = v.within_20_percent;
   out["faster_layout_ranked_faster"] = v.faster_layout_ranked_faster;
+  out["production"] = production_json(v.production);
   return out;
 }
 
@@ -199,6 +237,7 @@ int validate_published_main(const Args& args) {
       "  target (prediction and calibration rows): within 20%: {}   faster layout ranked faster: "
       "{}\n",
       v.within_20_percent ? "yes" : "no", v.faster_layout_ranked_faster ? "yes" : "no");
+  print_production(v.production);
   print_comm(comm);
   print_serving(serving);
   return 0;

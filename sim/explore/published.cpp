@@ -92,6 +92,39 @@ std::string row_scenario_name(const Published& p) {
   return name;
 }
 
+ProductionComparison deepseek_v3_production(
+    const std::function<Json(const std::string&)>& example) {
+  constexpr const char* kExample = "deepseek-v3-h800-2048gpu-dualpipe.json";
+  constexpr double kGpuHoursPerTrillionTokens = 180e3, kGpus = 2048;
+  ProductionComparison c;
+  c.source =
+      "DeepSeek-V3 pre-training on 2,048 H800 (DeepSeek-V3 technical report, arXiv:2412.19437, "
+      "section 1: 180K H800 GPU hours per trillion tokens)";
+  c.scenario = std::string("examples/") + kExample;
+  c.row = "DeepSeek-V3 DualPipe PP16 EP64 DP128, GBS 15360";
+  c.published_gpu_hours_per_trillion_tokens = kGpuHoursPerTrillionTokens;
+  const Json doc = example(kExample);
+  const double tokens_per_step =
+      doc["workload"]["global_batch"].get<double>() * doc["workload"]["seq_len"].get<double>();
+  // GPU hours per token x tokens per step, over the GPUs: 19.9 s at
+  // 15,360 x 4,096 tokens.
+  const auto seconds_per_step = [&](double gpu_hours_per_trillion) {
+    return gpu_hours_per_trillion * 3600 / 1e12 * tokens_per_step / kGpus;
+  };
+  c.published_step_time_s = seconds_per_step(kGpuHoursPerTrillionTokens);
+  const scenario::TrainingRun run = scenario::run_training(doc);
+  if (!run.metrics) {
+    c.status = "out_of_memory";
+    return c;
+  }
+  c.status = "ok";
+  const double t = run.metrics->step_time_s;
+  c.predicted_step_time_s = t;
+  c.predicted_gpu_hours_per_trillion_tokens = t * kGpus / 3600 / tokens_per_step * 1e12;
+  c.error = t / c.published_step_time_s - 1;
+  return c;
+}
+
 }  // namespace
 
 PublishedValidation validate_published(const std::function<Json(const std::string&)>& example) {
@@ -152,6 +185,7 @@ PublishedValidation validate_published(const std::function<Json(const std::strin
   if (std::isfinite(worst)) v.max_abs_error = worst;
   v.within_20_percent = worst <= 0.2;
   v.faster_layout_ranked_faster = predicted[1] < predicted[0];
+  v.production = deepseek_v3_production(example);
   return v;
 }
 

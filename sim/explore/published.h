@@ -45,6 +45,19 @@ struct ImbalanceCost {
   double published = 0, predicted = 0;
 };
 
+// DeepSeek-V3's own pre-training, as its technical report states it
+// (arXiv:2412.19437, section 1: "each trillion tokens requires only 180K H800
+// GPU hours, i.e., 3.7 days on our cluster with 2048 H800 GPUs"), against
+// the 2,048-GPU DualPipe example. A production average (the whole run, MTP
+// module included), shown as a reference outside the target.
+struct ProductionComparison {
+  std::string source, scenario, row;
+  double published_gpu_hours_per_trillion_tokens = 0;
+  double published_step_time_s = 0;  // the same figure per step of the example's batch
+  std::string status;                // the report's status
+  std::optional<double> predicted_step_time_s, predicted_gpu_hours_per_trillion_tokens, error;
+};
+
 struct PublishedValidation {
   std::string source;
   std::string calibrated_parameter, calibrated_on;
@@ -54,6 +67,7 @@ struct PublishedValidation {
   std::optional<double> max_abs_error;   // over the target rows; empty if one did not run
   bool within_20_percent = false;
   bool faster_layout_ranked_faster = false;
+  ProductionComparison production;
 };
 
 // `example(file)` returns one of examples/*.json.
