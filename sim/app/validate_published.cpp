@@ -52,28 +52,56 @@ void print_production(const explore::ProductionComparison& c) {
   }
 }
 
+OrderedJson comparison_json(const explore::PublishedComparison& c) {
+  OrderedJson row;
+  row["scenario"] = c.scenario;
+  row["layout"] = c.layout;
+  row["published_step_time_s"] = c.published_step_time_s;
+  row["published_tflops_per_gpu"] = c.published_tflops_per_gpu;
+  row["role"] = c.role;
+  if (!c.predicted_step_time_s) {
+    row["predicted_step_time_s"] = nullptr;
+    row["error"] = nullptr;
+    row["status"] = c.status;
+  } else {
+    row["predicted_step_time_s"] = *c.predicted_step_time_s;
+    row["predicted_tflops_per_gpu"] = *c.predicted_tflops_per_gpu;
+    row["error"] = *c.error;
+  }
+  return row;
+}
+
+// One row of a step-time table.
+void print_comparison(const explore::PublishedComparison& c) {
+  std::cout << fmt::format(
+      "  {:<52} {:>9.1f}s {:>10} {:>8}  {}\n", c.layout, c.published_step_time_s,
+      c.predicted_step_time_s ? fmt::format("{:.1f}s", *c.predicted_step_time_s) : c.status,
+      c.error ? fmt::format("{:+.1f}%", 100 * *c.error) : std::string("-"), c.role);
+}
+
+OrderedJson table_json(const explore::PublishedTable& t) {
+  OrderedJson out;
+  out["source"] = t.source;
+  OrderedJson rows = OrderedJson::array();
+  for (const explore::PublishedComparison& c : t.rows) rows.push_back(comparison_json(c));
+  out["rows"] = rows;
+  out["max_abs_error"] = t.max_abs_error;
+  return out;
+}
+
+void print_table(const explore::PublishedTable& t) {
+  std::cout << "\n" << t.source << "\n";
+  std::cout << fmt::format("  {:<52} {:>10} {:>10} {:>8}  {}\n", "layout", "published", "predicted",
+                           "error", "role");
+  for (const explore::PublishedComparison& c : t.rows) print_comparison(c);
+  std::cout << fmt::format("  largest error: {:.1f}% (step time)\n", 100 * t.max_abs_error);
+}
+
 OrderedJson validation_json(const explore::PublishedValidation& v) {
   OrderedJson out;
   out["source"] = v.source;
   OrderedJson rows = OrderedJson::array();
-  for (const explore::PublishedComparison& c : v.rows) {
-    OrderedJson row;
-    row["scenario"] = c.scenario;
-    row["layout"] = c.layout;
-    row["published_step_time_s"] = c.published_step_time_s;
-    row["published_tflops_per_gpu"] = c.published_tflops_per_gpu;
-    row["role"] = c.role;
-    if (!c.predicted_step_time_s) {
-      row["predicted_step_time_s"] = nullptr;
-      row["error"] = nullptr;
-      row["status"] = c.status;
-    } else {
-      row["predicted_step_time_s"] = *c.predicted_step_time_s;
-      row["predicted_tflops_per_gpu"] = *c.predicted_tflops_per_gpu;
-      row["error"] = *c.error;
-    }
-    rows.push_back(row);
-  }
+  for (const explore::PublishedComparison& c : v.rows) rows.push_back(comparison_json(c));
   out["calibrated"] = {{v.calibrated_parameter, v.calibrated_value}, {"on", v.calibrated_on}};
   out["layouts"] = rows;
   OrderedJson imbalance = OrderedJson::array();
@@ -86,6 +114,7 @@ OrderedJson validation_json(const explore::PublishedValidation& v) {
   out["within_20_percent"] = v.within_20_percent;
   out["faster_layout_ranked_faster"] = v.faster_layout_ranked_faster;
   out["production"] = production_json(v.production);
+  out["megatron_bridge"] = table_json(v.bridge);
   return out;
 }
 
@@ -213,12 +242,7 @@ int validate_published_main(const Args& args) {
   std::cout << v.source << "\n";
   std::cout << fmt::format("  {:<52} {:>10} {:>10} {:>8}  {}\n", "layout", "published", "predicted",
                            "error", "role");
-  for (const explore::PublishedComparison& c : v.rows) {
-    std::cout << fmt::format(
-        "  {:<52} {:>9.1f}s {:>10} {:>8}  {}\n", c.layout, c.published_step_time_s,
-        c.predicted_step_time_s ? fmt::format("{:.1f}s", *c.predicted_step_time_s) : c.status,
-        c.error ? fmt::format("{:+.1f}%", 100 * *c.error) : std::string("-"), c.role);
-  }
+  for (const explore::PublishedComparison& c : v.rows) print_comparison(c);
   std::cout << fmt::format(
       "  calibration: {} = {:g} fitted on the DeepEP row; the all-to-all row and the ranking are "
       "predicted\n",
@@ -238,6 +262,7 @@ int validate_published_main(const Args& args) {
       "{}\n",
       v.within_20_percent ? "yes" : "no", v.faster_layout_ranked_faster ? "yes" : "no");
   print_production(v.production);
+  print_table(v.bridge);
   print_comm(comm);
   print_serving(serving);
   return 0;

@@ -81,6 +81,23 @@ assert abs(prod["published_step_time_s"] - 180e3 * 3600 / 1e12 * 15360 * 4096 / 
 assert abs(prod["predicted_gpu_hours_per_trillion_tokens"] -
            prod["predicted_step_time_s"] * 2048 / 3600 / (15360 * 4096) * 1e12) < 1e-6, prod
 assert -0.7 < prod["error"] < 0, prod
+# Megatron-Bridge's force-balanced DGX-H100 rows (docs/performance-summary-
+# archive.md): step time = GBS x seq_len / (tokens/s/GPU x GPUs). DeepSeek-V3,
+# NeMo 25.09: 8,192 x 4,096 over 1,297 x 330 / 338 (blockwise FP8) x 1,024;
+# Qwen3-235B, 25.11: 2,048 x 4,096 over 1,575 x 256. Predictions; a guard
+# around where they stand (README: both fast, by 41% and 24%).
+bridge = v["megatron_bridge"]
+published = {r["layout"].split()[0]: r for r in bridge["rows"]}
+assert sorted(published) == ["DeepSeek-V3", "Qwen3-235B"], published.keys()
+assert abs(published["DeepSeek-V3"]["published_step_time_s"] -
+           8192 * 4096 / (1297 * 330 / 338 * 1024)) < 1e-9
+assert abs(published["Qwen3-235B"]["published_step_time_s"] - 2048 * 4096 / (1575 * 256)) < 1e-9
+for r in bridge["rows"]:
+    assert r["role"] == "prediction" and "routing.generator uniform" in r["scenario"], r
+    assert -0.6 < r["error"] < 0, r
+    err = r["predicted_step_time_s"] / r["published_step_time_s"] - 1
+    assert abs(r["error"] - err) < 1e-12, r
+assert bridge["max_abs_error"] == max(abs(r["error"]) for r in bridge["rows"])
 # Communication rows: DeepEP normal and NCCL within 15%, bottlenecks named.
 comm = v["communication"]
 for table in ("deepep_normal", "nccl"):
