@@ -34,7 +34,8 @@ struct LayerKernelSeconds {
   double embedding_fwd = 0, embedding_bwd = 0;
   double head_fwd = 0, head_bwd = 0;  // output projection + cross-entropy
   // The weight-gradient GEMMs inside each backward above (each as costly as
-  // its forward GEMM): what a backward that defers its weight gradients
+  // its forward GEMM, plus under FP8 the casts of its two operands along the
+  // tokens): what a backward that defers its weight gradients
   // (Megatron-Core's --delay-wgrad-compute, zero-bubble / DualPipe "W"
   // chunks) leaves for later. Router and embedding weight gradients stay in
   // their backward (a vocabulary scatter and a GEMM of width `experts`).
@@ -75,8 +76,8 @@ class LayerCostModel {
   // its etp peers. Entries [chunks, 2 chunks) hold each chunk's forward
   // activation alone: what selective recompute re-runs; entries [2 chunks,
   // 3 chunks) each chunk's weight-gradient GEMMs (part of its backward, as
-  // costly as its forward GEMMs). Computed once per (layer, sample,
-  // position, direction).
+  // costly as its forward GEMMs, plus their FP8 casts). Computed once per
+  // (layer, sample, position, direction).
   const std::vector<double>& expert_seconds(int moe_index, int sample, int ep_position,
                                             bool backward);
 
