@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -35,14 +37,25 @@ OrderedJson production_json(const explore::ProductionComparison& c) {
   return out;
 }
 
+// The step-time tables' header and rows: published and predicted seconds,
+// the error, the row's role.
+void print_step_header(const char* first_column) {
+  std::cout << fmt::format("  {:<52} {:>10} {:>10} {:>8}  {}\n", first_column, "published",
+                           "predicted", "error", "role");
+}
+void print_step_row(const std::string& name, double published_s,
+                    const std::optional<double>& predicted_s, const std::string& status,
+                    const std::optional<double>& error, const std::string& role) {
+  std::cout << fmt::format("  {:<52} {:>9.1f}s {:>10} {:>8}  {}\n", name, published_s,
+                           predicted_s ? fmt::format("{:.1f}s", *predicted_s) : status,
+                           error ? fmt::format("{:+.1f}%", 100 * *error) : std::string("-"), role);
+}
+
 void print_production(const explore::ProductionComparison& c) {
   std::cout << "\n" << c.source << "\n";
-  std::cout << fmt::format("  {:<52} {:>10} {:>10} {:>8}  {}\n", "row", "published", "predicted",
-                           "error", "role");
-  std::cout << fmt::format(
-      "  {:<52} {:>9.1f}s {:>10} {:>8}  reference\n", c.row, c.published_step_time_s,
-      c.predicted_step_time_s ? fmt::format("{:.1f}s", *c.predicted_step_time_s) : c.status,
-      c.error ? fmt::format("{:+.1f}%", 100 * *c.error) : std::string("-"));
+  print_step_header("row");
+  print_step_row(c.row, c.published_step_time_s, c.predicted_step_time_s, c.status, c.error,
+                 "reference");
   if (c.predicted_gpu_hours_per_trillion_tokens) {
     std::cout << fmt::format(
         "  H800 GPU hours per trillion tokens: published {:.0f}K (a whole-run average), predicted "
@@ -71,12 +84,9 @@ OrderedJson comparison_json(const explore::PublishedComparison& c) {
   return row;
 }
 
-// One row of a step-time table.
 void print_comparison(const explore::PublishedComparison& c) {
-  std::cout << fmt::format(
-      "  {:<52} {:>9.1f}s {:>10} {:>8}  {}\n", c.layout, c.published_step_time_s,
-      c.predicted_step_time_s ? fmt::format("{:.1f}s", *c.predicted_step_time_s) : c.status,
-      c.error ? fmt::format("{:+.1f}%", 100 * *c.error) : std::string("-"), c.role);
+  print_step_row(c.layout, c.published_step_time_s, c.predicted_step_time_s, c.status, c.error,
+                 c.role);
 }
 
 OrderedJson table_json(const explore::PublishedTable& t) {
@@ -91,8 +101,7 @@ OrderedJson table_json(const explore::PublishedTable& t) {
 
 void print_table(const explore::PublishedTable& t) {
   std::cout << "\n" << t.source << "\n";
-  std::cout << fmt::format("  {:<52} {:>10} {:>10} {:>8}  {}\n", "layout", "published", "predicted",
-                           "error", "role");
+  print_step_header("layout");
   for (const explore::PublishedComparison& c : t.rows) print_comparison(c);
   std::cout << fmt::format("  largest error: {:.1f}% (step time)\n", 100 * t.max_abs_error);
 }
@@ -240,8 +249,7 @@ int validate_published_main(const Args& args) {
     return 0;
   }
   std::cout << v.source << "\n";
-  std::cout << fmt::format("  {:<52} {:>10} {:>10} {:>8}  {}\n", "layout", "published", "predicted",
-                           "error", "role");
+  print_step_header("layout");
   for (const explore::PublishedComparison& c : v.rows) print_comparison(c);
   std::cout << fmt::format(
       "  calibration: {} = {:g} fitted on the DeepEP row; the all-to-all row and the ranking are "

@@ -17,22 +17,15 @@ constexpr double kFlops = 1e14, kBytesPerS = 1e12;
 
 // GEMMs twice as fast in FP8 as in BF16 (as on Hopper); everything else at
 // one rate whatever the dtype.
-class DtypeCost : public hw::ComputeCostModel {
+class DtypeCost : public testing::LinearCost {
  public:
+  DtypeCost() : LinearCost(kFlops, kBytesPerS) {}
   double gemm_seconds(int64_t m, int64_t n, int64_t k, hw::DType dt) const override {
-    return 2.0 * m * n * k / (dt == hw::DType::kFp8 ? 2 * kFlops : kFlops);
+    return LinearCost::gemm_seconds(m, n, k, dt) / (dt == hw::DType::kFp8 ? 2 : 1);
   }
-  double grouped_gemm_seconds(std::span<const int64_t> m, int64_t n, int64_t k,
-                              hw::DType dt) const override {
-    double s = 0;
-    for (int64_t x : m) s += gemm_seconds(x, n, k, dt);
-    return s;
-  }
-  double memory_bound_seconds(double bytes) const override { return bytes / kBytesPerS; }
   double fused_kernel_seconds(double flops, double bytes, hw::DType dt) const override {
     return std::max(flops / (dt == hw::DType::kFp8 ? 2 * kFlops : kFlops), bytes / kBytesPerS);
   }
-  double launch_overhead_seconds() const override { return 0; }
 };
 
 // One FP8 cast of `elements` BF16 values: 2 bytes read, 1 + 4/128 written.
