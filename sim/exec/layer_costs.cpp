@@ -64,6 +64,7 @@ void LayerCostModel::price_layer_kernels() {
   double q_width = 0, kv_width = 0, o_width = 0;  // per token on this GPU (elements)
   // The projections' GEMM inputs and outputs per token (FP8 casts).
   double in_inputs = 0, in_outputs = 0, out_inputs = 0;
+  double mla_assembly = 0;    // MLA: RoPE and the query/key/value assembly, one way
   const double causal = 0.5;  // causal masking halves the score and value products
   const double seq = static_cast<double>(workload_.seq_len);
   if (model_.is_mla()) {
@@ -86,6 +87,26 @@ void LayerCostModel::price_layer_kernels() {
     in_inputs = static_cast<double>(h + model_.q_lora_rank + model_.kv_lora_rank);
     in_outputs = (model_.q_lora_rank > 0 ? model_.q_lora_rank + q_out : q_out) + kv_a + kv_b;
     out_inputs = static_cast<double>(model_.heads) * model_.v_head_dim / t;
+    // After the up-projections, Megatron's fused MLA RoPE kernels
+    // (multi_latent_attention.py fused_apply_mla_rope_for_q / _kv) read q and
+    // kv (and the shared RoPE key) and write contiguous query, key and value;
+    // their backward moves as many bytes.
+    const double heads = static_cast<double>(model_.heads) / t, v = model_.v_head_dim,
+                 nope = model_.qk_nope_head_dim, rope = model_.qk_rope_head_dim;
+    mla_assembly =
+        cost_.memory_bound_seconds(T * elt * (heads * (qk + (nope + v) + qk + qk + v) + rope));
+    const double q_up = model_.q_lora_rank > 0
+                            ? cost_.gemm_seconds(T, model_.heads * qk / t, model_.q_lora_rank, dt)
+                            : cost_.gemm_seconds(T, model_.heads * qk / t, h, dt);
+    const double kv_up =
+        cost_.gemm_seconds(T, model_.heads * (model_.qk_nope_head_dim + model_.v_head_dim) / t,
+                           model_.kv_lora_rank, dt);
+    // mla_up_proj re-runs the up-projections (their inputs cast again under
+    // FP8) and the assembly.
+    const double up_inputs =
+        static_cast<double>(model_.q_lora_rank > 0 ? model_.q_lora_rank : h) + model_.kv_lora_rank;
+    kernels_.attention_recompute =
+        q_up + kv_up + fp8_casts(static_cast<double>(T), up_inputs, 0).forward + mla_assembly;
     core_flops = 2.0 * T * seq * causal * model_.heads / t * (qk + model_.v_head_dim);
     core_bytes = T * elt * model_.heads / t * (2.0 * qk + 2.0 * model_.v_head_dim);
     q_width = static_cast<double>(model_.heads) / t * qk;
@@ -115,9 +136,9 @@ void LayerCostModel::price_layer_kernels() {
   // the scores): 5 matmuls against 2.
   const double core_bwd = cost_.fused_kernel_seconds(2.5 * core_flops, 2.5 * core_bytes, tensor);
   kernels_.attention_wgrad = proj + cast_in.wgrad + cast_out.wgrad;
-  kernels_.attention_fwd = proj + cast_in.forward + cast_out.forward + core + norm;
+  kernels_.attention_fwd = proj + cast_in.forward + cast_out.forward + mla_assembly + core + norm;
   kernels_.attention_bwd = 2 * proj + cast_in.dgrad + cast_out.dgrad + cast_in.wgrad +
-                           cast_out.wgrad + core_bwd + 2 * norm;
+                           cast_out.wgrad + mla_assembly + core_bwd + 2 * norm;
   kernels_.norm_recompute = norm;
   if (parallel_.cp > 1) {
     // Ring attention (context_parallel.py AttnFuncWithCPAndKVP2P): cp steps of
@@ -125,7 +146,7 @@ void LayerCostModel::price_layer_kernels() {
     const int cp = parallel_.cp;
     const double bf16 = 2, fp32 = 4;
     cp_kv_block_bytes_ = static_cast<double>(T) * kv_width * bf16;
-    kernels_.attention_pre_fwd = norm + proj_in + cast_in.forward;
+    kernels_.attention_pre_fwd = norm + proj_in + cast_in.forward + mla_assembly;
     // Each step reads the rank's Q and one K/V block and writes a partial O.
     kernels_.attention_ring_step_fwd =
         cost_.fused_kernel_seconds(core_flops / cp, core_bytes, tensor);
@@ -137,10 +158,11 @@ void LayerCostModel::price_layer_kernels() {
     kernels_.attention_post_wgrad = proj_out + cast_out.wgrad;
     kernels_.attention_post_bwd = proj_out + cast_out.dgrad + kernels_.attention_post_wgrad;
     kernels_.attention_pre_wgrad = proj_in + cast_in.wgrad;
-    kernels_.attention_pre_bwd = proj_in + cast_in.dgrad + kernels_.attention_pre_wgrad + 2 * norm;
+    kernels_.attention_pre_bwd =
+        proj_in + cast_in.dgrad + kernels_.attention_pre_wgrad + mla_assembly + 2 * norm;
   }
   const FfnSeconds dense = ffn_seconds(T, model_.dense_ffn);
-  kernels_.dense_act_recompute = dense.activation;
+  kernels_.dense_recompute = dense.forward();
   kernels_.dense_fwd = dense.forward();
   kernels_.dense_bwd = dense.backward();
   kernels_.dense_wgrad = dense.wgrad();
@@ -148,7 +170,6 @@ void LayerCostModel::price_layer_kernels() {
     const FfnSeconds shared = ffn_seconds(T, model_.shared_ffn);
     kernels_.shared_fwd = shared.forward();
     kernels_.shared_bwd = shared.backward();
-    kernels_.shared_act_recompute = shared.activation;
     kernels_.shared_wgrad = shared.wgrad();
   }
   const int64_t Tm = T / t;  // tokens entering the MoE block (sequence-parallel shard)

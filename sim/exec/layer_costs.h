@@ -21,12 +21,17 @@ namespace moesim::exec {
 
 // Per-micro-batch kernel times of one layer on one GPU (seconds).
 struct LayerKernelSeconds {
-  double attention_fwd = 0, attention_bwd = 0;  // projections, core attention, norms
-  // Selective recompute (Megatron-Core's --recompute-modules layernorm,
-  // mlp/moe_act): the outputs of the two norms and of the FFN activation
-  // functions are not kept and are re-computed in backward.
-  double norm_recompute = 0;
-  double dense_act_recompute = 0, shared_act_recompute = 0;
+  // Projections, core attention, norms (and MLA's query/key assembly).
+  double attention_fwd = 0, attention_bwd = 0;
+  // Selective recompute (Megatron-Core's --recompute-modules layernorm mlp
+  // moe_act mla_up_proj), re-run in backward: the two norms; MLA's up-
+  // projections with their RoPE and query/key assembly (mla_up_proj
+  // checkpoints qkv_up_proj_and_rope_apply; 0 for other attention); the
+  // whole dense FFN (`mlp` checkpoints the dense MLP module; MoE layers'
+  // shared experts are a separate module and are not re-run). The routed
+  // experts' activation (moe_act) is in expert_seconds().
+  double norm_recompute = 0, attention_recompute = 0;
+  double dense_recompute = 0;
   double dense_fwd = 0, dense_bwd = 0;
   double shared_fwd = 0, shared_bwd = 0;
   double router_fwd = 0, router_bwd = 0;        // router GEMM, softmax/top-k, permutation

@@ -81,6 +81,16 @@ class StepGraphBuilder {
   void intern_groups();
   CollectiveId collective(GroupKind kind, int gpu, CollectiveDesc desc);
   TaskId compute(int gpu, Category c, double s, TaskLabel label, TaskId dep = kNoTask);
+  // Selective recompute's attention part, as a layer's backward begins: the
+  // norms, then (MLA) the up-projections and their assembly.
+  TaskId attention_recompute(int gpu, TaskLabel label, TaskId dep) {
+    const LayerKernelSeconds& k = layer_costs_.kernels();
+    dep = compute(gpu, Category::kAttention, k.norm_recompute, label, dep);
+    if (k.attention_recompute > 0) {
+      dep = compute(gpu, Category::kAttention, k.attention_recompute, label, dep);
+    }
+    return dep;
+  }
   TaskId comm(int gpu, Stream stream, Category c, GroupKind kind, CollectiveDesc desc,
               TaskLabel label, TaskId dep = kNoTask);
   // TP collective around a block: all-reduce, or with sequence parallelism an
@@ -493,7 +503,6 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
         if (!bwd) return compute(gpu, Category::kOther, k.unpermute_fwd, label, dep);
         TaskId x = compute(gpu, Category::kOther, k.router_bwd, label, dep);
         if (model_.shared_ffn > 0) {
-          if (recompute) compute(gpu, Category::kDense, k.shared_act_recompute, recompute_label);
           x = compute(gpu, Category::kDense, k.shared_bwd - (defer_wgrad ? k.shared_wgrad : 0),
                       label, x);
         }
@@ -513,8 +522,6 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
   TaskLabel recompute_label = label;
   recompute_label.phase = Phase::kRecompute;
   if (model_.shared_ffn > 0) {
-    if (recompute_act)
-      compute(gpu, Category::kDense, layer_costs_.kernels().shared_act_recompute, recompute_label);
     compute(gpu, Category::kDense,
             bwd ? layer_costs_.kernels().shared_bwd : layer_costs_.kernels().shared_fwd, label);
   }
@@ -604,9 +611,9 @@ TaskId StepGraphBuilder::emit_layer(int gpu, int layer, TaskLabel label, TaskId 
   const bool selective = selective_recompute(parallel_.recompute);
   TaskLabel r = label;
   r.phase = Phase::kRecompute;
-  // Both norms are re-run as the layer's backward begins.
-  if (selective)
-    x = compute(gpu, Category::kAttention, layer_costs_.kernels().norm_recompute, r, x);
+  // Both norms (and MLA's up-projections) are re-run as the layer's backward
+  // begins.
+  if (selective) x = attention_recompute(gpu, r, x);
   if (moe) {
     // selective_moe: the MoE layer's forward (all-to-alls included) re-runs
     // from its input before its backward.
@@ -614,8 +621,7 @@ TaskId StepGraphBuilder::emit_layer(int gpu, int layer, TaskLabel label, TaskId 
     x = emit_moe(gpu, layer, label, x);
   } else {
     x = tp_before(gpu, label, x);
-    if (selective)
-      x = compute(gpu, Category::kDense, layer_costs_.kernels().dense_act_recompute, r, x);
+    if (selective) x = compute(gpu, Category::kDense, layer_costs_.kernels().dense_recompute, r, x);
     x = compute(gpu, Category::kDense, layer_costs_.kernels().dense_bwd, label, x);
     x = tp_after(gpu, label, x);
   }
@@ -752,12 +758,13 @@ void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor&
       x = emit_moe(gpu, layer, label, x, stage);  // kPost: unpermute
     }
   } else if (stage == LayerStage::kPre) {
-    // Both norms are re-run as the layer's backward begins.
-    if (selective) x = compute(gpu, Category::kAttention, k.norm_recompute, recompute_label, x);
+    // Both norms (and MLA's up-projections) are re-run as the layer's
+    // backward begins.
+    if (selective) x = attention_recompute(gpu, recompute_label, x);
     if (moe) x = emit_moe(gpu, layer, label, x, stage);
   } else if (stage == LayerStage::kMlp) {
     x = tp_before(gpu, label, x);
-    if (selective) x = compute(gpu, Category::kDense, k.dense_act_recompute, recompute_label, x);
+    if (selective) x = compute(gpu, Category::kDense, k.dense_recompute, recompute_label, x);
     x = compute(gpu, Category::kDense, k.dense_bwd - k.dense_wgrad, label, x);
     if (!pass.defer_wgrad) compute(gpu, Category::kDense, k.dense_wgrad, wgrad_label);
     x = tp_after(gpu, label, x);

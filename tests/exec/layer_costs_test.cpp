@@ -11,6 +11,7 @@ namespace moesim::exec {
 namespace {
 
 using testing::even_routing;
+using testing::tiny_mla;
 using testing::tiny_moe;
 
 constexpr double kFlops = 1e14, kBytesPerS = 1e12;
@@ -38,9 +39,8 @@ struct Priced {
   std::vector<double> expert_fwd, expert_bwd;
 };
 
-Priced price(hw::DType dtype, hw::DType dispatch) {
+Priced price(hw::DType dtype, hw::DType dispatch, const ModelShape& m = tiny_moe(1)) {
   static const DtypeCost cost;
-  const ModelShape m = tiny_moe(1);
   ParallelConfig p;
   p.ep = 2;
   p.dp = 2;
@@ -93,8 +93,8 @@ TEST_CASE("FP8 training adds the casts of each linear layer and keeps the rest B
         Approx(-ffn / 2 + cast(T * (h + w + up + h))).epsilon(1e-9));
   CHECK(fp8.kernels.dense_bwd - bf16.kernels.dense_bwd ==
         Approx(-ffn + cast(T * (up + h)) + cast(T * (h + w + up + h))).epsilon(1e-9));
-  // The activation between the GEMMs reads and writes BF16 in both.
-  CHECK(fp8.kernels.dense_act_recompute == bf16.kernels.dense_act_recompute);
+  // Selective recompute re-runs the whole dense FFN (`mlp`), casts included.
+  CHECK(fp8.kernels.dense_recompute == Approx(fp8.kernels.dense_fwd).epsilon(1e-12));
 
   // Routed experts on EP rank 0: 256 tokens x top-2 from each of 2 ranks,
   // all its 4 experts evenly (1,024 rows).
@@ -108,6 +108,41 @@ TEST_CASE("FP8 training adds the casts of each linear layer and keeps the rest B
   const Priced fp8_dispatch = price(hw::DType::kFp8, hw::DType::kFp8);
   CHECK(fp8.expert_fwd[0] - fp8_dispatch.expert_fwd[0] == Approx(cast(rows * h)).epsilon(1e-9));
   CHECK(fp8_dispatch.expert_bwd[0] == Approx(fp8.expert_bwd[0]).epsilon(1e-12));
+}
+
+// Selective recompute's `mla_up_proj` (multi_latent_attention.py
+// qkv_up_proj_and_rope_apply) re-runs MLA's two up-projections and the fused
+// RoPE kernels that assemble query, key and value: they read q (heads x 192)
+// and kv (heads x 256, plus the 64-wide shared RoPE key) and write query
+// (192), key (192) and value (128) per head. The forward and backward pay that
+// assembly once each; other attention has nothing to re-run.
+TEST_CASE("MLA prices its RoPE assembly and selective recompute re-runs its up-projections",
+          "[exec][recompute]") {
+  const ModelShape m = tiny_mla(1);
+  const double T = 256, heads = m.heads, qk = 192, nope = 128, v = 128, rope = 64;
+  const Priced mla = price(hw::DType::kBf16, hw::DType::kBf16, m);
+  const double assembly = T * 2 * (heads * (qk + (nope + v) + qk + qk + v) + rope) / kBytesPerS;
+  const double up = 2 * T * heads * qk * m.q_lora_rank / kFlops +
+                    2 * T * heads * (nope + v) * m.kv_lora_rank / kFlops;
+  CHECK(mla.kernels.attention_recompute == Approx(up + assembly).epsilon(1e-9));
+  // Under FP8 the up-projections run at twice the rate behind casts of their
+  // latent inputs.
+  const Priced fp8 = price(hw::DType::kFp8, hw::DType::kBf16, m);
+  CHECK(fp8.kernels.attention_recompute ==
+        Approx(up / 2 + cast(T * (m.q_lora_rank + m.kv_lora_rank)) + assembly).epsilon(1e-9));
+  CHECK(price(hw::DType::kBf16, hw::DType::kBf16).kernels.attention_recompute == 0);
+  // The assembly is part of the attention's forward: the five projections,
+  // the core attention (causal, seq_len 256), the two norms and the assembly.
+  const double h = m.hidden;
+  const double proj =
+      2 * T *
+      (h * m.q_lora_rank + m.q_lora_rank * heads * qk + h * (m.kv_lora_rank + rope) +
+       m.kv_lora_rank * heads * (nope + v) + heads * v * h) /
+      kFlops;
+  const double core = std::max(2 * T * T * 0.5 * heads * (qk + v) / kFlops,
+                               T * 2 * heads * (2 * qk + 2 * v) / kBytesPerS);
+  const double norms = 2 * (2 * T * h * 2) / kBytesPerS;
+  CHECK(mla.kernels.attention_fwd == Approx(proj + core + norms + assembly).epsilon(1e-9));
 }
 
 }  // namespace
