@@ -69,14 +69,18 @@ void LayerCostModel::price_layer_kernels() {
   const double seq = static_cast<double>(workload_.seq_len);
   if (model_.is_mla()) {
     const int64_t qk = model_.qk_nope_head_dim + model_.qk_rope_head_dim;
-    proj_in += model_.q_lora_rank > 0
-                   ? cost_.gemm_seconds(T, model_.q_lora_rank, h, dt) +
-                         cost_.gemm_seconds(T, model_.heads * qk / t, model_.q_lora_rank, dt)
-                   : cost_.gemm_seconds(T, model_.heads * qk / t, h, dt);
-    proj_in += cost_.gemm_seconds(T, model_.kv_lora_rank + model_.qk_rope_head_dim, h, dt);
-    proj_in +=
+    // Down-projections to the latents, then up-projections to the heads
+    // (without a query latent the query is projected from the hidden state).
+    const int64_t q_latent = model_.q_lora_rank > 0 ? model_.q_lora_rank : h;
+    const double q_down =
+        model_.q_lora_rank > 0 ? cost_.gemm_seconds(T, model_.q_lora_rank, h, dt) : 0;
+    const double q_up = cost_.gemm_seconds(T, model_.heads * qk / t, q_latent, dt);
+    const double kv_down =
+        cost_.gemm_seconds(T, model_.kv_lora_rank + model_.qk_rope_head_dim, h, dt);
+    const double kv_up =
         cost_.gemm_seconds(T, model_.heads * (model_.qk_nope_head_dim + model_.v_head_dim) / t,
                            model_.kv_lora_rank, dt);
+    proj_in = q_down + q_up + kv_down + kv_up;
     proj_out += cost_.gemm_seconds(T, h, model_.heads * model_.v_head_dim / t, dt);
     const double q_out = static_cast<double>(model_.heads) * qk / t,
                  kv_a = static_cast<double>(model_.kv_lora_rank + model_.qk_rope_head_dim),
@@ -95,16 +99,9 @@ void LayerCostModel::price_layer_kernels() {
                  nope = model_.qk_nope_head_dim, rope = model_.qk_rope_head_dim;
     mla_assembly =
         cost_.memory_bound_seconds(T * elt * (heads * (qk + (nope + v) + qk + qk + v) + rope));
-    const double q_up = model_.q_lora_rank > 0
-                            ? cost_.gemm_seconds(T, model_.heads * qk / t, model_.q_lora_rank, dt)
-                            : cost_.gemm_seconds(T, model_.heads * qk / t, h, dt);
-    const double kv_up =
-        cost_.gemm_seconds(T, model_.heads * (model_.qk_nope_head_dim + model_.v_head_dim) / t,
-                           model_.kv_lora_rank, dt);
     // mla_up_proj re-runs the up-projections (their inputs cast again under
     // FP8) and the assembly.
-    const double up_inputs =
-        static_cast<double>(model_.q_lora_rank > 0 ? model_.q_lora_rank : h) + model_.kv_lora_rank;
+    const double up_inputs = static_cast<double>(q_latent + model_.kv_lora_rank);
     kernels_.attention_recompute =
         q_up + kv_up + fp8_casts(static_cast<double>(T), up_inputs, 0).forward + mla_assembly;
     core_flops = 2.0 * T * seq * causal * model_.heads / t * (qk + model_.v_head_dim);

@@ -82,12 +82,12 @@ Json row_scenario(const Published& p, const std::function<Json(const std::string
   return doc;
 }
 
-std::string row_scenario_name(const Published& p) {
+// How `doc` (row_scenario's) differs from the example, for the report.
+std::string row_scenario_name(const Published& p, const Json& doc) {
   std::string name = std::string("examples/") + p.example;
   if (p.seq_len > 0) {
-    const int64_t cp = p.seq_len / 16384;
-    name += fmt::format(" with workload.seq_len {}, parallel.cp {}, parallel.dp {}", p.seq_len, cp,
-                        8 / cp);
+    name += fmt::format(" with workload.seq_len {}, parallel.cp {}, parallel.dp {}", p.seq_len,
+                        doc["parallel"]["cp"].get<int64_t>(), doc["parallel"]["dp"].get<int64_t>());
   }
   if (p.forced_balance) name += ", routing.generator uniform";
   return name;
@@ -213,7 +213,7 @@ PublishedValidation validate_published(const std::function<Json(const std::strin
     seq_lens.push_back(doc["workload"]["seq_len"].get<int64_t>());
     const scenario::TrainingRun run = scenario::run_training(doc);
     PublishedComparison row;
-    row.scenario = row_scenario_name(p);
+    row.scenario = row_scenario_name(p, doc);
     row.layout = p.layout;
     row.published_step_time_s = p.step_time_s;
     row.published_tflops_per_gpu = p.tflops_per_gpu;
