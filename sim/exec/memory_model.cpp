@@ -431,7 +431,8 @@ MemoryEstimate estimate_memory(const ModelShape& m, const ParallelConfig& p,
     };
     mb.weights_bytes = 2 * shard(lp.dense, lp.experts, p.zero_stage >= 3);
     mb.gradients_bytes = 4 * shard(lp.dense, lp.experts, p.zero_stage >= 2);
-    mb.optimizer_bytes = 12 * shard(lp.dense, lp.experts, p.zero_stage >= 1);
+    mb.optimizer_bytes =
+        p.adam.state_bytes(w.compute_dtype) * shard(lp.dense, lp.experts, p.zero_stage >= 1);
     const StagePeak peak = stage_peak(m, p, w, stage, routed);
     mb.activations_bytes = peak.activations;
     mb.routed_tokens_bytes = peak.routed;

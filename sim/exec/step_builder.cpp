@@ -1046,8 +1046,7 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
   }
   if (embedding) dense_local += model_.embedding_params / parallel_.tp;
   if (output) dense_local += model_.output_params / parallel_.tp;
-  // Adam with FP32 master weights: read gradient, master weight, two moments;
-  // write master weight, two moments and the BF16 weight: ~30 bytes/parameter.
+  // Adam's step on this GPU's shard (AdamPrecision::step_bytes per parameter).
   const double shard_params =
       reduce_scatter ? dense_local / parallel_.dense_dp() + expert_local / parallel_.expert_dp()
                      : dense_local + expert_local;
@@ -1065,8 +1064,9 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
     for (TaskId r : reductions) step_.graph.depend(r, sum);
     reductions.push_back(sum);
   }
+  const double optimizer_bytes = shard_params * parallel_.adam.step_bytes(workload_.compute_dtype);
   const TaskId opt = step_.graph.add_compute(
-      gpu, Category::kOptimizer, seconds(cost_.memory_bound_seconds(shard_params * 30.0)), label);
+      gpu, Category::kOptimizer, seconds(cost_.memory_bound_seconds(optimizer_bytes)), label);
   for (TaskId r : reductions) step_.graph.depend(r, opt);
   last_compute_[gpu] = opt;
   if (reduce_scatter && parallel_.zero_stage < 3 && !parallel_.overlap_param_gather) {

@@ -103,6 +103,37 @@ enum class OffloadModule : uint8_t {
 //    backward (input gradients first, weight gradients later) around them.
 enum class MoeA2aOverlap { kNone, kOneFOneB, kDualPipe };
 
+// Adam's state per parameter, as Megatron-Core's distributed optimizer keeps
+// it (core/optimizer/optimizer_config.py, with Transformer Engine's FusedAdam).
+// By default an FP32 master weight and two FP32 moments. With
+// --use-precision-aware-optimizer the moments may be kept in 16 bits
+// (--exp-avg-dtype / --exp-avg-sq-dtype; DeepSeek-V3 keeps both in BF16,
+// report 3.3.3), and, in BF16 training, the master weight as the 16 bits its
+// BF16 copy lacks (store_param_remainders, default on; distrib_optimizer.py
+// allocates it as int16; FP8 recipes keep the full FP32 master).
+struct AdamPrecision {
+  bool precision_aware = false;
+  hw::DType exp_avg = hw::DType::kFp32;
+  hw::DType exp_avg_sq = hw::DType::kFp32;
+  bool store_param_remainders = true;
+
+  double master_bytes(hw::DType compute) const {
+    return precision_aware && store_param_remainders && compute == hw::DType::kBf16 ? 2 : 4;
+  }
+  // Master weight and both moments.
+  double state_bytes(hw::DType compute) const {
+    return master_bytes(compute) + hw::bytes_per_element(exp_avg) +
+           hw::bytes_per_element(exp_avg_sq);
+  }
+  // What one Adam step moves per parameter: it reads the FP32 gradient, the
+  // state (and the BF16 weight that completes a remainder) and writes the
+  // state and the BF16 weight. Default precision: 4 + 12 + 12 + 2 = 30 bytes.
+  double step_bytes(hw::DType compute) const {
+    const double remainder_weight = master_bytes(compute) < 4 ? 2 : 0;
+    return 4 + 2 * state_bytes(compute) + remainder_weight + 2;
+  }
+};
+
 struct ParallelConfig {
   int dp = 1, tp = 1, pp = 1, ep = 1, etp = 1;
   // Context parallelism (Megatron-Core --context-parallel-size with Transformer
@@ -135,6 +166,7 @@ struct ParallelConfig {
   int a2a_comm_sms = 20;
   // Modules whose activations are offloaded: bit i set for OffloadModule i.
   uint8_t offload_modules = 0;
+  AdamPrecision adam;
 
   int gpus() const { return dp * tp * cp * pp; }
   // Ranks holding the same dense parameters: data x context parallel (Megatron-

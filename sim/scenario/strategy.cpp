@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -59,6 +60,33 @@ uint8_t parse_offload_modules(ConfigObject& s) {
   return modules;
 }
 
+// Megatron-Core's OptimizerConfig precision fields (see exec::AdamPrecision)
+// and its checks: 16-bit moments need --use-precision-aware-optimizer
+// (optimizer_config.py), which needs the distributed optimizer
+// (optimizer/__init__.py).
+exec::AdamPrecision parse_adam_precision(ConfigObject& s, int zero_stage) {
+  exec::AdamPrecision adam;
+  adam.precision_aware = s.boolean_or("use_precision_aware_optimizer", false);
+  const std::pair<const char*, hw::DType*> moments[] = {{"exp_avg_dtype", &adam.exp_avg},
+                                                        {"exp_avg_sq_dtype", &adam.exp_avg_sq}};
+  for (const auto& [key, dtype] : moments) {
+    *dtype = *hw::dtype_from_name(s.choice_or(key, "fp32", {"fp32", "bf16", "fp16"}));
+    if (*dtype != hw::DType::kFp32 && !adam.precision_aware) {
+      throw_config_error(s.field_path(key),
+                         fmt::format("\"{}\" needs \"use_precision_aware_optimizer\": true "
+                                     "(Megatron-Core keeps Adam's moments in FP32 otherwise)",
+                                     hw::dtype_name(*dtype)));
+    }
+  }
+  adam.store_param_remainders = s.boolean_or("store_param_remainders", true);
+  if (adam.precision_aware && zero_stage < 1) {
+    throw_config_error(s.field_path("use_precision_aware_optimizer"),
+                       "needs the distributed optimizer (zero_stage 1 or more; it is 0), as "
+                       "in Megatron-Core");
+  }
+  return adam;
+}
+
 }  // namespace
 
 ParallelConfig parse_parallel(ConfigObject s) {
@@ -103,6 +131,7 @@ ParallelConfig parse_parallel(ConfigObject s) {
                          ? hw::DType::kFp8
                          : hw::DType::kBf16;
   p.cross_entropy_loss_fusion = s.boolean_or("cross_entropy_loss_fusion", true);
+  p.adam = parse_adam_precision(s, p.zero_stage);
   const std::string overlap = s.choice_or("moe_a2a_overlap", "none", {"none", "1f1b", "dualpipe"});
   p.moe_a2a_overlap = overlap == "1f1b"       ? MoeA2aOverlap::kOneFOneB
                       : overlap == "dualpipe" ? MoeA2aOverlap::kDualPipe
@@ -377,6 +406,12 @@ Json parallel_json(const ParallelConfig& p) {
     j["a2a_comm_sms"] = p.a2a_comm_sms;
   }
   if (p.cp > 1) j["cp"] = p.cp;
+  if (p.adam.precision_aware) {
+    j["use_precision_aware_optimizer"] = true;
+    j["exp_avg_dtype"] = std::string(hw::dtype_name(p.adam.exp_avg));
+    j["exp_avg_sq_dtype"] = std::string(hw::dtype_name(p.adam.exp_avg_sq));
+    j["store_param_remainders"] = p.adam.store_param_remainders;
+  }
   if (p.offload_modules != 0) {
     Json modules = Json::array();
     for (size_t i = 0; i < std::size(kOffloadModuleNames); ++i) {

@@ -35,6 +35,40 @@ TEST_CASE("weights, gradients and optimizer states per ZeRO stage match hand cou
   }
 }
 
+TEST_CASE("the precision-aware optimizer keeps 16-bit moments and BF16 master remainders",
+          "[exec][memory]") {
+  const ModelShape m = testing::tiny_moe(2);
+  ParallelConfig p;
+  p.dp = 4;
+  p.ep = 2;
+  TrainingWorkload w;
+  w.seq_len = 128;
+  w.global_batch = 4;
+  const double sharded = 2 * (4.0 * 1024 * 1024 + 1024.0 * 8) / 4 + 2 * 4 * (3.0 * 1024 * 2048) / 2;
+  auto optimizer_bytes = [&](hw::DType compute) {
+    w.compute_dtype = compute;
+    return estimate_memory(m, p, w, {0, 0}, 80e9, 0).per_stage[0].optimizer_bytes;
+  };
+  // Default: FP32 master and moments, 12 bytes; Adam's step moves 30.
+  CHECK(optimizer_bytes(hw::DType::kBf16) == Approx(12 * sharded));
+  CHECK(p.adam.step_bytes(hw::DType::kBf16) == 30);
+  // DeepSeek-V3 (report 3.3.3): BF16 moments, FP32 master: 4 + 2 + 2.
+  p.adam.precision_aware = true;
+  p.adam.exp_avg = p.adam.exp_avg_sq = hw::DType::kBf16;
+  CHECK(optimizer_bytes(hw::DType::kFp8) == Approx(8 * sharded));
+  CHECK(p.adam.step_bytes(hw::DType::kFp8) == 4 + 2 * 8 + 2);
+  // BF16 training keeps only the master weight's 16-bit remainder: 2 + 2 + 2;
+  // the step also reads the BF16 weight the remainder completes.
+  CHECK(optimizer_bytes(hw::DType::kBf16) == Approx(6 * sharded));
+  CHECK(p.adam.step_bytes(hw::DType::kBf16) == 4 + 2 * 6 + 2 + 2);
+  p.adam.store_param_remainders = false;
+  CHECK(optimizer_bytes(hw::DType::kBf16) == Approx(8 * sharded));
+  // FP32 moments under the precision-aware optimizer: 2 + 4 + 4.
+  p.adam.store_param_remainders = true;
+  p.adam.exp_avg = p.adam.exp_avg_sq = hw::DType::kFp32;
+  CHECK(optimizer_bytes(hw::DType::kBf16) == Approx(10 * sharded));
+}
+
 // The small MoE profile below, worked by hand: 2 MoE layers (hidden 1024, 8
 // heads x 128 = MHA, 8 experts of width 2048, top-2, SwiGLU, no shared
 // experts), vocabulary 1000; tp 2 with sequence parallelism, pp 2 (1F1B), ep 2,

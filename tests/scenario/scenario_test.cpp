@@ -75,6 +75,30 @@ TEST_CASE("scenario errors name the field", "[scenario]") {
   CHECK_THAT(error_of(both), Catch::Contains("routing.generator"));
 }
 
+TEST_CASE("the precision-aware optimizer: parsed, checked as Megatron-Core does, shown when set",
+          "[scenario]") {
+  Json doc = mixtral(2, {{"dp", 16}, {"ep", 8}});
+  CHECK_FALSE(scenario_json(resolve_scenario(doc))["parallel"].contains("exp_avg_dtype"));
+  doc["parallel"]["exp_avg_dtype"] = "bf16";
+  CHECK_THAT(error_of(doc), Catch::Contains("parallel.exp_avg_dtype: \"bf16\" needs "
+                                            "\"use_precision_aware_optimizer\": true"));
+  doc["parallel"]["use_precision_aware_optimizer"] = true;
+  doc["parallel"]["exp_avg_sq_dtype"] = "bf16";
+  const Scenario s = resolve_scenario(doc);
+  CHECK(s.setup.parallel.adam.precision_aware);
+  CHECK(s.setup.parallel.adam.exp_avg_sq == hw::DType::kBf16);
+  CHECK(s.setup.parallel.adam.store_param_remainders);
+  const Json shown = scenario_json(s)["parallel"];
+  CHECK(shown["exp_avg_dtype"] == "bf16");
+  CHECK(shown["store_param_remainders"] == true);
+  doc["parallel"]["exp_avg_sq_dtype"] = "fp8";
+  CHECK_THAT(error_of(doc), Catch::Contains("parallel.exp_avg_sq_dtype"));
+  doc["parallel"]["exp_avg_sq_dtype"] = "bf16";
+  doc["parallel"]["zero_stage"] = 0;
+  CHECK_THAT(error_of(doc), Catch::Contains("parallel.use_precision_aware_optimizer: needs the "
+                                            "distributed optimizer"));
+}
+
 TEST_CASE("check_strategy rejects each impossible strategy with its code", "[scenario]") {
   // Mixtral: 32 heads, 8 KV heads, FFN 14336, 8 experts, 32 layers.
   CHECK(rejection(mixtral(2, {{"dp", 8}})) == "gpu_count");
