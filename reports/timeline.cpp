@@ -14,7 +14,8 @@ using exec::TaskGraph;
 using exec::TaskId;
 
 constexpr const char* kStreamName[exec::kStreamsPerGpu] = {
-    "compute", "tp comm", "ep comm", "dp comm", "cp comm", "offload d2h", "reload h2d"};
+    "compute", "tp comm",     "ep comm",    "dp comm",
+    "cp comm", "offload d2h", "reload h2d", "param gather"};
 constexpr const char* kPhase[] = {"fwd", "bwd", "recompute", "step", "wgrad"};
 
 // Track ids within a node's process: GPU-major, streams then transfer lanes.

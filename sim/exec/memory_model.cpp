@@ -17,13 +17,16 @@ LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage
   for (int chunk = 0; chunk < chunks_per_rank(p); ++chunk) {
     const int vstage = virtual_stage_of(p, stage, chunk);
     for (int l = ranges[vstage].begin; l < ranges[vstage].end; ++l) {
-      lp.dense += m.attention_params_per_layer / p.tp;
+      double dense = m.attention_params_per_layer / p.tp, experts = 0;
       if (m.moe_layer[l]) {
-        lp.dense += (m.shared_expert_params + m.router_params) / p.tp;
-        lp.experts += m.expert_params * (static_cast<double>(m.slots()) / p.ep) / p.etp;
+        dense += (m.shared_expert_params + m.router_params) / p.tp;
+        experts = m.expert_params * (static_cast<double>(m.slots()) / p.ep) / p.etp;
       } else {
-        lp.dense += m.dense_ffn_params / p.tp;
+        dense += m.dense_ffn_params / p.tp;
       }
+      lp.dense += dense;
+      lp.experts += experts;
+      lp.largest_layer = std::max(lp.largest_layer, dense + experts);
     }
     if (vstage == 0) lp.dense += m.embedding_params / p.tp;
     if (vstage == stage_count(p) - 1) lp.dense += m.output_params / p.tp;
@@ -431,6 +434,12 @@ MemoryEstimate estimate_memory(const ModelShape& m, const ParallelConfig& p,
     };
     mb.weights_bytes = 2 * shard(lp.dense, lp.experts, p.zero_stage >= 3);
     mb.gradients_bytes = 4 * shard(lp.dense, lp.experts, p.zero_stage >= 2);
+    // Megatron-FSDP (zero_stage 2 = optim_grads, 3 = optim_grads_params)
+    // double-buffers two units (layers) unsharded: their gathered BF16
+    // weights (3) and their FP32 gradients until reduce-scattered (2, 3)
+    // (docs/user-guide/features/megatron_fsdp.md, "at least two FSDP units").
+    if (p.zero_stage >= 3) mb.weights_bytes += 2 * 2 * lp.largest_layer;
+    if (p.zero_stage >= 2) mb.gradients_bytes += 2 * 4 * lp.largest_layer;
     mb.optimizer_bytes =
         p.adam.state_bytes(w.compute_dtype) * shard(lp.dense, lp.experts, p.zero_stage >= 1);
     const StagePeak peak = stage_peak(m, p, w, stage, routed);

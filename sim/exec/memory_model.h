@@ -193,6 +193,9 @@ double cp_ring_buffer_bytes(const ModelShape& model, const ParallelConfig& paral
 struct LocalParams {
   double dense = 0;    // attention, dense FFN, shared experts, routers, embeddings
   double experts = 0;  // routed experts
+  // The most one layer holds (dense and experts): a ZeRO-2/3 unit, gathered
+  // and reduced whole.
+  double largest_layer = 0;
 };
 LocalParams local_params(const ModelShape& model, const ParallelConfig& parallel, int stage);
 

@@ -207,10 +207,19 @@ class StepGraphBuilder {
   std::vector<std::vector<PassTasks>> passes_;
   std::vector<TaskId> last_compute_;                              // per GPU, while emitting
   std::vector<std::vector<std::pair<TaskId, int>>> grads_ready_;  // per GPU: (task, layer)
-  std::vector<std::vector<char>> param_gathered_;                 // ZeRO-3: [gpu][layer*2+bwd]
   // Overlap modes: per layer of the GPU being emitted, the task after which
   // its weight gradients are complete (its last backward or W pass so far).
   std::vector<TaskId> layer_grads_done_;
+  // ZeRO-2/3 (Megatron-FSDP's optim_grads / optim_grads_params) keep only a
+  // shard of the gradients: every backward reduce-scatters each layer's
+  // gradients and accumulates the shard (megatron_fsdp.md, sharding
+  // strategies). ZeRO-0/1 reduce once, after the last micro-batch.
+  bool reduces_every_microbatch() const { return parallel_.zero_stage >= 2; }
+  // Overlap modes: `layer`'s weight gradients for the current pass are done at `task`.
+  void grads_done(int gpu, int layer, TaskId task) {
+    layer_grads_done_[layer] = task;
+    if (reduces_every_microbatch()) grads_ready_[gpu].push_back({task, layer});
+  }
   // A dependency for the next task emitted (the ZeRO-3 parameter gather the
   // layer's first kernel waits for).
   TaskId pending_dep_ = kNoTask;
@@ -298,7 +307,7 @@ TaskId StepGraphBuilder::comm(int gpu, Stream stream, Category c, GroupKind kind
   const TaskId id = step_.graph.add_comm(gpu, stream, c, collective(kind, gpu, desc), label);
   if (dep != kNoTask) step_.graph.depend(dep, id);
   pending_dep_ = pending;
-  if (stream != Stream::kDpComm) take_pending_dep(id);
+  if (stream != Stream::kDpComm && stream != Stream::kParamGather) take_pending_dep(id);
   return id;
 }
 
@@ -430,8 +439,6 @@ TaskId StepGraphBuilder::emit_reload(int gpu, int layer, OffloadPart part, TaskL
   return copy;
 }
 
-// ZeRO-3: a layer's parameters are gathered from the data-parallel shards the
-// first time the step needs them in each direction, one layer ahead.
 TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId dep, LayerStage stage,
                                   bool defer_wgrad) {
   const bool bwd = label.phase == Phase::kBackward;
@@ -568,24 +575,38 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
   return tail;
 }
 
-// ZeRO-3: the layer's parameters are gathered from their data-parallel
-// shards the first time the step needs them in each direction. Gathers
-// queue on the data-parallel stream with no other dependency, so they
-// prefetch as far ahead as that stream's bandwidth allows; the layer's next
-// task waits for it (pending_dep_).
+// ZeRO-3 (Megatron-FSDP's optim_grads_params; docs/user-guide/features/
+// megatron_fsdp.md, "FSDP Module Hooks"): each layer is a unit whose
+// parameters are gathered before every forward and every backward of every
+// micro-batch and freed after it; a backward that recomputes the layer
+// gathers once for both (resharded post-backward). Dense parameters come from
+// the data-parallel group, routed experts' from the expert-data-parallel one.
+// The gathers queue on their own stream with no other dependency, so they
+// prefetch as far ahead as that stream's bandwidth allows (Megatron-FSDP
+// double-buffers two units; where the gathers are the bottleneck both reach
+// the same steady state); the layer's next task waits for them (pending_dep_;
+// the stream finishes them in order, so waiting for the last is enough).
 void StepGraphBuilder::gather_layer_params(int gpu, int layer, TaskLabel label) {
   if (parallel_.zero_stage != 3) return;
-  const bool bwd = label.phase == Phase::kBackward;
+  if (label.phase == Phase::kBackward && parallel_.recompute == Recompute::kFull) return;
   const bool moe = moe_index_[layer] >= 0;
-  char& done = param_gathered_[gpu][layer * 2 + (bwd ? 1 : 0)];
-  if (done) return;
-  done = 1;
-  CollectiveDesc d{CollectiveOp::kAllGather};
-  const double dense =
-      model_.attention_params_per_layer +
-      (moe ? model_.shared_expert_params + model_.router_params : model_.dense_ffn_params);
-  d.bytes = dense / parallel_.tp * hw::bytes_per_element(workload_.tensor_dtype());
-  pending_dep_ = comm(gpu, Stream::kDpComm, Category::kDpComm, kDp, d, label);
+  const double bytes = hw::bytes_per_element(workload_.tensor_dtype());
+  TaskId last = kNoTask;
+  if (moe && parallel_.expert_dp() > 1) {
+    CollectiveDesc d{CollectiveOp::kAllGather};
+    d.bytes = model_.expert_params * (static_cast<double>(model_.slots()) / parallel_.ep) /
+              parallel_.etp * bytes;
+    last = comm(gpu, Stream::kParamGather, Category::kDpComm, kEdp, d, label);
+  }
+  if (parallel_.dense_dp() > 1) {
+    CollectiveDesc d{CollectiveOp::kAllGather};
+    d.bytes =
+        (model_.attention_params_per_layer +
+         (moe ? model_.shared_expert_params + model_.router_params : model_.dense_ffn_params)) /
+        parallel_.tp * bytes;
+    last = comm(gpu, Stream::kParamGather, Category::kDpComm, kDp, d, label);
+  }
+  pending_dep_ = last;
 }
 
 TaskId StepGraphBuilder::emit_layer(int gpu, int layer, TaskLabel label, TaskId dep) {
@@ -697,7 +718,8 @@ void StepGraphBuilder::emit_gpu(int gpu) {
         x = compute(gpu, Category::kOther, layer_costs_.kernels().head_bwd, label, x);
       for (int l = range.end - 1; l >= range.begin; --l) {
         x = emit_layer(gpu, l, label, x);
-        if (item.microbatch == microbatches_ - 1) grads_ready_[gpu].push_back({x, l});
+        if (reduces_every_microbatch() || item.microbatch == microbatches_ - 1)
+          grads_ready_[gpu].push_back({x, l});
       }
       if (vstage == 0)
         x = compute(gpu, Category::kOther, layer_costs_.kernels().embedding_bwd, label, x);
@@ -773,7 +795,7 @@ void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor&
     x = tp_before(gpu, label, x);
     x = emit_attention(gpu, label, x, true, pass.defer_wgrad);
     x = tp_after(gpu, label, x);
-    if (!pass.defer_wgrad) layer_grads_done_[layer] = x;
+    if (!pass.defer_wgrad) grads_done(gpu, layer, x);
   }
   std::swap(pending_dep_, pass.pending);
   if (pass.first == kNoTask && step_.graph.size() > first_new)
@@ -902,7 +924,7 @@ void StepGraphBuilder::emit_weight_grad(int gpu, const PipelineItem& item) {
     } else {
       compute(gpu, Category::kDense, k.dense_wgrad, label);
     }
-    layer_grads_done_[l] = compute(gpu, Category::kAttention, k.attention_wgrad, label);
+    grads_done(gpu, l, compute(gpu, Category::kAttention, k.attention_wgrad, label));
   }
 }
 
@@ -931,8 +953,10 @@ void StepGraphBuilder::emit_gpu_overlapped(int gpu) {
   }
   // Gradient buckets in the order their layers finish.
   std::vector<std::pair<TaskId, int>>& ready = grads_ready_[gpu];
-  for (int l = 0; l < model_.layers; ++l) {
-    if (layer_grads_done_[l] != kNoTask) ready.push_back({layer_grads_done_[l], l});
+  if (!reduces_every_microbatch()) {
+    for (int l = 0; l < model_.layers; ++l) {
+      if (layer_grads_done_[l] != kNoTask) ready.push_back({layer_grads_done_[l], l});
+    }
   }
   std::sort(ready.begin(), ready.end());
 }
@@ -1002,8 +1026,8 @@ void StepGraphBuilder::emit_pipeline_transfers() {
 
 // Gradient reduction over the data-parallel groups (dense parameters over dp,
 // expert parameters over expert-dp), one bucket per layer, issued as each
-// layer's last backward finishes (or all after the backward pass); then the
-// optimizer step on this GPU's shard.
+// layer's last backward finishes (or all after the backward pass; ZeRO-2/3:
+// after each of its backwards); then the optimizer step on this GPU's shard.
 void StepGraphBuilder::emit_data_parallel(int gpu) {
   const RankCoords& rc = layout_.coords(gpu);
   const bool reduce_scatter = parallel_.zero_stage >= 1;
@@ -1013,6 +1037,7 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
   std::vector<TaskId> reductions;
   const TaskId end_of_backward = last_compute_[gpu];
   double dense_local = 0, expert_local = 0;
+  std::vector<char> counted(model_.layers, 0);  // ZeRO-2/3 list a layer once per micro-batch
   for (const auto& [task, layer] : grads_ready_[gpu]) {
     label.layer = static_cast<int16_t>(layer);
     const bool moe = moe_index_[layer] >= 0;
@@ -1024,9 +1049,14 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
                                      (static_cast<double>(model_.slots()) / parallel_.ep) /
                                      parallel_.etp
                                : 0;
-    dense_local += dense;
-    expert_local += experts;
-    const TaskId dep = parallel_.overlap_grad_reduce ? task : end_of_backward;
+    if (!counted[layer]) {
+      counted[layer] = 1;
+      dense_local += dense;
+      expert_local += experts;
+    }
+    // Megatron-FSDP always overlaps its reduce-scatters with the backward.
+    const bool overlapped = parallel_.overlap_grad_reduce || reduces_every_microbatch();
+    const TaskId dep = overlapped ? task : end_of_backward;
     if (parallel_.dense_dp() > 1) {
       CollectiveDesc d{reduce_scatter ? CollectiveOp::kReduceScatter : CollectiveOp::kAllReduce};
       d.bytes = dense * grad_bytes;
@@ -1141,8 +1171,6 @@ StepGraph StepGraphBuilder::build() {
   step_.expert_tokens_per_gpu.assign(parallel_.gpus(), 0);
   last_compute_.assign(parallel_.gpus(), kNoTask);
   grads_ready_.resize(parallel_.gpus());
-  if (parallel_.zero_stage == 3)
-    param_gathered_.assign(parallel_.gpus(), std::vector<char>(model_.layers * 2, 0));
   {
     // Reserving avoids regrowing arrays of many millions of tasks.
     const size_t estimate =
@@ -1167,10 +1195,13 @@ double estimated_step_tasks(const ModelShape& model, const ParallelConfig& paral
   const double ring = parallel.cp > 1 ? 2.0 * parallel.cp + 1 : 0;
   const double moe_recompute = parallel.recompute == Recompute::kSelectiveMoe ? 2.5 : 0;
   const double copies = parallel.offload_modules != 0 ? 2 : 0;
-  const double per_gpu = 2.0 * static_cast<double>(workload.microbatches(parallel)) *
-                             layers_per_gpu *
-                             (8 + 3 * parallel.a2a_overlap_chunks + ring + moe_recompute + copies) +
-                         16;
+  // ZeRO-2/3: two reduce-scatters per layer and backward; ZeRO-3 two gathers
+  // per layer and direction.
+  const double sharded = parallel.zero_stage >= 3 ? 3 : parallel.zero_stage == 2 ? 1 : 0;
+  const double per_gpu =
+      2.0 * static_cast<double>(workload.microbatches(parallel)) * layers_per_gpu *
+          (8 + 3 * parallel.a2a_overlap_chunks + ring + moe_recompute + copies + sharded) +
+      16;
   return per_gpu * parallel.gpus();
 }
 

@@ -50,9 +50,12 @@ enum class Stream : uint8_t {
   kCpComm,
   kHostCopyOut,  // device to host (activation offload)
   kHostCopyIn,   // host to device (reload)
+  // ZeRO-3 parameter all-gathers: Megatron-FSDP runs them on their own stream
+  // and communicator, apart from the gradient reduce-scatters.
+  kParamGather,
   kNone
 };
-inline constexpr int kStreamsPerGpu = 7;  // kNone tasks are not queued on a stream
+inline constexpr int kStreamsPerGpu = 8;  // kNone tasks are not queued on a stream
 // Per-GPU stream tables are padded to a power of two (cheaper indexing on the
 // executor's hot path).
 inline constexpr int kStreamSlots = 8;

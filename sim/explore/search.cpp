@@ -100,8 +100,12 @@ void simulate(const SearchRequest& r, int gpus_per_node, SearchCandidate& c) {
   if (exact) {
     c.step_time_s = sim.step_time_s;
   } else {
-    const double tail = sim.breakdown.exposed_s[static_cast<int>(exec::Category::kOptimizer)] +
-                        sim.breakdown.exposed_s[static_cast<int>(exec::Category::kDpComm)];
+    // ZeRO-2/3 gather and reduce every micro-batch: their exposed data-parallel
+    // time grows with the micro-batches, so it stays in t_mb.
+    const double dp_tail =
+        c.zero_stage >= 2 ? 0 : sim.breakdown.exposed_s[static_cast<int>(exec::Category::kDpComm)];
+    const double tail =
+        sim.breakdown.exposed_s[static_cast<int>(exec::Category::kOptimizer)] + dp_tail;
     const double per_mb = (sim.step_time_s - tail) / static_cast<double>(m2 + c.pp - 1);
     c.step_time_s = static_cast<double>(m + c.pp - 1) * per_mb + tail;
   }

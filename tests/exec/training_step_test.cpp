@@ -194,6 +194,50 @@ TEST_CASE("pipeline pass overhead: (m + pp - 1) 2o on the step, 2 m o per GPU", 
   }
 }
 
+// ZeRO-2/3 as Megatron-FSDP runs them (optim_grads / optim_grads_params):
+// every backward of every micro-batch reduce-scatters each layer's gradients,
+// and ZeRO-3 gathers each layer's dense and expert parameters before every
+// forward and every backward (a recomputing backward gathers once). ZeRO-1
+// reduces once per layer, after the last micro-batch.
+TEST_CASE("ZeRO stages: gathers and reduce-scatters per layer and micro-batch", "[exec][step]") {
+  const ModelShape m = tiny_moe(2);
+  const LinearCost cost(kFlops, kBw);
+  const int microbatches = 3;
+  for (int zero : {1, 2, 3}) {
+    for (Recompute recompute : {Recompute::kNone, Recompute::kFull}) {
+      ParallelConfig p;
+      p.dp = 4;
+      p.ep = 2;  // expert-data-parallel degree 2
+      p.zero_stage = zero;
+      p.recompute = recompute;
+      const auto setup = setup_for(m, p, 256, 4 * microbatches);
+      const TrainingResult r = simulate_training(setup, routing_for(m, p, 256),
+                                                 testing::hardware(cost, simple_collective));
+      const StepGraph& step = r.last_graph;
+      int gathers = 0, reduce_scatters = 0;
+      double gathered_bytes = 0;
+      for (TaskId id = 0; id < step.graph.size(); ++id) {
+        const auto& t = step.graph.task(id);
+        if (t.gpu != 0 || t.collective == kNoCollective) continue;
+        const CollectiveDesc& d = step.collectives[step.graph.collective(t.collective).payload];
+        if (d.op == CollectiveOp::kAllGather) {
+          CHECK(t.stream == Stream::kParamGather);
+          ++gathers;
+          gathered_bytes += d.bytes;
+        }
+        if (d.op == CollectiveOp::kReduceScatter) ++reduce_scatters;
+      }
+      INFO("zero " << zero << " full recompute " << (recompute == Recompute::kFull));
+      // Per layer: a dense bucket (dp 4) and an expert bucket (expert dp 2).
+      CHECK(reduce_scatters == (zero >= 2 ? microbatches : 1) * 2 * 2);
+      CHECK(gathers == (zero == 3 ? microbatches * 2 * 2 * 2 : 0));
+      // BF16 parameters: attention and router, and 8 / ep = 4 local experts.
+      const double per_layer = 2 * (4.0 * 1024 * 1024 + 1024.0 * 8 + 4 * 3.0 * 1024 * 2048);
+      CHECK(gathered_bytes == Approx(zero == 3 ? microbatches * 2 * 2 * per_layer : 0));
+    }
+  }
+}
+
 TEST_CASE("routing everything to one expert puts its rank on the critical path", "[exec][step]") {
   const ModelShape m = tiny_moe(2);
   ParallelConfig p;
