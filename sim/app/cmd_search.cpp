@@ -33,6 +33,7 @@ OrderedJson search_json(const explore::SearchRequest& r, const std::string& clus
   out["gpus"] = r.gpus;
   out["global_batch"] = r.global_batch;
   out["seq_len"] = r.seq_len;
+  out["dtype"] = r.dtype;
   out["enumerated"] = result.enumerated;
   out["simulated"] = result.ranking.size();
   OrderedJson rej = OrderedJson::object();
@@ -91,7 +92,7 @@ struct SearchArgs {
 constexpr const char* kTrainingOnly[] = {"global-batch", "seq"};
 constexpr const char* kInferenceOnly[] = {
     "requests-rate", "concurrency", "requests", "input-tokens",    "output-tokens",
-    "slo-tpot-ms",   "slo-ttft-ms", "dtype",    "max-batch-sizes",
+    "slo-tpot-ms",   "slo-ttft-ms", "max-batch-sizes",
 };
 
 // "64,256" -> {64, 256}.
@@ -167,7 +168,10 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
       "top", po::value(&a.top), "rows to print (default 10)")("jobs,j", po::value(&r.jobs),
                                                               "threads (default 2)")(
       "output,o", po::value<std::string>(), "write the ranking as JSON and CSV (<o>.csv)")(
-      "json", "print the full ranking as JSON");
+      "json", "print the full ranking as JSON")(
+      "dtype", po::value(&r.dtype),
+      "bf16 (default) or fp8: training's GEMMs (FP8 with BF16 Adam moments, as the "
+      "ModelZoo's FP8 recipe), or serving's weights and GEMMs");
   if (!bench) {
     options.add_options()("mode", po::value(&mode),
                           "training (default): parallel strategies for a training step; "
@@ -184,7 +188,6 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
         "inference: time-per-output-token objective, ms (required)")(
         "slo-ttft-ms", po::value(&inf.slo_ttft_ms),
         "inference: time-to-first-token objective, ms (optional)")(
-        "dtype", po::value(&inf.dtype), "inference: bf16 (default) or fp8 weights and GEMMs")(
         "max-batch-sizes", po::value(&max_batch_sizes),
         "inference: max_batch_size values to try, comma-separated (default 64,256)");
   }
@@ -192,7 +195,8 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
   help = !parse(args, options, positional, vm,
                 bench ? "moesim bench search [--json]"
                       : "moesim search --model NAME --cluster PRESET --gpus N --global-batch B "
-                        "[--seq L] [--top 10] [--json] [-o ranking.json] [-j N]\n"
+                        "[--seq L] [--dtype bf16|fp8] [--top 10] [--json] [-o ranking.json] "
+                        "[-j N]\n"
                         "       moesim search --mode inference --model NAME --cluster PRESET "
                         "--gpus N\n"
                         "         (--requests-rate R | --concurrency C) --slo-tpot-ms T "
@@ -224,6 +228,10 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
     throw Error("--global-batch: expected a positive integer");
   }
   if (r.seq_len < 1) throw Error("--seq: expected a positive integer");
+  if (r.dtype != "bf16" && r.dtype != "fp8") {
+    throw Error(fmt::format("--dtype: expected bf16 or fp8, got '{}'", r.dtype));
+  }
+  inf.dtype = r.dtype;
   if (r.jobs < 1 || r.jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
   r.cluster = cluster_argument(a.cluster);
   if (a.inference_mode) inference_request(vm, max_batch_sizes, a);

@@ -29,10 +29,17 @@ Json scenario_for(const SearchRequest& r, int gpus_per_node, const SearchCandida
                 {"recompute", c.recompute},
                 {"a2a_algo", "hierarchical"}};
   if (c.cp > 1) parallel["cp"] = c.cp;
+  Json workload{{"seq_len", r.seq_len}, {"global_batch", global_batch}};
+  if (r.dtype != "bf16") {
+    workload["dtype"] = r.dtype;
+    parallel["use_precision_aware_optimizer"] = true;
+    parallel["exp_avg_dtype"] = "bf16";
+    parallel["exp_avg_sq_dtype"] = "bf16";
+  }
   return Json{{"model", r.model},
               {"cluster", cluster},
               {"parallel", parallel},
-              {"workload", {{"seq_len", r.seq_len}, {"global_batch", global_batch}}},
+              {"workload", workload},
               {"routing", {{"generator", "zipf:0.5"}, {"seed", 1}}},
               {"gating", {{"capacity_factor", "dropless"}}},
               {"options", {{"routing_samples", 1}, {"max_routings_per_step", 1 << 20}}}};

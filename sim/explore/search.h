@@ -8,7 +8,8 @@
 // To keep hundreds of points affordable each candidate is simulated with
 // m' = pp + 1 micro-batches per replica and extrapolated to the real count m
 // with the 1F1B shape T = (m + pp - 1) t_mb + tail, where the tail (optimizer
-// and exposed data-parallel communication) comes from the simulated
+// and exposed data-parallel communication; with ZeRO-2/3, which gather and
+// reduce every micro-batch, the optimizer only) comes from the simulated
 // breakdown and t_mb from (T' - tail) / (m' + pp - 1). Points whose real
 // count is that small are simulated exactly.
 
@@ -28,6 +29,11 @@ struct SearchRequest {
   int gpus = 0;       // a multiple of the node size
   int64_t global_batch = 0;
   int64_t seq_len = 4096;
+  // "bf16" or "fp8" (workload.dtype). FP8 candidates keep Adam's moments in
+  // BF16, as the Megatron-MoE-ModelZoo's FP8 recipe does
+  // (sbatch_benchmarking.sh: --use-precision-aware-optimizer --exp-avg-dtype
+  // bf16 --exp-avg-sq-dtype bf16).
+  std::string dtype = "bf16";
   int jobs = 2;  // threads
 };
 
