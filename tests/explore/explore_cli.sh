@@ -94,6 +94,23 @@ if d["enumerated"] != d["simulated"] + sum(d["rejected"].values()):
     print("FAIL: search counts do not add up"); sys.exit(1)
 PY
 [ -s "$tmp/search.json.csv" ] || { echo "FAIL: search CSV"; fail=1; }
+# FP8 training search: every candidate trains in FP8 with BF16 Adam moments
+# (the ModelZoo's FP8 recipe), and the ranking says so.
+"$moesim" search --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --seq 512 \
+  --dtype fp8 --json >"$tmp/search_fp8.json" 2>/dev/null || { echo "FAIL: search --dtype fp8"; fail=1; }
+python3 - "$tmp/search_fp8.json" "$tmp/search.json" <<'PY' || fail=1
+import json, sys
+fp8, bf16 = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+if fp8["dtype"] != "fp8" or bf16["dtype"] != "bf16" or not fp8["ranking"]:
+    print("FAIL: search dtype", fp8["dtype"], bf16["dtype"]); sys.exit(1)
+key = lambda e: (e["dp"], e["tp"], e["pp"], e["ep"], e["micro_batch_size"], e["recompute"],
+                 e["zero_stage"])
+free = {key(e): e["memory_headroom_bytes"] for e in bf16["ranking"]}
+same = (8, 1, 1, 8, 1, "none", 1)
+# BF16 moments and FP8 GEMM inputs leave the same layout more memory.
+if not [e for e in fp8["ranking"] if key(e) == same][0]["memory_headroom_bytes"] > free[same]:
+    print("FAIL: FP8 with BF16 moments did not free memory"); sys.exit(1)
+PY
 # Serving: a rate sweep writes the serving columns; p99 TTFT and TPOT plot
 # together on a log axis.
 cat >"$tmp/serving.json" <<'JSON'
@@ -167,5 +184,6 @@ expect_usage_error "slo-tpot-ms: only with --mode inference" --model tiny-moe --
 expect_usage_error "mode: expected training or inference" --mode serving --model tiny-moe
 expect_usage_error "requests-rate: expected requests per second > 0" "${serve[@]}" --requests-rate 0 --slo-tpot-ms 50
 expect_usage_error "unrecognised option '--inference'" --inference x
+expect_usage_error "dtype: expected bf16 or fp8, got 'fp4'" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --dtype fp4
 [ $fail = 0 ] && echo "explore cli: all checks passed"
 exit $fail
