@@ -34,6 +34,7 @@ OrderedJson search_json(const explore::SearchRequest& r, const std::string& clus
   out["global_batch"] = r.global_batch;
   out["seq_len"] = r.seq_len;
   out["dtype"] = r.dtype;
+  out["routing"] = r.routing;
   out["enumerated"] = result.enumerated;
   out["simulated"] = result.ranking.size();
   OrderedJson rej = OrderedJson::object();
@@ -91,8 +92,8 @@ struct SearchArgs {
 // error rather than silently ignored.
 constexpr const char* kTrainingOnly[] = {"global-batch", "seq"};
 constexpr const char* kInferenceOnly[] = {
-    "requests-rate", "concurrency", "requests", "input-tokens",    "output-tokens",
-    "slo-tpot-ms",   "slo-ttft-ms", "max-batch-sizes",
+    "requests-rate", "concurrency", "requests",    "input-tokens",
+    "output-tokens", "slo-tpot-ms", "slo-ttft-ms", "max-batch-sizes",
 };
 
 // "64,256" -> {64, 256}.
@@ -169,6 +170,9 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
                                                               "threads (default 2)")(
       "output,o", po::value<std::string>(), "write the ranking as JSON and CSV (<o>.csv)")(
       "json", "print the full ranking as JSON")(
+      "routing", po::value(&r.routing),
+      "every candidate's routing generator (default zipf:0.5; uniform for force-balanced "
+      "routing; see Routing generators)")(
       "dtype", po::value(&r.dtype),
       "bf16 (default) or fp8: training's GEMMs (FP8 with BF16 Adam moments, as the "
       "ModelZoo's FP8 recipe), or serving's weights and GEMMs");
@@ -195,14 +199,14 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
   help = !parse(args, options, positional, vm,
                 bench ? "moesim bench search [--json]"
                       : "moesim search --model NAME --cluster PRESET --gpus N --global-batch B "
-                        "[--seq L] [--dtype bf16|fp8] [--top 10] [--json] [-o ranking.json] "
-                        "[-j N]\n"
+                        "[--seq L] [--dtype bf16|fp8] [--routing SPEC] [--top 10] [--json] "
+                        "[-o ranking.json] [-j N]\n"
                         "       moesim search --mode inference --model NAME --cluster PRESET "
                         "--gpus N\n"
                         "         (--requests-rate R | --concurrency C) --slo-tpot-ms T "
                         "[--slo-ttft-ms T]\n"
                         "         [--requests 1000] [--input-tokens 1024] [--output-tokens 256] "
-                        "[--dtype bf16|fp8]\n"
+                        "[--dtype bf16|fp8] [--routing SPEC]\n"
                         "         [--max-batch-sizes 64,256] [--top 10] [--json] "
                         "[-o ranking.json] [-j N]");
   if (help) return a;
@@ -232,6 +236,7 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
     throw Error(fmt::format("--dtype: expected bf16 or fp8, got '{}'", r.dtype));
   }
   inf.dtype = r.dtype;
+  inf.routing = r.routing;
   if (r.jobs < 1 || r.jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
   r.cluster = cluster_argument(a.cluster);
   if (a.inference_mode) inference_request(vm, max_batch_sizes, a);
@@ -248,6 +253,7 @@ OrderedJson inference_search_json(const explore::InferenceSearchRequest& r,
   out["cluster"] = cluster_name;
   out["gpus"] = r.gpus;
   out["dtype"] = r.dtype;
+  out["routing"] = r.routing;
   out["requests"] = OrderedJson::parse(explore::inference_search_requests(r).dump());
   out["slo"] = {{"tpot_ms", r.slo_tpot_ms},
                 {"ttft_ms", r.slo_ttft_ms > 0 ? OrderedJson(r.slo_ttft_ms) : OrderedJson(nullptr)}};

@@ -10,6 +10,7 @@
 #include "sim/explore/candidate_pass.h"
 #include "sim/scenario/run.h"
 #include "workloads/model_config.h"
+#include "workloads/routing_generator.h"
 
 namespace moesim::explore {
 namespace {
@@ -40,7 +41,7 @@ Json scenario_for(const SearchRequest& r, int gpus_per_node, const SearchCandida
               {"cluster", cluster},
               {"parallel", parallel},
               {"workload", workload},
-              {"routing", {{"generator", "zipf:0.5"}, {"seed", 1}}},
+              {"routing", {{"generator", r.routing}, {"seed", 1}}},
               {"gating", {{"capacity_factor", "dropless"}}},
               {"options", {{"routing_samples", 1}, {"max_routings_per_step", 1 << 20}}}};
 }
@@ -128,6 +129,7 @@ void simulate(const SearchRequest& r, int gpus_per_node, SearchCandidate& c) {
 SearchResult search_strategies(const SearchRequest& r, const ProgressFn& checking,
                                const ProgressFn& simulating) {
   const auto model = workloads::resolve_model(Json(r.model), "--model");
+  workloads::make_generator(r.routing, model, 1, "--routing");  // a bad spec fails here, once
   const int gpus_per_node = hw::resolve_cluster(r.cluster, "--cluster").node.gpus_per_node;
   if (r.gpus % gpus_per_node != 0) {
     throw Error(

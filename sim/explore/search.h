@@ -34,6 +34,9 @@ struct SearchRequest {
   // (sbatch_benchmarking.sh: --use-precision-aware-optimizer --exp-avg-dtype
   // bf16 --exp-avg-sq-dtype bf16).
   std::string dtype = "bf16";
+  // Every candidate's routing generator (workloads/routing_generator.h):
+  // "uniform" for force-balanced benchmarks; skew is paid in step time.
+  std::string routing = "zipf:0.5";
   int jobs = 2;  // threads
 };
 

@@ -13,6 +13,7 @@
 #include "sim/scenario/strategy.h"
 #include "workloads/model_config.h"
 #include "workloads/requests.h"
+#include "workloads/routing_generator.h"
 
 namespace moesim::explore {
 namespace {
@@ -79,7 +80,7 @@ Json scenario_for(const InferenceSearchRequest& r, int gpus_per_node, const Infe
                 {"two_batch_overlap", l.two_batch_overlap},
                 {"slo", slo}}},
               {"requests", inference_search_requests(r)},
-              {"routing", {{"generator", "zipf:0.5"}, {"seed", 1}}}};
+              {"routing", {{"generator", r.routing}, {"seed", 1}}}};
 }
 
 std::vector<InferenceLayout> enumerate(const InferenceSearchRequest& r, int heads,
@@ -145,6 +146,7 @@ InferenceSearchResult search_inference_layouts(const InferenceSearchRequest& r,
                                                const ProgressFn& simulating) {
   validate(r);
   const auto model = workloads::resolve_model(Json(r.model), "--model");
+  workloads::make_generator(r.routing, model, 1, "--routing");  // a bad spec fails here, once
   const int gpus_per_node = hw::resolve_cluster(r.cluster, "--cluster").node.gpus_per_node;
   if (r.gpus % gpus_per_node != 0) {
     throw Error(

@@ -34,10 +34,11 @@
 namespace moesim::explore {
 
 struct InferenceSearchRequest {
-  std::string model;           // catalog name
-  Json cluster;                // preset name (string) or cluster object
-  int gpus = 0;                // a multiple of the node size
-  std::string dtype = "bf16";  // "bf16" or "fp8" (workload.dtype)
+  std::string model;                 // catalog name
+  Json cluster;                      // preset name (string) or cluster object
+  int gpus = 0;                      // a multiple of the node size
+  std::string dtype = "bf16";        // "bf16" or "fp8" (workload.dtype)
+  std::string routing = "zipf:0.5";  // every layout's routing generator
   // The load: exactly one of rate_per_s (Poisson arrivals) and concurrency
   // (closed loop: this many requests in flight over the whole cluster).
   double rate_per_s = 0;

@@ -94,6 +94,20 @@ if d["enumerated"] != d["simulated"] + sum(d["rejected"].values()):
     print("FAIL: search counts do not add up"); sys.exit(1)
 PY
 [ -s "$tmp/search.json.csv" ] || { echo "FAIL: search CSV"; fail=1; }
+# --routing: the ranking names the generator; balanced routing is never slower
+# for the same layout than zipf:0.5.
+"$moesim" search --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --seq 512 \
+  --routing uniform --json >"$tmp/search_uniform.json" 2>/dev/null || { echo "FAIL: search --routing"; fail=1; }
+python3 - "$tmp/search_uniform.json" "$tmp/search.json" <<'PY' || fail=1
+import json, sys
+uni, zipf = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+key = lambda e: (e["dp"], e["tp"], e["pp"], e["ep"], e["micro_batch_size"], e["recompute"], e["zero_stage"])
+z = {key(e): e["step_time_s"] for e in zipf["ranking"]}
+same = (8, 1, 1, 8, 1, "none", 1)
+u = [e for e in uni["ranking"] if key(e) == same][0]["step_time_s"]
+if uni["routing"] != "uniform" or not u < z[same]:
+    print("FAIL: uniform routing", uni["routing"], u, z[same]); sys.exit(1)
+PY
 # FP8 training search: every candidate trains in FP8 with BF16 Adam moments
 # (the ModelZoo's FP8 recipe), and the ranking says so.
 "$moesim" search --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --seq 512 \
@@ -101,7 +115,7 @@ PY
 python3 - "$tmp/search_fp8.json" "$tmp/search.json" <<'PY' || fail=1
 import json, sys
 fp8, bf16 = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-if fp8["dtype"] != "fp8" or bf16["dtype"] != "bf16" or not fp8["ranking"]:
+if bf16["routing"] != "zipf:0.5" or fp8["dtype"] != "fp8" or bf16["dtype"] != "bf16" or not fp8["ranking"]:
     print("FAIL: search dtype", fp8["dtype"], bf16["dtype"]); sys.exit(1)
 key = lambda e: (e["dp"], e["tp"], e["pp"], e["ep"], e["micro_batch_size"], e["recompute"],
                  e["zero_stage"])
@@ -185,5 +199,7 @@ expect_usage_error "mode: expected training or inference" --mode serving --model
 expect_usage_error "requests-rate: expected requests per second > 0" "${serve[@]}" --requests-rate 0 --slo-tpot-ms 50
 expect_usage_error "unrecognised option '--inference'" --inference x
 expect_usage_error "dtype: expected bf16 or fp8, got 'fp4'" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --dtype fp4
+expect_usage_error "routing: generator 'zipf:x'" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --routing zipf:x
+expect_usage_error "routing: unknown routing generator 'bogus'" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --routing bogus
 [ $fail = 0 ] && echo "explore cli: all checks passed"
 exit $fail
