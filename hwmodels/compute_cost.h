@@ -44,6 +44,23 @@ class ComputeCostModel {
     return fused_kernel_seconds(flops, bytes, dtype);
   }
 
+  // The weight gradient of a linear layer with `in` input and `out` output
+  // features over `tokens` tokens: dW[in, out] accumulated over the tokens
+  // (the same 2 * tokens * in * out FLOPs as its forward GEMM, but reduced
+  // over the token dimension and accumulated into an FP32 gradient:
+  // Megatron-Core's gradient-accumulation fusion, DeepGEMM's
+  // wgrad_gemm_fp8_fp8_fp32_nt). A model without a measurement of such
+  // kernels prices it as the forward GEMM.
+  virtual double wgrad_gemm_seconds(int64_t tokens, int64_t out, int64_t in, DType dtype) const {
+    return gemm_seconds(tokens, out, in, dtype);
+  }
+  // The same for a group of experts in one launch, group g over
+  // tokens_per_group[g] tokens (DeepGEMM's k_grouped_wgrad_gemm_fp8_fp8_fp32_nt).
+  virtual double grouped_wgrad_gemm_seconds(std::span<const int64_t> tokens_per_group, int64_t out,
+                                            int64_t in, DType dtype) const {
+    return grouped_gemm_seconds(tokens_per_group, out, in, dtype);
+  }
+
   virtual double launch_overhead_seconds() const = 0;
 
   // Quantizing `elements` BF16 values to FP8 with one FP32 scale per 128 of

@@ -71,6 +71,32 @@ void parse_gemm_points(const Json& list, const std::string& path, bool grouped,
   }
 }
 
+// Weight-gradient points: m input features, n output features, k tokens (per
+// group for the K-grouped kernel).
+void parse_wgrad_points(const Json& list, const std::string& path, bool grouped,
+                        GpuCalibration& out) {
+  if (!list.is_array()) throw_config_error(path, "expected an array of points");
+  const std::string name = grouped ? "grouped_wgrad_gemm" : "wgrad_gemm";
+  std::map<std::tuple<DType, int64_t, int64_t, int64_t>, size_t> seen;
+  for (size_t i = 0; i < list.size(); ++i) {
+    ConfigObject o(list[i], join_path(path, i));
+    GemmPoint p;
+    p.source = source_field(o, out);
+    p.layout = grouped ? "k_grouped" : "wgrad";
+    p.dtype = dtype_field(o);
+    if (grouped) p.groups = o.integer("groups", 1, 1 << 20);
+    p.m = o.integer("m", 1, kMaxDimension);
+    p.n = o.integer("n", 1, kMaxDimension);
+    p.k = o.integer(grouped ? "k_per_group" : "k", 1, kMaxDimension);
+    p.flops_per_s = o.number("tflops", 1e-6, 1e6) * 1e12;
+    p.bytes_per_s = o.number_or("gb_per_s", 0, 0, 1e9) * 1e9;
+    o.finish();
+    check_unique(seen, std::tuple{p.dtype, p.m, p.n, p.k}, name, i, o.path(),
+                 grouped ? "dtype, m, n, k_per_group" : "dtype, m, n, k");
+    (grouped ? out.grouped_wgrad_gemm : out.wgrad_gemm).push_back(std::move(p));
+  }
+}
+
 void parse_attention_points(const Json& list, const std::string& path, GpuCalibration& out) {
   if (!list.is_array()) throw_config_error(path, "expected an array of points");
   std::map<std::tuple<DType, int64_t, bool, int64_t>, size_t> seen;
@@ -187,6 +213,13 @@ GpuCalibration parse_gpu_calibration(const Json& table, const std::string& origi
   if (root.has("attention")) {
     parse_attention_points(root.value("attention"), root.field_path("attention"), c);
   }
+  if (root.has("wgrad_gemm")) {
+    parse_wgrad_points(root.value("wgrad_gemm"), root.field_path("wgrad_gemm"), false, c);
+  }
+  if (root.has("grouped_wgrad_gemm")) {
+    parse_wgrad_points(root.value("grouped_wgrad_gemm"), root.field_path("grouped_wgrad_gemm"),
+                       true, c);
+  }
   if (root.has("memory_bound"))
     c.memory_bytes_per_s = parse_memory_bound(root.object("memory_bound"));
   if (root.has("mla_decode")) c.mla_decode = parse_mla_decode(root.object("mla_decode"), c);
@@ -237,27 +270,34 @@ GpuCalibratedCostModel::GpuCalibratedCostModel(const GpuSpec& gpu, const GpuCali
       roofline_(gpu),
       memory_bytes_per_s_(c.memory_bytes_per_s),
       mla_decode_(c.mla_decode) {
-  std::map<CurveKey, std::map<double, double>> gemm, grouped, attention;
+  std::map<CurveKey, std::map<double, double>> gemm, grouped, attention, wgrad, grouped_wgrad;
   for (const GemmPoint& p : c.gemm) gemm[{p.dtype, p.n, p.k}][p.m] = p.flops_per_s;
   for (const GemmPoint& p : c.grouped_gemm) grouped[{p.dtype, p.n, p.k}][p.m] = p.flops_per_s;
+  for (const GemmPoint& p : c.wgrad_gemm) wgrad[{p.dtype, p.m, p.n}][p.k] = p.flops_per_s;
+  for (const GemmPoint& p : c.grouped_wgrad_gemm) {
+    grouped_wgrad[{p.dtype, p.m, p.n}][p.k] = p.flops_per_s;
+  }
   for (const AttentionPoint& p : c.attention) {
     attention[{p.dtype, p.head_dim, p.causal ? 1 : 0}][p.seq_len] = p.flops_per_s;
   }
   gemm_ = make_curves(gemm);
   grouped_ = make_curves(grouped);
   attention_ = make_curves(attention);
+  wgrad_ = make_curves(wgrad);
+  grouped_wgrad_ = make_curves(grouped_wgrad);
 }
 
 std::optional<double> GpuCalibratedCostModel::lookup(const Curves& curves, int64_t a, int64_t b,
-                                                     double x, DType dtype) const {
+                                                     double x, DType dtype, bool hold_ends) const {
   // The query's own dtype first, then an interchangeable one.
-  if (const auto it = curves.find({dtype, a, b}); it != curves.end() && it->second.covers(x)) {
-    return it->second.at(x);
-  }
+  const auto usable = [&](Curves::const_iterator it) {
+    return it != curves.end() && (hold_ends || it->second.covers(x));
+  };
+  if (const auto it = curves.find({dtype, a, b}); usable(it)) return it->second.at(x);
   for (DType t : kAllDTypes) {
     if (t == dtype || !same_rate(gpu_, t, dtype)) continue;
     const auto it = curves.find({t, a, b});
-    if (it != curves.end() && it->second.covers(x)) return it->second.at(x);
+    if (usable(it)) return it->second.at(x);
   }
   return std::nullopt;
 }
@@ -279,6 +319,17 @@ std::optional<double> GpuCalibratedCostModel::attention_flops_per_s(int64_t head
   return lookup(attention_, head_dim, causal ? 1 : 0, static_cast<double>(seq_len), dtype);
 }
 
+std::optional<double> GpuCalibratedCostModel::wgrad_gemm_flops_per_s(int64_t tokens, int64_t out,
+                                                                     int64_t in,
+                                                                     DType dtype) const {
+  return lookup(wgrad_, in, out, static_cast<double>(tokens), dtype, true);
+}
+
+std::optional<double> GpuCalibratedCostModel::grouped_wgrad_gemm_flops_per_s(
+    int64_t tokens_per_group, int64_t out, int64_t in, DType dtype) const {
+  return lookup(grouped_wgrad_, in, out, static_cast<double>(tokens_per_group), dtype, true);
+}
+
 double GpuCalibratedCostModel::gemm_seconds(int64_t m, int64_t n, int64_t k, DType dtype) const {
   if (m <= 0 || n <= 0 || k <= 0) return 0;
   const auto rate = gemm_flops_per_s(m, n, k, dtype);
@@ -296,6 +347,30 @@ double GpuCalibratedCostModel::grouped_gemm_seconds(std::span<const int64_t> m_p
     const auto rate = grouped_gemm_flops_per_s(m, n, k, dtype);
     s += rate ? 2.0 * static_cast<double>(m) * n * k / *rate
               : roofline_.gemm_body_seconds(m, n, k, dtype);
+  }
+  return s;
+}
+
+double GpuCalibratedCostModel::wgrad_gemm_seconds(int64_t tokens, int64_t out, int64_t in,
+                                                  DType dtype) const {
+  if (tokens <= 0 || out <= 0 || in <= 0) return 0;
+  const auto rate = wgrad_gemm_flops_per_s(tokens, out, in, dtype);
+  if (!rate) return gemm_seconds(tokens, out, in, dtype);
+  return 2.0 * static_cast<double>(tokens) * out * in / *rate + gpu_.launch_overhead_s;
+}
+
+double GpuCalibratedCostModel::grouped_wgrad_gemm_seconds(std::span<const int64_t> tokens_per_group,
+                                                          int64_t out, int64_t in,
+                                                          DType dtype) const {
+  // One launch, as grouped_gemm_seconds; without a wgrad curve for the shape
+  // each group runs at its forward rate.
+  double s = gpu_.launch_overhead_s;
+  for (int64_t tokens : tokens_per_group) {
+    if (tokens <= 0 || out <= 0 || in <= 0) continue;
+    auto rate = grouped_wgrad_gemm_flops_per_s(tokens, out, in, dtype);
+    if (!rate) rate = grouped_gemm_flops_per_s(tokens, out, in, dtype);
+    s += rate ? 2.0 * static_cast<double>(tokens) * out * in / *rate
+              : roofline_.gemm_body_seconds(tokens, out, in, dtype);
   }
   return s;
 }

@@ -14,6 +14,9 @@
 //                      "m_per_group", "n", "k", "tflops", "gb_per_s"?}, ... ],
 //   "attention": [ {"source", "pass": "forward", "dtype", "head_dim", "causal",
 //                   "seq_len", "tflops"}, ... ],
+//   "wgrad_gemm": [ {"source", "dtype", "m", "n", "k", "tflops", "gb_per_s"?}, ... ],
+//   "grouped_wgrad_gemm": [ {"source", "dtype", "groups", "m", "n", "k_per_group",
+//                            "tflops", "gb_per_s"?}, ... ],
 //   "memory_bound": { "bytes": [...], "bytes_per_s": [...] },  // optional
 //   "mla_decode": {"source", "dtype", "tflops", "gb_per_s"}     // optional
 // }
@@ -29,6 +32,16 @@
 // the contiguous one); attention: over seq_len for each (dtype, head_dim,
 // causal). Along a curve the throughput is interpolated in log-log space
 // (hwmodels/log_interpolation.h), so every point is reproduced exactly.
+//
+// Weight-gradient GEMMs, in DeepGEMM's wgrad convention: dW[m, n] += A[m, k]
+// B[n, k]^T with m the layer's input features, n its output features and k
+// the tokens (per group for the K-grouped MoE kernel): one curve over k for
+// each (dtype, m, n). Token counts outside a curve's range take its nearest
+// end's rate: the kernel and the output it accumulates are the same, and its
+// measured rate moves slowly with k (939 to 1,044 TFLOPS from 4,096 to 8,192
+// tokens per expert), whereas the forward kernel of the same shape runs
+// 15-35% faster. A weight gradient whose shape has no curve is priced as its
+// forward GEMM, as ComputeCostModel's default does.
 //
 // MLA decode: the kernel's published compute-bound and memory-bound rates (two
 // figures, not a curve), combined as a roofline of the two for the KV-cache
@@ -99,6 +112,9 @@ struct GpuCalibration {
   std::vector<std::string> applies_to;  // GPU preset names
   std::map<std::string, GpuCalibrationSource> sources;
   std::vector<GemmPoint> gemm, grouped_gemm;
+  // Weight gradients: m = input features, n = output features, k = tokens
+  // (per group); layout "wgrad" or "k_grouped".
+  std::vector<GemmPoint> wgrad_gemm, grouped_wgrad_gemm;
   std::vector<AttentionPoint> attention;
   std::optional<LogLogCurve> memory_bytes_per_s;  // over bytes moved
   std::optional<MlaDecodePoint> mla_decode;
@@ -143,6 +159,11 @@ class GpuCalibratedCostModel : public ComputeCostModel {
   // max(flops / compute rate, bytes / memory rate) of the table's MLA decode
   // kernel when `dtype` runs at its rate, the roofline otherwise.
   double mla_decode_seconds(double flops, double bytes, DType dtype) const override;
+  // From the wgrad tables where a curve covers the shape and token count, as
+  // the forward GEMM (gemm_seconds / the grouped forward rate) otherwise.
+  double wgrad_gemm_seconds(int64_t tokens, int64_t out, int64_t in, DType dtype) const override;
+  double grouped_wgrad_gemm_seconds(std::span<const int64_t> tokens_per_group, int64_t out,
+                                    int64_t in, DType dtype) const override;
   double launch_overhead_seconds() const override { return gpu_.launch_overhead_s; }
 
   // The attention forward of a known shape (what fused_kernel_seconds would
@@ -155,6 +176,10 @@ class GpuCalibratedCostModel : public ComputeCostModel {
                                                  DType dtype) const;
   std::optional<double> attention_flops_per_s(int64_t head_dim, bool causal, int64_t seq_len,
                                               DType dtype) const;
+  std::optional<double> wgrad_gemm_flops_per_s(int64_t tokens, int64_t out, int64_t in,
+                                               DType dtype) const;
+  std::optional<double> grouped_wgrad_gemm_flops_per_s(int64_t tokens_per_group, int64_t out,
+                                                       int64_t in, DType dtype) const;
 
   // The catalog's Mixtral, Qwen, DBRX, OLMoE and DeepSeekMoE models use 128
   // (DeepSeek's MLA: 192 for q.k, 128 for v; three small models use 64).
@@ -164,12 +189,15 @@ class GpuCalibratedCostModel : public ComputeCostModel {
   // (dtype, two discrete sizes) -> curve over the continuous size.
   using CurveKey = std::tuple<DType, int64_t, int64_t>;
   using Curves = std::map<CurveKey, LogLogCurve>;
-  std::optional<double> lookup(const Curves& curves, int64_t a, int64_t b, double x,
-                               DType dtype) const;
+  // `hold_ends`: outside a curve's measured range, its nearest end's value
+  // rather than nothing.
+  std::optional<double> lookup(const Curves& curves, int64_t a, int64_t b, double x, DType dtype,
+                               bool hold_ends = false) const;
 
   GpuSpec gpu_;
   RooflineCostModel roofline_;
   Curves gemm_, grouped_, attention_;  // attention key: (dtype, head_dim, causal)
+  Curves wgrad_, grouped_wgrad_;       // key: (dtype, input features, output features)
   std::optional<LogLogCurve> memory_bytes_per_s_;
   std::optional<MlaDecodePoint> mla_decode_;
 };

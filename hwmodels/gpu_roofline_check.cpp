@@ -43,6 +43,19 @@ RooflineCheck check_roofline(const GpuSpec& gpu, const GpuCalibration& table) {
                         fmt::format("{}x m={} n={} k={} ({})", p.groups, p.m, p.n, p.k, p.layout),
                         p.dtype, p.flops_per_s, p.flops() / s});
   }
+  // Weight gradients: the roofline of the same FLOPs as a [k, m] x [k, n] GEMM.
+  for (const GemmPoint& p : table.wgrad_gemm) {
+    const double s = roofline.gemm_body_seconds(p.k, p.n, p.m, p.dtype);
+    out.rows.push_back({"wgrad_gemm", p.source, measured_on(p.source),
+                        fmt::format("m={} n={} k={}", p.m, p.n, p.k), p.dtype, p.flops_per_s,
+                        p.flops() / s});
+  }
+  for (const GemmPoint& p : table.grouped_wgrad_gemm) {
+    const double s = p.groups * roofline.gemm_body_seconds(p.k, p.n, p.m, p.dtype);
+    out.rows.push_back({"grouped_wgrad_gemm", p.source, measured_on(p.source),
+                        fmt::format("{}x m={} n={} k={} (k_grouped)", p.groups, p.m, p.n, p.k),
+                        p.dtype, p.flops_per_s, p.flops() / s});
+  }
   for (const AttentionPoint& p : table.attention) {
     AttentionShape shape;
     shape.seq_len = p.seq_len;

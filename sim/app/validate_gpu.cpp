@@ -99,7 +99,8 @@ int validate_gpu_main(const Args& args) {
   } else {
     table = hw::parse_gpu_calibration(load_json_file(calibration), calibration);
   }
-  if (table->gemm.empty() && table->grouped_gemm.empty() && table->attention.empty()) {
+  if (table->gemm.empty() && table->grouped_gemm.empty() && table->attention.empty() &&
+      table->wgrad_gemm.empty() && table->grouped_wgrad_gemm.empty()) {
     throw Error(
         fmt::format("{}: no GEMM, grouped GEMM or attention points to check", table->origin));
   }

@@ -44,6 +44,8 @@ LayerCostModel::FfnSeconds LayerCostModel::ffn_seconds(int64_t tokens, int64_t w
   f.activation = ffn_activation_seconds(tokens, width);
   f.gemms = cost_.gemm_seconds(tokens, up, model_.hidden, dt) +
             cost_.gemm_seconds(tokens, model_.hidden, w, dt);
+  f.wgrad_gemms = cost_.wgrad_gemm_seconds(tokens, up, model_.hidden, dt) +
+                  cost_.wgrad_gemm_seconds(tokens, model_.hidden, w, dt);
   // Up-projection: hidden in, up out; down-projection: w in, hidden out.
   f.casts = fp8_casts(static_cast<double>(tokens), static_cast<double>(model_.hidden + w),
                       static_cast<double>(up + model_.hidden));
@@ -61,6 +63,7 @@ void LayerCostModel::price_layer_kernels() {
   const int64_t T_norm = parallel_.sequence_parallel ? T / t : T;
   const double norm = 2 * cost_.memory_bound_seconds(2.0 * T_norm * h * elt);  // two norms
   double proj_in = 0, proj_out = 0, core_flops = 0, core_bytes = 0;
+  double wgrad_in = 0, wgrad_out = 0;             // the projections' weight-gradient GEMMs
   double q_width = 0, kv_width = 0, o_width = 0;  // per token on this GPU (elements)
   // The projections' GEMM inputs and outputs per token (FP8 casts).
   double in_inputs = 0, in_outputs = 0, out_inputs = 0;
@@ -72,16 +75,25 @@ void LayerCostModel::price_layer_kernels() {
     // Down-projections to the latents, then up-projections to the heads
     // (without a query latent the query is projected from the hidden state).
     const int64_t q_latent = model_.q_lora_rank > 0 ? model_.q_lora_rank : h;
+    // (out, in) of the query and key/value down- and up-projections, then
+    // the output projection.
+    const int64_t q_up_out = model_.heads * qk / t,
+                  kv_up_out = model_.heads * (model_.qk_nope_head_dim + model_.v_head_dim) / t,
+                  kv_down_out = model_.kv_lora_rank + model_.qk_rope_head_dim,
+                  o_in = model_.heads * model_.v_head_dim / t;
     const double q_down =
         model_.q_lora_rank > 0 ? cost_.gemm_seconds(T, model_.q_lora_rank, h, dt) : 0;
-    const double q_up = cost_.gemm_seconds(T, model_.heads * qk / t, q_latent, dt);
-    const double kv_down =
-        cost_.gemm_seconds(T, model_.kv_lora_rank + model_.qk_rope_head_dim, h, dt);
-    const double kv_up =
-        cost_.gemm_seconds(T, model_.heads * (model_.qk_nope_head_dim + model_.v_head_dim) / t,
-                           model_.kv_lora_rank, dt);
+    const double q_up = cost_.gemm_seconds(T, q_up_out, q_latent, dt);
+    const double kv_down = cost_.gemm_seconds(T, kv_down_out, h, dt);
+    const double kv_up = cost_.gemm_seconds(T, kv_up_out, model_.kv_lora_rank, dt);
     proj_in = q_down + q_up + kv_down + kv_up;
-    proj_out += cost_.gemm_seconds(T, h, model_.heads * model_.v_head_dim / t, dt);
+    proj_out += cost_.gemm_seconds(T, h, o_in, dt);
+    wgrad_in =
+        (model_.q_lora_rank > 0 ? cost_.wgrad_gemm_seconds(T, model_.q_lora_rank, h, dt) : 0) +
+        cost_.wgrad_gemm_seconds(T, q_up_out, q_latent, dt) +
+        cost_.wgrad_gemm_seconds(T, kv_down_out, h, dt) +
+        cost_.wgrad_gemm_seconds(T, kv_up_out, model_.kv_lora_rank, dt);
+    wgrad_out = cost_.wgrad_gemm_seconds(T, h, o_in, dt);
     const double q_out = static_cast<double>(model_.heads) * qk / t,
                  kv_a = static_cast<double>(model_.kv_lora_rank + model_.qk_rope_head_dim),
                  kv_b = static_cast<double>(model_.heads) *
@@ -111,8 +123,12 @@ void LayerCostModel::price_layer_kernels() {
     o_width = static_cast<double>(model_.heads) / t * model_.v_head_dim;
   } else {
     const int64_t hd = model_.head_dim;
-    proj_in += cost_.gemm_seconds(T, (model_.heads + 2 * model_.kv_heads) * hd / t, h, dt);
-    proj_out += cost_.gemm_seconds(T, h, model_.heads * hd / t, dt);
+    const int64_t qkv_out = (model_.heads + 2 * model_.kv_heads) * hd / t,
+                  o_in = model_.heads * hd / t;
+    proj_in += cost_.gemm_seconds(T, qkv_out, h, dt);
+    proj_out += cost_.gemm_seconds(T, h, o_in, dt);
+    wgrad_in = cost_.wgrad_gemm_seconds(T, qkv_out, h, dt);
+    wgrad_out = cost_.wgrad_gemm_seconds(T, h, o_in, dt);
     in_inputs = static_cast<double>(h);
     in_outputs = static_cast<double>(model_.heads + 2 * model_.kv_heads) * hd / t;
     out_inputs = static_cast<double>(model_.heads) * hd / t;
@@ -132,10 +148,10 @@ void LayerCostModel::price_layer_kernels() {
   // Flash-attention backward does about 2.5x the forward's FLOPs (it recomputes
   // the scores): 5 matmuls against 2.
   const double core_bwd = cost_.fused_kernel_seconds(2.5 * core_flops, 2.5 * core_bytes, tensor);
-  kernels_.attention_wgrad = proj + cast_in.wgrad + cast_out.wgrad;
+  kernels_.attention_wgrad = wgrad_in + wgrad_out + cast_in.wgrad + cast_out.wgrad;
   kernels_.attention_fwd = proj + cast_in.forward + cast_out.forward + mla_assembly + core + norm;
-  kernels_.attention_bwd = 2 * proj + cast_in.dgrad + cast_out.dgrad + cast_in.wgrad +
-                           cast_out.wgrad + mla_assembly + core_bwd + 2 * norm;
+  kernels_.attention_bwd = proj + cast_in.dgrad + cast_out.dgrad + kernels_.attention_wgrad +
+                           mla_assembly + core_bwd + 2 * norm;
   kernels_.norm_recompute = norm;
   if (parallel_.cp > 1) {
     // Ring attention (context_parallel.py AttnFuncWithCPAndKVP2P): cp steps of
@@ -152,9 +168,9 @@ void LayerCostModel::price_layer_kernels() {
     kernels_.attention_ring_step_bwd =
         cost_.fused_kernel_seconds(2.5 * core_flops / cp, 2.5 * core_bytes, tensor) +
         cost_.memory_bound_seconds(T * (q_width * 2 * fp32 + kv_width * 3 * bf16));
-    kernels_.attention_post_wgrad = proj_out + cast_out.wgrad;
+    kernels_.attention_post_wgrad = wgrad_out + cast_out.wgrad;
     kernels_.attention_post_bwd = proj_out + cast_out.dgrad + kernels_.attention_post_wgrad;
-    kernels_.attention_pre_wgrad = proj_in + cast_in.wgrad;
+    kernels_.attention_pre_wgrad = wgrad_in + cast_in.wgrad;
     kernels_.attention_pre_bwd =
         proj_in + cast_in.dgrad + kernels_.attention_pre_wgrad + mla_assembly + 2 * norm;
   }
@@ -216,6 +232,8 @@ const std::vector<double>& LayerCostModel::expert_seconds(int moe_index, int sam
         cost_.memory_bound_seconds(routed * (up + f) * hw::bytes_per_element(tensor));
     const double gemms = cost_.grouped_gemm_seconds(m, up, model_.hidden, dt) +
                          cost_.grouped_gemm_seconds(m, model_.hidden, f, dt);
+    const double wgrad_gemms = cost_.grouped_wgrad_gemm_seconds(m, up, model_.hidden, dt) +
+                               cost_.grouped_wgrad_gemm_seconds(m, model_.hidden, f, dt);
     Fp8Casts casts = fp8_casts(static_cast<double>(routed), static_cast<double>(model_.hidden + f),
                                static_cast<double>(up + model_.hidden));
     // Tokens dispatched in FP8 reach the up-projection quantized already (its
@@ -223,9 +241,8 @@ const std::vector<double>& LayerCostModel::expert_seconds(int moe_index, int sam
     if (parallel_.dispatch_dtype == hw::DType::kFp8) {
       casts.forward -= fp8_casts(static_cast<double>(routed), model_.hidden, 0).forward;
     }
-    const double wgrad = gemms + casts.wgrad;
-    per_chunk[c] =
-        backward ? 2 * (gemms + act) + casts.dgrad + casts.wgrad : gemms + act + casts.forward;
+    const double wgrad = wgrad_gemms + casts.wgrad;
+    per_chunk[c] = backward ? gemms + 2 * act + casts.dgrad + wgrad : gemms + act + casts.forward;
     per_chunk[chunks + c] = act;
     per_chunk[2 * chunks + c] = wgrad;
   }

@@ -80,8 +80,9 @@ class LayerCostModel {
   // holds 1/etp of every local expert and processes the tokens gathered from
   // its etp peers. Entries [chunks, 2 chunks) hold each chunk's forward
   // activation alone: what selective recompute re-runs; entries [2 chunks,
-  // 3 chunks) each chunk's weight-gradient GEMMs (part of its backward, as
-  // costly as its forward GEMMs, plus their FP8 casts). Computed once per
+  // 3 chunks) each chunk's weight-gradient GEMMs (part of its backward,
+  // priced by ComputeCostModel::grouped_wgrad_gemm_seconds, plus their FP8
+  // casts). Computed once per
   // (layer, sample, position, direction).
   const std::vector<double>& expert_seconds(int moe_index, int sample, int ep_position,
                                             bool backward);
@@ -94,13 +95,17 @@ class LayerCostModel {
   };
   Fp8Casts fp8_casts(double rows, double inputs_per_row, double outputs_per_row) const;
   // One dense or shared-expert FFN on `tokens`: its GEMMs, activation and
-  // casts; backward doubles GEMMs and activation (data and weight gradients).
+  // casts; backward runs the data-gradient GEMMs (as costly as the forward
+  // ones), the weight-gradient GEMMs (ComputeCostModel::wgrad_gemm_seconds)
+  // and the activation twice.
   struct FfnSeconds {
-    double gemms = 0, activation = 0;
+    double gemms = 0, wgrad_gemms = 0, activation = 0;
     Fp8Casts casts;
     double forward() const { return gemms + activation + casts.forward; }
-    double wgrad() const { return gemms + casts.wgrad; }
-    double backward() const { return 2 * (gemms + activation) + casts.dgrad + casts.wgrad; }
+    double wgrad() const { return wgrad_gemms + casts.wgrad; }
+    double backward() const {
+      return gemms + wgrad_gemms + 2 * activation + casts.dgrad + casts.wgrad;
+    }
   };
 
   void price_layer_kernels();

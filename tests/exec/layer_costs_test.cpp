@@ -145,5 +145,54 @@ TEST_CASE("MLA prices its RoPE assembly and selective recompute re-runs its up-p
   CHECK(mla.kernels.attention_fwd == Approx(proj + core + norms + assembly).epsilon(1e-9));
 }
 
+// Weight-gradient GEMMs priced by the cost model's own wgrad methods (here
+// three times a forward GEMM): every *_wgrad entry is the wgrad GEMMs alone,
+// and each backward is its data-gradient GEMMs at the forward price plus them.
+class SlowWgradCost : public testing::LinearCost {
+ public:
+  SlowWgradCost() : LinearCost(kFlops, 1e30) {}
+  double wgrad_gemm_seconds(int64_t tokens, int64_t out, int64_t in, hw::DType) const override {
+    return 3 * 2.0 * tokens * out * in / kFlops;
+  }
+  double grouped_wgrad_gemm_seconds(std::span<const int64_t> tokens, int64_t out, int64_t in,
+                                    hw::DType) const override {
+    double s = 0;
+    for (int64_t t : tokens) s += 3 * 2.0 * t * out * in / kFlops;
+    return s;
+  }
+};
+
+TEST_CASE("weight-gradient GEMMs take the cost model's wgrad price", "[exec][wgrad]") {
+  const SlowWgradCost cost;
+  ModelShape m = tiny_moe(1);
+  m.shared_ffn = 1024;
+  ParallelConfig p;
+  p.ep = 2;
+  p.dp = 2;
+  TrainingWorkload w;
+  w.seq_len = 256;
+  w.global_batch = 2;
+  std::vector<LayerRouting> routing(1);
+  routing[0].samples.push_back(even_routing(p.ep, m.experts, 256, m.top_k));
+  LayerCostModel layer(m, p, w, routing, cost);
+  const LayerKernelSeconds& k = layer.kernels();
+  const double T = 256, h = m.hidden;
+  // Attention: QKV (8 + 2 x 8 heads x 128) and output projections.
+  const double proj = 2 * T * (h * 3 * 8 * 128 + 8 * 128 * h) / kFlops;
+  CHECK(k.attention_wgrad == Approx(3 * proj).epsilon(1e-12));
+  // Shared experts (SwiGLU, width 1024): up 2048 x h, down h x 1024.
+  const double shared = 2 * T * (h * 2048 + 1024 * h) / kFlops;
+  CHECK(k.shared_wgrad == Approx(3 * shared).epsilon(1e-12));
+  CHECK(k.shared_bwd - k.shared_wgrad == Approx(shared).epsilon(1e-12));  // dgrad GEMMs only
+  // Routed experts: the wgrad entry is three times the forward GEMMs (the
+  // activation is free at this bandwidth); the backward adds the data-gradient
+  // GEMMs at the forward price.
+  const auto& fwd = layer.expert_seconds(0, 0, 0, false);
+  const auto& bwd = layer.expert_seconds(0, 0, 0, true);
+  const double gemms = fwd[0];  // no activation cost at infinite bandwidth
+  CHECK(bwd[2] == Approx(3 * gemms).epsilon(1e-12));
+  CHECK(bwd[0] == Approx(gemms + 3 * gemms).epsilon(1e-12));
+}
+
 }  // namespace
 }  // namespace moesim::exec

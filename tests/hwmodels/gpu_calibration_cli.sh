@@ -11,7 +11,7 @@ fail=0
 python3 - "$tmp/check.json" <<'PY' || fail=1
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["gpu"] == "h100-sxm" and len(d["points"]) == 66, len(d["points"])
+assert d["gpu"] == "h100-sxm" and len(d["points"]) == 79, len(d["points"])
 for p in d["points"]:
     assert p["published_tflops"] > 0 and p["roofline_tflops"] > 0
     assert abs(p["roofline_error"] - (p["roofline_tflops"] / p["published_tflops"] - 1)) < 1e-12
@@ -20,10 +20,14 @@ n = len(errs)
 median = errs[n // 2] if n % 2 else 0.5 * (errs[n // 2 - 1] + errs[n // 2])
 assert d["max_abs_error"] == errs[-1] and abs(d["median_abs_error"] - median) < 1e-15
 kinds = {p["kind"] for p in d["points"]}
-assert kinds == {"gemm", "grouped_gemm", "attention", "mla_decode"}, kinds
+assert kinds == {"gemm", "grouped_gemm", "wgrad_gemm", "grouped_wgrad_gemm", "attention",
+                 "mla_decode"}, kinds
 PY
 "$moesim" validate gpu-calibration --markdown | grep -q '^| gemm | m=64 n=2112 k=7168 | fp8 | deepgemm' \
   || { echo "FAIL: markdown table"; fail=1; }
+"$moesim" validate gpu-calibration --markdown |
+  grep -q '^| grouped_wgrad_gemm | 4x m=7168 n=4096 k=8192 (k_grouped) | fp8 | deepgemm-wgrad' \
+  || { echo "FAIL: markdown wgrad row"; fail=1; }
 expect_error() {  # expect_error <grep pattern> <args...>
   local pattern=$1; shift
   "$moesim" validate gpu-calibration "$@" >/dev/null 2>"$tmp/err"

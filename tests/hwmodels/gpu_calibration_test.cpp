@@ -94,6 +94,9 @@ TEST_CASE("the shipped table covers H100 and H800, and every point names a known
   CHECK(table.gemm.size() == 20);
   CHECK(table.grouped_gemm.size() == 10);
   CHECK(table.attention.size() == 35);
+  // DeepGEMM PR #95: 9 dense and 4 K-grouped weight-gradient points.
+  CHECK(table.wgrad_gemm.size() == 9);
+  CHECK(table.grouped_wgrad_gemm.size() == 4);
   for (const auto& p : table.gemm) CHECK_FALSE(table.sources.at(p.source).url.empty());
   for (const auto& [id, s] : table.sources) CHECK_FALSE(s.measured_on.empty());
   // Spot checks against the sources as read (DeepGEMM README @327ec92f; FA3 Figure 5).
@@ -128,6 +131,54 @@ TEST_CASE("every published point is reproduced exactly by the calibrated model")
     REQUIRE(rate.has_value());
     CHECK(*rate == Approx(p.flops_per_s).epsilon(1e-12));
   }
+  // Weight gradients: m = input features, n = output features, k = tokens.
+  for (const GemmPoint& p : table.wgrad_gemm) {
+    CHECK(model.wgrad_gemm_seconds(p.k, p.n, p.m, p.dtype) ==
+          Approx(p.flops() / p.flops_per_s + gpu.launch_overhead_s).epsilon(1e-12));
+  }
+  for (const GemmPoint& p : table.grouped_wgrad_gemm) {
+    const std::vector<int64_t> groups(p.groups, p.k);
+    CHECK(model.grouped_wgrad_gemm_seconds(groups, p.n, p.m, p.dtype) ==
+          Approx(p.flops() / p.flops_per_s + gpu.launch_overhead_s).epsilon(1e-12));
+  }
+}
+
+// DeepGEMM's FP32-accumulating weight-gradient kernels (PR #95) against its
+// forward kernels of the same layers: the routed experts' up-projection
+// (7,168 in, 4,096 out) at 8,192 tokens per expert runs at 1,044 TFLOPS, not
+// the forward 1,346; token counts beyond the curve hold its ends; a shape
+// without a wgrad curve is priced as its forward GEMM, and a model without
+// wgrad tables (the roofline) does the same.
+TEST_CASE("weight-gradient GEMMs: their own curves, held ends, forward pricing elsewhere") {
+  const GpuSpec gpu = h100();
+  const GpuCalibratedCostModel model(gpu, builtin_h100());
+  const auto fp8 = DType::kFp8;
+  const std::vector<int64_t> experts(4, 8192);
+  const double flops = 4 * 2.0 * 8192 * 4096 * 7168;
+  CHECK(model.grouped_wgrad_gemm_seconds(experts, 4096, 7168, fp8) ==
+        Approx(flops / 1044e12 + gpu.launch_overhead_s));
+  CHECK(model.grouped_gemm_seconds(experts, 4096, 7168, fp8) ==
+        Approx(flops / 1346e12 + gpu.launch_overhead_s));
+  // Beyond the measured 4,096-8,192 tokens: the nearest end's rate.
+  const std::vector<int64_t> many(1, 16384), few(1, 1024);
+  CHECK(model.grouped_wgrad_gemm_seconds(many, 4096, 7168, fp8) ==
+        Approx(2.0 * 16384 * 4096 * 7168 / 1044e12 + gpu.launch_overhead_s));
+  CHECK(model.grouped_wgrad_gemm_seconds(few, 4096, 7168, fp8) ==
+        Approx(2.0 * 1024 * 4096 * 7168 / 939e12 + gpu.launch_overhead_s));
+  // Dense: the output projection (16,384 in, 7,168 out) over 4,096 tokens.
+  CHECK(model.wgrad_gemm_seconds(4096, 7168, 16384, fp8) ==
+        Approx(2.0 * 4096 * 7168 * 16384 / 994e12 + gpu.launch_overhead_s));
+  // No wgrad curve for this shape, or for BF16: the forward GEMM's price.
+  CHECK(model.wgrad_gemm_seconds(4096, 7168, 1000, fp8) ==
+        model.gemm_seconds(4096, 7168, 1000, fp8));
+  CHECK(model.wgrad_gemm_seconds(4096, 7168, 16384, DType::kBf16) ==
+        model.gemm_seconds(4096, 7168, 16384, DType::kBf16));
+  const std::vector<int64_t> bf16_experts(4, 8192);
+  CHECK(model.grouped_wgrad_gemm_seconds(bf16_experts, 4096, 7168, DType::kBf16) ==
+        model.grouped_gemm_seconds(bf16_experts, 4096, 7168, DType::kBf16));
+  const RooflineCostModel roofline(gpu);
+  CHECK(roofline.wgrad_gemm_seconds(4096, 7168, 16384, fp8) ==
+        roofline.gemm_seconds(4096, 7168, 16384, fp8));
 }
 
 TEST_CASE("between points: log-log interpolation, within the neighbours, time rising with size") {

@@ -75,8 +75,9 @@ TEST_CASE("roofline check of the shipped table: one row per point, DeepGEMM on i
   const auto table = builtin_gpu_calibration("h800");
   REQUIRE(table.has_value());
   const RooflineCheck check = check_roofline(gpu, *table);
-  CHECK(check.rows.size() ==
-        table->gemm.size() + table->grouped_gemm.size() + table->attention.size() + 1);
+  CHECK(check.rows.size() == table->gemm.size() + table->grouped_gemm.size() +
+                                 table->wgrad_gemm.size() + table->grouped_wgrad_gemm.size() +
+                                 table->attention.size() + 1);
   // The MLA decode kernel's compute-bound figure, against the fused-kernel
   // roofline: 989 x 0.7 x 0.8 = 553.84 TFLOPS for FlashMLA's 660.
   const RooflineCheckRow& mla = check.rows.back();
