@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -43,57 +44,44 @@ void check_unique(std::map<Key, size_t>& seen, const Key& key, const std::string
   }
 }
 
-void parse_gemm_points(const Json& list, const std::string& path, bool grouped,
+// The four GEMM point lists. Forward GEMMs: m tokens (per group), n output
+// and k input features; weight gradients: m input and n output features, k
+// tokens (per group).
+enum class GemmList { kDense, kGrouped, kWgrad, kGroupedWgrad };
+
+void parse_gemm_points(const Json& list, const std::string& path, GemmList kind,
                        GpuCalibration& out) {
   if (!list.is_array()) throw_config_error(path, "expected an array of points");
-  const std::string name = grouped ? "grouped_gemm" : "gemm";
+  const bool grouped = kind == GemmList::kGrouped || kind == GemmList::kGroupedWgrad;
+  const bool wgrad = kind == GemmList::kWgrad || kind == GemmList::kGroupedWgrad;
+  static constexpr const char* kNames[] = {"gemm", "grouped_gemm", "wgrad_gemm",
+                                           "grouped_wgrad_gemm"};
+  const std::string name = kNames[static_cast<int>(kind)];
+  // The per-group size is m for a forward GEMM, k for a weight gradient.
+  const char* per_group = wgrad ? "k_per_group" : "m_per_group";
   std::map<std::tuple<DType, int64_t, int64_t, int64_t>, size_t> seen;
   for (size_t i = 0; i < list.size(); ++i) {
     ConfigObject o(list[i], join_path(path, i));
     GemmPoint p;
     p.source = source_field(o, out);
-    p.layout = grouped ? o.choice("layout", {"contiguous", "masked"}) : "dense";
-    p.dtype = dtype_field(o);
-    if (grouped) {
-      p.groups = o.integer("groups", 1, 1 << 20);
-      p.m = o.integer("m_per_group", 1, kMaxDimension);
-    } else {
-      p.m = o.integer("m", 1, kMaxDimension);
-    }
-    p.n = o.integer("n", 1, kMaxDimension);
-    p.k = o.integer("k", 1, kMaxDimension);
-    p.flops_per_s = o.number("tflops", 1e-6, 1e6) * 1e12;
-    p.bytes_per_s = o.number_or("gb_per_s", 0, 0, 1e9) * 1e9;
-    o.finish();
-    check_unique(seen, std::tuple{p.dtype, p.n, p.k, p.m}, name, i, o.path(),
-                 grouped ? "dtype, m_per_group, n, k" : "dtype, m, n, k");
-    (grouped ? out.grouped_gemm : out.gemm).push_back(std::move(p));
-  }
-}
-
-// Weight-gradient points: m input features, n output features, k tokens (per
-// group for the K-grouped kernel).
-void parse_wgrad_points(const Json& list, const std::string& path, bool grouped,
-                        GpuCalibration& out) {
-  if (!list.is_array()) throw_config_error(path, "expected an array of points");
-  const std::string name = grouped ? "grouped_wgrad_gemm" : "wgrad_gemm";
-  std::map<std::tuple<DType, int64_t, int64_t, int64_t>, size_t> seen;
-  for (size_t i = 0; i < list.size(); ++i) {
-    ConfigObject o(list[i], join_path(path, i));
-    GemmPoint p;
-    p.source = source_field(o, out);
-    p.layout = grouped ? "k_grouped" : "wgrad";
+    p.layout = kind == GemmList::kGrouped ? o.choice("layout", {"contiguous", "masked"})
+               : kind == GemmList::kDense ? "dense"
+               : grouped                  ? "k_grouped"
+                                          : "wgrad";
     p.dtype = dtype_field(o);
     if (grouped) p.groups = o.integer("groups", 1, 1 << 20);
-    p.m = o.integer("m", 1, kMaxDimension);
+    p.m = o.integer(grouped && !wgrad ? per_group : "m", 1, kMaxDimension);
     p.n = o.integer("n", 1, kMaxDimension);
-    p.k = o.integer(grouped ? "k_per_group" : "k", 1, kMaxDimension);
+    p.k = o.integer(grouped && wgrad ? per_group : "k", 1, kMaxDimension);
     p.flops_per_s = o.number("tflops", 1e-6, 1e6) * 1e12;
     p.bytes_per_s = o.number_or("gb_per_s", 0, 0, 1e9) * 1e9;
     o.finish();
     check_unique(seen, std::tuple{p.dtype, p.m, p.n, p.k}, name, i, o.path(),
-                 grouped ? "dtype, m, n, k_per_group" : "dtype, m, n, k");
-    (grouped ? out.grouped_wgrad_gemm : out.wgrad_gemm).push_back(std::move(p));
+                 grouped ? (wgrad ? "dtype, m, n, k_per_group" : "dtype, m_per_group, n, k")
+                         : "dtype, m, n, k");
+    std::vector<GemmPoint>* lists[] = {&out.gemm, &out.grouped_gemm, &out.wgrad_gemm,
+                                       &out.grouped_wgrad_gemm};
+    lists[static_cast<int>(kind)]->push_back(std::move(p));
   }
 }
 
@@ -206,19 +194,16 @@ GpuCalibration parse_gpu_calibration(const Json& table, const std::string& origi
   }
   root.string_or("applies_to_note", "");
   parse_sources(root.value("sources"), root.field_path("sources"), c);
-  if (root.has("gemm")) parse_gemm_points(root.value("gemm"), root.field_path("gemm"), false, c);
-  if (root.has("grouped_gemm")) {
-    parse_gemm_points(root.value("grouped_gemm"), root.field_path("grouped_gemm"), true, c);
+  const std::pair<const char*, GemmList> gemm_lists[] = {
+      {"gemm", GemmList::kDense},
+      {"grouped_gemm", GemmList::kGrouped},
+      {"wgrad_gemm", GemmList::kWgrad},
+      {"grouped_wgrad_gemm", GemmList::kGroupedWgrad}};
+  for (const auto& [key, kind] : gemm_lists) {
+    if (root.has(key)) parse_gemm_points(root.value(key), root.field_path(key), kind, c);
   }
   if (root.has("attention")) {
     parse_attention_points(root.value("attention"), root.field_path("attention"), c);
-  }
-  if (root.has("wgrad_gemm")) {
-    parse_wgrad_points(root.value("wgrad_gemm"), root.field_path("wgrad_gemm"), false, c);
-  }
-  if (root.has("grouped_wgrad_gemm")) {
-    parse_wgrad_points(root.value("grouped_wgrad_gemm"), root.field_path("grouped_wgrad_gemm"),
-                       true, c);
   }
   if (root.has("memory_bound"))
     c.memory_bytes_per_s = parse_memory_bound(root.object("memory_bound"));

@@ -31,31 +31,25 @@ RooflineCheck check_roofline(const GpuSpec& gpu, const GpuCalibration& table) {
   auto measured_on = [&](const std::string& source) {
     return table.sources.at(source).measured_on;
   };
-  for (const GemmPoint& p : table.gemm) {
-    const double s = roofline.gemm_body_seconds(p.m, p.n, p.k, p.dtype);
-    out.rows.push_back({"gemm", p.source, measured_on(p.source),
-                        fmt::format("m={} n={} k={}", p.m, p.n, p.k), p.dtype, p.flops_per_s,
-                        p.flops() / s});
-  }
-  for (const GemmPoint& p : table.grouped_gemm) {
-    const double s = p.groups * roofline.gemm_body_seconds(p.m, p.n, p.k, p.dtype);
-    out.rows.push_back({"grouped_gemm", p.source, measured_on(p.source),
-                        fmt::format("{}x m={} n={} k={} ({})", p.groups, p.m, p.n, p.k, p.layout),
-                        p.dtype, p.flops_per_s, p.flops() / s});
-  }
-  // Weight gradients: the roofline of the same FLOPs as a [k, m] x [k, n] GEMM.
-  for (const GemmPoint& p : table.wgrad_gemm) {
-    const double s = roofline.gemm_body_seconds(p.k, p.n, p.m, p.dtype);
-    out.rows.push_back({"wgrad_gemm", p.source, measured_on(p.source),
-                        fmt::format("m={} n={} k={}", p.m, p.n, p.k), p.dtype, p.flops_per_s,
-                        p.flops() / s});
-  }
-  for (const GemmPoint& p : table.grouped_wgrad_gemm) {
-    const double s = p.groups * roofline.gemm_body_seconds(p.k, p.n, p.m, p.dtype);
-    out.rows.push_back({"grouped_wgrad_gemm", p.source, measured_on(p.source),
-                        fmt::format("{}x m={} n={} k={} (k_grouped)", p.groups, p.m, p.n, p.k),
-                        p.dtype, p.flops_per_s, p.flops() / s});
-  }
+  // GEMMs against the roofline of the same FLOPs; a weight gradient (m input
+  // and n output features, k tokens) as the [k, m] x [m, n] GEMM.
+  auto gemm_rows = [&](const std::vector<GemmPoint>& points, const char* kind) {
+    for (const GemmPoint& p : points) {
+      const bool wgrad = p.layout == "wgrad" || p.layout == "k_grouped";
+      const double s = p.groups * (wgrad ? roofline.gemm_body_seconds(p.k, p.n, p.m, p.dtype)
+                                         : roofline.gemm_body_seconds(p.m, p.n, p.k, p.dtype));
+      const std::string shape =
+          p.layout == "dense" || p.layout == "wgrad"
+              ? fmt::format("m={} n={} k={}", p.m, p.n, p.k)
+              : fmt::format("{}x m={} n={} k={} ({})", p.groups, p.m, p.n, p.k, p.layout);
+      out.rows.push_back(
+          {kind, p.source, measured_on(p.source), shape, p.dtype, p.flops_per_s, p.flops() / s});
+    }
+  };
+  gemm_rows(table.gemm, "gemm");
+  gemm_rows(table.grouped_gemm, "grouped_gemm");
+  gemm_rows(table.wgrad_gemm, "wgrad_gemm");
+  gemm_rows(table.grouped_wgrad_gemm, "grouped_wgrad_gemm");
   for (const AttentionPoint& p : table.attention) {
     AttentionShape shape;
     shape.seq_len = p.seq_len;

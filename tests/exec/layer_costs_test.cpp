@@ -39,8 +39,10 @@ struct Priced {
   std::vector<double> expert_fwd, expert_bwd;
 };
 
-Priced price(hw::DType dtype, hw::DType dispatch, const ModelShape& m = tiny_moe(1)) {
-  static const DtypeCost cost;
+const DtypeCost kDtypeCost;
+
+Priced price(hw::DType dtype, hw::DType dispatch, const ModelShape& m = tiny_moe(1),
+             const hw::ComputeCostModel& cost = kDtypeCost) {
   ParallelConfig p;
   p.ep = 2;
   p.dp = 2;
@@ -163,19 +165,10 @@ class SlowWgradCost : public testing::LinearCost {
 };
 
 TEST_CASE("weight-gradient GEMMs take the cost model's wgrad price", "[exec][wgrad]") {
-  const SlowWgradCost cost;
   ModelShape m = tiny_moe(1);
   m.shared_ffn = 1024;
-  ParallelConfig p;
-  p.ep = 2;
-  p.dp = 2;
-  TrainingWorkload w;
-  w.seq_len = 256;
-  w.global_batch = 2;
-  std::vector<LayerRouting> routing(1);
-  routing[0].samples.push_back(even_routing(p.ep, m.experts, 256, m.top_k));
-  LayerCostModel layer(m, p, w, routing, cost);
-  const LayerKernelSeconds& k = layer.kernels();
+  const Priced bf16 = price(hw::DType::kBf16, hw::DType::kBf16, m, SlowWgradCost());
+  const LayerKernelSeconds& k = bf16.kernels;
   const double T = 256, h = m.hidden;
   // Attention: QKV (8 + 2 x 8 heads x 128) and output projections.
   const double proj = 2 * T * (h * 3 * 8 * 128 + 8 * 128 * h) / kFlops;
@@ -187,9 +180,8 @@ TEST_CASE("weight-gradient GEMMs take the cost model's wgrad price", "[exec][wgr
   // Routed experts: the wgrad entry is three times the forward GEMMs (the
   // activation is free at this bandwidth); the backward adds the data-gradient
   // GEMMs at the forward price.
-  const auto& fwd = layer.expert_seconds(0, 0, 0, false);
-  const auto& bwd = layer.expert_seconds(0, 0, 0, true);
-  const double gemms = fwd[0];  // no activation cost at infinite bandwidth
+  const std::vector<double>& bwd = bf16.expert_bwd;
+  const double gemms = bf16.expert_fwd[0];  // no activation cost at infinite bandwidth
   CHECK(bwd[2] == Approx(3 * gemms).epsilon(1e-12));
   CHECK(bwd[0] == Approx(gemms + 3 * gemms).epsilon(1e-12));
 }
