@@ -47,6 +47,7 @@ OrderedJson search_json(const explore::SearchRequest& r, const std::string& clus
                   {"tp", c.tp},
                   {"cp", c.cp},
                   {"pp", c.pp},
+                  {"virtual_stages", c.virtual_stages},
                   {"ep", c.ep},
                   {"etp", c.etp},
                   {"micro_batch_size", c.micro_batch_size},
@@ -66,16 +67,16 @@ OrderedJson search_json(const explore::SearchRequest& r, const std::string& clus
 
 std::string ranking_csv(const OrderedJson& result) {
   std::string s =
-      "rank,dp,tp,cp,pp,ep,etp,micro_batch_size,recompute,zero_stage,step_time_s,"
+      "rank,dp,tp,cp,pp,virtual_stages,ep,etp,micro_batch_size,recompute,zero_stage,step_time_s,"
       "tokens_per_s_per_gpu,mfu,memory_headroom_bytes,bottleneck\n";
   for (const auto& e : result["ranking"]) {
-    s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", e["rank"].get<int>(),
+    s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", e["rank"].get<int>(),
                      e["dp"].get<int>(), e["tp"].get<int>(), e["cp"].get<int>(), e["pp"].get<int>(),
-                     e["ep"].get<int>(), e["etp"].get<int>(), e["micro_batch_size"].get<int>(),
-                     e["recompute"].get<std::string>(), e["zero_stage"].get<int>(),
-                     e["step_time_s"].get<double>(), e["tokens_per_s_per_gpu"].get<double>(),
-                     e["mfu"].get<double>(), e["memory_headroom_bytes"].get<double>(),
-                     e["bottleneck"].get<std::string>());
+                     e["virtual_stages"].get<int>(), e["ep"].get<int>(), e["etp"].get<int>(),
+                     e["micro_batch_size"].get<int>(), e["recompute"].get<std::string>(),
+                     e["zero_stage"].get<int>(), e["step_time_s"].get<double>(),
+                     e["tokens_per_s_per_gpu"].get<double>(), e["mfu"].get<double>(),
+                     e["memory_headroom_bytes"].get<double>(), e["bottleneck"].get<std::string>());
   }
   return s;
 }
@@ -90,7 +91,7 @@ struct SearchArgs {
 
 // Options that belong to one mode only; naming one in the other mode is an
 // error rather than silently ignored.
-constexpr const char* kTrainingOnly[] = {"global-batch", "seq"};
+constexpr const char* kTrainingOnly[] = {"global-batch", "seq", "virtual-stages"};
 constexpr const char* kInferenceOnly[] = {
     "requests-rate", "concurrency", "requests",    "input-tokens",
     "output-tokens", "slo-tpot-ms", "slo-ttft-ms", "max-batch-sizes",
@@ -160,7 +161,7 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
   SearchArgs a;
   explore::SearchRequest& r = a.request;
   explore::InferenceSearchRequest& inf = a.inference;
-  std::string out, mode = "training", max_batch_sizes;
+  std::string out, mode = "training", max_batch_sizes, virtual_stages = "1";
   options.add_options()("model", po::value(&r.model), "model preset")(
       "cluster", po::value(&a.cluster), "cluster preset or JSON file")(
       "gpus", po::value(&r.gpus), "GPUs to use")("global-batch", po::value(&r.global_batch),
@@ -170,6 +171,9 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
                                                               "threads (default 2)")(
       "output,o", po::value<std::string>(), "write the ranking as JSON and CSV (<o>.csv)")(
       "json", "print the full ranking as JSON")(
+      "virtual-stages", po::value(&virtual_stages),
+      "training: virtual pipeline stages per rank to try where pp > 1, comma-separated "
+      "(default 1; e.g. 1,2,4 adds Megatron-Core's interleaved schedule)")(
       "routing", po::value(&r.routing),
       "every candidate's routing generator (default zipf:0.5; uniform for force-balanced "
       "routing; see Routing generators)")(
@@ -199,8 +203,8 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
   help = !parse(args, options, positional, vm,
                 bench ? "moesim bench search [--json]"
                       : "moesim search --model NAME --cluster PRESET --gpus N --global-batch B "
-                        "[--seq L] [--dtype bf16|fp8] [--routing SPEC] [--top 10] [--json] "
-                        "[-o ranking.json] [-j N]\n"
+                        "[--seq L] [--virtual-stages 1,2,4] [--dtype bf16|fp8] [--routing SPEC]\n"
+                        "         [--top 10] [--json] [-o ranking.json] [-j N]\n"
                         "       moesim search --mode inference --model NAME --cluster PRESET "
                         "--gpus N\n"
                         "         (--requests-rate R | --concurrency C) --slo-tpot-ms T "
@@ -239,6 +243,14 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
   inf.routing = r.routing;
   if (r.jobs < 1 || r.jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
   r.cluster = cluster_argument(a.cluster);
+  r.virtual_stages = parse_sizes(virtual_stages, "--virtual-stages");
+  std::sort(r.virtual_stages.begin(), r.virtual_stages.end());
+  r.virtual_stages.erase(std::unique(r.virtual_stages.begin(), r.virtual_stages.end()),
+                         r.virtual_stages.end());
+  if (r.virtual_stages.back() > 1024) {
+    throw Error(fmt::format("--virtual-stages: {} is more than 1024 virtual stages per rank",
+                            r.virtual_stages.back()));
+  }
   if (a.inference_mode) inference_request(vm, max_batch_sizes, a);
   return a;
 }
@@ -385,18 +397,18 @@ int search_main(const Args& args) {
   for (const auto& [k, v] : result["rejected"].items())
     std::cout << " " << k << "=" << v.get<int>();
   std::cout << fmt::format(
-      "\n{:>4} {:>4} {:>3} {:>3} {:>3} {:>4} {:>4} {:>4} {:>13} {:>5} {:>12} {:>6} "
+      "\n{:>4} {:>4} {:>3} {:>3} {:>3} {:>3} {:>4} {:>4} {:>4} {:>13} {:>5} {:>12} {:>6} "
       "{:>10}  {}\n",
-      "rank", "dp", "tp", "cp", "pp", "ep", "etp", "mbs", "recompute", "zero", "tok/s/GPU", "MFU",
-      "free GiB", "bottleneck");
+      "rank", "dp", "tp", "cp", "pp", "vpp", "ep", "etp", "mbs", "recompute", "zero", "tok/s/GPU",
+      "MFU", "free GiB", "bottleneck");
   int shown = 0;
   for (const auto& e : result["ranking"]) {
     if (shown++ >= a.top) break;
     std::cout << fmt::format(
-        "{:>4} {:>4} {:>3} {:>3} {:>3} {:>4} {:>4} {:>4} {:>13} {:>5} {:>12.1f} "
+        "{:>4} {:>4} {:>3} {:>3} {:>3} {:>3} {:>4} {:>4} {:>4} {:>13} {:>5} {:>12.1f} "
         "{:>5.1f}% {:>10.1f}  {}\n",
         e["rank"].get<int>(), e["dp"].get<int>(), e["tp"].get<int>(), e["cp"].get<int>(),
-        e["pp"].get<int>(), e["ep"].get<int>(), e["etp"].get<int>(),
+        e["pp"].get<int>(), e["virtual_stages"].get<int>(), e["ep"].get<int>(), e["etp"].get<int>(),
         e["micro_batch_size"].get<int>(), e["recompute"].get<std::string>(),
         e["zero_stage"].get<int>(), e["tokens_per_s_per_gpu"].get<double>(),
         100 * e["mfu"].get<double>(), e["memory_headroom_bytes"].get<double>() / (1ull << 30),

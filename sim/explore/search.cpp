@@ -30,6 +30,10 @@ Json scenario_for(const SearchRequest& r, int gpus_per_node, const SearchCandida
                 {"recompute", c.recompute},
                 {"a2a_algo", "hierarchical"}};
   if (c.cp > 1) parallel["cp"] = c.cp;
+  if (c.virtual_stages > 1) {
+    parallel["pipeline_schedule"] = "interleaved";
+    parallel["virtual_stages"] = c.virtual_stages;
+  }
   Json workload{{"seq_len", r.seq_len}, {"global_batch", global_batch}};
   if (r.dtype != "bf16") {
     workload["dtype"] = r.dtype;
@@ -56,37 +60,54 @@ std::vector<int> context_parallel_degrees(int64_t seq_len, int gpus_left) {
   return out;
 }
 
-std::vector<SearchCandidate> enumerate(const SearchRequest& r, int layers, int routed_experts,
-                                       int gpus_per_node) {
-  std::vector<SearchCandidate> out;
+// The tensor, pipeline and context-parallel grids to try: tp dividing the
+// node, pp no deeper than the layers, each requested virtual-stage count where
+// pp > 1, cp as above.
+struct Grid {
+  int tp, pp, virtual_stages, cp;
+};
+std::vector<Grid> grids(const SearchRequest& r, int layers, int gpus_per_node) {
+  std::vector<Grid> out;
   for (int tp : divisors(gpus_per_node)) {
     for (int pp : divisors(r.gpus / tp)) {
       if (pp > layers) continue;
-      for (int cp : context_parallel_degrees(r.seq_len, r.gpus / (tp * pp))) {
-        // Long sequences also try recomputing whole MoE layers, as the
-        // ModelZoo's long-context runs do.
-        std::vector<const char*> recomputes{"none", "selective", "full"};
-        if (cp > 1 && routed_experts > 0) recomputes.push_back("selective_moe");
-        for (int ep : divisors(std::max(1, routed_experts))) {
-          const std::vector<int> etps = tp == 1 ? std::vector<int>{1} : std::vector<int>{1, tp};
-          for (int etp : etps) {
-            for (int mbs : {1, 2}) {
-              for (const char* recompute : recomputes) {
-                for (int zero : {1, 3}) {
-                  SearchCandidate c;
-                  c.dp = r.gpus / (tp * cp * pp);
-                  c.tp = tp;
-                  c.cp = cp;
-                  c.pp = pp;
-                  c.ep = ep;
-                  c.etp = etp;
-                  c.micro_batch_size = mbs;
-                  c.recompute = recompute;
-                  c.zero_stage = zero;
-                  c.scenario = scenario_for(r, gpus_per_node, c, r.global_batch);
-                  out.push_back(std::move(c));
-                }
-              }
+      for (int v : r.virtual_stages) {
+        if (pp == 1 && v > 1) continue;
+        for (int cp : context_parallel_degrees(r.seq_len, r.gpus / (tp * pp)))
+          out.push_back({tp, pp, v, cp});
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<SearchCandidate> enumerate(const SearchRequest& r, int layers, int routed_experts,
+                                       int gpus_per_node) {
+  std::vector<SearchCandidate> out;
+  for (const Grid& g : grids(r, layers, gpus_per_node)) {
+    // Long sequences also try recomputing whole MoE layers, as the
+    // ModelZoo's long-context runs do.
+    std::vector<const char*> recomputes{"none", "selective", "full"};
+    if (g.cp > 1 && routed_experts > 0) recomputes.push_back("selective_moe");
+    const std::vector<int> etps = g.tp == 1 ? std::vector<int>{1} : std::vector<int>{1, g.tp};
+    for (int ep : divisors(std::max(1, routed_experts))) {
+      for (int etp : etps) {
+        for (int mbs : {1, 2}) {
+          for (const char* recompute : recomputes) {
+            for (int zero : {1, 3}) {
+              SearchCandidate c;
+              c.dp = r.gpus / (g.tp * g.cp * g.pp);
+              c.tp = g.tp;
+              c.cp = g.cp;
+              c.pp = g.pp;
+              c.virtual_stages = g.virtual_stages;
+              c.ep = ep;
+              c.etp = etp;
+              c.micro_batch_size = mbs;
+              c.recompute = recompute;
+              c.zero_stage = zero;
+              c.scenario = scenario_for(r, gpus_per_node, c, r.global_batch);
+              out.push_back(std::move(c));
             }
           }
         }
@@ -96,10 +117,12 @@ std::vector<SearchCandidate> enumerate(const SearchRequest& r, int layers, int r
   return out;
 }
 
-// Simulates a candidate, extrapolating from pp + 1 micro-batches (see search.h).
+// Simulates a candidate, extrapolating from pp + 1 micro-batches, 2 pp with
+// virtual stages (see search.h).
 void simulate(const SearchRequest& r, int gpus_per_node, SearchCandidate& c) {
   const int64_t m = r.global_batch / (static_cast<int64_t>(c.dp) * c.micro_batch_size);
-  const int64_t m2 = std::max<int64_t>(2, c.pp + 1);
+  const int64_t m2 =
+      c.virtual_stages > 1 ? 2 * static_cast<int64_t>(c.pp) : std::max<int64_t>(2, c.pp + 1);
   const bool exact = m <= m2;
   const scenario::TrainingRun run = scenario::run_training(
       exact ? c.scenario : scenario_for(r, gpus_per_node, c, m2 * c.dp * c.micro_batch_size));
@@ -114,8 +137,10 @@ void simulate(const SearchRequest& r, int gpus_per_node, SearchCandidate& c) {
         c.zero_stage >= 2 ? 0 : sim.breakdown.exposed_s[static_cast<int>(exec::Category::kDpComm)];
     const double tail =
         sim.breakdown.exposed_s[static_cast<int>(exec::Category::kOptimizer)] + dp_tail;
-    const double per_mb = (sim.step_time_s - tail) / static_cast<double>(m2 + c.pp - 1);
-    c.step_time_s = static_cast<double>(m + c.pp - 1) * per_mb + tail;
+    // The warm-up and cool-down of v interleaved chunks: (pp - 1) / v micro-batches.
+    const double bubble = static_cast<double>(c.pp - 1) / c.virtual_stages;
+    const double per_mb = (sim.step_time_s - tail) / (static_cast<double>(m2) + bubble);
+    c.step_time_s = (static_cast<double>(m) + bubble) * per_mb + tail;
   }
   const double tokens = static_cast<double>(r.global_batch) * r.seq_len;
   c.tokens_per_s_per_gpu = tokens / c.step_time_s / r.gpus;

@@ -1,16 +1,19 @@
 #pragma once
-// Strategy search: every (dp, tp, cp, pp, ep, etp, micro-batch, recompute,
-// ZeRO) combination for a model on a cluster, rejected when invalid, pruned by
-// memory before simulating, ranked by simulated tokens/s per GPU. Context
+// Strategy search: every (dp, tp, cp, pp, virtual stages, ep, etp,
+// micro-batch, recompute, ZeRO) combination for a model on a cluster,
+// rejected when invalid, pruned by memory before simulating, ranked by
+// simulated tokens/s per GPU. Context
 // parallelism is tried where sequences are long: powers of two that leave each
 // rank at least 4,096 tokens; those candidates also try "selective_moe".
 //
 // To keep hundreds of points affordable each candidate is simulated with
-// m' = pp + 1 micro-batches per replica and extrapolated to the real count m
-// with the 1F1B shape T = (m + pp - 1) t_mb + tail, where the tail (optimizer
+// m' = pp + 1 micro-batches per replica (2 pp with virtual stages, as
+// interleaving needs a multiple of pp) and extrapolated to the real count m
+// with the pipeline's shape T = (m + (pp - 1) / v) t_mb + tail (v virtual
+// stages; v = 1 is 1F1B), where the tail (optimizer
 // and exposed data-parallel communication; with ZeRO-2/3, which gather and
 // reduce every micro-batch, the optimizer only) comes from the simulated
-// breakdown and t_mb from (T' - tail) / (m' + pp - 1). Points whose real
+// breakdown and t_mb from (T' - tail) / (m' + (pp - 1) / v). Points whose real
 // count is that small are simulated exactly.
 
 #include <cstdint>
@@ -37,11 +40,16 @@ struct SearchRequest {
   // Every candidate's routing generator (workloads/routing_generator.h):
   // "uniform" for force-balanced benchmarks; skew is paid in step time.
   std::string routing = "zipf:0.5";
+  // Virtual pipeline stages per rank to try where pp > 1 (Megatron-Core's
+  // interleaved schedule, --num-virtual-stages-per-pipeline-rank); 1 is the
+  // plain 1F1B schedule.
+  std::vector<int> virtual_stages{1};
   int jobs = 2;  // threads
 };
 
 struct SearchCandidate {
   int dp = 1, tp = 1, cp = 1, pp = 1, ep = 1, etp = 1, micro_batch_size = 1, zero_stage = 1;
+  int virtual_stages = 1;
   std::string recompute;
   Json scenario;
   double step_time_s = 0, tokens_per_s_per_gpu = 0, mfu = 0;

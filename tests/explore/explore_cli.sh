@@ -108,6 +108,32 @@ u = [e for e in uni["ranking"] if key(e) == same][0]["step_time_s"]
 if uni["routing"] != "uniform" or not u < z[same]:
     print("FAIL: uniform routing", uni["routing"], u, z[same]); sys.exit(1)
 PY
+# --virtual-stages: interleaved candidates appear where pp > 1 only, and the
+# extrapolation from 2 pp micro-batches matches a full run of the same
+# scenario (16 micro-batches) within 1%.
+"$moesim" search --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 64 --seq 512 \
+  --virtual-stages 2,1 --json >"$tmp/search_vpp.json" 2>/dev/null || { echo "FAIL: search --virtual-stages"; fail=1; }
+python3 - "$tmp/search_vpp.json" "$moesim" "$tmp" <<'PY' || fail=1
+import json, subprocess, sys
+d, moesim, tmp = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+vs = {(e["pp"] > 1, e["virtual_stages"]) for e in d["ranking"]}
+if vs != {(False, 1), (True, 1), (True, 2)}:
+    print("FAIL: virtual stages in the ranking", vs); sys.exit(1)
+e = [x for x in d["ranking"] if (x["dp"], x["pp"], x["virtual_stages"], x["ep"], x["micro_batch_size"],
+     x["recompute"], x["zero_stage"]) == (4, 2, 2, 4, 1, "none", 1)][0]
+s = {"model": "tiny-moe", "cluster": {"preset": "dgx-h100", "nodes": 1},
+     "parallel": {"dp": 4, "tp": 1, "pp": 2, "ep": 4, "etp": 1, "sequence_parallel": False,
+                  "zero_stage": 1, "micro_batch_size": 1, "recompute": "none",
+                  "a2a_algo": "hierarchical", "pipeline_schedule": "interleaved", "virtual_stages": 2},
+     "workload": {"seq_len": 512, "global_batch": 64},
+     "routing": {"generator": "zipf:0.5", "seed": 1}, "gating": {"capacity_factor": "dropless"},
+     "options": {"routing_samples": 1, "max_routings_per_step": 1 << 20}}
+json.dump(s, open(f"{tmp}/vpp.json", "w"))
+run = json.loads(subprocess.run([moesim, "run", f"{tmp}/vpp.json", "--json"], capture_output=True,
+                                text=True).stdout)
+if abs(e["step_time_s"] / run["step_time_s"] - 1) > 0.01:
+    print("FAIL: interleaved extrapolation", e["step_time_s"], run["step_time_s"]); sys.exit(1)
+PY
 # FP8 training search: every candidate trains in FP8 with BF16 Adam moments
 # (the ModelZoo's FP8 recipe), and the ranking says so.
 "$moesim" search --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --seq 512 \
@@ -199,6 +225,9 @@ expect_usage_error "mode: expected training or inference" --mode serving --model
 expect_usage_error "requests-rate: expected requests per second > 0" "${serve[@]}" --requests-rate 0 --slo-tpot-ms 50
 expect_usage_error "unrecognised option '--inference'" --inference x
 expect_usage_error "dtype: expected bf16 or fp8, got 'fp4'" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --dtype fp4
+expect_usage_error "virtual-stages: expected comma-separated integers" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --virtual-stages 0,2
+expect_usage_error "virtual-stages: 2048 is more than 1024" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --virtual-stages 1,2048
+expect_usage_error "virtual-stages: a training option" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --virtual-stages 2
 expect_usage_error "routing: generator 'zipf:x'" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --routing zipf:x
 expect_usage_error "routing: unknown routing generator 'bogus'" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --routing bogus
 [ $fail = 0 ] && echo "explore cli: all checks passed"
