@@ -38,9 +38,9 @@ struct LayerKernelSeconds {
   double unpermute_fwd = 0, unpermute_bwd = 0;  // un-permute and weighted combine
   double embedding_fwd = 0, embedding_bwd = 0;
   double head_fwd = 0, head_bwd = 0;  // output projection + cross-entropy
-  // The weight-gradient GEMMs inside each backward above (each as costly as
-  // its forward GEMM, plus under FP8 the casts of its two operands along the
-  // tokens): what a backward that defers its weight gradients
+  // The weight-gradient GEMMs inside each backward above (priced by
+  // ComputeCostModel::wgrad_gemm_seconds, plus under FP8 the casts of their
+  // two operands along the tokens): what a backward that defers its weight gradients
   // (Megatron-Core's --delay-wgrad-compute, zero-bubble / DualPipe "W"
   // chunks) leaves for later. Router and embedding weight gradients stay in
   // their backward (a vocabulary scatter and a GEMM of width `experts`).
@@ -82,8 +82,7 @@ class LayerCostModel {
   // activation alone: what selective recompute re-runs; entries [2 chunks,
   // 3 chunks) each chunk's weight-gradient GEMMs (part of its backward,
   // priced by ComputeCostModel::grouped_wgrad_gemm_seconds, plus their FP8
-  // casts). Computed once per
-  // (layer, sample, position, direction).
+  // casts). Computed once per (layer, sample, position, direction).
   const std::vector<double>& expert_seconds(int moe_index, int sample, int ep_position,
                                             bool backward);
 

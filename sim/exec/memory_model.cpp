@@ -10,6 +10,17 @@ int ModelShape::moe_layers() const {
   return static_cast<int>(std::count(moe_layer.begin(), moe_layer.end(), true));
 }
 
+LayerParams layer_params(const ModelShape& m, const ParallelConfig& p, int layer) {
+  LayerParams lp;
+  if (m.moe_layer[layer]) {
+    lp.dense = (m.attention_params_per_layer + m.shared_expert_params + m.router_params) / p.tp;
+    lp.experts = m.expert_params * (static_cast<double>(m.slots()) / p.ep) / p.etp;
+  } else {
+    lp.dense = (m.attention_params_per_layer + m.dense_ffn_params) / p.tp;
+  }
+  return lp;
+}
+
 LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage) {
   // DualPipe: each rank holds two stages (chunks_per_rank), twice the parameters.
   const auto ranges = split_layers(m.layers, stage_count(p), p.embedding_and_loss_as_layers);
@@ -17,16 +28,10 @@ LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage
   for (int chunk = 0; chunk < chunks_per_rank(p); ++chunk) {
     const int vstage = virtual_stage_of(p, stage, chunk);
     for (int l = ranges[vstage].begin; l < ranges[vstage].end; ++l) {
-      double dense = m.attention_params_per_layer / p.tp, experts = 0;
-      if (m.moe_layer[l]) {
-        dense += (m.shared_expert_params + m.router_params) / p.tp;
-        experts = m.expert_params * (static_cast<double>(m.slots()) / p.ep) / p.etp;
-      } else {
-        dense += m.dense_ffn_params / p.tp;
-      }
-      lp.dense += dense;
-      lp.experts += experts;
-      lp.largest_layer = std::max(lp.largest_layer, dense + experts);
+      const LayerParams layer = layer_params(m, p, l);
+      lp.dense += layer.dense;
+      lp.experts += layer.experts;
+      lp.largest_layer = std::max(lp.largest_layer, layer.dense + layer.experts);
     }
     if (vstage == 0) lp.dense += m.embedding_params / p.tp;
     if (vstage == stage_count(p) - 1) lp.dense += m.output_params / p.tp;

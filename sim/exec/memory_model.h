@@ -189,6 +189,16 @@ LayerSavedBytes layer_saved_bytes(const ModelShape& model, const ParallelConfig&
 double cp_ring_buffer_bytes(const ModelShape& model, const ParallelConfig& parallel,
                             const TrainingWorkload& workload);
 
+// Parameters (elements) one GPU holds of transformer layer `layer` before
+// any ZeRO sharding: dense ones (attention, dense FFN or shared experts and
+// router, split over tp) and routed experts (its EP rank's slots, split over
+// etp). The unit ZeRO-2/3 gather and reduce, and the data-parallel reduction's
+// buckets.
+struct LayerParams {
+  double dense = 0, experts = 0;
+};
+LayerParams layer_params(const ModelShape& model, const ParallelConfig& parallel, int layer);
+
 // Parameters (elements) one GPU of `stage` holds before any ZeRO sharding.
 struct LocalParams {
   double dense = 0;    // attention, dense FFN, shared experts, routers, embeddings

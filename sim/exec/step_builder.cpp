@@ -589,21 +589,17 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
 void StepGraphBuilder::gather_layer_params(int gpu, int layer, TaskLabel label) {
   if (parallel_.zero_stage != 3) return;
   if (label.phase == Phase::kBackward && parallel_.recompute == Recompute::kFull) return;
-  const bool moe = moe_index_[layer] >= 0;
+  const LayerParams params = layer_params(model_, parallel_, layer);
   const double bytes = hw::bytes_per_element(workload_.tensor_dtype());
   TaskId last = kNoTask;
-  if (moe && parallel_.expert_dp() > 1) {
+  if (params.experts > 0 && parallel_.expert_dp() > 1) {
     CollectiveDesc d{CollectiveOp::kAllGather};
-    d.bytes = model_.expert_params * (static_cast<double>(model_.slots()) / parallel_.ep) /
-              parallel_.etp * bytes;
+    d.bytes = params.experts * bytes;
     last = comm(gpu, Stream::kParamGather, Category::kDpComm, kEdp, d, label);
   }
   if (parallel_.dense_dp() > 1) {
     CollectiveDesc d{CollectiveOp::kAllGather};
-    d.bytes =
-        (model_.attention_params_per_layer +
-         (moe ? model_.shared_expert_params + model_.router_params : model_.dense_ffn_params)) /
-        parallel_.tp * bytes;
+    d.bytes = params.dense * bytes;
     last = comm(gpu, Stream::kParamGather, Category::kDpComm, kDp, d, label);
   }
   pending_dep_ = last;
@@ -1040,15 +1036,7 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
   std::vector<char> counted(model_.layers, 0);  // ZeRO-2/3 list a layer once per micro-batch
   for (const auto& [task, layer] : grads_ready_[gpu]) {
     label.layer = static_cast<int16_t>(layer);
-    const bool moe = moe_index_[layer] >= 0;
-    const double dense =
-        (model_.attention_params_per_layer +
-         (moe ? model_.shared_expert_params + model_.router_params : model_.dense_ffn_params)) /
-        parallel_.tp;
-    const double experts = moe ? model_.expert_params *
-                                     (static_cast<double>(model_.slots()) / parallel_.ep) /
-                                     parallel_.etp
-                               : 0;
+    const auto [dense, experts] = layer_params(model_, parallel_, layer);
     if (!counted[layer]) {
       counted[layer] = 1;
       dense_local += dense;
@@ -1062,7 +1050,7 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
       d.bytes = dense * grad_bytes;
       reductions.push_back(comm(gpu, Stream::kDpComm, Category::kDpComm, kDp, d, label, dep));
     }
-    if (moe && parallel_.expert_dp() > 1) {
+    if (experts > 0 && parallel_.expert_dp() > 1) {
       CollectiveDesc d{reduce_scatter ? CollectiveOp::kReduceScatter : CollectiveOp::kAllReduce};
       d.bytes = experts * grad_bytes;
       reductions.push_back(comm(gpu, Stream::kDpComm, Category::kDpComm, kEdp, d, label, dep));

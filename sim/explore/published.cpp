@@ -123,6 +123,16 @@ ProductionComparison deepseek_v3_production(
   return c;
 }
 
+// A row's prediction from its run: status, step time, TFLOPS and error
+// (nothing but the status when the layout does not fit).
+void record_prediction(const scenario::TrainingRun& run, PublishedComparison& c) {
+  c.status = run.metrics ? "ok" : "out_of_memory";
+  if (!run.metrics) return;
+  c.predicted_step_time_s = run.metrics->step_time_s;
+  c.predicted_tflops_per_gpu = run.metrics->model_tflops_per_gpu;
+  c.error = (run.metrics->step_time_s - c.published_step_time_s) / c.published_step_time_s;
+}
+
 // Megatron-Bridge's published DGX-H100 MoE pre-training rows
 // (NVIDIA-NeMo/Megatron-Bridge docs/performance-summary-archive.md): every
 // MoE run force-balanced (the recipes set moe_router_force_load_balancing)
@@ -182,14 +192,8 @@ PublishedTable megatron_bridge_h100(const std::function<Json(const std::string&)
                               (r.tokens_per_s_per_gpu * gpus);
     c.published_tflops_per_gpu = r.tflops_per_gpu;
     c.role = "prediction";
-    const scenario::TrainingRun run = scenario::run_training(doc);
-    c.status = run.metrics ? "ok" : "out_of_memory";
-    if (run.metrics) {
-      c.predicted_step_time_s = run.metrics->step_time_s;
-      c.predicted_tflops_per_gpu = run.metrics->model_tflops_per_gpu;
-      c.error = run.metrics->step_time_s / c.published_step_time_s - 1;
-      t.max_abs_error = std::max(t.max_abs_error, std::fabs(*c.error));
-    }
+    record_prediction(scenario::run_training(doc), c);
+    if (c.error) t.max_abs_error = std::max(t.max_abs_error, std::fabs(*c.error));
     t.rows.push_back(std::move(c));
   }
   return t;
@@ -218,20 +222,11 @@ PublishedValidation validate_published(const std::function<Json(const std::strin
     row.published_step_time_s = p.step_time_s;
     row.published_tflops_per_gpu = p.tflops_per_gpu;
     row.role = p.role;
+    record_prediction(run, row);
     const bool target = row.role != "reference";
-    if (!run.metrics) {
-      row.status = "out_of_memory";
-      if (target) worst = std::numeric_limits<double>::infinity();
-      predicted.push_back(std::numeric_limits<double>::infinity());
-    } else {
-      row.status = "ok";
-      const double t = run.metrics->step_time_s;
-      row.predicted_step_time_s = t;
-      row.predicted_tflops_per_gpu = run.metrics->model_tflops_per_gpu;
-      row.error = (t - p.step_time_s) / p.step_time_s;
-      if (target) worst = std::max(worst, std::fabs(*row.error));
-      predicted.push_back(t);
-    }
+    const double inf = std::numeric_limits<double>::infinity();
+    if (target) worst = std::max(worst, row.error ? std::fabs(*row.error) : inf);
+    predicted.push_back(row.predicted_step_time_s.value_or(inf));
     v.rows.push_back(row);
   }
   // The target: the prediction and calibration rows (the two layouts of
