@@ -2,7 +2,8 @@
 // What the training strategy search (search.h) and the serving layout search
 // (search_inference.h) share: the divisors they enumerate over, and their two
 // passes over the candidates: the rules and memory checked on every
-// candidate, then a simulation of the ones that pass, each pass on `jobs`
+// candidate, then (after an optional pruning of those that cannot win) a
+// simulation of the ones that pass, each pass on `jobs`
 // threads with its progress line. The survivors come back in enumeration
 // order whatever the thread count, so rankings are deterministic.
 
@@ -27,15 +28,24 @@ inline std::vector<int> divisors(int n) {
   return d;
 }
 
+// Nothing to prune: every candidate that passed its check is simulated.
+struct KeepAll {
+  template <typename Candidate>
+  void operator()(const std::vector<Candidate>&, std::vector<size_t>&,
+                  std::map<std::string, int>&) const {}
+};
+
 // check(candidate) -> scenario::ScenarioCheck, may fill the candidate (each
 // candidate is touched by one thread); a failed check counts its reason_code
-// in `rejected`. simulate(candidate) runs on each that passed. Returns those,
-// moved out of `candidates`, in their order there.
-template <typename Candidate, typename Check, typename Simulate>
+// in `rejected`. prune(candidates, passed, rejected) may then drop indices
+// from `passed` (ascending), counting them in `rejected` under its own
+// reasons. simulate(candidate) runs on each left. Returns those, moved out of
+// `candidates`, in their order there.
+template <typename Candidate, typename Check, typename Simulate, typename Prune = KeepAll>
 std::vector<Candidate> check_then_simulate(std::vector<Candidate>& candidates, int jobs,
                                            const ProgressFn& checking, const ProgressFn& simulating,
                                            std::map<std::string, int>& rejected, Check check,
-                                           Simulate simulate) {
+                                           Simulate simulate, Prune prune = {}) {
   std::vector<size_t> valid;
   std::mutex mu;
   parallel_for_with_progress(candidates.size(), jobs, checking, [&](size_t i) {
@@ -48,6 +58,7 @@ std::vector<Candidate> check_then_simulate(std::vector<Candidate>& candidates, i
     valid.push_back(i);
   });
   std::sort(valid.begin(), valid.end());
+  prune(candidates, valid, rejected);
   parallel_for_with_progress(valid.size(), jobs, simulating,
                              [&](size_t k) { simulate(candidates[valid[k]]); });
   std::vector<Candidate> survivors;

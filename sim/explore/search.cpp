@@ -1,6 +1,7 @@
 #include "sim/explore/search.h"
 
 #include <algorithm>
+#include <array>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -149,6 +150,52 @@ void simulate(const SearchRequest& r, int gpus_per_node, SearchCandidate& c) {
   c.bottleneck = sim.bottleneck;
 }
 
+// A candidate that only adds work to another that fits cannot rank higher, so
+// it is not simulated (counted as "dominated"): of one layout (everything
+// but recompute and ZeRO), the ZeRO-1 candidate with the lightest recompute
+// that fits dominates
+//  - every ZeRO-1 candidate recomputing more: each of none, selective,
+//    selective_moe and full re-runs a superset of the one before
+//    (memory_model.h), with the same communication;
+//  - every ZeRO-3 candidate recomputing as much or more: the same compute
+//    plus Megatron-FSDP's gathers before every forward and backward and
+//    reduce-scatters after every backward, where ZeRO-1 reduces and gathers
+//    once per step.
+// ZeRO-3 candidates are not pruned against each other: there a heavier
+// recompute can hide more of the per-micro-batch traffic behind its compute
+// (the DeepSeek-V3 search on 1,024 H100s had ZeRO-3 layouts that ran faster
+// with full recompute than with selective).
+int recompute_weight(const std::string& recompute) {
+  if (recompute == "none") return 0;
+  if (recompute == "selective") return 1;
+  if (recompute == "selective_moe") return 2;
+  return 3;  // full
+}
+
+void prune_dominated(const std::vector<SearchCandidate>& candidates, std::vector<size_t>& passed,
+                     std::map<std::string, int>& rejected) {
+  auto layout = [&](size_t i) {
+    const SearchCandidate& c = candidates[i];
+    return std::array<int, 8>{
+        c.dp, c.tp, c.cp, c.pp, c.virtual_stages, c.ep, c.etp, c.micro_batch_size};
+  };
+  std::map<std::array<int, 8>, int> lightest_zero1;
+  for (size_t i : passed) {
+    if (candidates[i].zero_stage != 1) continue;
+    const int w = recompute_weight(candidates[i].recompute);
+    auto [it, inserted] = lightest_zero1.emplace(layout(i), w);
+    if (!inserted) it->second = std::min(it->second, w);
+  }
+  const size_t before = passed.size();
+  std::erase_if(passed, [&](size_t i) {
+    const auto it = lightest_zero1.find(layout(i));
+    if (it == lightest_zero1.end()) return false;
+    const int w = recompute_weight(candidates[i].recompute);
+    return candidates[i].zero_stage == 1 ? w > it->second : w >= it->second;
+  });
+  if (passed.size() < before) rejected["dominated"] += static_cast<int>(before - passed.size());
+}
+
 }  // namespace
 
 SearchResult search_strategies(const SearchRequest& r, const ProgressFn& checking,
@@ -173,7 +220,7 @@ SearchResult search_strategies(const SearchRequest& r, const ProgressFn& checkin
           c.memory_headroom_bytes = check.memory_capacity_bytes - check.peak_memory_bytes;
         return check;
       },
-      [&](SearchCandidate& c) { simulate(r, gpus_per_node, c); });
+      [&](SearchCandidate& c) { simulate(r, gpus_per_node, c); }, prune_dominated);
   std::stable_sort(result.ranking.begin(), result.ranking.end(),
                    [](const SearchCandidate& a, const SearchCandidate& b) {
                      return a.tokens_per_s_per_gpu > b.tokens_per_s_per_gpu;

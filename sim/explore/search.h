@@ -2,7 +2,9 @@
 // Strategy search: every (dp, tp, cp, pp, virtual stages, ep, etp,
 // micro-batch, recompute, ZeRO) combination for a model on a cluster,
 // rejected when invalid, pruned by memory before simulating, ranked by
-// simulated tokens/s per GPU. Context
+// simulated tokens/s per GPU. Candidates that only add work to another of
+// the same layout that fits (more recompute, or ZeRO-3 where ZeRO-1 fits)
+// are not simulated ("dominated" in the rejected counts; search.cpp). Context
 // parallelism is tried where sequences are long: powers of two that leave each
 // rank at least 4,096 tokens; those candidates also try "selective_moe".
 //

@@ -94,6 +94,40 @@ if d["enumerated"] != d["simulated"] + sum(d["rejected"].values()):
     print("FAIL: search counts do not add up"); sys.exit(1)
 PY
 [ -s "$tmp/search.json.csv" ] || { echo "FAIL: search CSV"; fail=1; }
+# Candidates that only add work to a ZeRO-1 candidate of the same layout that
+# fits (more recompute, or ZeRO-3) are not simulated; the premise is checked
+# here on full runs of one layout: none < selective < full, ZeRO-1 <= ZeRO-3.
+python3 - "$tmp/search.json" "$moesim" "$tmp" <<'PY' || fail=1
+import json, subprocess, sys
+d, moesim, tmp = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+layout = lambda e: (e["dp"], e["tp"], e["cp"], e["pp"], e["virtual_stages"], e["ep"], e["etp"],
+                    e["micro_batch_size"])
+weight = {"none": 0, "selective": 1, "selective_moe": 2, "full": 3}
+zero1 = {}
+for e in d["ranking"]:
+    if e["zero_stage"] == 1:
+        zero1[layout(e)] = min(zero1.get(layout(e), 9), weight[e["recompute"]])
+for e in d["ranking"]:
+    w, light = weight[e["recompute"]], zero1.get(layout(e))
+    if light is not None and (w > light if e["zero_stage"] == 1 else w >= light):
+        print("FAIL: dominated candidate simulated", e); sys.exit(1)
+if d["rejected"].get("dominated", 0) == 0:
+    print("FAIL: nothing dominated", d["rejected"]); sys.exit(1)
+times = {}
+for recompute, zero in (("none", 1), ("selective", 1), ("full", 1), ("none", 3)):
+    s = {"model": "tiny-moe", "cluster": {"preset": "dgx-h100", "nodes": 1},
+         "parallel": {"dp": 4, "tp": 1, "pp": 2, "ep": 4, "recompute": recompute,
+                      "zero_stage": zero, "a2a_algo": "hierarchical"},
+         "workload": {"seq_len": 512, "global_batch": 32},
+         "routing": {"generator": "zipf:0.5", "seed": 1}, "gating": {"capacity_factor": "dropless"}}
+    json.dump(s, open(f"{tmp}/dominated.json", "w"))
+    run = subprocess.run([moesim, "run", f"{tmp}/dominated.json", "--json"], capture_output=True,
+                         text=True)
+    times[(recompute, zero)] = json.loads(run.stdout)["step_time_s"]
+if not (times[("none", 1)] < times[("selective", 1)] < times[("full", 1)]
+        and times[("none", 1)] <= times[("none", 3)]):
+    print("FAIL: a dominated candidate is not slower", times); sys.exit(1)
+PY
 # --routing: the ranking names the generator; balanced routing is never slower
 # for the same layout than zipf:0.5.
 "$moesim" search --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --seq 512 \
