@@ -212,19 +212,21 @@ OrderedJson serving_json(const explore::ServingValidation& v) {
 
 void print_serving(const explore::ServingValidation& v) {
   std::cout << "\n" << v.source << "\n";
-  std::cout << fmt::format("  {:<44} {:>10} {:>10} {:>8}  {}\n", "row", "published", "predicted",
-                           "error", "metric");
+  std::cout << fmt::format("  {:<56} {:>10} {:>10} {:>8}  {:<10}  {}\n", "row", "published",
+                           "predicted", "error", "role", "metric");
   for (const explore::ServingComparison& r : v.rows) {
     const bool change = r.metric.find("change") != std::string::npos;
+    const char* role = r.reference ? "reference" : "prediction";
     std::cout << (change
-                      ? fmt::format("  {:<44} {:>+9.1f}% {:>+9.1f}% {:>+6.1f}pt  {}\n", r.row,
-                                    100 * r.published, 100 * r.predicted, 100 * r.error, r.metric)
-                      : fmt::format("  {:<44} {:>10.0f} {:>10.0f} {:>+7.1f}%  {}\n", r.row,
-                                    r.published, r.predicted, 100 * r.error, r.metric));
+                      ? fmt::format("  {:<56} {:>+9.1f}% {:>+9.1f}% {:>+6.1f}pt  {:<10}  {}\n",
+                                    r.row, 100 * r.published, 100 * r.predicted, 100 * r.error,
+                                    role, r.metric)
+                      : fmt::format("  {:<56} {:>10.0f} {:>10.0f} {:>+7.1f}%  {:<10}  {}\n", r.row,
+                                    r.published, r.predicted, 100 * r.error, role, r.metric));
   }
   std::cout << fmt::format(
-      "  all predictions (nothing calibrated on these rows; the DeepSeek row is a reference "
-      "outside the target); within 20%: {} (largest {:.1f}%)   "
+      "  nothing calibrated on these rows; the target covers the prediction rows: "
+      "within 20%: {} (largest {:.1f}%)   "
       "prompt-length trend right: {}   overlap signs right: {}\n",
       v.within_20_percent ? "yes" : "no", 100 * v.max_abs_throughput_error,
       v.prompt_length_trend_right ? "yes" : "no", v.overlap_signs_right ? "yes" : "no");

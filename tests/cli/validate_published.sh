@@ -128,21 +128,25 @@ for r in inter:
 for r in comm["deepep_low_latency"]["rows"]:
     assert abs(r["error"]) < 0.25, r
 # Serving: SGLang's large-scale EP deployment of DeepSeek-V3 (lmsys blog
-# 2025-05-05). All predictions; prefill is fast by 31-56% (README
+# 2025-05-05). Prefill is fast by 29-52% (README
 # "Validation"), a regression guard around where it stands; decode within
 # 20% and the two-batch-overlap changes within 5 points of the published ones
 # (the decode rows on the blog's pure-RDMA low-latency kernels). What it must
 # get right: throughput falls with prompt length, two-batch overlap helps at
-# 256 tokens per GPU and hurts at 32.
+# 256 tokens per GPU and hurts at 32. Reference rows, outside the target:
+# DeepSeek's own profile, and the blog's prefill overlap ablation (each load
+# without overlap, and the overlap's gain: positive, as published).
 serving = v["serving"]
 rows = {r["row"]: r for r in serving["rows"]}
-assert len(rows) == 8, rows.keys()
+assert len(rows) == 14, rows.keys()
 for r in serving["rows"]:
-    # One reference row: DeepSeek's own profile, outside the target.
-    assert r["role"] == ("reference" if r["row"].startswith("DeepSeek") else "prediction"), r
+    reference = r["row"].startswith("DeepSeek") or "tokens per GPU, " in r["row"]
+    assert r["role"] == ("reference" if reference else "prediction"), r
     if "change" not in r["metric"]:
         assert abs(r["predicted"] / r["published"] - 1 - r["error"]) < 1e-12, r
         assert abs(r["error"]) < 0.8, r
+    elif reference:
+        assert r["published"] > 0 and r["predicted"] > 0 and abs(r["error"]) < 0.2, r
     else:
         assert abs(r["error"]) < 0.05, r
 assert abs(rows["decode EP72, 256 requests per GPU"]["error"]) < 0.2, rows
