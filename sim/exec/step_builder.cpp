@@ -703,16 +703,17 @@ void StepGraphBuilder::emit_gpu(int gpu) {
       label.phase = Phase::kBackward;
       emit_pass_overhead(gpu, label);
       TaskId x = kNoTask;
-      if (parallel_.recompute == Recompute::kFull) {
-        // Full recompute re-runs the chunk's forward (all-to-alls included)
-        // from the stored layer inputs before its backward.
-        label.phase = Phase::kRecompute;
-        for (int l = range.begin; l < range.end; ++l) x = emit_layer(gpu, l, label, x);
-      }
-      label.phase = Phase::kBackward;
       if (vstage == total_vstages - 1)
         x = compute(gpu, Category::kOther, layer_costs_.kernels().head_bwd, label, x);
+      TaskLabel recompute_label = label;
+      recompute_label.phase = Phase::kRecompute;
       for (int l = range.end - 1; l >= range.begin; --l) {
+        // Full recompute checkpoints every layer (Megatron-Core's
+        // --recompute-method uniform --recompute-num-layers 1,
+        // transformer_block.py _checkpointed_forward): autograd re-runs a
+        // layer's forward (all-to-alls included) from its stored input when
+        // the backward reaches it.
+        if (parallel_.recompute == Recompute::kFull) x = emit_layer(gpu, l, recompute_label, x);
         x = emit_layer(gpu, l, label, x);
         if (reduces_every_microbatch() || item.microbatch == microbatches_ - 1)
           grads_ready_[gpu].push_back({x, l});
