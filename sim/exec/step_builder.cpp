@@ -97,8 +97,15 @@ class StepGraphBuilder {
   // all-gather before and a reduce-scatter after (same bytes in total).
   TaskId tp_before(int gpu, TaskLabel label, TaskId dep);
   TaskId tp_after(int gpu, TaskLabel label, TaskId dep);
-  void gather_layer_params(int gpu, int layer, TaskLabel label);
+  // ZeRO-3: gathers `layer`'s parameters into the next of the two unit
+  // buffers; returns that buffer (-1: nothing gathered).
+  int gather_layer_params(int gpu, int layer, TaskLabel label);
+  // The unit in `buffer` is no longer used once `done` has run.
+  void release_param_buffer(int buffer, TaskId done) {
+    if (buffer >= 0) param_buffer_free_[buffer] = done;
+  }
   TaskId emit_layer(int gpu, int layer, TaskLabel label, TaskId dep);
+  TaskId emit_layer_kernels(int gpu, int layer, TaskLabel label, TaskId dep);
   // The attention block's kernels (with cp > 1 its context-parallel ring);
   // `defer_wgrad`: leave the projections' weight gradients for a W pass.
   // `reloaded`: offloaded tensors its first kernel also waits for.
@@ -152,6 +159,7 @@ class StepGraphBuilder {
     TaskId chain = kNoTask;    // the pass's last task so far: what its next part waits for
     TaskId first = kNoTask;    // the pass's first task (gated by its pipeline receive)
     TaskId pending = kNoTask;  // ZeRO-3 gather its next task waits for
+    int param_buffer = -1;     // ZeRO-3 buffer its current layer's parameters are in
   };
   PassCursor start_pass(int gpu, const PipelineItem& item);
   void emit_layer_stage(int layer, LayerStage stage, PassCursor& pass);
@@ -223,6 +231,12 @@ class StepGraphBuilder {
   // A dependency for the next task emitted (the ZeRO-3 parameter gather the
   // layer's first kernel waits for).
   TaskId pending_dep_ = kNoTask;
+  // ZeRO-3's two unsharded-parameter buffers on the GPU being emitted, used in
+  // turn: the task after which each one's last unit is no longer needed
+  // (kNoTask: never used yet).
+  std::array<TaskId, 2> param_buffer_free_{kNoTask, kNoTask};
+  int param_buffer_next_ = 0;
+  int open_param_buffer_ = -1;  // one-pass-at-a-time emission: the layer's buffer
   void take_pending_dep(TaskId id) {
     if (pending_dep_ != kNoTask) step_.graph.depend(pending_dep_, id);
     pending_dep_ = kNoTask;
@@ -581,35 +595,57 @@ TaskId StepGraphBuilder::emit_moe(int gpu, int layer, TaskLabel label, TaskId de
 // micro-batch and freed after it; a backward that recomputes the layer
 // gathers once for both (resharded post-backward). Dense parameters come from
 // the data-parallel group, routed experts' from the expert-data-parallel one.
-// The gathers queue on their own stream with no other dependency, so they
-// prefetch as far ahead as that stream's bandwidth allows (Megatron-FSDP
-// double-buffers two units; where the gathers are the bottleneck both reach
-// the same steady state); the layer's next task waits for them (pending_dep_;
-// the stream finishes them in order, so waiting for the last is enough).
-void StepGraphBuilder::gather_layer_params(int gpu, int layer, TaskLabel label) {
-  if (parallel_.zero_stage != 3) return;
-  if (label.phase == Phase::kBackward && parallel_.recompute == Recompute::kFull) return;
+// The gathers queue on their own stream into two buffers used in turn
+// (Megatron-FSDP's double buffering, megatron_fsdp.md "Double Buffering": "no
+// more than 2 FSDP units are un-sharded at any point"; its runtime schedule,
+// docs/runtime_schedule.md, prefetches unit i+1 while unit i computes): a
+// unit's gather waits until the unit two gathers back is done with the
+// buffer. The layer's next task waits for the gather (pending_dep_; the
+// stream finishes them in order, so waiting for the last is enough).
+int StepGraphBuilder::gather_layer_params(int gpu, int layer, TaskLabel label) {
+  if (parallel_.zero_stage != 3) return -1;
+  if (label.phase == Phase::kBackward && parallel_.recompute == Recompute::kFull) return -1;
   const LayerParams params = layer_params(model_, parallel_, layer);
   const double bytes = hw::bytes_per_element(workload_.tensor_dtype());
+  const bool experts = params.experts > 0 && parallel_.expert_dp() > 1;
+  const bool dense = parallel_.dense_dp() > 1;
+  if (!experts && !dense) return -1;
+  const int buffer = param_buffer_next_;
+  param_buffer_next_ ^= 1;
+  const TaskId buffer_free = param_buffer_free_[buffer];
   TaskId last = kNoTask;
-  if (params.experts > 0 && parallel_.expert_dp() > 1) {
+  if (experts) {
     CollectiveDesc d{CollectiveOp::kAllGather};
     d.bytes = params.experts * bytes;
-    last = comm(gpu, Stream::kParamGather, Category::kDpComm, kEdp, d, label);
+    last = comm(gpu, Stream::kParamGather, Category::kDpComm, kEdp, d, label, buffer_free);
   }
-  if (parallel_.dense_dp() > 1) {
+  if (dense) {
     CollectiveDesc d{CollectiveOp::kAllGather};
     d.bytes = params.dense * bytes;
-    last = comm(gpu, Stream::kParamGather, Category::kDpComm, kDp, d, label);
+    last = comm(gpu, Stream::kParamGather, Category::kDpComm, kDp, d, label, buffer_free);
   }
   pending_dep_ = last;
+  return buffer;
 }
 
+// A layer's pass with its ZeRO-3 parameters: gathered before it, released
+// after it (a full recompute's unit stays gathered for the layer's backward,
+// which follows it at once).
 TaskId StepGraphBuilder::emit_layer(int gpu, int layer, TaskLabel label, TaskId dep) {
   label.layer = static_cast<int16_t>(layer);
+  const int buffer = gather_layer_params(gpu, layer, label);
+  if (buffer >= 0) open_param_buffer_ = buffer;
+  const TaskId x = emit_layer_kernels(gpu, layer, label, dep);
+  if (label.phase != Phase::kRecompute) {
+    release_param_buffer(open_param_buffer_, last_compute_[gpu]);
+    open_param_buffer_ = -1;
+  }
+  return x;
+}
+
+TaskId StepGraphBuilder::emit_layer_kernels(int gpu, int layer, TaskLabel label, TaskId dep) {
   const bool bwd = label.phase == Phase::kBackward;
   const bool moe = moe_index_[layer] >= 0;
-  gather_layer_params(gpu, layer, label);
   if (!bwd) {
     TaskId x = tp_before(gpu, label, dep);
     x = emit_attention(gpu, label, x, false);
@@ -659,6 +695,9 @@ void StepGraphBuilder::emit_pass_overhead(int gpu, TaskLabel label) {
 }
 
 void StepGraphBuilder::emit_gpu(int gpu) {
+  param_buffer_free_ = {kNoTask, kNoTask};
+  param_buffer_next_ = 0;
+  open_param_buffer_ = -1;
   if (parallel_.moe_a2a_overlap != MoeA2aOverlap::kNone) {
     emit_gpu_overlapped(gpu);
     return;
@@ -755,7 +794,7 @@ void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor&
   const LayerKernelSeconds& k = layer_costs_.kernels();
   const size_t first_new = step_.graph.size();
   std::swap(pending_dep_, pass.pending);  // this pass's gather, not the other pass's
-  if (stage == LayerStage::kPre) gather_layer_params(gpu, layer, label);
+  if (stage == LayerStage::kPre) pass.param_buffer = gather_layer_params(gpu, layer, label);
   TaskId& x = pass.chain;
   TaskLabel recompute_label = label, wgrad_label = label;
   recompute_label.phase = Phase::kRecompute;
@@ -793,6 +832,10 @@ void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor&
     x = emit_attention(gpu, label, x, true, pass.defer_wgrad);
     x = tp_after(gpu, label, x);
     if (!pass.defer_wgrad) grads_done(gpu, layer, x);
+  }
+  if (stage == LayerStage::kPost) {
+    release_param_buffer(pass.param_buffer, last_compute_[gpu]);
+    pass.param_buffer = -1;
   }
   std::swap(pending_dep_, pass.pending);
   if (pass.first == kNoTask && step_.graph.size() > first_new)

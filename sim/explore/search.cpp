@@ -161,10 +161,10 @@ void simulate(const SearchRequest& r, int gpus_per_node, SearchCandidate& c) {
 //    plus Megatron-FSDP's gathers before every forward and backward and
 //    reduce-scatters after every backward, where ZeRO-1 reduces and gathers
 //    once per step.
-// ZeRO-3 candidates are not pruned against each other: there a heavier
-// recompute can hide more of the per-micro-batch traffic behind its compute
-// (the DeepSeek-V3 search on 1,024 H100s had ZeRO-3 layouts that ran faster
-// with full recompute than with selective).
+// ZeRO-3 candidates are not pruned against each other: a heavier recompute
+// also moves when their per-micro-batch gathers and reduce-scatters run
+// (before the gathers were double-buffered, the DeepSeek-V3 search on 1,024
+// H100s had 72 ZeRO-3 layouts faster with a heavier recompute).
 int recompute_weight(const std::string& recompute) {
   if (recompute == "none") return 0;
   if (recompute == "selective") return 1;

@@ -1,7 +1,9 @@
 #include "sim/exec/training_step.h"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
+#include <tuple>
 
 #include <catch2/catch.hpp>
 
@@ -234,6 +236,56 @@ TEST_CASE("ZeRO stages: gathers and reduce-scatters per layer and micro-batch", 
       // BF16 parameters: attention and router, and 8 / ep = 4 local experts.
       const double per_layer = 2 * (4.0 * 1024 * 1024 + 1024.0 * 8 + 4 * 3.0 * 1024 * 2048);
       CHECK(gathered_bytes == Approx(zero == 3 ? microbatches * 2 * 2 * per_layer : 0));
+    }
+  }
+}
+
+// Megatron-FSDP double-buffers its units (megatron_fsdp.md "Double
+// Buffering"): at most two layers' parameters are unsharded at once, so a
+// unit's gather starts only after the unit two gathers back is done (the
+// last kernel of its layer's pass; with full recompute, of the layer's
+// recompute and backward, which share one gather). Gathers far faster than
+// the layers would otherwise run ahead of them.
+TEST_CASE("ZeRO-3 gathers hold at most two units", "[exec][step]") {
+  const ModelShape m = tiny_moe(4);
+  const LinearCost cost(kFlops, kBw);
+  auto fast_gathers = [](const coll::Collective& c) {
+    return c.op == CollectiveOp::kAllGather ? c.bytes / 1e14 : simple_collective(c);
+  };
+  for (Recompute recompute : {Recompute::kNone, Recompute::kFull}) {
+    ParallelConfig p;
+    p.dp = 4;
+    p.ep = 2;
+    p.zero_stage = 3;
+    p.recompute = recompute;
+    const auto setup = setup_for(m, p, 256, 4 * 3);
+    const TrainingResult r =
+        simulate_training(setup, routing_for(m, p, 256), testing::hardware(cost, fast_gathers));
+    const StepGraph& step = r.last_graph;
+    const ExecutionResult& run = r.steps.back().execution;
+    // GPU 0's units in gather order: (micro-batch, backward, layer), and when
+    // each gather started; when each unit's last kernel ended.
+    using Unit = std::tuple<int, bool, int>;
+    std::vector<std::pair<Unit, SimTime>> gathers;
+    std::map<Unit, SimTime> done;
+    for (TaskId id = 0; id < step.graph.size(); ++id) {
+      const auto& t = step.graph.task(id);
+      if (t.gpu != 0 || t.label.layer < 0) continue;
+      const Unit unit{t.label.microbatch, t.label.phase != Phase::kForward, t.label.layer};
+      if (t.stream == Stream::kParamGather) {
+        if (gathers.empty() || gathers.back().first != unit)
+          gathers.push_back({unit, run.task_start(step.graph, id)});
+      } else if (t.collective == kNoCollective) {
+        done[unit] = std::max(done[unit], run.task_end[id]);
+      }
+    }
+    INFO("full recompute " << (recompute == Recompute::kFull));
+    // Per micro-batch one unit per layer and pass (forward; backward, with
+    // or without its recompute).
+    REQUIRE(gathers.size() == 3 * 2 * static_cast<size_t>(m.layers));
+    for (size_t k = 2; k < gathers.size(); ++k) {
+      INFO("unit " << k);
+      CHECK(gathers[k].second >= done.at(gathers[k - 2].first));
     }
   }
 }
