@@ -264,5 +264,7 @@ expect_usage_error "virtual-stages: 2048 is more than 1024" --model tiny-moe --c
 expect_usage_error "virtual-stages: a training option" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --virtual-stages 2
 expect_usage_error "routing: generator 'zipf:x'" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --routing zipf:x
 expect_usage_error "routing: unknown routing generator 'bogus'" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --routing bogus
+expect_usage_error "top: expected a count of rows >= 0, got -1" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --top -1
+expect_usage_error "top: expected a count of rows >= 0, got -3" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --top -3
 [ $fail = 0 ] && echo "explore cli: all checks passed"
 exit $fail
