@@ -6,6 +6,8 @@
 #include <chrono>
 #include <queue>
 
+#include <fmt/format.h>
+
 #include "reports/json_output.h"
 #include "sim/app/bench.h"
 #include "sim/core/rng.h"
@@ -86,7 +88,9 @@ Timing time_priority_queue(uint64_t events, uint64_t pending, uint64_t seed) {
 
 int bench_engine_main(const Args& args) {
   po::options_description options("bench engine options");
-  uint64_t events = 0, pending = 0, seed = 0;
+  // Signed, so that "-5" is refused rather than wrapped to 2^64 - 5.
+  int64_t events = 0, pending = 0;
+  uint64_t seed = 0;
   options.add_options()("events", po::value(&events)->default_value(10'000'000),
                         "events to execute")("pending", po::value(&pending)->default_value(100'000),
                                              "events kept pending (P)")(
@@ -96,19 +100,31 @@ int bench_engine_main(const Args& args) {
   if (!parse(args, options, {}, vm, "moesim bench engine [--events N] [--pending P] --json")) {
     return 0;
   }
-  if (events == 0 || pending == 0) throw Error("--events and --pending must be positive");
+  // At 10-15 M events/s, 10^11 events is a few hours; 10^8 pending events
+  // take a few GiB.
+  constexpr int64_t kMaxEvents = 100'000'000'000, kMaxPending = 100'000'000;
+  if (events < 1 || events > kMaxEvents) {
+    throw Error(
+        fmt::format("--events: expected an integer in [1, {}], got {}", kMaxEvents, events));
+  }
+  if (pending < 1 || pending > kMaxPending) {
+    throw Error(
+        fmt::format("--pending: expected an integer in [1, {}], got {}", kMaxPending, pending));
+  }
 
-  const Timing engine = time_engine(events, pending, seed);
-  const Timing baseline = time_priority_queue(events, pending, seed);
+  const Timing engine =
+      time_engine(static_cast<uint64_t>(events), static_cast<uint64_t>(pending), seed);
+  const Timing baseline =
+      time_priority_queue(static_cast<uint64_t>(events), static_cast<uint64_t>(pending), seed);
   OrderedJson out;
   out["benchmark"] = "engine_hold_model";
   out["events"] = events;
   out["pending"] = pending;
   out["seconds"] = engine.seconds;
-  out["events_per_second"] = events / engine.seconds;
+  out["events_per_second"] = static_cast<double>(events) / engine.seconds;
   out["baseline"] = "std::priority_queue<24-byte record>";
   out["baseline_seconds"] = baseline.seconds;
-  out["baseline_events_per_second"] = events / baseline.seconds;
+  out["baseline_events_per_second"] = static_cast<double>(events) / baseline.seconds;
   out["speedup_vs_baseline"] = baseline.seconds / engine.seconds;
   out["event_record_bytes"] = sizeof(EventRecord);
   emit(render_json(out), "");

@@ -205,7 +205,8 @@ int validate_kernel_main(const Args& args) {
     return 0;
   }
   if (calib_path.empty()) throw Error("--calib is required (write one with `moesim calibrate`)");
-  if (reps < 1) throw Error("--reps must be >= 1");
+  if (reps < 1 || reps > 1000)
+    throw Error(fmt::format("--reps must be in [1, 1000], got {}", reps));
   if (max_cases < 1 || max_cases > std::size(kCases)) {
     throw Error(fmt::format("--cases must be in [1, {}]", std::size(kCases)));
   }

@@ -31,6 +31,11 @@ check "unknown option" 2 "$moesim" run --frobnicate
 one_line_error "frobnicate"
 check "bench unknown option" 2 "$moesim" bench engine --bogus 1
 one_line_error "bogus"
+# A negative count is refused, not wrapped to 2^64 - 5 (which ran forever).
+check "bench negative events" 2 "$moesim" bench engine --events -5 --json
+one_line_error "events: expected an integer in \[1, 100000000000\], got -5"
+check "bench huge pending" 2 "$moesim" bench engine --pending 1000000000 --json
+one_line_error "pending: expected an integer in \[1, 100000000\]"
 
 tiny='{"model": "tiny-moe", "cluster": {"preset": "dgx-h100", "nodes": 1},
   "parallel": {"dp": 8, "ep": 8}, "workload": {"seq_len": 512, "global_batch": 16}}'
