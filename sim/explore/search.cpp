@@ -118,30 +118,29 @@ std::vector<SearchCandidate> enumerate(const SearchRequest& r, int layers, int r
   return out;
 }
 
-// Simulates a candidate, extrapolating from pp + 1 micro-batches, 2 pp with
-// virtual stages (see search.h).
+// Simulates a candidate: exactly where its micro-batches are few, else at two
+// smaller counts and extrapolated along the line through them (see search.h).
 void simulate(const SearchRequest& r, int gpus_per_node, SearchCandidate& c) {
   const int64_t m = r.global_batch / (static_cast<int64_t>(c.dp) * c.micro_batch_size);
-  const int64_t m2 =
-      c.virtual_stages > 1 ? 2 * static_cast<int64_t>(c.pp) : std::max<int64_t>(2, c.pp + 1);
-  const bool exact = m <= m2;
-  const scenario::TrainingRun run = scenario::run_training(
-      exact ? c.scenario : scenario_for(r, gpus_per_node, c, m2 * c.dp * c.micro_batch_size));
-  if (!run.metrics) throw std::logic_error("search: a candidate that fits did not simulate");
-  const exec::TrainingMetrics& sim = *run.metrics;
-  if (exact) {
-    c.step_time_s = sim.step_time_s;
-  } else {
-    // ZeRO-2/3 gather and reduce every micro-batch: their exposed data-parallel
-    // time grows with the micro-batches, so it stays in t_mb.
-    const double dp_tail =
-        c.zero_stage >= 2 ? 0 : sim.breakdown.exposed_s[static_cast<int>(exec::Category::kDpComm)];
-    const double tail =
-        sim.breakdown.exposed_s[static_cast<int>(exec::Category::kOptimizer)] + dp_tail;
-    // The warm-up and cool-down of v interleaved chunks: (pp - 1) / v micro-batches.
-    const double bubble = static_cast<double>(c.pp - 1) / c.virtual_stages;
-    const double per_mb = (sim.step_time_s - tail) / (static_cast<double>(m2) + bubble);
-    c.step_time_s = (static_cast<double>(m) + bubble) * per_mb + tail;
+  const int64_t pp = c.pp;
+  // Interleaving needs a multiple of pp micro-batches.
+  const int64_t m2 = c.virtual_stages > 1 ? 2 * pp : std::max<int64_t>(2, pp + 1);
+  const int64_t m3 = c.virtual_stages > 1 ? 3 * pp : m2 + 1;
+  auto run_with = [&](int64_t microbatches) {
+    scenario::TrainingRun run = scenario::run_training(
+        microbatches == m
+            ? c.scenario
+            : scenario_for(r, gpus_per_node, c, microbatches * c.dp * c.micro_batch_size));
+    if (!run.metrics) throw std::logic_error("search: a candidate that fits did not simulate");
+    return *run.metrics;
+  };
+  const exec::TrainingMetrics sim = run_with(std::min(m, m3));
+  c.step_time_s = sim.step_time_s;
+  if (m > m3) {
+    // Past the pipeline's fill, every micro-batch adds the same time.
+    const double per_mb =
+        (sim.step_time_s - run_with(m2).step_time_s) / static_cast<double>(m3 - m2);
+    c.step_time_s += static_cast<double>(m - m3) * per_mb;
   }
   const double tokens = static_cast<double>(r.global_batch) * r.seq_len;
   c.tokens_per_s_per_gpu = tokens / c.step_time_s / r.gpus;

@@ -8,15 +8,14 @@
 // parallelism is tried where sequences are long: powers of two that leave each
 // rank at least 4,096 tokens; those candidates also try "selective_moe".
 //
-// To keep hundreds of points affordable each candidate is simulated with
-// m' = pp + 1 micro-batches per replica (2 pp with virtual stages, as
-// interleaving needs a multiple of pp) and extrapolated to the real count m
-// with the pipeline's shape T = (m + (pp - 1) / v) t_mb + tail (v virtual
-// stages; v = 1 is 1F1B), where the tail (optimizer
-// and exposed data-parallel communication; with ZeRO-2/3, which gather and
-// reduce every micro-batch, the optimizer only) comes from the simulated
-// breakdown and t_mb from (T' - tail) / (m' + (pp - 1) / v). Points whose real
-// count is that small are simulated exactly.
+// To keep hundreds of points affordable a candidate with many micro-batches
+// per replica (m) is simulated at two smaller counts, m2 = pp + 1 and m3 =
+// pp + 2 (2 pp and 3 pp with virtual stages, as interleaving needs a multiple
+// of pp), and extrapolated along the line through them: T(m) = T(m3) +
+// (m - m3) (T(m3) - T(m2)) / (m3 - m2). Past the pipeline's fill every
+// micro-batch adds the same time, whatever bounds the step: the slowest
+// stage's compute, or ZeRO-2/3's per-micro-batch gathers and reduce-scatters.
+// Points with m <= m3 are simulated exactly.
 
 #include <cstdint>
 #include <map>
