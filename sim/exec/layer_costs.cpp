@@ -3,6 +3,11 @@
 #include <algorithm>
 
 namespace moesim::exec {
+namespace {
+
+constexpr double kCausal = 0.5;  // causal masking halves the score and value products
+
+}  // namespace
 
 LayerCostModel::LayerCostModel(const ModelShape& model, const ParallelConfig& parallel,
                                const TrainingWorkload& workload,
@@ -52,24 +57,15 @@ LayerCostModel::FfnSeconds LayerCostModel::ffn_seconds(int64_t tokens, int64_t w
   return f;
 }
 
-void LayerCostModel::price_layer_kernels() {
-  const hw::DType dt = workload_.compute_dtype;       // the linear layers' GEMMs
-  const hw::DType tensor = workload_.tensor_dtype();  // everything else
-  const double elt = hw::bytes_per_element(tensor);
-  // Tokens of one micro-batch on this GPU's context-parallel rank.
-  const int64_t T = workload_.seq_len / parallel_.cp * parallel_.micro_batch_size,
-                h = model_.hidden;
+// The attention block on T tokens: multi-head latent attention (DeepSeek-V2
+// and V3) or grouped-query (and multi-head) attention.
+LayerCostModel::AttentionParts LayerCostModel::attention_parts(int64_t T) const {
+  const hw::DType dt = workload_.compute_dtype;  // the linear layers' GEMMs
+  const double elt = hw::bytes_per_element(workload_.tensor_dtype());
+  const int64_t h = model_.hidden;
   const int t = parallel_.tp;
-  const int64_t T_norm = parallel_.sequence_parallel ? T / t : T;
-  const double norm = 2 * cost_.memory_bound_seconds(2.0 * T_norm * h * elt);  // two norms
-  double proj_in = 0, proj_out = 0, core_flops = 0, core_bytes = 0;
-  double wgrad_in = 0, wgrad_out = 0;             // the projections' weight-gradient GEMMs
-  double q_width = 0, kv_width = 0, o_width = 0;  // per token on this GPU (elements)
-  // The projections' GEMM inputs and outputs per token (FP8 casts).
-  double in_inputs = 0, in_outputs = 0, out_inputs = 0;
-  double mla_assembly = 0;    // MLA: RoPE and the query/key/value assembly, one way
-  const double causal = 0.5;  // causal masking halves the score and value products
-  const double seq = static_cast<double>(workload_.seq_len);
+  const double causal = kCausal, seq = static_cast<double>(workload_.seq_len);
+  AttentionParts a;
   if (model_.is_mla()) {
     const int64_t qk = model_.qk_nope_head_dim + model_.qk_rope_head_dim;
     // Down-projections to the latents, then up-projections to the heads
@@ -86,62 +82,79 @@ void LayerCostModel::price_layer_kernels() {
     const double q_up = cost_.gemm_seconds(T, q_up_out, q_latent, dt);
     const double kv_down = cost_.gemm_seconds(T, kv_down_out, h, dt);
     const double kv_up = cost_.gemm_seconds(T, kv_up_out, model_.kv_lora_rank, dt);
-    proj_in = q_down + q_up + kv_down + kv_up;
-    proj_out += cost_.gemm_seconds(T, h, o_in, dt);
-    wgrad_in =
+    a.proj_in = q_down + q_up + kv_down + kv_up;
+    a.proj_out = cost_.gemm_seconds(T, h, o_in, dt);
+    a.wgrad_in =
         (model_.q_lora_rank > 0 ? cost_.wgrad_gemm_seconds(T, model_.q_lora_rank, h, dt) : 0) +
         cost_.wgrad_gemm_seconds(T, q_up_out, q_latent, dt) +
         cost_.wgrad_gemm_seconds(T, kv_down_out, h, dt) +
         cost_.wgrad_gemm_seconds(T, kv_up_out, model_.kv_lora_rank, dt);
-    wgrad_out = cost_.wgrad_gemm_seconds(T, h, o_in, dt);
+    a.wgrad_out = cost_.wgrad_gemm_seconds(T, h, o_in, dt);
     const double q_out = static_cast<double>(model_.heads) * qk / t,
                  kv_a = static_cast<double>(model_.kv_lora_rank + model_.qk_rope_head_dim),
                  kv_b = static_cast<double>(model_.heads) *
                         (model_.qk_nope_head_dim + model_.v_head_dim) / t;
     // The query and latent down-projections read the same hidden states: one
     // cast serves both.
-    in_inputs = static_cast<double>(h + model_.q_lora_rank + model_.kv_lora_rank);
-    in_outputs = (model_.q_lora_rank > 0 ? model_.q_lora_rank + q_out : q_out) + kv_a + kv_b;
-    out_inputs = static_cast<double>(model_.heads) * model_.v_head_dim / t;
+    a.in_inputs = static_cast<double>(h + model_.q_lora_rank + model_.kv_lora_rank);
+    a.in_outputs = (model_.q_lora_rank > 0 ? model_.q_lora_rank + q_out : q_out) + kv_a + kv_b;
+    a.out_inputs = static_cast<double>(model_.heads) * model_.v_head_dim / t;
     // After the up-projections, Megatron's fused MLA RoPE kernels
     // (multi_latent_attention.py fused_apply_mla_rope_for_q / _kv) read q and
     // kv (and the shared RoPE key) and write contiguous query, key and value;
     // their backward moves as many bytes.
     const double heads = static_cast<double>(model_.heads) / t, v = model_.v_head_dim,
                  nope = model_.qk_nope_head_dim, rope = model_.qk_rope_head_dim;
-    mla_assembly =
+    a.mla_assembly =
         cost_.memory_bound_seconds(T * elt * (heads * (qk + (nope + v) + qk + qk + v) + rope));
     // mla_up_proj re-runs the up-projections (their inputs cast again under
     // FP8) and the assembly.
     const double up_inputs = static_cast<double>(q_latent + model_.kv_lora_rank);
-    kernels_.attention_recompute =
-        q_up + kv_up + fp8_casts(static_cast<double>(T), up_inputs, 0).forward + mla_assembly;
-    core_flops = 2.0 * T * seq * causal * model_.heads / t * (qk + model_.v_head_dim);
-    core_bytes = T * elt * model_.heads / t * (2.0 * qk + 2.0 * model_.v_head_dim);
-    q_width = static_cast<double>(model_.heads) / t * qk;
-    kv_width = static_cast<double>(model_.heads) / t * (qk + model_.v_head_dim);
-    o_width = static_cast<double>(model_.heads) / t * model_.v_head_dim;
+    a.recompute =
+        q_up + kv_up + fp8_casts(static_cast<double>(T), up_inputs, 0).forward + a.mla_assembly;
+    a.core_flops = 2.0 * T * seq * causal * model_.heads / t * (qk + model_.v_head_dim);
+    a.core_bytes = T * elt * model_.heads / t * (2.0 * qk + 2.0 * model_.v_head_dim);
+    a.q_width = static_cast<double>(model_.heads) / t * qk;
+    a.kv_width = static_cast<double>(model_.heads) / t * (qk + model_.v_head_dim);
+    a.o_width = static_cast<double>(model_.heads) / t * model_.v_head_dim;
   } else {
     const int64_t hd = model_.head_dim;
     const int64_t qkv_out = (model_.heads + 2 * model_.kv_heads) * hd / t,
                   o_in = model_.heads * hd / t;
-    proj_in += cost_.gemm_seconds(T, qkv_out, h, dt);
-    proj_out += cost_.gemm_seconds(T, h, o_in, dt);
-    wgrad_in = cost_.wgrad_gemm_seconds(T, qkv_out, h, dt);
-    wgrad_out = cost_.wgrad_gemm_seconds(T, h, o_in, dt);
-    in_inputs = static_cast<double>(h);
-    in_outputs = static_cast<double>(model_.heads + 2 * model_.kv_heads) * hd / t;
-    out_inputs = static_cast<double>(model_.heads) * hd / t;
-    core_flops = 4.0 * T * seq * causal * model_.heads / t * hd;
-    core_bytes = T * elt * hd / t * (2.0 * model_.heads + 2.0 * model_.kv_heads);
+    a.proj_in = cost_.gemm_seconds(T, qkv_out, h, dt);
+    a.proj_out = cost_.gemm_seconds(T, h, o_in, dt);
+    a.wgrad_in = cost_.wgrad_gemm_seconds(T, qkv_out, h, dt);
+    a.wgrad_out = cost_.wgrad_gemm_seconds(T, h, o_in, dt);
+    a.in_inputs = static_cast<double>(h);
+    a.in_outputs = static_cast<double>(model_.heads + 2 * model_.kv_heads) * hd / t;
+    a.out_inputs = static_cast<double>(model_.heads) * hd / t;
+    a.core_flops = 4.0 * T * seq * causal * model_.heads / t * hd;
+    a.core_bytes = T * elt * hd / t * (2.0 * model_.heads + 2.0 * model_.kv_heads);
     // KV heads are replicated when there are fewer than tp of them.
     const int kv = model_.kv_heads > 0 ? model_.kv_heads : model_.heads;
-    q_width = static_cast<double>(model_.heads) / t * hd;
-    kv_width = 2.0 * (kv >= t ? static_cast<double>(kv) / t : 1.0) * hd;
-    o_width = q_width;
+    a.q_width = static_cast<double>(model_.heads) / t * hd;
+    a.kv_width = 2.0 * (kv >= t ? static_cast<double>(kv) / t : 1.0) * hd;
+    a.o_width = a.q_width;
   }
-  const Fp8Casts cast_in = fp8_casts(static_cast<double>(T), in_inputs, in_outputs),
-                 cast_out = fp8_casts(static_cast<double>(T), out_inputs, static_cast<double>(h));
+  return a;
+}
+
+void LayerCostModel::price_layer_kernels() {
+  const hw::DType tensor = workload_.tensor_dtype();  // all but the linear layers' GEMMs
+  const double elt = hw::bytes_per_element(tensor);
+  // Tokens of one micro-batch on this GPU's context-parallel rank.
+  const int64_t T = workload_.seq_len / parallel_.cp * parallel_.micro_batch_size,
+                h = model_.hidden;
+  const int t = parallel_.tp;
+  const int64_t T_norm = parallel_.sequence_parallel ? T / t : T;
+  const double norm = 2 * cost_.memory_bound_seconds(2.0 * T_norm * h * elt);  // two norms
+  const AttentionParts a = attention_parts(T);
+  kernels_.attention_recompute = a.recompute;
+  const double proj_in = a.proj_in, proj_out = a.proj_out, wgrad_in = a.wgrad_in,
+               wgrad_out = a.wgrad_out, mla_assembly = a.mla_assembly, core_flops = a.core_flops,
+               core_bytes = a.core_bytes;
+  const Fp8Casts cast_in = fp8_casts(static_cast<double>(T), a.in_inputs, a.in_outputs),
+                 cast_out = fp8_casts(static_cast<double>(T), a.out_inputs, static_cast<double>(h));
   const double proj = proj_in + proj_out;
   // The core attention runs in BF16 under FP8 training too.
   const double core = cost_.fused_kernel_seconds(core_flops, core_bytes, tensor);
@@ -158,16 +171,17 @@ void LayerCostModel::price_layer_kernels() {
     // 1/cp of the core attention each; the partial results merged per step.
     const int cp = parallel_.cp;
     const double bf16 = 2, fp32 = 4;
-    cp_kv_block_bytes_ = static_cast<double>(T) * kv_width * bf16;
+    cp_kv_block_bytes_ = static_cast<double>(T) * a.kv_width * bf16;
     kernels_.attention_pre_fwd = norm + proj_in + cast_in.forward + mla_assembly;
     // Each step reads the rank's Q and one K/V block and writes a partial O.
     kernels_.attention_ring_step_fwd =
         cost_.fused_kernel_seconds(core_flops / cp, core_bytes, tensor);
-    kernels_.attention_post_fwd = proj_out + cast_out.forward +
-                                  cost_.memory_bound_seconds(cp * T * o_width * (bf16 + 2 * fp32));
+    kernels_.attention_post_fwd =
+        proj_out + cast_out.forward +
+        cost_.memory_bound_seconds(cp * T * a.o_width * (bf16 + 2 * fp32));
     kernels_.attention_ring_step_bwd =
         cost_.fused_kernel_seconds(2.5 * core_flops / cp, 2.5 * core_bytes, tensor) +
-        cost_.memory_bound_seconds(T * (q_width * 2 * fp32 + kv_width * 3 * bf16));
+        cost_.memory_bound_seconds(T * (a.q_width * 2 * fp32 + a.kv_width * 3 * bf16));
     kernels_.attention_post_wgrad = wgrad_out + cast_out.wgrad;
     kernels_.attention_post_bwd = proj_out + cast_out.dgrad + kernels_.attention_post_wgrad;
     kernels_.attention_pre_wgrad = wgrad_in + cast_in.wgrad;

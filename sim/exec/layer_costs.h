@@ -107,6 +107,21 @@ class LayerCostModel {
     }
   };
 
+  // The attention block of one micro-batch on `tokens` tokens, by part: the
+  // projections' GEMMs (in: before the core attention, out: after) and their
+  // weight gradients, the GEMM inputs and outputs per token (for the FP8
+  // casts), MLA's RoPE assembly, the core attention's FLOPs and bytes, and
+  // the per-token widths of query, key/value and output on this GPU.
+  struct AttentionParts {
+    double proj_in = 0, proj_out = 0, wgrad_in = 0, wgrad_out = 0;
+    double in_inputs = 0, in_outputs = 0, out_inputs = 0;
+    double mla_assembly = 0;  // one way
+    double recompute = 0;     // what mla_up_proj re-runs (0 for GQA)
+    double core_flops = 0, core_bytes = 0;
+    double q_width = 0, kv_width = 0, o_width = 0;  // elements
+  };
+  AttentionParts attention_parts(int64_t tokens) const;
+
   void price_layer_kernels();
   FfnSeconds ffn_seconds(int64_t tokens, int64_t width) const;
   double ffn_activation_seconds(int64_t tokens, int64_t width) const;
