@@ -203,6 +203,15 @@ OrderedJson serving_json(const explore::ServingValidation& v) {
                                {"role", r.reference ? "reference" : "prediction"}});
   }
   out["rows"] = rows;
+  OrderedJson parts = OrderedJson::array();
+  for (const explore::LayerPartComparison& r : v.prefill_layer) {
+    parts.push_back(OrderedJson{
+        {"part", r.part},
+        {"profile_ms", r.profile_ms},
+        {"unit_test_ms", r.unit_test_ms > 0 ? OrderedJson(r.unit_test_ms) : OrderedJson(nullptr)},
+        {"predicted_ms", r.predicted_ms}});
+  }
+  out["prefill_layer"] = parts;
   out["max_abs_throughput_error"] = v.max_abs_throughput_error;
   out["within_20_percent"] = v.within_20_percent;
   out["prompt_length_trend_right"] = v.prompt_length_trend_right;
@@ -230,6 +239,15 @@ void print_serving(const explore::ServingValidation& v) {
       "prompt-length trend right: {}   overlap signs right: {}\n",
       v.within_20_percent ? "yes" : "no", 100 * v.max_abs_throughput_error,
       v.prompt_length_trend_right ? "yes" : "no", v.overlap_signs_right ? "yes" : "no");
+  std::cout << "  the DeepSeek profile row's layer, ms (the blog's chart profile-prefill.png; "
+               "moesim's parts each alone; reference)\n";
+  std::cout << fmt::format("  {:<58} {:>8} {:>10} {:>10}\n", "part", "profile", "unit test",
+                           "predicted");
+  for (const explore::LayerPartComparison& r : v.prefill_layer) {
+    std::cout << fmt::format("  {:<58} {:>8.2f} {:>10} {:>10.2f}\n", r.part, r.profile_ms,
+                             r.unit_test_ms > 0 ? fmt::format("{:.2f}", r.unit_test_ms) : "",
+                             r.predicted_ms);
+  }
 }
 
 }  // namespace

@@ -40,6 +40,11 @@ std::pair<ReplicaBatch, ReplicaBatch> split(const ReplicaBatch& b) {
   return {a, c};
 }
 
+bool has_prompt(std::span<const ReplicaBatch> replicas) {
+  return std::any_of(replicas.begin(), replicas.end(),
+                     [](const ReplicaBatch& b) { return !b.prefill.empty(); });
+}
+
 }  // namespace
 
 int64_t ReplicaBatch::tokens() const {
@@ -375,18 +380,37 @@ std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> 
   return out;
 }
 
+// SGLang's --deepep-mode auto picks the kernels per iteration (see a2a_auto).
+coll::AllToAllAlgorithm InferenceCostModel::algorithm(bool prompt) const {
+  if (!parallel_.a2a_auto) return parallel_.a2a_algo;
+  return prompt ? coll::AllToAllAlgorithm::kHierarchical : coll::AllToAllAlgorithm::kLowLatency;
+}
+
+std::vector<std::vector<LayerCost>> InferenceCostModel::layer_parts(
+    std::span<const ReplicaBatch> replicas, IterationRouting& routing,
+    uint64_t iteration_index) const {
+  const coll::AllToAllAlgorithm algo = algorithm(has_prompt(replicas));
+  if (!parallel_.two_batch_overlap) return {layers(replicas, routing, 2 * iteration_index, algo)};
+  // Two micro-batches: each replica's work split in two.
+  std::vector<ReplicaBatch> first, second;
+  for (const ReplicaBatch& b : replicas) {
+    auto [a, c] = split(b);
+    first.push_back(std::move(a));
+    second.push_back(std::move(c));
+  }
+  return {layers(first, routing, 2 * iteration_index, algo),
+          layers(second, routing, 2 * iteration_index + 1, algo)};
+}
+
 IterationCost InferenceCostModel::iteration(std::span<const ReplicaBatch> replicas,
                                             IterationRouting& routing,
                                             uint64_t iteration_index) const {
   IterationCost cost;
-  coll::AllToAllAlgorithm algo = parallel_.a2a_algo;
-  const bool prompt = std::any_of(replicas.begin(), replicas.end(),
-                                  [](const ReplicaBatch& b) { return !b.prefill.empty(); });
-  if (parallel_.a2a_auto) {
-    algo = prompt ? coll::AllToAllAlgorithm::kHierarchical : coll::AllToAllAlgorithm::kLowLatency;
-  }
-  if (!parallel_.two_batch_overlap) {
-    for (const LayerCost& p : layers(replicas, routing, 2 * iteration_index, algo)) {
+  const bool prompt = has_prompt(replicas);
+  const coll::AllToAllAlgorithm algo = algorithm(prompt);
+  const std::vector<std::vector<LayerCost>> parts = layer_parts(replicas, routing, iteration_index);
+  if (parts.size() == 1) {
+    for (const LayerCost& p : parts[0]) {
       // Shared experts run while the dispatch is in flight.
       const double hidden_shared = std::min(p.shared, p.dispatch);
       cost.attention_s += p.attention_prep + p.attention_core;
@@ -400,15 +424,6 @@ IterationCost InferenceCostModel::iteration(std::span<const ReplicaBatch> replic
         cost.attention_s + cost.expert_s + cost.dispatch_s + cost.combine_s + cost.other_s;
     return cost;
   }
-  // Two micro-batches: each replica's work split in two.
-  std::vector<ReplicaBatch> first, second;
-  for (const ReplicaBatch& b : replicas) {
-    auto [a, c] = split(b);
-    first.push_back(std::move(a));
-    second.push_back(std::move(c));
-  }
-  const auto a = layers(first, routing, 2 * iteration_index, algo);
-  const auto b = layers(second, routing, 2 * iteration_index + 1, algo);
   // Normal-mode kernels hold comm_sms SMs while they run; low-latency ones
   // hold none in flight. SGLang's prefill strategy gives DeepGEMM the SMs
   // DeepEP leaves (deep_gemm_num_sms), its decode strategy does not.
@@ -420,7 +435,7 @@ IterationCost InferenceCostModel::iteration(std::span<const ReplicaBatch> replic
   OverlapSlowdown slowdown;
   slowdown.in_flight = stretch;
   slowdown.expert = schedule == OverlapSchedule::kPrefill ? stretch : 1.0;
-  cost = two_batch_overlap(a, b, schedule, slowdown);
+  cost = two_batch_overlap(parts[0], parts[1], schedule, slowdown);
   const double head = head_seconds(replicas);
   cost.other_s += head;
   cost.seconds += head;

@@ -119,6 +119,12 @@ class InferenceCostModel {
   IterationCost iteration(std::span<const ReplicaBatch> replicas, IterationRouting& routing,
                           uint64_t iteration_index) const;
 
+  // What iteration() plays, per micro-batch (two with two-batch overlap): each
+  // layer's parts, each alone on the slowest rank.
+  std::vector<std::vector<LayerCost>> layer_parts(std::span<const ReplicaBatch> replicas,
+                                                  IterationRouting& routing,
+                                                  uint64_t iteration_index) const;
+
   // KV-cache bytes one token of one sequence takes on each GPU of its replica.
   double kv_bytes_per_token_per_gpu() const;
 
@@ -137,6 +143,8 @@ class InferenceCostModel {
   // Per layer, one micro-batch's parts.
   std::vector<LayerCost> layers(std::span<const ReplicaBatch> replicas, IterationRouting& routing,
                                 uint64_t routing_index, coll::AllToAllAlgorithm algo) const;
+  // The all-to-all kernels of an iteration with (or without) prompt tokens.
+  coll::AllToAllAlgorithm algorithm(bool prompt) const;
   // The embedding and the LM head, once per iteration.
   double head_seconds(std::span<const ReplicaBatch> replicas) const;
   // The dtype of the layers FP8 serving leaves unquantized: the LM head and

@@ -63,6 +63,31 @@ double output_per_node(const Json& doc) {
   return scenario::run_inference(doc).metrics.value().output_tokens_per_s_per_node;
 }
 
+// DeepSeek's profile of the prefill load, part by part, read off the blog's
+// chart profile-prefill.png (bars to about 0.1 ms): attention core 5.59,
+// GEMMs 8.38, MoE 12.33, other kernels 5.07; dispatch 9.41 and its barrier
+// kernel 2.02, combine 17.19 and its barrier 1.96; the layer 34.57 ms.
+// SGLang's unit tests: MoE 11.03, dispatch 7.21, combine 14.21. moesim's
+// parts are each alone (prefill_parts); its layer is the simulated
+// iteration over the layers.
+std::vector<LayerPartComparison> prefill_layer(const Json& doc, double input_per_node) {
+  const int64_t prompt_tokens = doc["requests"]["input_tokens"].get<int64_t>();
+  const scenario::PrefillParts p =
+      scenario::prefill_parts(doc, kPrefillTokensPerGpu, prompt_tokens);
+  const double per_layer_ms = 1e3 / p.layers;
+  const double gpus_per_node = 8;  // the profile's H800 nodes, and the example's
+  const double layer_ms = kPrefillTokensPerGpu / (input_per_node / gpus_per_node) * per_layer_ms;
+  return {{"attention core", 5.59, 0, p.attention_core_s * per_layer_ms},
+          {"routed experts (moesim: with their activation and casts)", 12.33, 11.03,
+           p.routed_experts_s * per_layer_ms},
+          {"all compute kernels", 5.59 + 8.38 + 12.33 + 5.07, 0, p.compute_s * per_layer_ms},
+          {"dispatch (profile: with its barrier kernel)", 9.41 + 2.02, 7.21,
+           p.dispatch_s * per_layer_ms},
+          {"combine (profile: with its barrier kernel)", 17.19 + 1.96, 14.21,
+           p.combine_s * per_layer_ms},
+          {"the layer, overlapped", 34.57, 0, layer_ms}};
+}
+
 }  // namespace
 
 ServingValidation validate_serving(const std::function<Json(const std::string&)>& example) {
@@ -114,6 +139,7 @@ ServingValidation validate_serving(const std::function<Json(const std::string&)>
     v.rows.push_back(
         {"prefill, " + load, change, published, predicted, predicted - published, true});
   }
+  v.prefill_layer = prefill_layer(deepseek, deepseek_profile);
   v.max_abs_throughput_error = 0;
   for (const ServingComparison& r : v.rows) {
     if (r.reference || r.metric == change) continue;

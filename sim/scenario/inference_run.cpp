@@ -217,6 +217,36 @@ void add_warnings(const InferenceScenario& s, const ServingWorld& world, Inferen
 
 }  // namespace
 
+PrefillParts prefill_parts(const Json& doc, int64_t tokens_per_replica, int64_t prompt_tokens) {
+  const Prepared p = prepare(doc);
+  const InferenceScenario& s = p.scenario;
+  const InstanceGroup& g = s.groups.front();
+  const auto cost = instance_cost_model(s, g, 0, *p.compute);
+  ServingRouting routing(
+      s.model, s.gating,
+      workloads::make_generator(s.routing.generator, s.model, s.routing.seed, "routing.generator"),
+      s.routing.seed, 0, g.ep_rank_nodes(s.cluster, 0), s.options.routing_samples,
+      s.options.max_routings_per_iteration);
+  exec::ReplicaBatch batch;
+  for (int64_t t = 0; t < tokens_per_replica; t += prompt_tokens)
+    batch.prefill.push_back({std::min(prompt_tokens, tokens_per_replica - t), 0});
+  batch.sampled = static_cast<int64_t>(batch.prefill.size());
+  const std::vector<exec::ReplicaBatch> replicas(g.parallel.attention_dp, batch);
+  PrefillParts out;
+  out.layers = s.shape.layers;
+  for (const auto& micro_batch : cost->layer_parts(replicas, routing, 0)) {
+    for (const exec::LayerCost& l : micro_batch) {
+      out.attention_core_s += l.attention_core;
+      out.routed_experts_s += l.expert;
+      out.compute_s +=
+          l.attention_prep + l.attention_core + l.router + l.shared + l.dense + l.expert;
+      out.dispatch_s += l.dispatch;
+      out.combine_s += l.combine;
+    }
+  }
+  return out;
+}
+
 InferenceRun run_inference(const Json& doc) {
   Prepared p = prepare(doc);
   InferenceRun run;

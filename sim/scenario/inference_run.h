@@ -51,6 +51,20 @@ struct InferenceRun {
 // "kv_capacity" for a request longer than an attention replica's KV cache).
 InferenceRun run_inference(const Json& doc);
 
+// One prefill iteration of `doc`'s first instance group, priced part by part:
+// every attention replica batching `tokens_per_replica` prompt tokens in
+// prompts of `prompt_tokens`, routed as the scenario routes. Each part alone
+// (as exec::LayerCost gives it), summed over the layers and micro-batches,
+// in seconds; for comparing with a profile's per-kernel times.
+struct PrefillParts {
+  double attention_core_s = 0;
+  double routed_experts_s = 0;  // grouped GEMMs, their activation and casts
+  double compute_s = 0;         // every compute part, the two above included
+  double dispatch_s = 0, combine_s = 0;
+  int layers = 0;
+};
+PrefillParts prefill_parts(const Json& doc, int64_t tokens_per_replica, int64_t prompt_tokens);
+
 // Validates an inference scenario and sizes its memory without simulating it.
 ScenarioCheck check_inference(const Json& doc);
 

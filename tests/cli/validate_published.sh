@@ -155,6 +155,18 @@ assert serving["overlap_signs_right"] is True
 assert serving["within_20_percent"] == (serving["max_abs_throughput_error"] <= 0.2)
 target = [r for r in serving["rows"] if r["role"] == "prediction" and "change" not in r["metric"]]
 assert serving["max_abs_throughput_error"] == max(abs(r["error"]) for r in target), serving
+# The DeepSeek profile row's layer, part by part (moesim's parts each alone):
+# the overlapped layer takes at least its compute and at least its
+# communication, and is the profile row's iteration over DeepSeek-V3's 61
+# layers.
+parts = {r["part"].split(" (")[0]: r for r in serving["prefill_layer"]}
+assert len(parts) == 6, parts.keys()
+assert all(r["predicted_ms"] > 0 and r["profile_ms"] > 0 for r in parts.values()), parts
+p = {k: r["predicted_ms"] for k, r in parts.items()}
+assert p["all compute kernels"] > p["attention core"] + p["routed experts"], p
+assert p["the layer, overlapped"] >= max(p["all compute kernels"], p["dispatch"] + p["combine"]), p
+profile_row = rows["DeepSeek's profile: prefill EP32 on H800, 4K"]["predicted"]
+assert abs(p["the layer, overlapped"] - 16384 / (profile_row / 8) / 61 * 1e3) < 1e-6, p
 PY
 
 # The overhead: a breakdown category when pp > 1, absent with 0, validated.
