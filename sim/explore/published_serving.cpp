@@ -70,13 +70,12 @@ double output_per_node(const Json& doc) {
 // SGLang's unit tests: MoE 11.03, dispatch 7.21, combine 14.21. moesim's
 // parts are each alone (prefill_parts); its layer is the simulated
 // iteration over the layers.
-std::vector<LayerPartComparison> prefill_layer(const Json& doc, double input_per_node) {
+std::vector<LayerPartComparison> prefill_layer(const Json& doc, double input_per_gpu) {
   const int64_t prompt_tokens = doc["requests"]["input_tokens"].get<int64_t>();
   const scenario::PrefillParts p =
       scenario::prefill_parts(doc, kPrefillTokensPerGpu, prompt_tokens);
   const double per_layer_ms = 1e3 / p.layers;
-  const double gpus_per_node = 8;  // the profile's H800 nodes, and the example's
-  const double layer_ms = kPrefillTokensPerGpu / (input_per_node / gpus_per_node) * per_layer_ms;
+  const double layer_ms = kPrefillTokensPerGpu / input_per_gpu * per_layer_ms;
   return {{"attention core", 5.59, 0, p.attention_core_s * per_layer_ms},
           {"routed experts (moesim: with their activation and casts)", 12.33, 11.03,
            p.routed_experts_s * per_layer_ms},
@@ -113,7 +112,8 @@ ServingValidation validate_serving(const std::function<Json(const std::string&)>
   Json deepseek = prefill_scenario(prefill, 4096, "uniform");
   deepseek["cluster"]["preset"] = "hgx-h800";
   deepseek["parallel"]["disaggregation"]["prefill"]["parallel"]["a2a_comm_sms"] = 24;
-  const double deepseek_profile = input_per_node(deepseek);
+  const exec::ServingMetrics deepseek_run = scenario::run_inference(deepseek).metrics.value();
+  const double deepseek_profile = deepseek_run.input_tokens_per_s_per_node;
   const double decode_tbo = output_per_node(decode_scenario(decode, 256, true));
   throughput("decode EP72, 256 requests per GPU", "output tokens/s per node", 22282, decode_tbo);
   const double gain_256 = decode_tbo / output_per_node(decode_scenario(decode, 256, false)) - 1;
@@ -139,7 +139,7 @@ ServingValidation validate_serving(const std::function<Json(const std::string&)>
     v.rows.push_back(
         {"prefill, " + load, change, published, predicted, predicted - published, true});
   }
-  v.prefill_layer = prefill_layer(deepseek, deepseek_profile);
+  v.prefill_layer = prefill_layer(deepseek, deepseek_run.input_tokens_per_s_per_gpu);
   v.max_abs_throughput_error = 0;
   for (const ServingComparison& r : v.rows) {
     if (r.reference || r.metric == change) continue;

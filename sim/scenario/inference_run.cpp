@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 #include <numeric>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -127,10 +128,25 @@ struct ServingWorld {
   exec::ServingSetup setup;
 };
 
+std::shared_ptr<const workloads::RoutingGenerator> routing_generator(const InferenceScenario& s) {
+  return workloads::make_generator(s.routing.generator, s.model, s.routing.seed,
+                                   "routing.generator");
+}
+
+// The per-iteration routing of instance `k` of group `g`, the
+// `instance_index`-th of the scenario (instances draw distinct batches).
+std::unique_ptr<ServingRouting> instance_routing(
+    const InferenceScenario& s, const InstanceGroup& g, int k, int instance_index,
+    std::shared_ptr<const workloads::RoutingGenerator> generator) {
+  return std::make_unique<ServingRouting>(s.model, s.gating, std::move(generator), s.routing.seed,
+                                          instance_index, g.ep_rank_nodes(s.cluster, k),
+                                          s.options.routing_samples,
+                                          s.options.max_routings_per_iteration);
+}
+
 void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMemory>& memory,
                  const hw::ComputeCostModel& compute, ServingWorld& world) {
-  const std::shared_ptr<const workloads::RoutingGenerator> generator =
-      workloads::make_generator(s.routing.generator, s.model, s.routing.seed, "routing.generator");
+  const std::shared_ptr<const workloads::RoutingGenerator> generator = routing_generator(s);
   exec::ServingSetup& setup = world.setup;
   setup.config = s.serving;
   setup.concurrency =
@@ -144,10 +160,7 @@ void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMem
     const InstanceGroup& g = s.groups[gi];
     for (int k = 0; k < g.instances; ++k, ++instance_index) {
       world.costs.push_back(instance_cost_model(s, g, k, compute));
-      world.routings.push_back(std::make_unique<ServingRouting>(
-          s.model, s.gating, generator, s.routing.seed, instance_index,
-          g.ep_rank_nodes(s.cluster, k), s.options.routing_samples,
-          s.options.max_routings_per_iteration));
+      world.routings.push_back(instance_routing(s, g, k, instance_index, generator));
       setup.instances.push_back({g.role, g.parallel.attention_dp, g.parallel.gpus(),
                                  memory[gi].memory.kv_blocks, world.costs.back().get(),
                                  world.routings.back().get()});
@@ -218,15 +231,15 @@ void add_warnings(const InferenceScenario& s, const ServingWorld& world, Inferen
 }  // namespace
 
 PrefillParts prefill_parts(const Json& doc, int64_t tokens_per_replica, int64_t prompt_tokens) {
+  if (tokens_per_replica < 1 || prompt_tokens < 1) {
+    throw std::invalid_argument("prefill_parts: tokens per replica and per prompt must be >= 1");
+  }
   const Prepared p = prepare(doc);
   const InferenceScenario& s = p.scenario;
   const InstanceGroup& g = s.groups.front();
   const auto cost = instance_cost_model(s, g, 0, *p.compute);
-  ServingRouting routing(
-      s.model, s.gating,
-      workloads::make_generator(s.routing.generator, s.model, s.routing.seed, "routing.generator"),
-      s.routing.seed, 0, g.ep_rank_nodes(s.cluster, 0), s.options.routing_samples,
-      s.options.max_routings_per_iteration);
+  const std::unique_ptr<ServingRouting> routing =
+      instance_routing(s, g, 0, 0, routing_generator(s));
   exec::ReplicaBatch batch;
   for (int64_t t = 0; t < tokens_per_replica; t += prompt_tokens)
     batch.prefill.push_back({std::min(prompt_tokens, tokens_per_replica - t), 0});
@@ -234,7 +247,7 @@ PrefillParts prefill_parts(const Json& doc, int64_t tokens_per_replica, int64_t 
   const std::vector<exec::ReplicaBatch> replicas(g.parallel.attention_dp, batch);
   PrefillParts out;
   out.layers = s.shape.layers;
-  for (const auto& micro_batch : cost->layer_parts(replicas, routing, 0)) {
+  for (const auto& micro_batch : cost->layer_parts(replicas, *routing, 0)) {
     for (const exec::LayerCost& l : micro_batch) {
       out.attention_core_s += l.attention_core;
       out.routed_experts_s += l.expert;

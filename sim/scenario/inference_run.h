@@ -55,7 +55,8 @@ InferenceRun run_inference(const Json& doc);
 // every attention replica batching `tokens_per_replica` prompt tokens in
 // prompts of `prompt_tokens`, routed as the scenario routes. Each part alone
 // (as exec::LayerCost gives it), summed over the layers and micro-batches,
-// in seconds; for comparing with a profile's per-kernel times.
+// in seconds; for comparing with a profile's per-kernel times. Throws
+// std::invalid_argument unless both token counts are >= 1.
 struct PrefillParts {
   double attention_core_s = 0;
   double routed_experts_s = 0;  // grouped GEMMs, their activation and casts
