@@ -13,6 +13,22 @@
 
 namespace moesim::hw {
 
+// One fused attention kernel (FlashAttention, cuDNN SDPA) over a batch of
+// sequences, described by what sets its throughput: per-head width, how many
+// keys a query tile reaches, the mask, and the pass. FLOPs and bytes are
+// counted as FlashAttention's benchmarks count them (4 x queries x keys
+// attended x heads x head_dim forward, 2.5x that backward).
+struct AttentionKernel {
+  enum class Pass : uint8_t { kForward, kBackward };
+  double flops = 0;
+  double bytes = 0;        // Q, K, V read and O written (their gradients backward)
+  int64_t head_dim = 128;  // of the q.k product per head
+  int64_t span = 0;        // keys one query reaches at most: the sequence, or the window
+  bool causal = true;
+  Pass pass = Pass::kForward;
+  DType dtype = DType::kBf16;
+};
+
 class ComputeCostModel {
  public:
   virtual ~ComputeCostModel() = default;
@@ -34,6 +50,11 @@ class ComputeCostModel {
   // GEMM nor purely memory bound (e.g. fused attention): roofline of the two.
   virtual double fused_kernel_seconds(double flops, double bytes, DType dtype) const = 0;
 
+  // A fused attention kernel. A model without measurements of such kernels
+  // prices it as a fused kernel of its FLOPs and bytes, whatever its shape.
+  virtual double attention_seconds(const AttentionKernel& kernel) const {
+    return fused_kernel_seconds(kernel.flops, kernel.bytes, kernel.dtype);
+  }
   // MLA decode attention in its absorbed (multi-query) form: single-token
   // queries of every head read each sequence's latent cache once (FlashMLA's
   // dense decoding kernel; `dtype` is the cache's). Its arithmetic intensity

@@ -87,20 +87,22 @@ void parse_gemm_points(const Json& list, const std::string& path, GemmList kind,
 
 void parse_attention_points(const Json& list, const std::string& path, GpuCalibration& out) {
   if (!list.is_array()) throw_config_error(path, "expected an array of points");
-  std::map<std::tuple<DType, int64_t, bool, int64_t>, size_t> seen;
+  std::map<std::tuple<DType, int64_t, int64_t, bool, bool, int64_t>, size_t> seen;
   for (size_t i = 0; i < list.size(); ++i) {
     ConfigObject o(list[i], join_path(path, i));
     AttentionPoint p;
     p.source = source_field(o, out);
-    o.choice("pass", {"forward"});
+    p.backward = o.choice("pass", {"forward", "backward"}) == "backward";
     p.dtype = dtype_field(o);
     p.head_dim = o.integer("head_dim", 1, 1 << 16);
+    p.value_head_dim = o.integer_or("value_head_dim", p.head_dim, 1, 1 << 16);
     p.causal = o.boolean("causal");
     p.seq_len = o.integer("seq_len", 1, kMaxDimension);
     p.flops_per_s = o.number("tflops", 1e-6, 1e6) * 1e12;
     o.finish();
-    check_unique(seen, std::tuple{p.dtype, p.head_dim, p.causal, p.seq_len}, "attention", i,
-                 o.path(), "dtype, head_dim, causal, seq_len");
+    check_unique(
+        seen, std::tuple{p.dtype, p.head_dim, p.value_head_dim, p.causal, p.backward, p.seq_len},
+        "attention", i, o.path(), "dtype, head_dim, value_head_dim, causal, pass, seq_len");
     out.attention.push_back(std::move(p));
   }
 }
@@ -250,12 +252,23 @@ double AttentionShape::bytes() const {
   return 4.0 * batch * static_cast<double>(seq_len) * heads * head_dim * bytes_per_element(dtype);
 }
 
+AttentionKernel AttentionShape::kernel() const {
+  return {.flops = flops(),
+          .bytes = bytes(),
+          .head_dim = head_dim,
+          .span = seq_len,
+          .causal = causal,
+          .pass = AttentionKernel::Pass::kForward,
+          .dtype = dtype};
+}
+
 GpuCalibratedCostModel::GpuCalibratedCostModel(const GpuSpec& gpu, const GpuCalibration& c)
     : gpu_(gpu),
       roofline_(gpu),
       memory_bytes_per_s_(c.memory_bytes_per_s),
       mla_decode_(c.mla_decode) {
-  std::map<CurveKey, std::map<double, double>> gemm, grouped, attention, wgrad, grouped_wgrad;
+  std::map<CurveKey, std::map<double, double>> gemm, grouped, wgrad, grouped_wgrad;
+  std::map<AttentionKey, std::map<double, double>> attention;
   for (const GemmPoint& p : c.gemm) gemm[{p.dtype, p.n, p.k}][p.m] = p.flops_per_s;
   for (const GemmPoint& p : c.grouped_gemm) grouped[{p.dtype, p.n, p.k}][p.m] = p.flops_per_s;
   for (const GemmPoint& p : c.wgrad_gemm) wgrad[{p.dtype, p.m, p.n}][p.k] = p.flops_per_s;
@@ -263,7 +276,8 @@ GpuCalibratedCostModel::GpuCalibratedCostModel(const GpuSpec& gpu, const GpuCali
     grouped_wgrad[{p.dtype, p.m, p.n}][p.k] = p.flops_per_s;
   }
   for (const AttentionPoint& p : c.attention) {
-    attention[{p.dtype, p.head_dim, p.causal ? 1 : 0}][p.seq_len] = p.flops_per_s;
+    attention[{p.dtype, p.head_dim, p.value_head_dim, p.causal, p.backward}][p.seq_len] =
+        p.flops_per_s;
   }
   gemm_ = make_curves(gemm);
   grouped_ = make_curves(grouped);
@@ -298,10 +312,72 @@ std::optional<double> GpuCalibratedCostModel::grouped_gemm_flops_per_s(int64_t m
   return lookup(grouped_, n, k, static_cast<double>(m_per_group), dtype);
 }
 
-std::optional<double> GpuCalibratedCostModel::attention_flops_per_s(int64_t head_dim, bool causal,
-                                                                    int64_t seq_len,
-                                                                    DType dtype) const {
-  return lookup(attention_, head_dim, causal ? 1 : 0, static_cast<double>(seq_len), dtype);
+std::optional<double> GpuCalibratedCostModel::attention_forward_rate(DType dtype, int64_t head_dim,
+                                                                     bool causal,
+                                                                     double span) const {
+  // The MHA/GQA curves of this dtype and mask, by head_dim.
+  std::map<int64_t, const LogLogCurve*> by_head_dim;
+  for (const auto& [key, curve] : attention_) {
+    const auto& [key_dtype, hd, value_hd, key_causal, backward] = key;
+    if (key_dtype == dtype && hd == value_hd && key_causal == causal && !backward) {
+      by_head_dim.emplace(hd, &curve);
+    }
+  }
+  if (by_head_dim.empty()) return std::nullopt;
+  const auto upper = by_head_dim.lower_bound(head_dim);
+  if (upper == by_head_dim.end()) return std::prev(upper)->second->at(span);
+  if (upper->first == head_dim || upper == by_head_dim.begin()) return upper->second->at(span);
+  const auto lower = std::prev(upper);
+  // Log-log between the two measured head dims, as along a curve.
+  const double w = std::log(static_cast<double>(head_dim) / lower->first) /
+                   std::log(static_cast<double>(upper->first) / lower->first);
+  return std::exp((1 - w) * std::log(lower->second->at(span)) +
+                  w * std::log(upper->second->at(span)));
+}
+
+std::optional<double> GpuCalibratedCostModel::attention_backward_ratio(DType dtype, bool causal,
+                                                                       double span) const {
+  // A pair with the kernel's own mask first, then one with the other mask:
+  // the backward's extra work (recomputing the scores, accumulating dK and
+  // dV) is the same with or without it.
+  for (const bool mask : {causal, !causal}) {
+    for (const auto& [key, backward_curve] : attention_) {
+      const auto& [key_dtype, hd, value_hd, key_causal, backward] = key;
+      if (key_causal != mask || !backward) continue;
+      if (key_dtype != dtype && !same_rate(gpu_, key_dtype, dtype)) continue;
+      const auto forward = attention_.find({key_dtype, hd, value_hd, key_causal, false});
+      if (forward != attention_.end()) return backward_curve.at(span) / forward->second.at(span);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<double> GpuCalibratedCostModel::attention_flops_per_s(
+    int64_t head_dim, bool causal, int64_t span, DType dtype, AttentionKernel::Pass pass) const {
+  // The query's own dtype first, then an interchangeable one (as lookup()).
+  std::optional<DType> curves_dtype;
+  for (DType t : kAllDTypes) {
+    if (t != dtype && !same_rate(gpu_, t, dtype)) continue;
+    if (attention_forward_rate(t, head_dim, causal, 1.0)) {
+      curves_dtype = t;
+      if (t == dtype) break;
+    }
+  }
+  if (!curves_dtype || span < 1) return std::nullopt;
+  const double x = static_cast<double>(span);
+  double rate = *attention_forward_rate(*curves_dtype, head_dim, causal, x);
+  if (pass == AttentionKernel::Pass::kBackward) {
+    rate *= attention_backward_ratio(dtype, causal, x).value_or(1.0);
+  }
+  return rate;
+}
+
+double GpuCalibratedCostModel::attention_seconds(const AttentionKernel& kernel) const {
+  if (!(kernel.flops > 0)) return 0;
+  const auto rate =
+      attention_flops_per_s(kernel.head_dim, kernel.causal, kernel.span, kernel.dtype, kernel.pass);
+  if (!rate) return roofline_.fused_kernel_seconds(kernel.flops, kernel.bytes, kernel.dtype);
+  return kernel.flops / *rate + gpu_.launch_overhead_s;
 }
 
 std::optional<double> GpuCalibratedCostModel::wgrad_gemm_flops_per_s(int64_t tokens, int64_t out,
@@ -368,14 +444,6 @@ double GpuCalibratedCostModel::memory_bound_seconds(double bytes) const {
   return bytes / memory_bytes_per_s_->at(bytes) + gpu_.launch_overhead_s;
 }
 
-double GpuCalibratedCostModel::attention_seconds(const AttentionShape& shape) const {
-  const double flops = shape.flops();
-  if (!(flops > 0)) return 0;
-  const auto rate = attention_flops_per_s(shape.head_dim, shape.causal, shape.seq_len, shape.dtype);
-  if (!rate) return roofline_.fused_kernel_seconds(flops, shape.bytes(), shape.dtype);
-  return flops / *rate + gpu_.launch_overhead_s;
-}
-
 double GpuCalibratedCostModel::fused_kernel_seconds(double flops, double bytes, DType dtype) const {
   if (!(flops > 0) || !(bytes > 0)) return roofline_.fused_kernel_seconds(flops, bytes, dtype);
   // Causal: flops / bytes = (2 s^2 h d) / (4 s h d elt) = s / (2 elt).
@@ -383,9 +451,17 @@ double GpuCalibratedCostModel::fused_kernel_seconds(double flops, double bytes, 
   if (!(seq_len >= 1 && seq_len < static_cast<double>(kMaxDimension))) {
     return roofline_.fused_kernel_seconds(flops, bytes, dtype);
   }
-  const auto rate = lookup(attention_, kAssumedAttentionHeadDim, 1, seq_len, dtype);
-  if (!rate) return roofline_.fused_kernel_seconds(flops, bytes, dtype);
-  return flops / *rate + gpu_.launch_overhead_s;
+  // Within a curve's measured lengths only: the serving model's decode
+  // batches must stay on the roofline.
+  for (DType t : kAllDTypes) {
+    if (t != dtype && !same_rate(gpu_, t, dtype)) continue;
+    const auto it =
+        attention_.find({t, kAssumedAttentionHeadDim, kAssumedAttentionHeadDim, true, false});
+    if (it != attention_.end() && it->second.covers(seq_len)) {
+      return flops / it->second.at(seq_len) + gpu_.launch_overhead_s;
+    }
+  }
+  return roofline_.fused_kernel_seconds(flops, bytes, dtype);
 }
 
 double GpuCalibratedCostModel::mla_decode_seconds(double flops, double bytes, DType dtype) const {

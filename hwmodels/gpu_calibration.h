@@ -12,8 +12,8 @@
 //   "gemm": [ {"source", "dtype", "m", "n", "k", "tflops", "gb_per_s"?}, ... ],
 //   "grouped_gemm": [ {"source", "layout": "contiguous"|"masked", "dtype", "groups",
 //                      "m_per_group", "n", "k", "tflops", "gb_per_s"?}, ... ],
-//   "attention": [ {"source", "pass": "forward", "dtype", "head_dim", "causal",
-//                   "seq_len", "tflops"}, ... ],
+//   "attention": [ {"source", "pass": "forward"|"backward", "dtype", "head_dim",
+//                   "value_head_dim"?, "causal", "seq_len", "tflops"}, ... ],
 //   "wgrad_gemm": [ {"source", "dtype", "m", "n", "k", "tflops", "gb_per_s"?}, ... ],
 //   "grouped_wgrad_gemm": [ {"source", "dtype", "groups", "m", "n", "k_per_group",
 //                            "tflops", "gb_per_s"?}, ... ],
@@ -22,7 +22,8 @@
 // }
 // TFLOPS are the source's own figures (kernel time, launch excluded); the FLOP
 // counts are 2*groups*m*n*k for GEMMs and FlashAttention's
-// 4*batch*seq_len^2*heads*head_dim, halved with the causal mask.
+// 4*batch*seq_len^2*heads*head_dim, halved with the causal mask (2.5x that for
+// a backward pass; value_head_dim, default head_dim, for MLA's narrower v).
 //
 // How the model uses the points: published points do not form a grid (each
 // source measures a handful of (n, k) shapes at a few m), so a point set is
@@ -30,8 +31,24 @@
 // grouped GEMMs: over m_per_group for each (dtype, n, k), both layouts on one
 // curve (the masked benchmark fills every group, so it times the same work as
 // the contiguous one); attention: over seq_len for each (dtype, head_dim,
-// causal). Along a curve the throughput is interpolated in log-log space
-// (hwmodels/log_interpolation.h), so every point is reproduced exactly.
+// value_head_dim, causal, pass). Along a curve the throughput is interpolated
+// in log-log space (hwmodels/log_interpolation.h), so every point is
+// reproduced exactly.
+//
+// Attention kernels (attention_seconds): the forward reads the curves of
+// heads as wide in q.k as in v (MHA/GQA, FlashAttention's benchmark) for the
+// kernel's head_dim, interpolated in log-log space between the measured head
+// dims on either side (the nearest one beyond them), at the keys a query
+// reaches (the sequence, or a window); beyond a curve's lengths its nearest
+// end holds, as FlashAttention-3's rate is flat by 16k (602 -> 616 TFLOPS from
+// 8k to 16k, causal, head_dim 128) and a window of a few hundred keys gives
+// each query tile as few key tiles as the shortest sequence measured. The
+// backward is the forward's rate times the backward/forward ratio of a shape
+// measured both ways (cuDNN's SDPA for DeepSeek-V3, Megatron-Core MoE report
+// Table 9: 422/553 at 4,096, 523/638 at 16,384), at the same length: no
+// source publishes backward rates for the forward curves' shapes on the
+// kernel Megatron-Core trains with. A table without such a pair prices the
+// backward at the forward's rate.
 //
 // Weight-gradient GEMMs, in DeepGEMM's wgrad convention: dW[m, n] += A[m, k]
 // B[n, k]^T with m the layer's input features, n its output features and k
@@ -84,12 +101,13 @@ struct GemmPoint {
   double flops() const { return 2.0 * groups * static_cast<double>(m) * n * k; }
 };
 
-// One measured fused-attention forward (FlashAttention's benchmark setup).
+// One measured fused-attention pass (FlashAttention's benchmark setup).
 struct AttentionPoint {
   std::string source;
   DType dtype = DType::kBf16;
-  int64_t head_dim = 0, seq_len = 0;
+  int64_t head_dim = 0, value_head_dim = 0, seq_len = 0;
   bool causal = false;
+  bool backward = false;
   double flops_per_s = 0;
 };
 
@@ -136,6 +154,7 @@ struct AttentionShape {
   DType dtype = DType::kBf16;
   double flops() const;  // 4*batch*seq_len^2*heads*head_dim, halved if causal
   double bytes() const;  // Q, K, V read and O written once: 4*batch*seq_len*heads*head_dim*elt
+  AttentionKernel kernel() const;  // its forward, spanning the whole sequence
 };
 
 class GpuCalibratedCostModel : public ComputeCostModel {
@@ -149,13 +168,17 @@ class GpuCalibratedCostModel : public ComputeCostModel {
   double grouped_gemm_seconds(std::span<const int64_t> m_per_group, int64_t n, int64_t k,
                               DType dtype) const override;
   double memory_bound_seconds(double bytes) const override;
-  // The interface passes only FLOPs and bytes, and its one caller is the
-  // attention core, so the kernel is read as a causal self-attention with
-  // head_dim kAssumedAttentionHeadDim whose sequence length follows from the
-  // arithmetic intensity: flops / bytes = seq_len / (2 * element size) for a
-  // causal kernel in AttentionShape's accounting. Grouped-query attention
-  // moves fewer bytes, so it reads as a longer sequence (at most 2x).
+  // Only FLOPs and bytes: the serving model's attention, whose batches mix
+  // prefill chunks and decode tokens in one figure, is read as a causal
+  // self-attention with head_dim kAssumedAttentionHeadDim whose sequence
+  // length follows from the arithmetic intensity: flops / bytes = seq_len /
+  // (2 * element size) in AttentionShape's accounting (decode's low intensity
+  // falls below the curves, onto the roofline). Grouped-query attention moves
+  // fewer bytes, so it reads as a longer sequence (at most 2x).
   double fused_kernel_seconds(double flops, double bytes, DType dtype) const override;
+  // From the curves as the header describes; the roofline where no curve of
+  // the dtype (or one at the same rate) and mask exists.
+  double attention_seconds(const AttentionKernel& kernel) const override;
   // max(flops / compute rate, bytes / memory rate) of the table's MLA decode
   // kernel when `dtype` runs at its rate, the roofline otherwise.
   double mla_decode_seconds(double flops, double bytes, DType dtype) const override;
@@ -166,16 +189,14 @@ class GpuCalibratedCostModel : public ComputeCostModel {
                                     int64_t in, DType dtype) const override;
   double launch_overhead_seconds() const override { return gpu_.launch_overhead_s; }
 
-  // The attention forward of a known shape (what fused_kernel_seconds would
-  // need to be exact); roofline fallback as above.
-  double attention_seconds(const AttentionShape& shape) const;
-
   // Throughput the tables give (nullopt: not covered, the roofline prices it).
   std::optional<double> gemm_flops_per_s(int64_t m, int64_t n, int64_t k, DType dtype) const;
   std::optional<double> grouped_gemm_flops_per_s(int64_t m_per_group, int64_t n, int64_t k,
                                                  DType dtype) const;
-  std::optional<double> attention_flops_per_s(int64_t head_dim, bool causal, int64_t seq_len,
-                                              DType dtype) const;
+  // The rate attention_seconds prices a kernel at (nullopt: the roofline).
+  std::optional<double> attention_flops_per_s(
+      int64_t head_dim, bool causal, int64_t span, DType dtype,
+      AttentionKernel::Pass pass = AttentionKernel::Pass::kForward) const;
   std::optional<double> wgrad_gemm_flops_per_s(int64_t tokens, int64_t out, int64_t in,
                                                DType dtype) const;
   std::optional<double> grouped_wgrad_gemm_flops_per_s(int64_t tokens_per_group, int64_t out,
@@ -196,8 +217,21 @@ class GpuCalibratedCostModel : public ComputeCostModel {
 
   GpuSpec gpu_;
   RooflineCostModel roofline_;
-  Curves gemm_, grouped_, attention_;  // attention key: (dtype, head_dim, causal)
-  Curves wgrad_, grouped_wgrad_;       // key: (dtype, input features, output features)
+  // Attention curves: (dtype, head_dim, value_head_dim, causal, backward).
+  using AttentionKey = std::tuple<DType, int64_t, int64_t, bool, bool>;
+  using AttentionCurves = std::map<AttentionKey, LogLogCurve>;
+  // The forward rate over the MHA/GQA curves of one dtype and mask; nullopt
+  // without any.
+  std::optional<double> attention_forward_rate(DType dtype, int64_t head_dim, bool causal,
+                                               double span) const;
+  // backward / forward rate at `span` of the first shape measured both ways
+  // in `dtype` or a dtype at the same rate, with the kernel's mask if one is,
+  // else with the other.
+  std::optional<double> attention_backward_ratio(DType dtype, bool causal, double span) const;
+
+  Curves gemm_, grouped_;
+  AttentionCurves attention_;
+  Curves wgrad_, grouped_wgrad_;  // key: (dtype, input features, output features)
   std::optional<LogLogCurve> memory_bytes_per_s_;
   std::optional<MlaDecodePoint> mla_decode_;
 };

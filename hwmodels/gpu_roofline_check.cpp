@@ -60,10 +60,13 @@ RooflineCheck check_roofline(const GpuSpec& gpu, const GpuCalibration& table) {
     shape.dtype = p.dtype;
     const double s = roofline.fused_kernel_seconds(shape.flops(), shape.bytes(), p.dtype) -
                      roofline.launch_overhead_seconds();
-    out.rows.push_back({"attention", p.source, measured_on(p.source),
-                        fmt::format("seq={} head_dim={} {}", p.seq_len, p.head_dim,
-                                    p.causal ? "causal" : "non-causal"),
-                        p.dtype, p.flops_per_s, shape.flops() / s});
+    out.rows.push_back(
+        {"attention", p.source, measured_on(p.source),
+         fmt::format(
+             "seq={} head_dim={}{} {}{}", p.seq_len, p.head_dim,
+             p.value_head_dim != p.head_dim ? fmt::format("/{}", p.value_head_dim) : std::string(),
+             p.causal ? "causal" : "non-causal", p.backward ? " backward" : ""),
+         p.dtype, p.flops_per_s, shape.flops() / s});
   }
   if (table.mla_decode) {
     // The compute-bound figure only: its roofline rate is the fused kernel's

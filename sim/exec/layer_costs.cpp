@@ -139,6 +139,31 @@ LayerCostModel::AttentionParts LayerCostModel::attention_parts(int64_t T) const 
   return a;
 }
 
+double LayerCostModel::core_attention_seconds(double flops, double bytes, int64_t span, bool causal,
+                                              hw::AttentionKernel::Pass pass) const {
+  // MLA (q.k 192, v 128) reads the head_dim-128 curves: cuDNN's measured
+  // DeepSeek-V3 forward (Megatron-Core MoE report Table 9: 553 and 638 TFLOPS
+  // at 4,096 and 16,384) sits within 5% of FlashAttention-3's causal 128 one.
+  const int64_t head_dim = model_.is_mla() ? model_.v_head_dim : model_.head_dim;
+  hw::AttentionKernel kernel{.flops = flops,
+                             .bytes = bytes,
+                             .head_dim = head_dim,
+                             .span = span,
+                             .causal = causal,
+                             .pass = pass,
+                             .dtype = workload_.tensor_dtype()};
+  const int windowed = model_.windowed_layers;
+  if (windowed == 0) return cost_.attention_seconds(kernel);
+  const double full_seconds = cost_.attention_seconds(kernel);
+  // A windowed layer attends window_mean_keys keys per query instead of
+  // seq_len x kCausal, through a kernel whose query tiles reach window_span.
+  kernel.flops =
+      flops * model_.window_mean_keys / (static_cast<double>(workload_.seq_len) * kCausal);
+  kernel.span = std::min(span, model_.window_span);
+  const double windowed_seconds = cost_.attention_seconds(kernel);
+  return ((model_.layers - windowed) * full_seconds + windowed * windowed_seconds) / model_.layers;
+}
+
 void LayerCostModel::price_layer_kernels() {
   const hw::DType tensor = workload_.tensor_dtype();  // all but the linear layers' GEMMs
   const double elt = hw::bytes_per_element(tensor);
@@ -156,11 +181,14 @@ void LayerCostModel::price_layer_kernels() {
   const Fp8Casts cast_in = fp8_casts(static_cast<double>(T), a.in_inputs, a.in_outputs),
                  cast_out = fp8_casts(static_cast<double>(T), a.out_inputs, static_cast<double>(h));
   const double proj = proj_in + proj_out;
-  // The core attention runs in BF16 under FP8 training too.
-  const double core = cost_.fused_kernel_seconds(core_flops, core_bytes, tensor);
-  // Flash-attention backward does about 2.5x the forward's FLOPs (it recomputes
-  // the scores): 5 matmuls against 2.
-  const double core_bwd = cost_.fused_kernel_seconds(2.5 * core_flops, 2.5 * core_bytes, tensor);
+  // The core attention runs in BF16 under FP8 training too, causal over the
+  // sequence. Flash-attention backward does about 2.5x the forward's FLOPs
+  // (it recomputes the scores): 5 matmuls against 2.
+  using Pass = hw::AttentionKernel::Pass;
+  const double core =
+      core_attention_seconds(core_flops, core_bytes, workload_.seq_len, true, Pass::kForward);
+  const double core_bwd = core_attention_seconds(2.5 * core_flops, 2.5 * core_bytes,
+                                                 workload_.seq_len, true, Pass::kBackward);
   kernels_.attention_wgrad = wgrad_in + wgrad_out + cast_in.wgrad + cast_out.wgrad;
   kernels_.attention_fwd = proj + cast_in.forward + cast_out.forward + mla_assembly + core + norm;
   kernels_.attention_bwd = proj + cast_in.dgrad + cast_out.dgrad + kernels_.attention_wgrad +
@@ -174,13 +202,18 @@ void LayerCostModel::price_layer_kernels() {
     cp_kv_block_bytes_ = static_cast<double>(T) * a.kv_width * bf16;
     kernels_.attention_pre_fwd = norm + proj_in + cast_in.forward + mla_assembly;
     // Each step reads the rank's Q and one K/V block and writes a partial O.
+    // With TE's load-balanced chunks every step but the first is a non-causal
+    // block of the rank's queries (or half of them) against half its keys (or
+    // all of them): a non-causal kernel reaching seq_len / (2 cp) keys.
+    const int64_t step_span = std::max<int64_t>(1, workload_.seq_len / (2 * cp));
     kernels_.attention_ring_step_fwd =
-        cost_.fused_kernel_seconds(core_flops / cp, core_bytes, tensor);
+        core_attention_seconds(core_flops / cp, core_bytes, step_span, false, Pass::kForward);
     kernels_.attention_post_fwd =
         proj_out + cast_out.forward +
         cost_.memory_bound_seconds(cp * T * a.o_width * (bf16 + 2 * fp32));
     kernels_.attention_ring_step_bwd =
-        cost_.fused_kernel_seconds(2.5 * core_flops / cp, 2.5 * core_bytes, tensor) +
+        core_attention_seconds(2.5 * core_flops / cp, 2.5 * core_bytes, step_span, false,
+                               Pass::kBackward) +
         cost_.memory_bound_seconds(T * (a.q_width * 2 * fp32 + a.kv_width * 3 * bf16));
     kernels_.attention_post_wgrad = wgrad_out + cast_out.wgrad;
     kernels_.attention_post_bwd = proj_out + cast_out.dgrad + kernels_.attention_post_wgrad;

@@ -121,6 +121,12 @@ class LayerCostModel {
     double q_width = 0, kv_width = 0, o_width = 0;  // elements
   };
   AttentionParts attention_parts(int64_t tokens) const;
+  // The core attention of one layer (FLOPs and bytes as attention_parts
+  // counts them for full causal attention over the sequence), averaged over
+  // the model's full and windowed layers, each as its own kernel. `span`:
+  // the keys a query reaches on a full layer.
+  double core_attention_seconds(double flops, double bytes, int64_t span, bool causal,
+                                hw::AttentionKernel::Pass pass) const;
 
   void price_layer_kernels();
   FfnSeconds ffn_seconds(int64_t tokens, int64_t width) const;

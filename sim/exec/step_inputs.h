@@ -34,6 +34,13 @@ struct ModelShape {
   bool swiglu = true;
   int64_t vocab = 0;
   std::vector<bool> moe_layer;  // per layer
+  // Windowed attention (gpt-oss's sliding, Llama 4's chunked layers) at the
+  // scenario's sequence length: how many layers attend through a window, the
+  // most keys a query reaches there, and how many it attends to on average
+  // (MoeModelConfig::mean_attended_tokens). 0 layers: every layer is full.
+  int windowed_layers = 0;
+  int64_t window_span = 0;
+  double window_mean_keys = 0;
 
   // Parameter counts (elements).
   double attention_params_per_layer = 0;  // incl. norms

@@ -1,5 +1,7 @@
 #include "sim/scenario/scenario.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "hwmodels/gpu_calibration.h"
@@ -36,6 +38,11 @@ ModelShape model_shape(const workloads::MoeModelConfig& m, int64_t seq_len, int 
   s.vocab = m.vocab;
   s.moe_layer.resize(m.layers);
   for (int l = 0; l < m.layers; ++l) s.moe_layer[l] = m.is_moe_layer(l);
+  s.windowed_layers = m.windowed_layer_count();
+  if (s.windowed_layers > 0) {
+    s.window_span = std::min(seq_len, m.window_tokens);
+    s.window_mean_keys = m.mean_attended_tokens(seq_len);
+  }
   s.attention_params_per_layer = m.attention_params_per_layer();
   s.dense_ffn_params = m.dense_ffn_params();
   s.expert_params = m.expert_params();

@@ -186,5 +186,61 @@ TEST_CASE("weight-gradient GEMMs take the cost model's wgrad price", "[exec][wgr
   CHECK(bwd[0] == Approx(gemms + 3 * gemms).epsilon(1e-12));
 }
 
+// The core attention is priced as a kernel of its own shape: the model's head
+// dim (MLA's v width, 128, whose measured rates FlashAttention-3's 128 curve
+// matches), the sequence as its reach, a backward pass of 2.5x the FLOPs; a
+// windowed layer as a kernel reaching the window that attends its mean keys,
+// averaged with the full layers. Each kernel costs 1 s per FLOP-unit at the
+// forward and 2 s at the backward here, so the closed forms read directly.
+class AttentionRecorder : public testing::LinearCost {
+ public:
+  AttentionRecorder() : LinearCost(kFlops, kBytesPerS) {}
+  double attention_seconds(const hw::AttentionKernel& k) const override {
+    seen.push_back(k);
+    return k.flops / kFlops * (k.pass == hw::AttentionKernel::Pass::kBackward ? 2 : 1);
+  }
+  mutable std::vector<hw::AttentionKernel> seen;
+};
+
+TEST_CASE("core attention: the kernel's head dim, reach, pass and windows", "[exec]") {
+  using Pass = hw::AttentionKernel::Pass;
+  const AttentionRecorder gqa_cost;
+  ModelShape gqa = tiny_moe(4);
+  gqa.head_dim = 64;
+  const Priced full = price(hw::DType::kBf16, hw::DType::kBf16, gqa, gqa_cost);
+  REQUIRE(gqa_cost.seen.size() == 2);
+  const hw::AttentionKernel fwd = gqa_cost.seen[0], bwd = gqa_cost.seen[1];
+  CHECK((fwd.head_dim == 64 && fwd.span == 256 && fwd.causal && fwd.pass == Pass::kForward));
+  CHECK((bwd.head_dim == 64 && bwd.span == 256 && bwd.pass == Pass::kBackward));
+  // 4 x T x (T / 2) x heads x head_dim forward; 2.5x that backward.
+  const double core_flops = 4.0 * 256 * 128 * gqa.heads * 64;
+  CHECK(fwd.flops == Approx(core_flops));
+  CHECK(bwd.flops == Approx(2.5 * core_flops));
+  CHECK(fwd.dtype == hw::DType::kBf16);
+
+  // MLA: v's 128, whatever q.k's width.
+  const AttentionRecorder mla_cost;
+  price(hw::DType::kBf16, hw::DType::kBf16, tiny_mla(1), mla_cost);
+  REQUIRE_FALSE(mla_cost.seen.empty());
+  CHECK(mla_cost.seen[0].head_dim == 128);
+
+  // Half the layers windowed to 64 keys (sliding): mean keys 64 - 64^2 / 512 = 56.
+  ModelShape windowed = gqa;
+  windowed.windowed_layers = 2;
+  windowed.window_span = 64;
+  windowed.window_mean_keys = 56;
+  const AttentionRecorder window_cost;
+  const Priced mixed = price(hw::DType::kBf16, hw::DType::kBf16, windowed, window_cost);
+  REQUIRE(window_cost.seen.size() == 4);
+  CHECK(window_cost.seen[1].span == 64);
+  CHECK(window_cost.seen[1].flops == Approx(core_flops * 56 / 128));
+  const double full_core = core_flops / kFlops, window_core = full_core * 56 / 128;
+  // attention_fwd less the core is the same in both; the core is the layers' mean.
+  CHECK(full.kernels.attention_fwd - mixed.kernels.attention_fwd ==
+        Approx(full_core - (full_core + window_core) / 2).epsilon(1e-9));
+  CHECK(full.kernels.attention_bwd - mixed.kernels.attention_bwd ==
+        Approx(2 * 2.5 * (full_core - (full_core + window_core) / 2)).epsilon(1e-9));
+}
+
 }  // namespace
 }  // namespace moesim::exec

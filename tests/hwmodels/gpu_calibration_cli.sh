@@ -11,7 +11,8 @@ fail=0
 python3 - "$tmp/check.json" <<'PY' || fail=1
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["gpu"] == "h100-sxm" and len(d["points"]) == 79, len(d["points"])
+# 35 FlashAttention-3 forward points and Table 9's four cuDNN MLA ones among them.
+assert d["gpu"] == "h100-sxm" and len(d["points"]) == 83, len(d["points"])
 for p in d["points"]:
     assert p["published_tflops"] > 0 and p["roofline_tflops"] > 0
     assert abs(p["roofline_error"] - (p["roofline_tflops"] / p["published_tflops"] - 1)) < 1e-12
@@ -28,6 +29,9 @@ PY
 "$moesim" validate gpu-calibration --markdown |
   grep -q '^| grouped_wgrad_gemm | 4x m=7168 n=4096 k=8192 (k_grouped) | fp8 | deepgemm-wgrad' \
   || { echo "FAIL: markdown wgrad row"; fail=1; }
+"$moesim" validate gpu-calibration --markdown |
+  grep -q '^| attention | seq=4096 head_dim=192/128 causal backward | bf16 | megatron-core-moe-report' \
+  || { echo "FAIL: markdown backward attention row"; fail=1; }
 expect_error() {  # expect_error <grep pattern> <args...>
   local pattern=$1; shift
   "$moesim" validate gpu-calibration "$@" >/dev/null 2>"$tmp/err"

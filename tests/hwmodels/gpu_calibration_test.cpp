@@ -90,10 +90,11 @@ TEST_CASE("the shipped table covers H100 and H800, and every point names a known
   CHECK_FALSE(builtin_gpu_calibration("h200").has_value());  // faster HBM: not the same GPU
   CHECK(builtin_gpu_calibration_names() == std::vector<std::string>{"h100-sxm", "h800"});
   // DeepGEMM: 18 dense + 4 contiguous + 6 masked; MAMF: 2; FlashAttention-3: 3 head dims x
-  // causal/non-causal x 6 lengths, less the one bar label hidden by the figure's legend.
+  // causal/non-causal x 6 lengths, less the one bar label hidden by the figure's legend;
+  // Megatron-Core MoE report Table 9: forward and backward at 4k and 16k.
   CHECK(table.gemm.size() == 20);
   CHECK(table.grouped_gemm.size() == 10);
-  CHECK(table.attention.size() == 35);
+  CHECK(table.attention.size() == 35 + 4);
   // DeepGEMM PR #95: 9 dense and 4 K-grouped weight-gradient points.
   CHECK(table.wgrad_gemm.size() == 9);
   CHECK(table.grouped_wgrad_gemm.size() == 4);
@@ -104,7 +105,10 @@ TEST_CASE("the shipped table covers H100 and H800, and every point names a known
   CHECK(table.gemm[15].n == 7168);
   CHECK(table.gemm[15].k == 16384);
   CHECK(table.gemm[15].flops_per_s == 1520e12);
-  CHECK(table.attention.back().flops_per_s == 642e12);  // head_dim 256, causal, 16k
+  CHECK(table.attention[34].flops_per_s == 642e12);        // head_dim 256, causal, 16k
+  const AttentionPoint& mla_bwd = table.attention.back();  // Table 9, Hopper, 16k backward
+  CHECK((mla_bwd.backward && mla_bwd.head_dim == 192 && mla_bwd.value_head_dim == 128));
+  CHECK(mla_bwd.flops_per_s == 523e12);
 }
 
 TEST_CASE("every published point is reproduced exactly by the calibrated model") {
@@ -126,7 +130,10 @@ TEST_CASE("every published point is reproduced exactly by the calibrated model")
     CHECK(model.grouped_gemm_seconds(groups, p.n, p.k, p.dtype) ==
           Approx(p.flops() / p.flops_per_s + gpu.launch_overhead_s).epsilon(1e-12));
   }
+  // Attention: every MHA forward point; the backward/forward pair (MLA's,
+  // cuDNN) prices no kernel of its own but its ratio, checked below.
   for (const AttentionPoint& p : table.attention) {
+    if (p.backward || p.value_head_dim != p.head_dim) continue;
     const auto rate = model.attention_flops_per_s(p.head_dim, p.causal, p.seq_len, p.dtype);
     REQUIRE(rate.has_value());
     CHECK(*rate == Approx(p.flops_per_s).epsilon(1e-12));
@@ -206,6 +213,7 @@ TEST_CASE("between points: log-log interpolation, within the neighbours, time ri
     }
   }
   for (const AttentionPoint& p : table.attention) {
+    if (p.backward || p.value_head_dim != p.head_dim) continue;
     const auto lo = shipped.attention_flops_per_s(p.head_dim, p.causal, 512, p.dtype);
     const auto hi = shipped.attention_flops_per_s(p.head_dim, p.causal, 16384, p.dtype);
     const auto mid = shipped.attention_flops_per_s(p.head_dim, p.causal, 3000, p.dtype);
@@ -236,13 +244,11 @@ TEST_CASE("outside the measured range the roofline prices the operation") {
   CHECK(model.grouped_gemm_seconds(groups, 4096, 7168, DType::kFp8) ==
         Approx(gpu.launch_overhead_s + 2.0 * 1000 * 4096 * 7168 / rate +
                roofline.gemm_body_seconds(100, 4096, 7168, DType::kFp8)));
-  // Attention: a head dimension never measured, or a sequence beyond 16k.
-  AttentionShape mla{.batch = 1, .heads = 128, .head_dim = 192, .seq_len = 4096};
-  CHECK(model.attention_seconds(mla) ==
-        roofline.fused_kernel_seconds(mla.flops(), mla.bytes(), mla.dtype));
-  AttentionShape long_seq{.batch = 1, .heads = 16, .head_dim = 128, .seq_len = 32768};
-  CHECK(model.attention_seconds(long_seq) ==
-        roofline.fused_kernel_seconds(long_seq.flops(), long_seq.bytes(), long_seq.dtype));
+  // Attention in a dtype with no curve of its own or at its rate (FP32).
+  AttentionShape fp32{.batch = 1, .heads = 16, .head_dim = 128, .seq_len = 4096};
+  fp32.dtype = DType::kFp32;
+  CHECK(model.attention_seconds(fp32.kernel()) ==
+        roofline.fused_kernel_seconds(fp32.flops(), fp32.bytes(), fp32.dtype));
   // No memory-bound table is shipped: streaming kernels stay on the roofline.
   CHECK(model.memory_bound_seconds(1e9) == roofline.memory_bound_seconds(1e9));
 }
@@ -265,13 +271,64 @@ TEST_CASE("fused kernels are read as causal head-dim-128 attention from their in
   for (int64_t seq : {512, 1024, 3000, 4096, 16384}) {
     const AttentionShape shape{.batch = 2, .heads = 16, .head_dim = 128, .seq_len = seq};
     CHECK(model.fused_kernel_seconds(shape.flops(), shape.bytes(), DType::kBf16) ==
-          Approx(model.attention_seconds(shape)).epsilon(1e-9));
+          Approx(model.attention_seconds(shape.kernel())).epsilon(1e-9));
   }
+  // Beyond the curve's lengths (decode's low intensity, or past 16k) the
+  // roofline, unlike attention_seconds, which holds the curve's end.
+  const RooflineCostModel roofline(gpu);
+  const AttentionShape long_seq{.batch = 1, .heads = 16, .head_dim = 128, .seq_len = 32768};
+  CHECK(model.fused_kernel_seconds(long_seq.flops(), long_seq.bytes(), DType::kBf16) ==
+        roofline.fused_kernel_seconds(long_seq.flops(), long_seq.bytes(), DType::kBf16));
   // The same FLOPs at 4096 tokens cost 4096-token attention time, not the roofline's.
   const AttentionShape s{.batch = 1, .heads = 16, .head_dim = 128, .seq_len = 4096};
   CHECK(model.fused_kernel_seconds(s.flops(), s.bytes(), DType::kBf16) ==
         Approx(s.flops() / 579e12 + gpu.launch_overhead_s));
   CHECK(model.fused_kernel_seconds(0, 0, DType::kBf16) == 0);
+}
+
+// Attention kernels by their shape. FlashAttention-3 (Figure 5) measured head
+// dims 64, 128 and 256 forward: a head_dim between two is the log-log mix of
+// their rates at the same length, one beyond them the nearest; lengths beyond
+// 512-16k hold the curve's end. The backward runs at the forward's rate times
+// cuDNN's measured backward/forward ratio on DeepSeek-V3's shape
+// (Megatron-Core MoE report Table 9: 422/553 at 4k, 523/638 at 16k).
+TEST_CASE("attention kernels: head dim, held lengths, backward at Table 9's ratio") {
+  const GpuSpec gpu = h100();
+  const GpuCalibratedCostModel model(gpu, builtin_h100());
+  const auto bf16 = DType::kBf16;
+  const auto rate = [&](int64_t head_dim, bool causal, int64_t span,
+                        AttentionKernel::Pass pass = AttentionKernel::Pass::kForward) {
+    return *model.attention_flops_per_s(head_dim, causal, span, bf16, pass);
+  };
+  CHECK(rate(64, true, 4096) == Approx(420e12));
+  CHECK(rate(128, true, 4096) == Approx(579e12));
+  // head_dim 90.5 = sqrt(64 x 128): the geometric mean of the two rates.
+  CHECK(rate(91, true, 4096) ==
+        Approx(std::exp((1 - std::log(91.0 / 64) / std::log(2.0)) * std::log(420e12) +
+                        std::log(91.0 / 64) / std::log(2.0) * std::log(579e12))));
+  CHECK(rate(32, true, 4096) == Approx(420e12));    // below 64: the 64 curve
+  CHECK(rate(512, false, 4096) == Approx(736e12));  // above 256: the 256 curve
+  CHECK(rate(128, true, 65536) == Approx(616e12));  // past 16k: held
+  CHECK(rate(64, true, 128) == Approx(197e12));     // a 128-key window: the 512 end
+  // Backward: forward x Table 9's ratio at the same length, held beyond 4k-16k.
+  CHECK(rate(128, true, 4096, AttentionKernel::Pass::kBackward) == Approx(579e12 * 422 / 553));
+  CHECK(rate(128, true, 16384, AttentionKernel::Pass::kBackward) == Approx(616e12 * 523 / 638));
+  CHECK(rate(64, true, 1024, AttentionKernel::Pass::kBackward) == Approx(265e12 * 422 / 553));
+  // Only causal backward was measured: a non-causal backward takes its ratio.
+  CHECK(rate(128, false, 4096, AttentionKernel::Pass::kBackward) == Approx(638e12 * 422 / 553));
+  // attention_seconds: FLOPs at that rate plus one launch.
+  const AttentionKernel bwd{.flops = 1e12,
+                            .bytes = 1e9,
+                            .head_dim = 128,
+                            .span = 4096,
+                            .causal = true,
+                            .pass = AttentionKernel::Pass::kBackward,
+                            .dtype = bf16};
+  CHECK(model.attention_seconds(bwd) ==
+        Approx(1e12 / (579e12 * 422 / 553) + gpu.launch_overhead_s).epsilon(1e-12));
+  // The roofline model has no shapes: the fused kernel of the same FLOPs and bytes.
+  const RooflineCostModel roofline(gpu);
+  CHECK(roofline.attention_seconds(bwd) == roofline.fused_kernel_seconds(1e12, 1e9, bf16));
 }
 
 TEST_CASE("MLA decode: a roofline of FlashMLA's published compute and memory rates") {
@@ -324,8 +381,11 @@ TEST_CASE("bad GPU calibration tables are one-line errors naming the entry") {
   j["attention"][0]["tflops"] = -3;
   fails_with(j, "t.json.attention[0].tflops");
   j = small_table();
-  j["attention"][1]["pass"] = "backward";
+  j["attention"][1]["pass"] = "sideways";
   fails_with(j, "t.json.attention[1].pass");
+  j = small_table();
+  j["attention"][1]["value_head_dim"] = 0;
+  fails_with(j, "t.json.attention[1].value_head_dim");
   j = small_table();
   j["gemm"][0]["typo"] = 1;
   fails_with(j, "t.json.gemm[0].typo: unknown field");
