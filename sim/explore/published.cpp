@@ -31,7 +31,7 @@ constexpr Published kQwen3[] = {
     {"qwen3-235b-h100-256gpu-a2a.json", "all-to-all TP2 EP8 PP32 VPP3 DP4", 24.2, 200,
      "prediction"},
     {"qwen3-235b-h100-256gpu-deepep.json", "DeepEP TP2 EP32 PP8 VPP4 DP16", 19.7, 245,
-     "calibration"},
+     "prediction"},
     {"qwen3-235b-h100-256gpu-deepep-a2a-overlap.json", "DeepEP TP2 EP32 PP8 VPP4 +1f1b overlap",
      17.6, 276, "prediction"},
     {"qwen3-235b-h100-256gpu-deepep-tp4.json", "DeepEP TP4 EP8 PP8 VPP4 DP8", 29.0, 167,
@@ -206,9 +206,6 @@ PublishedValidation validate_published(const std::function<Json(const std::strin
   v.source =
       "Megatron-Core MoE, Qwen3-235B-A22B on 256 H100 (yanring/Megatron-MoE-ModelZoo, "
       "best_practice/Qwen3/readme.md)";
-  v.calibrated_parameter = "options.pipeline_pass_overhead_us";
-  v.calibrated_value = scenario::kDefaultPipelinePassOverheadUs;
-  v.calibrated_on = "DeepEP TP2 EP32 PP8 VPP4 DP16";
   std::vector<double> predicted;
   std::vector<int64_t> seq_lens;
   double worst = 0;
@@ -229,7 +226,7 @@ PublishedValidation validate_published(const std::function<Json(const std::strin
     predicted.push_back(row.predicted_step_time_s.value_or(inf));
     v.rows.push_back(row);
   }
-  // The target: the prediction and calibration rows (the two layouts of
+  // The target: the prediction rows (the two layouts of
   // shared/reference/measurements.md, the overlap run and the long-context
   // table); reference rows are not part of it.
   // What routing imbalance costs, per length: the dropless step over the

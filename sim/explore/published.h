@@ -4,10 +4,9 @@
 // (yanring/Megatron-MoE-ModelZoo, best_practice/Qwen3/readme.md). Target:
 // each within 20%, and the faster layout ranked faster.
 //
-// One model parameter comes from these runs: the framework's per-pass
-// pipeline overhead (options.pipeline_pass_overhead_us) is calibrated on the
-// DeepEP layout, so that row matches by construction; the all-to-all layout,
-// and which of the two is faster, are predictions. Two more runs of the same
+// Nothing is calibrated on these runs (options.pipeline_pass_overhead_us,
+// once fitted to the DeepEP layout, defaults to 0): both layouts, and which
+// of the two is faster, are predictions. Two more runs of the same
 // table (TP4 EP8 PP8 VPP4; EP8 with FSDP) are shown as "reference" rows: not
 // part of the target, there to show where the model is and is not accurate.
 // The readme's long-context table (TP4 EP8 PP8 VPP4, 16K-128K tokens with
@@ -32,8 +31,8 @@ struct PublishedComparison {
   std::string scenario;  // examples/<file>
   std::string layout;
   double published_step_time_s = 0, published_tflops_per_gpu = 0;
-  // "calibration": a model default was fitted to it; "prediction": the
-  // validation target; "reference": shown, not part of the target.
+  // "prediction": the validation target; "reference": shown, not part of
+  // the target ("calibration": a model default was fitted to it; none is).
   std::string role;
   std::string status;  // the report's status ("ok", "out_of_memory")
   std::optional<double> predicted_step_time_s, predicted_tflops_per_gpu, error;
@@ -67,8 +66,6 @@ struct PublishedTable {
 
 struct PublishedValidation {
   std::string source;
-  std::string calibrated_parameter, calibrated_on;
-  double calibrated_value = 0;
   std::vector<PublishedComparison> rows;
   std::vector<ImbalanceCost> imbalance;  // one per length with both rows
   std::optional<double> max_abs_error;   // over the target rows; empty if one did not run

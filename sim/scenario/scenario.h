@@ -26,15 +26,15 @@
 
 namespace moesim::scenario {
 
-// Calibrated, not measured: the round value that brings the Megatron-Core
-// Qwen3-235B-A22B DeepEP run (TP2 EP32 PP8 VPP4, 256 H100s, 19.7 s per step;
-// yanring/Megatron-MoE-ModelZoo best_practice/Qwen3) within 1% of its
-// published step time. `moesim validate published` then predicts the other
-// published layouts (all-to-all PP32 VPP3; DeepEP with 1F1B overlap) with
-// this value unchanged. It was 1 ms until node-deduplicated dispatch,
-// node-limited routing that stays balanced, multi-rail rings, NVLS and NIC
-// sharing (issue #13) explained part of the gap it covered.
-inline constexpr double kDefaultPipelinePassOverheadUs = 250;
+// The framework's host time between pipeline passes, in microseconds: none
+// by default, as no source measures it. It used to be calibrated on the
+// Megatron-Core Qwen3-235B-A22B DeepEP run (TP2 EP32 PP8 VPP4, 256 H100s,
+// 19.7 s per step; yanring/Megatron-MoE-ModelZoo best_practice/Qwen3): 1 ms,
+// then 250 us once issue #13's communication mechanisms explained part of
+// the gap, then nothing once the attention backward was priced at its
+// measured rate (Megatron-Core MoE report Table 9), which puts that run
+// within 1% without it. A user can still set one (options).
+inline constexpr double kDefaultPipelinePassOverheadUs = 0;
 
 // options.network_model "auto" uses the flow-level network up to this many
 // GPUs (its cost grows with the flows in flight), the analytic one above.
@@ -61,8 +61,7 @@ struct ScenarioOptions {
   // subsampled and counts scaled (a warning says so).
   int64_t max_routings_per_step = 1 << 24;
   double reserved_memory_bytes = 2.0 * (1ull << 30);
-  // exec::FrameworkOverheads::pipeline_pass_s, in microseconds. The default
-  // is calibrated on one published Megatron-Core run (see
+  // exec::FrameworkOverheads::pipeline_pass_s, in microseconds (see
   // kDefaultPipelinePassOverheadUs); 0 simulates a perfect runtime.
   double pipeline_pass_overhead_us = kDefaultPipelinePassOverheadUs;
   // Largest task graph one step may build (tasks, ~65 bytes each with their
