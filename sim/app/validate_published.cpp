@@ -124,6 +124,7 @@ OrderedJson validation_json(const explore::PublishedValidation& v) {
   out["faster_layout_ranked_faster"] = v.faster_layout_ranked_faster;
   out["production"] = production_json(v.production);
   out["megatron_bridge"] = table_json(v.bridge);
+  out["megatron_core_report"] = table_json(v.core_report);
   return out;
 }
 
@@ -288,6 +289,7 @@ int validate_published_main(const Args& args) {
       v.within_20_percent ? "yes" : "no", v.faster_layout_ranked_faster ? "yes" : "no");
   print_production(v.production);
   print_table(v.bridge);
+  print_table(v.core_report);
   print_comm(comm);
   print_serving(serving);
   return 0;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -133,25 +134,52 @@ void record_prediction(const scenario::TrainingRun& run, PublishedComparison& c)
   c.error = (run.metrics->step_time_s - c.published_step_time_s) / c.published_step_time_s;
 }
 
+// One force-balanced pre-training run as published: the example it runs, the
+// published settings the example does not already have, and the published
+// throughput (the step time is GBS x seq_len over tokens/s/GPU x GPUs).
+struct ForceBalancedRow {
+  const char* layout;
+  const char* example;
+  std::function<void(Json&)> recipe;
+  double tokens_per_s_per_gpu, tflops_per_gpu;
+};
+
+// Every row runs its example with the recipe's settings and uniform routing
+// (Megatron's --moe-router-force-load-balancing: random router logits).
+PublishedTable force_balanced_table(std::string source, std::span<const ForceBalancedRow> rows,
+                                    const std::function<Json(const std::string&)>& example) {
+  PublishedTable t;
+  t.source = std::move(source);
+  for (const ForceBalancedRow& r : rows) {
+    Json doc = example(r.example);
+    r.recipe(doc);
+    doc["routing"]["generator"] = "uniform";
+    PublishedComparison c;
+    c.scenario = std::string("examples/") + r.example +
+                 " with the recipe's settings and routing.generator uniform";
+    c.layout = r.layout;
+    const double gpus = doc["parallel"]["dp"].get<double>() * doc["parallel"]["tp"].get<double>() *
+                        doc["parallel"]["pp"].get<double>();
+    c.published_step_time_s = doc["workload"]["global_batch"].get<double>() *
+                              doc["workload"]["seq_len"].get<double>() /
+                              (r.tokens_per_s_per_gpu * gpus);
+    c.published_tflops_per_gpu = r.tflops_per_gpu;
+    c.role = "prediction";
+    record_prediction(scenario::run_training(doc), c);
+    if (c.error) t.max_abs_error = std::max(t.max_abs_error, std::fabs(*c.error));
+    t.rows.push_back(std::move(c));
+  }
+  return t;
+}
+
 // Megatron-Bridge's published DGX-H100 MoE pre-training rows
 // (NVIDIA-NeMo/Megatron-Bridge docs/performance-summary-archive.md): every
 // MoE run force-balanced (the recipes set moe_router_force_load_balancing)
 // and dropless, so they test the model apart from routing skew. Each row
 // runs an example with the settings of the recipe the container shipped
-// (scripts/performance); the step time is GBS x seq_len over the published
-// tokens/s/GPU x GPUs.
+// (scripts/performance, later src/megatron/bridge/perf_recipes).
 PublishedTable megatron_bridge_h100(const std::function<Json(const std::string&)>& example) {
-  PublishedTable t;
-  t.source =
-      "Megatron-Bridge pre-training on DGX-H100, force-balanced routing "
-      "(NVIDIA-NeMo/Megatron-Bridge docs/performance-summary-archive.md)";
-  struct Row {
-    const char* layout;
-    const char* example;
-    std::function<void(Json&)> recipe;
-    double tokens_per_s_per_gpu, tflops_per_gpu;
-  };
-  const Row rows[] = {
+  const ForceBalancedRow rows[] = {
       // NeMo 25.09 (branch r0.1.0, configs/deepseek/deepseek_v3_llm_pretrain.yaml):
       // flex dispatcher with DeepEP, overlap_moe_expert_parallel_comm and
       // delay_wgrad_compute, overlap_grad_reduce off on H100; the example's
@@ -176,27 +204,43 @@ PublishedTable megatron_bridge_h100(const std::function<Json(const std::string&)
          d["parallel"]["recompute"] = "none";
        },
        1575, 233},
+      // NeMo 26.04.01 (perf_recipes/gpt_oss/h100/gpt_oss.py
+      // gpt_oss_120b_pretrain_64gpu_h100_bf16_config): BF16, TP1 PP4 EP8,
+      // no sequence parallelism, all-to-all dispatcher, selective recompute
+      // of layernorm and moe_act, GBS 1,280: the example as it stands. The
+      // model's attention sinks and expert biases are left out (under 0.05%
+      // of the parameters).
+      {"GPT-OSS-120B BF16 TP1 PP4 EP8 DP16, 64 GPUs", "gpt-oss-120b-h100-64gpu.json", [](Json&) {},
+       5824, 158},
   };
-  for (const Row& r : rows) {
-    Json doc = example(r.example);
-    r.recipe(doc);
-    doc["routing"]["generator"] = "uniform";
-    PublishedComparison c;
-    c.scenario = std::string("examples/") + r.example +
-                 " with the recipe's settings and routing.generator uniform";
-    c.layout = r.layout;
-    const double gpus = doc["parallel"]["dp"].get<double>() * doc["parallel"]["tp"].get<double>() *
-                        doc["parallel"]["pp"].get<double>();
-    c.published_step_time_s = doc["workload"]["global_batch"].get<double>() *
-                              doc["workload"]["seq_len"].get<double>() /
-                              (r.tokens_per_s_per_gpu * gpus);
-    c.published_tflops_per_gpu = r.tflops_per_gpu;
-    c.role = "prediction";
-    record_prediction(scenario::run_training(doc), c);
-    if (c.error) t.max_abs_error = std::max(t.max_abs_error, std::fabs(*c.error));
-    t.rows.push_back(std::move(c));
-  }
-  return t;
+  return force_balanced_table(
+      "Megatron-Bridge pre-training on DGX-H100, force-balanced routing "
+      "(NVIDIA-NeMo/Megatron-Bridge docs/performance-summary-archive.md)",
+      rows, example);
+}
+
+// The H100 rows of the Megatron-Core MoE report (NVIDIA, arXiv:2603.07685,
+// Megatron-Core v0.16), Table 11 ("All configurations use force-balanced
+// routing"), with their settings from Table 17 and Appendix B.
+PublishedTable megatron_core_report_h100(const std::function<Json(const std::string&)>& example) {
+  const ForceBalancedRow rows[] = {
+      // Table 17: TP2 PP8 EP64 VPP4 (Table 20 prints PP4, which its
+      // 32-stage layout "Et*3|(tt|)*29m|L" contradicts), FP8 blockwise,
+      // DeepEP, recompute of mlp, mla_up_proj, moe_act and layernorm
+      // (moesim's "selective"), EP all-to-all overlap, no CUDA graphs; GBS
+      // 8,192: the example with the overlap. It also trains the MTP layer
+      // (its own stage), which the catalog entry leaves out.
+      {"DeepSeek-V3 FP8 TP2 PP8 VPP4 EP64 DP64, 1,024 GPUs", "deepseek-v3-h100-1024gpu.json",
+       [](Json& d) { d["parallel"]["moe_a2a_overlap"] = "1f1b"; }, 1412, 368},
+      // Table 20 and B.2: BF16, TP2 PP8 EP32 VPP4, GBS 2,048, DeepEP,
+      // recompute of moe_act and layernorm, 1F1B overlap on: the example as
+      // it stands (the ModelZoo's run of the same layout took 17.6 s).
+      {"Qwen3-235B BF16 TP2 PP8 VPP4 EP32 DP16, 256 GPUs",
+       "qwen3-235b-h100-256gpu-deepep-a2a-overlap.json", [](Json&) {}, 2132, 320},
+  };
+  return force_balanced_table(
+      "Megatron-Core MoE report on H100, force-balanced routing (arXiv:2603.07685 Table 11)", rows,
+      example);
 }
 
 }  // namespace
@@ -249,6 +293,7 @@ PublishedValidation validate_published(const std::function<Json(const std::strin
   v.faster_layout_ranked_faster = predicted[1] < predicted[0];
   v.production = deepseek_v3_production(example);
   v.bridge = megatron_bridge_h100(example);
+  v.core_report = megatron_core_report_h100(example);
   return v;
 }
 

@@ -75,6 +75,9 @@ struct PublishedValidation {
   // Megatron-Bridge's DGX-H100 MoE rows (published.cpp), force-balanced:
   // predictions outside the ModelZoo target above.
   PublishedTable bridge;
+  // The H100 rows of NVIDIA's Megatron-Core MoE report (published.cpp),
+  // force-balanced: predictions outside the ModelZoo target.
+  PublishedTable core_report;
 };
 
 // `example(file)` returns one of examples/*.json.

@@ -85,20 +85,29 @@ assert -0.7 < prod["error"] < 0, prod
 # Megatron-Bridge's force-balanced DGX-H100 rows (docs/performance-summary-
 # archive.md): step time = GBS x seq_len / (tokens/s/GPU x GPUs). DeepSeek-V3,
 # NeMo 25.09: 8,192 x 4,096 over 1,297 x 330 / 338 (blockwise FP8) x 1,024;
-# Qwen3-235B, 25.11: 2,048 x 4,096 over 1,575 x 256. Predictions; a guard
-# around where they stand (README: both fast, by 38% and 24%).
-bridge = v["megatron_bridge"]
+# Qwen3-235B, 25.11: 2,048 x 4,096 over 1,575 x 256; GPT-OSS-120B, 26.04.01:
+# 1,280 x 4,096 over 5,824 x 64. The Megatron-Core MoE report's H100 rows
+# (arXiv:2603.07685 Table 11): DeepSeek-V3 8,192 x 4,096 over 1,412 x 1,024;
+# Qwen3-235B 2,048 x 4,096 over 2,132 x 256. Predictions; a guard around
+# where they stand (README: all fast, by 15% to 37%).
+bridge, report = v["megatron_bridge"], v["megatron_core_report"]
 published = {r["layout"].split()[0]: r for r in bridge["rows"]}
-assert sorted(published) == ["DeepSeek-V3", "Qwen3-235B"], published.keys()
+assert sorted(published) == ["DeepSeek-V3", "GPT-OSS-120B", "Qwen3-235B"], published.keys()
 assert abs(published["DeepSeek-V3"]["published_step_time_s"] -
            8192 * 4096 / (1297 * 330 / 338 * 1024)) < 1e-9
 assert abs(published["Qwen3-235B"]["published_step_time_s"] - 2048 * 4096 / (1575 * 256)) < 1e-9
-for r in bridge["rows"]:
-    assert r["role"] == "prediction" and "routing.generator uniform" in r["scenario"], r
-    assert -0.6 < r["error"] < 0, r
-    err = r["predicted_step_time_s"] / r["published_step_time_s"] - 1
-    assert abs(r["error"] - err) < 1e-12, r
-assert bridge["max_abs_error"] == max(abs(r["error"]) for r in bridge["rows"])
+assert abs(published["GPT-OSS-120B"]["published_step_time_s"] - 1280 * 4096 / (5824 * 64)) < 1e-9
+in_report = {r["layout"].split()[0]: r for r in report["rows"]}
+assert sorted(in_report) == ["DeepSeek-V3", "Qwen3-235B"], in_report.keys()
+assert abs(in_report["DeepSeek-V3"]["published_step_time_s"] - 8192 * 4096 / (1412 * 1024)) < 1e-9
+assert abs(in_report["Qwen3-235B"]["published_step_time_s"] - 2048 * 4096 / (2132 * 256)) < 1e-9
+for table in (bridge, report):
+    for r in table["rows"]:
+        assert r["role"] == "prediction" and "routing.generator uniform" in r["scenario"], r
+        assert -0.6 < r["error"] < 0, r
+        err = r["predicted_step_time_s"] / r["published_step_time_s"] - 1
+        assert abs(r["error"] - err) < 1e-12, r
+    assert table["max_abs_error"] == max(abs(r["error"]) for r in table["rows"])
 # Communication rows: DeepEP normal and NCCL within 15%, bottlenecks named.
 comm = v["communication"]
 for table in ("deepep_normal", "nccl"):
