@@ -66,7 +66,9 @@
 //
 // Fallback: an operation whose discrete key has no curve, or whose size lies
 // outside its curve's measured range, is priced by the roofline
-// (RooflineCostModel of the same GPU). Nothing is extrapolated: a published
+// (RooflineCostModel of the same GPU), except where the paragraphs above hold
+// a curve's end (weight gradients, attention kernels) or read between
+// measured head dims. Beyond those, nothing is extrapolated: a published
 // figure says nothing about shapes it did not measure. A dtype without points
 // of its own uses the points of a dtype with the same element size and the
 // same peak on this GPU (BF16 <-> FP16 on Hopper), since those run on the same
