@@ -315,24 +315,23 @@ std::optional<double> GpuCalibratedCostModel::grouped_gemm_flops_per_s(int64_t m
 std::optional<double> GpuCalibratedCostModel::attention_forward_rate(DType dtype, int64_t head_dim,
                                                                      bool causal,
                                                                      double span) const {
-  // The MHA/GQA curves of this dtype and mask, by head_dim.
-  std::map<int64_t, const LogLogCurve*> by_head_dim;
-  for (const auto& [key, curve] : attention_) {
-    const auto& [key_dtype, hd, value_hd, key_causal, backward] = key;
-    if (key_dtype == dtype && hd == value_hd && key_causal == causal && !backward) {
-      by_head_dim.emplace(hd, &curve);
-    }
+  // The MHA/GQA curves of this dtype and mask on either side of head_dim
+  // (map order: ascending head_dim within a dtype).
+  const AttentionCurves::value_type *lower = nullptr, *upper = nullptr;
+  for (const auto& entry : attention_) {
+    const auto& [key_dtype, hd, value_hd, key_causal, backward] = entry.first;
+    if (key_dtype != dtype || hd != value_hd || key_causal != causal || backward) continue;
+    if (hd <= head_dim) lower = &entry;
+    if (hd >= head_dim && !upper) upper = &entry;
   }
-  if (by_head_dim.empty()) return std::nullopt;
-  const auto upper = by_head_dim.lower_bound(head_dim);
-  if (upper == by_head_dim.end()) return std::prev(upper)->second->at(span);
-  if (upper->first == head_dim || upper == by_head_dim.begin()) return upper->second->at(span);
-  const auto lower = std::prev(upper);
+  if (!lower && !upper) return std::nullopt;
+  if (!lower || !upper || lower == upper) return (lower ? lower : upper)->second.at(span);
   // Log-log between the two measured head dims, as along a curve.
-  const double w = std::log(static_cast<double>(head_dim) / lower->first) /
-                   std::log(static_cast<double>(upper->first) / lower->first);
-  return std::exp((1 - w) * std::log(lower->second->at(span)) +
-                  w * std::log(upper->second->at(span)));
+  const double lo = static_cast<double>(std::get<1>(lower->first)),
+               hi = static_cast<double>(std::get<1>(upper->first));
+  const double w = std::log(head_dim / lo) / std::log(hi / lo);
+  return std::exp((1 - w) * std::log(lower->second.at(span)) +
+                  w * std::log(upper->second.at(span)));
 }
 
 std::optional<double> GpuCalibratedCostModel::attention_backward_ratio(DType dtype, bool causal,
@@ -355,19 +354,17 @@ std::optional<double> GpuCalibratedCostModel::attention_backward_ratio(DType dty
 std::optional<double> GpuCalibratedCostModel::attention_flops_per_s(
     int64_t head_dim, bool causal, int64_t span, DType dtype, AttentionKernel::Pass pass) const {
   // The query's own dtype first, then an interchangeable one (as lookup()).
-  std::optional<DType> curves_dtype;
-  for (DType t : kAllDTypes) {
-    if (t != dtype && !same_rate(gpu_, t, dtype)) continue;
-    if (attention_forward_rate(t, head_dim, causal, 1.0)) {
-      curves_dtype = t;
-      if (t == dtype) break;
-    }
-  }
-  if (!curves_dtype || span < 1) return std::nullopt;
+  if (span < 1) return std::nullopt;
   const double x = static_cast<double>(span);
-  double rate = *attention_forward_rate(*curves_dtype, head_dim, causal, x);
+  std::optional<double> rate = attention_forward_rate(dtype, head_dim, causal, x);
+  for (DType t : kAllDTypes) {
+    if (rate) break;
+    if (t != dtype && same_rate(gpu_, t, dtype))
+      rate = attention_forward_rate(t, head_dim, causal, x);
+  }
+  if (!rate) return std::nullopt;
   if (pass == AttentionKernel::Pass::kBackward) {
-    rate *= attention_backward_ratio(dtype, causal, x).value_or(1.0);
+    *rate *= attention_backward_ratio(dtype, causal, x).value_or(1.0);
   }
   return rate;
 }
@@ -445,22 +442,6 @@ double GpuCalibratedCostModel::memory_bound_seconds(double bytes) const {
 }
 
 double GpuCalibratedCostModel::fused_kernel_seconds(double flops, double bytes, DType dtype) const {
-  if (!(flops > 0) || !(bytes > 0)) return roofline_.fused_kernel_seconds(flops, bytes, dtype);
-  // Causal: flops / bytes = (2 s^2 h d) / (4 s h d elt) = s / (2 elt).
-  const double seq_len = 2.0 * bytes_per_element(dtype) * flops / bytes;
-  if (!(seq_len >= 1 && seq_len < static_cast<double>(kMaxDimension))) {
-    return roofline_.fused_kernel_seconds(flops, bytes, dtype);
-  }
-  // Within a curve's measured lengths only: the serving model's decode
-  // batches must stay on the roofline.
-  for (DType t : kAllDTypes) {
-    if (t != dtype && !same_rate(gpu_, t, dtype)) continue;
-    const auto it =
-        attention_.find({t, kAssumedAttentionHeadDim, kAssumedAttentionHeadDim, true, false});
-    if (it != attention_.end() && it->second.covers(seq_len)) {
-      return flops / it->second.at(seq_len) + gpu_.launch_overhead_s;
-    }
-  }
   return roofline_.fused_kernel_seconds(flops, bytes, dtype);
 }
 

@@ -170,13 +170,8 @@ class GpuCalibratedCostModel : public ComputeCostModel {
   double grouped_gemm_seconds(std::span<const int64_t> m_per_group, int64_t n, int64_t k,
                               DType dtype) const override;
   double memory_bound_seconds(double bytes) const override;
-  // Only FLOPs and bytes: the serving model's attention, whose batches mix
-  // prefill chunks and decode tokens in one figure, is read as a causal
-  // self-attention with head_dim kAssumedAttentionHeadDim whose sequence
-  // length follows from the arithmetic intensity: flops / bytes = seq_len /
-  // (2 * element size) in AttentionShape's accounting (decode's low intensity
-  // falls below the curves, onto the roofline). Grouped-query attention moves
-  // fewer bytes, so it reads as a longer sequence (at most 2x).
+  // Only FLOPs and bytes, no shape: the roofline (attention kernels, whose
+  // shape sets their rate, go through attention_seconds).
   double fused_kernel_seconds(double flops, double bytes, DType dtype) const override;
   // From the curves as the header describes; the roofline where no curve of
   // the dtype (or one at the same rate) and mask exists.
@@ -203,10 +198,6 @@ class GpuCalibratedCostModel : public ComputeCostModel {
                                                DType dtype) const;
   std::optional<double> grouped_wgrad_gemm_flops_per_s(int64_t tokens_per_group, int64_t out,
                                                        int64_t in, DType dtype) const;
-
-  // The catalog's Mixtral, Qwen, DBRX, OLMoE and DeepSeekMoE models use 128
-  // (DeepSeek's MLA: 192 for q.k, 128 for v; three small models use 64).
-  static constexpr int64_t kAssumedAttentionHeadDim = 128;
 
  private:
   // (dtype, two discrete sizes) -> curve over the continuous size.

@@ -97,7 +97,22 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
   const double kv_elt = element_bytes(kv_dtype_);
   // Two RMSNorms over the BF16 residual stream, whatever the GEMMs' dtype.
   double s = 2 * cost_.memory_bound_seconds(2.0 * tokens * h * element_bytes(hw::DType::kBf16));
-  double core_flops = 0, core_bytes = 0;
+  // Prefill chunks run as one varlen flash-attention launch, each sequence at
+  // the rate of its own length (ComputeCostModel::attention_seconds: the
+  // head dim, the keys it reaches); decode tokens as a kernel of their own.
+  const double launch = cost_.launch_overhead_seconds();
+  double prefill_core = 0, decode_flops = 0, decode_bytes = 0;
+  auto prefill_chunk = [&](const ReplicaBatch::Chunk& c, double flops, double bytes,
+                           int64_t head_dim) {
+    prefill_core += cost_.attention_seconds({.flops = flops,
+                                             .bytes = bytes,
+                                             .head_dim = head_dim,
+                                             .span = c.context + c.tokens,
+                                             .causal = true,
+                                             .pass = hw::AttentionKernel::Pass::kForward,
+                                             .dtype = hw::DType::kBf16}) -
+                    launch;
+  };
   double mla_decode_flops = 0, mla_decode_bytes = 0;
   if (model_.is_mla()) {
     const int64_t nope = model_.qk_nope_head_dim, rope = model_.qk_rope_head_dim;
@@ -124,11 +139,14 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
       // a multi-head flash attention over BF16 tensors (SGLang forward_normal:
       // FA3 with q.k head dim 192 and v 128): it reads the chunk's queries
       // and the context's keys and values, and writes the chunk's outputs.
+      // MLA reads the head-dim-128 curve, as in training (layer_costs.cpp).
       const double span = static_cast<double>(c.context) + c.tokens / 2.0;
       const double qk = static_cast<double>(nope + rope);
-      core_flops += 2.0 * c.tokens * span * heads * (qk + v);
-      core_bytes += heads * element_bytes(hw::DType::kBf16) *
-                    (c.tokens * (qk + v) + static_cast<double>(c.context + c.tokens) * (qk + v));
+      prefill_chunk(
+          c, 2.0 * c.tokens * span * heads * (qk + v),
+          heads * element_bytes(hw::DType::kBf16) *
+              (c.tokens * (qk + v) + static_cast<double>(c.context + c.tokens) * (qk + v)),
+          v);
     }
     if (prefill_tokens > 0) {
       s += cost_.gemm_seconds(prefill_tokens, model_.heads * (nope + v) / t, latent, dt);
@@ -180,20 +198,23 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
     s += input_quant_seconds(static_cast<double>(tokens) * (h + heads * hd));
     for (const ReplicaBatch::Chunk& c : b.prefill) {
       const double span = static_cast<double>(c.context) + c.tokens / 2.0;
-      core_flops += 4.0 * c.tokens * span * heads * hd;
-      core_bytes += (c.context + c.tokens) * 2.0 * kv_heads * hd * kv_elt;
+      prefill_chunk(c, 4.0 * c.tokens * span * heads * hd,
+                    (c.context + c.tokens) * 2.0 * kv_heads * hd * kv_elt, hd);
     }
+    // Decode reads each sequence's cache once: memory-bound, on the roofline.
     const double ctx = static_cast<double>(b.decode_context_tokens);
-    core_flops += 4.0 * ctx * heads * hd;
-    core_bytes += ctx * 2.0 * kv_heads * hd * kv_elt;
+    decode_flops = 4.0 * ctx * heads * hd;
+    decode_bytes = ctx * 2.0 * kv_heads * hd * kv_elt;
   }
   // Writing this iteration's keys and values into the cache, then attention
-  // in BF16 (FP8 weights still attend in BF16 in FlashMLA and FA3-BF16). MLA
-  // runs its decode tokens as a kernel of their own beside the prefill chunks'
+  // in BF16 (FP8 weights still attend in BF16 in FlashMLA and FA3-BF16).
+  // Decode tokens run as a kernel of their own beside the prefill chunks'
   // (vLLM MLACommonImpl.forward splits the batch into decode and prefill
   // calls; SGLang's disaggregated decode runs decode-only batches).
-  double core = cost_.memory_bound_seconds(tokens * kv_bytes_per_token_per_gpu() / model_.layers) +
-                cost_.fused_kernel_seconds(core_flops, core_bytes, hw::DType::kBf16);
+  double core = cost_.memory_bound_seconds(tokens * kv_bytes_per_token_per_gpu() / model_.layers);
+  if (!b.prefill.empty()) core += prefill_core + launch;
+  if (decode_flops > 0)
+    core += cost_.fused_kernel_seconds(decode_flops, decode_bytes, hw::DType::kBf16);
   if (mla_decode_flops > 0)
     core += cost_.mla_decode_seconds(mla_decode_flops, mla_decode_bytes, kv_dtype_);
   return {s, core};

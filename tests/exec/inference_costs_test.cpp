@@ -172,6 +172,46 @@ TEST_CASE("MLA decode attention is its own kernel, priced apart from prefill chu
   }
 }
 
+// Prefill chunks are attention kernels of their own shape (the model's head
+// dim, reaching the chunk's context and its own tokens), summed as one varlen
+// launch; decode tokens are a fused kernel of their own.
+class ShapedAttention final : public testing::LinearCost {
+ public:
+  ShapedAttention() : LinearCost(1e12, 1e10) {}
+  double attention_seconds(const hw::AttentionKernel& k) const override {
+    kernels.push_back(k);
+    return k.flops / 1e12;
+  }
+  double fused_kernel_seconds(double flops, double bytes, hw::DType dt) const override {
+    if (flops > 0) fused.push_back(flops);
+    return LinearCost::fused_kernel_seconds(flops, bytes, dt);
+  }
+  mutable std::vector<hw::AttentionKernel> kernels;
+  mutable std::vector<double> fused;
+};
+
+TEST_CASE("serving prefill chunks are attention kernels of their own shape", "[exec][serving]") {
+  ModelShape shape = testing::tiny_moe(1);
+  shape.head_dim = 64;
+  ReplicaBatch batch = decode_batch(16, 100);
+  batch.prefill = {{512, 256}, {128, 0}};
+  ShapedAttention cost;
+  SpreadRouting routing;
+  InferenceCostModel model(shape, InferenceParallel{}, hw::DType::kBf16, hw::DType::kBf16, cost,
+                           no_collective, {0}, 0);
+  model.iteration({&batch, 1}, routing, 0);
+  REQUIRE(cost.kernels.size() == 2);
+  const hw::AttentionKernel &a = cost.kernels[0], &b = cost.kernels[1];
+  CHECK((a.head_dim == 64 && a.span == 768 && a.causal && b.span == 128));
+  CHECK(a.pass == hw::AttentionKernel::Pass::kForward);
+  // 4 x tokens x (context + tokens / 2) x heads x head_dim.
+  CHECK(a.flops == Approx(4.0 * 512 * (256 + 256) * shape.heads * 64));
+  CHECK(b.flops == Approx(4.0 * 128 * 64 * shape.heads * 64));
+  // Decode: 4 x context x heads x head_dim, apart.
+  REQUIRE(cost.fused.size() == 1);
+  CHECK(cost.fused[0] == Approx(4.0 * 16 * 100 * shape.heads * 64));
+}
+
 // Records the bytes of every memory-bound kernel it prices.
 class MemoryPasses final : public testing::LinearCost {
  public:
