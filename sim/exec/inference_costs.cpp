@@ -102,11 +102,10 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
   // head dim, the keys it reaches); decode tokens as a kernel of their own.
   const double launch = cost_.launch_overhead_seconds();
   double prefill_core = 0, decode_flops = 0, decode_bytes = 0;
-  auto prefill_chunk = [&](const ReplicaBatch::Chunk& c, double flops, double bytes,
-                           int64_t head_dim) {
+  auto prefill_chunk = [&](const ReplicaBatch::Chunk& c, double flops, double bytes) {
     prefill_core += cost_.attention_seconds({.flops = flops,
                                              .bytes = bytes,
-                                             .head_dim = head_dim,
+                                             .head_dim = model_.attention_kernel_head_dim(),
                                              .span = c.context + c.tokens,
                                              .causal = true,
                                              .pass = hw::AttentionKernel::Pass::kForward,
@@ -139,14 +138,12 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
       // a multi-head flash attention over BF16 tensors (SGLang forward_normal:
       // FA3 with q.k head dim 192 and v 128): it reads the chunk's queries
       // and the context's keys and values, and writes the chunk's outputs.
-      // MLA reads the head-dim-128 curve, as in training (layer_costs.cpp).
       const double span = static_cast<double>(c.context) + c.tokens / 2.0;
       const double qk = static_cast<double>(nope + rope);
       prefill_chunk(
           c, 2.0 * c.tokens * span * heads * (qk + v),
           heads * element_bytes(hw::DType::kBf16) *
-              (c.tokens * (qk + v) + static_cast<double>(c.context + c.tokens) * (qk + v)),
-          v);
+              (c.tokens * (qk + v) + static_cast<double>(c.context + c.tokens) * (qk + v)));
     }
     if (prefill_tokens > 0) {
       s += cost_.gemm_seconds(prefill_tokens, model_.heads * (nope + v) / t, latent, dt);
@@ -199,7 +196,7 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
     for (const ReplicaBatch::Chunk& c : b.prefill) {
       const double span = static_cast<double>(c.context) + c.tokens / 2.0;
       prefill_chunk(c, 4.0 * c.tokens * span * heads * hd,
-                    (c.context + c.tokens) * 2.0 * kv_heads * hd * kv_elt, hd);
+                    (c.context + c.tokens) * 2.0 * kv_heads * hd * kv_elt);
     }
     // Decode reads each sequence's cache once: memory-bound, on the roofline.
     const double ctx = static_cast<double>(b.decode_context_tokens);

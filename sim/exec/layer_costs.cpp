@@ -141,20 +141,16 @@ LayerCostModel::AttentionParts LayerCostModel::attention_parts(int64_t T) const 
 
 double LayerCostModel::core_attention_seconds(double flops, double bytes, int64_t span, bool causal,
                                               hw::AttentionKernel::Pass pass) const {
-  // MLA (q.k 192, v 128) reads the head_dim-128 curves: cuDNN's measured
-  // DeepSeek-V3 forward (Megatron-Core MoE report Table 9: 553 and 638 TFLOPS
-  // at 4,096 and 16,384) sits within 5% of FlashAttention-3's causal 128 one.
-  const int64_t head_dim = model_.is_mla() ? model_.v_head_dim : model_.head_dim;
   hw::AttentionKernel kernel{.flops = flops,
                              .bytes = bytes,
-                             .head_dim = head_dim,
+                             .head_dim = model_.attention_kernel_head_dim(),
                              .span = span,
                              .causal = causal,
                              .pass = pass,
                              .dtype = workload_.tensor_dtype()};
-  const int windowed = model_.windowed_layers;
-  if (windowed == 0) return cost_.attention_seconds(kernel);
   const double full_seconds = cost_.attention_seconds(kernel);
+  const int windowed = model_.windowed_layers;
+  if (windowed == 0) return full_seconds;
   // A windowed layer attends window_mean_keys keys per query instead of
   // seq_len x kCausal, through a kernel whose query tiles reach window_span.
   kernel.flops =

@@ -56,6 +56,12 @@ struct ModelShape {
   double forward_flops_per_token = 0;
 
   bool is_mla() const { return kv_lora_rank > 0; }
+  // The head dim whose measured curves price this model's attention kernels
+  // (ComputeCostModel::attention_seconds). MLA (q.k 192, v 128) reads v's:
+  // cuDNN's measured DeepSeek-V3 forward (Megatron-Core MoE report Table 9:
+  // 553 and 638 TFLOPS at 4,096 and 16,384) sits within 5% of
+  // FlashAttention-3's causal head-dim-128 curve (579, 616).
+  int64_t attention_kernel_head_dim() const { return is_mla() ? v_head_dim : head_dim; }
   int slots() const { return expert_slots > 0 ? expert_slots : experts; }
   int moe_layers() const;
 };
