@@ -213,6 +213,17 @@ OrderedJson serving_json(const explore::ServingValidation& v) {
         {"predicted_ms", r.predicted_ms}});
   }
   out["prefill_layer"] = parts;
+  OrderedJson balance = OrderedJson::array();
+  for (const explore::BalanceComparison& b : v.balancedness) {
+    balance.push_back(OrderedJson{{"gpus", b.gpus},
+                                  {"eplb", b.eplb},
+                                  {"published", b.published},
+                                  {"predicted", b.predicted},
+                                  {"error", b.predicted / b.published - 1},
+                                  {"role", b.calibration ? "calibration" : "prediction"}});
+  }
+  out["routing"] = v.routing;
+  out["routing_balancedness"] = balance;
   out["max_abs_throughput_error"] = v.max_abs_throughput_error;
   out["within_20_percent"] = v.within_20_percent;
   out["prompt_length_trend_right"] = v.prompt_length_trend_right;
@@ -235,7 +246,8 @@ void print_serving(const explore::ServingValidation& v) {
                                     r.published, r.predicted, 100 * r.error, role, r.metric));
   }
   std::cout << fmt::format(
-      "  nothing calibrated on these rows; the target covers the prediction rows: "
+      "  nothing calibrated on these rows (the routing's exponent is: table below); the target "
+      "covers the prediction rows: "
       "within 20%: {} (largest {:.1f}%)   "
       "prompt-length trend right: {}   overlap signs right: {}\n",
       v.within_20_percent ? "yes" : "no", 100 * v.max_abs_throughput_error,
@@ -248,6 +260,19 @@ void print_serving(const explore::ServingValidation& v) {
     std::cout << fmt::format("  {:<58} {:>8.2f} {:>10} {:>10.2f}\n", r.part, r.profile_ms,
                              r.unit_test_ms > 0 ? fmt::format("{:.2f}", r.unit_test_ms) : "",
                              r.predicted_ms);
+  }
+  std::cout << fmt::format(
+      "  GPU balancedness (mean / max token copies per GPU, per MoE layer) of the examples' "
+      "routing, {}, against the blog's chart eplb-balancedness.png\n",
+      v.routing);
+  std::cout << fmt::format("  {:<56} {:>10} {:>10} {:>8}  {}\n", "GPUs", "published", "predicted",
+                           "error", "role");
+  for (const explore::BalanceComparison& b : v.balancedness) {
+    std::cout << fmt::format(
+        "  {:<56} {:>10.3f} {:>10.3f} {:>+7.1f}%  {}\n",
+        fmt::format("{} GPUs, {}", b.gpus, b.eplb ? "EPLB with 32 redundant experts" : "no EPLB"),
+        b.published, b.predicted, 100 * (b.predicted / b.published - 1),
+        b.calibration ? "calibration" : "prediction");
   }
 }
 

@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include <fmt/format.h>
 
+#include "sim/core/parallel_for.h"
 #include "sim/scenario/inference_run.h"
+#include "sim/scenario/routing_plan.h"
+#include "workloads/gating.h"
+#include "workloads/routing_generator.h"
 
 namespace moesim::explore {
 namespace {
@@ -87,7 +92,75 @@ std::vector<LayerPartComparison> prefill_layer(const Json& doc, double input_per
           {"the layer, overlapped", 34.57, 0, layer_ms}};
 }
 
+// The blog's balancedness chart (eplb-balancedness.png), read to about 0.005:
+// its GPU axis is logarithmic, and the last points sit at 64 GPUs (without
+// EPLB) and 72 (with it: the decode deployment's EP72).
+struct PublishedBalance {
+  int gpus;
+  bool eplb;
+  double balancedness;
+};
+constexpr PublishedBalance kPublishedBalance[] = {
+    {8, false, 0.673}, {16, false, 0.613}, {32, false, 0.550}, {64, false, 0.477},
+    {8, true, 0.943},  {16, true, 0.902},  {32, true, 0.800},  {72, true, 0.809}};
+constexpr int kBlogRedundantExperts = 32;  // "e.g., 32 additional experts" (the examples' too)
+constexpr int64_t kBalanceTokensPerGpu = 2048;
+
+std::vector<BalanceComparison> balancedness(const Json& example) {
+  const workloads::MoeModelConfig model = workloads::resolve_model(example["model"], "model");
+  const std::string generator = example["routing"]["generator"].get<std::string>();
+  const uint64_t seed = example["routing"]["seed"].get<uint64_t>();
+  std::vector<BalanceComparison> out;
+  for (const PublishedBalance& p : kPublishedBalance) {
+    out.push_back({p.gpus, p.eplb, p.balancedness, 0, p.eplb && p.gpus == kPrefillReplicas});
+  }
+  parallel_for(out.size(), 2, [&](size_t i) {
+    out[i].predicted =
+        routing_balancedness(model, generator, out[i].gpus, out[i].eplb ? kBlogRedundantExperts : 0,
+                             kBalanceTokensPerGpu, 1, seed);
+  });
+  return out;
+}
+
 }  // namespace
+
+double routing_balancedness(const workloads::MoeModelConfig& model, const std::string& generator,
+                            int gpus, int redundant, int64_t tokens_per_gpu, int batches,
+                            uint64_t seed) {
+  constexpr int kGpusPerNode = 8;
+  workloads::GatingConfig gating = workloads::with_model_router({}, model);
+  gating.redundant_experts = redundant;
+  const auto routing = workloads::make_generator(generator, model, seed, "routing.generator");
+  std::vector<int> gpu_node(gpus);
+  for (int g = 0; g < gpus; ++g) gpu_node[g] = g / kGpusPerNode;
+  const int ranks_per_node = std::min(gpus, kGpusPerNode);
+  const std::vector<int64_t> tokens(gpus, tokens_per_gpu);
+  workloads::RoutingBatch batch;
+  workloads::GatingOutcome outcome;
+  std::vector<int64_t> received(gpus);
+  double sum = 0;
+  int counted = 0;
+  for (int layer = 0; layer < model.moe_layer_count(); ++layer) {
+    const std::vector<double> popularity = routing->popularity(0, layer);
+    const workloads::ExpertPlacement place =
+        workloads::place_experts(model.routed_experts, gpus, redundant, popularity,
+                                 model.router_groups, scenario::eplb_nodes(gpu_node));
+    for (int b = 0; b < batches; ++b) {
+      routing->generate(b, layer, tokens, batch);
+      workloads::apply_gating(batch, gating, place, popularity, ranks_per_node, outcome,
+                              seed ^ (static_cast<uint64_t>(layer) << 20) ^ b);
+      std::fill(received.begin(), received.end(), 0);
+      for (int32_t slot : outcome.slot) {
+        if (slot >= 0) ++received[place.rank_of_slot(slot)];
+      }
+      const int64_t most = *std::max_element(received.begin(), received.end());
+      const double mean = std::accumulate(received.begin(), received.end(), 0.0) / gpus;
+      sum += most > 0 ? mean / static_cast<double>(most) : 1.0;
+      ++counted;
+    }
+  }
+  return counted > 0 ? sum / counted : 1.0;
+}
 
 ServingValidation validate_serving(const std::function<Json(const std::string&)>& example) {
   ServingValidation v;
@@ -95,6 +168,8 @@ ServingValidation validate_serving(const std::function<Json(const std::string&)>
       "SGLang large-scale EP, DeepSeek-V3 on 12 x 8 H100 (lmsys blog 2025-05-05 "
       "\"large-scale-ep\")";
   const Json prefill = example(kPrefill), decode = example(kDecode);
+  v.routing = prefill["routing"]["generator"].get<std::string>();
+  v.balancedness = balancedness(prefill);
   auto throughput = [&v](std::string row, std::string metric, double published, double predicted) {
     v.rows.push_back(
         {std::move(row), std::move(metric), published, predicted, predicted / published - 1});
@@ -103,7 +178,7 @@ ServingValidation validate_serving(const std::function<Json(const std::string&)>
   std::vector<double> by_length;
   for (const auto& [tokens, published] :
        {std::pair<int64_t, double>{1024, 57674}, {2048, 54543}, {4096, 50302}}) {
-    by_length.push_back(input_per_node(prefill_scenario(prefill, tokens, "zipf:0.2")));
+    by_length.push_back(input_per_node(prefill_scenario(prefill, tokens, v.routing.c_str())));
     throughput(fmt::format("prefill EP32, {}K prompts", tokens / 1024), per_node_in, published,
                by_length.back());
   }
@@ -126,7 +201,7 @@ ServingValidation validate_serving(const std::function<Json(const std::string&)>
   v.rows.push_back({"DeepSeek's profile: prefill EP32 on H800, 4K", per_node_in, 62713,
                     deepseek_profile, deepseek_profile / 62713 - 1, true});
   for (const PrefillAblation& a : kPrefillAblation) {
-    Json doc = prefill_scenario(prefill, a.prompt_tokens, "zipf:0.2", a.tokens_per_gpu);
+    Json doc = prefill_scenario(prefill, a.prompt_tokens, v.routing.c_str(), a.tokens_per_gpu);
     const double with_overlap = input_per_node(doc);
     doc["serving"]["two_batch_overlap"] = false;
     const double without_overlap = input_per_node(doc);
