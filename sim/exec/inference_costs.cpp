@@ -97,6 +97,7 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
   const double kv_elt = element_bytes(kv_dtype_);
   // Two RMSNorms over the BF16 residual stream, whatever the GEMMs' dtype.
   double s = 2 * cost_.memory_bound_seconds(2.0 * tokens * h * element_bytes(hw::DType::kBf16));
+  double deep_gemm = 0;
   // Prefill chunks run as one varlen flash-attention launch, each sequence at
   // the rate of its own length (ComputeCostModel::attention_seconds: the
   // head dim, the keys it reaches); decode tokens as a kernel of their own.
@@ -117,11 +118,11 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
     const int64_t nope = model_.qk_nope_head_dim, rope = model_.qk_rope_head_dim;
     const int64_t latent = model_.kv_lora_rank, v = model_.v_head_dim;
     const int64_t hq = model_.heads * (nope + rope) / t;
-    s += model_.q_lora_rank > 0 ? cost_.gemm_seconds(tokens, model_.q_lora_rank, h, dt) +
-                                      cost_.gemm_seconds(tokens, hq, model_.q_lora_rank, dt)
-                                : cost_.gemm_seconds(tokens, hq, h, dt);
-    s += cost_.gemm_seconds(tokens, latent + rope, h, dt);
-    s += cost_.gemm_seconds(tokens, h, model_.heads * v / t, dt);
+    s += model_.q_lora_rank > 0 ? linear_seconds(tokens, model_.q_lora_rank, h, deep_gemm) +
+                                      linear_seconds(tokens, hq, model_.q_lora_rank, deep_gemm)
+                                : linear_seconds(tokens, hq, h, deep_gemm);
+    s += linear_seconds(tokens, latent + rope, h, deep_gemm);
+    s += linear_seconds(tokens, h, model_.heads * v / t, deep_gemm);
     // Inputs of the FP8 projections: the hidden state once (SGLang fuses
     // q_a_proj with kv_a_proj_with_mqa), q_b's and o_proj's.
     s += input_quant_seconds(static_cast<double>(tokens) *
@@ -146,7 +147,7 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
               (c.tokens * (qk + v) + static_cast<double>(c.context + c.tokens) * (qk + v)));
     }
     if (prefill_tokens > 0) {
-      s += cost_.gemm_seconds(prefill_tokens, model_.heads * (nope + v) / t, latent, dt);
+      s += linear_seconds(prefill_tokens, model_.heads * (nope + v) / t, latent, deep_gemm);
       s += input_quant_seconds(static_cast<double>(prefill_tokens) * latent);
       // The BF16 tensors the flash kernel reads are assembled by copies
       // (SGLang DeepseekV2AttentionMLA.forward_normal, models/deepseek_v2.py):
@@ -168,8 +169,8 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
       const double bf16 = element_bytes(hw::DType::kBf16);
       s += cost_.memory_bound_seconds(context_tokens * static_cast<double>(latent + rope) *
                                       (kv_elt + bf16));
-      s += cost_.gemm_seconds(static_cast<int64_t>(context_tokens), model_.heads * (nope + v) / t,
-                              latent, dt);
+      s += linear_seconds(static_cast<int64_t>(context_tokens), model_.heads * (nope + v) / t,
+                          latent, deep_gemm);
       s += input_quant_seconds(context_tokens * latent);
       s += cost_.memory_bound_seconds(context_tokens * heads * (2.0 * nope + rope) * bf16);
       s += cost_.memory_bound_seconds(3.0 * merged_tokens * heads * v * bf16);
@@ -190,8 +191,8 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
   } else {
     const int64_t hd = model_.head_dim;
     const double kv_heads = std::max(1.0, static_cast<double>(model_.kv_heads) / t);
-    s += cost_.gemm_seconds(tokens, static_cast<int64_t>((heads + 2 * kv_heads) * hd), h, dt);
-    s += cost_.gemm_seconds(tokens, h, static_cast<int64_t>(heads * hd), dt);
+    s += linear_seconds(tokens, static_cast<int64_t>((heads + 2 * kv_heads) * hd), h, deep_gemm);
+    s += linear_seconds(tokens, h, static_cast<int64_t>(heads * hd), deep_gemm);
     s += input_quant_seconds(static_cast<double>(tokens) * (h + heads * hd));
     for (const ReplicaBatch::Chunk& c : b.prefill) {
       const double span = static_cast<double>(c.context) + c.tokens / 2.0;
@@ -214,20 +215,32 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
     core += cost_.fused_kernel_seconds(decode_flops, decode_bytes, hw::DType::kBf16);
   if (mla_decode_flops > 0)
     core += cost_.mla_decode_seconds(mla_decode_flops, mla_decode_bytes, kv_dtype_);
-  return {s, core};
+  return {s, core, deep_gemm};
 }
 
 // A dense FFN (or the shared experts) of `width` on `tokens`, tensor-parallel
 // over the replica.
-double InferenceCostModel::ffn_seconds(int64_t tokens, int64_t width) const {
-  if (tokens == 0 || width == 0) return 0;
-  const hw::DType dt = weight_dtype_;
+InferenceCostModel::FfnSeconds InferenceCostModel::ffn_seconds(int64_t tokens,
+                                                               int64_t width) const {
+  if (tokens == 0 || width == 0) return {};
   const int64_t w = width / parallel_.tp;
   const double act = cost_.memory_bound_seconds(tokens * (model_.swiglu ? 3.0 : 2.0) * w *
                                                 element_bytes(hw::DType::kBf16));
-  return act + input_quant_seconds(static_cast<double>(tokens) * (model_.hidden + w)) +
-         cost_.gemm_seconds(tokens, model_.swiglu ? 2 * w : w, model_.hidden, dt) +
-         cost_.gemm_seconds(tokens, model_.hidden, w, dt);
+  FfnSeconds out;
+  out.all = act + input_quant_seconds(static_cast<double>(tokens) * (model_.hidden + w)) +
+            linear_seconds(tokens, model_.swiglu ? 2 * w : w, model_.hidden, out.gemm) +
+            linear_seconds(tokens, model_.hidden, w, out.gemm);
+  return out;
+}
+
+// SGLang runs block-FP8 linears on DeepGEMM's GEMM kernel on Hopper
+// (layers/quantization/fp8_utils.py dispatching to deep_gemm_wrapper when
+// ENABLE_JIT_DEEPGEMM); BF16 ones on cuBLAS.
+double InferenceCostModel::linear_seconds(int64_t m, int64_t n, int64_t k,
+                                          double& deep_gemm) const {
+  const double seconds = cost_.gemm_seconds(m, n, k, weight_dtype_);
+  if (weight_dtype_ == hw::DType::kFp8) deep_gemm += seconds;
+  return seconds;
 }
 
 // The routed experts on a GPU of EP rank `rank`: two grouped GEMMs sized by
@@ -331,7 +344,9 @@ std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> 
                                                   coll::AllToAllAlgorithm algo) const {
   const int t = parallel_.tp;
   const int etp = parallel_.expert_tp();
-  double attention_prep = 0, attention_core = 0, shared = 0, dense = 0, router = 0;
+  double attention_core = 0, router = 0;
+  AttentionSeconds slowest_attention;  // the replica with the longest projections
+  FfnSeconds shared, dense;
   int64_t most_tokens = 0;
   std::vector<int64_t> tokens_per_rank(parallel_.ep, 0);
   for (size_t r = 0; r < replicas.size(); ++r) {
@@ -339,10 +354,14 @@ std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> 
     const int64_t tokens = b.tokens();
     most_tokens = std::max(most_tokens, tokens);
     const AttentionSeconds attention = attention_seconds(b);
-    attention_prep = std::max(attention_prep, attention.prep);
+    if (attention.prep > slowest_attention.prep) slowest_attention = attention;
     attention_core = std::max(attention_core, attention.core);
-    shared = std::max(shared, ffn_seconds(tokens, model_.shared_ffn));
-    dense = std::max(dense, ffn_seconds(tokens, model_.dense_ffn));
+    // Replicas differ in token count only, so the slowest FFN is the one of
+    // the most tokens, GEMM share included.
+    const FfnSeconds replica_shared = ffn_seconds(tokens, model_.shared_ffn);
+    const FfnSeconds replica_dense = ffn_seconds(tokens, model_.dense_ffn);
+    if (replica_shared.all > shared.all) shared = replica_shared;
+    if (replica_dense.all > dense.all) dense = replica_dense;
     const double copies = static_cast<double>(tokens) / t * model_.top_k;
     const double elt = element_bytes(hw::DType::kBf16);
     router = std::max(
@@ -380,17 +399,20 @@ std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> 
   size_t moe_ordinal = 0;
   for (int l = 0; l < model_.layers; ++l) {
     LayerCost& p = out[l];
-    p.attention_prep = attention_prep;
+    p.attention_prep = slowest_attention.prep;
+    p.attention_prep_gemm = slowest_attention.prep_gemm;
     p.attention_core = attention_core;
     p.other = tp_comm;
     if (!model_.moe_layer[l] || sample_costs.empty()) {
-      p.dense = model_.moe_layer[l] ? 0 : dense;
+      p.dense = model_.moe_layer[l] ? 0 : dense.all;
+      p.dense_gemm = model_.moe_layer[l] ? 0 : dense.gemm;
       continue;
     }
     const SampleCost& c = sample_costs[moe_ordinal++ % sample_costs.size()];
     p.moe = true;
     p.router = router;
-    p.shared = shared;
+    p.shared = shared.all;
+    p.shared_gemm = shared.gemm;
     p.expert = c.expert;
     p.dispatch = c.dispatch;
     p.combine = c.combine;
@@ -452,7 +474,7 @@ IterationCost InferenceCostModel::iteration(std::span<const ReplicaBatch> replic
   const OverlapSchedule schedule = prompt ? OverlapSchedule::kPrefill : OverlapSchedule::kDecode;
   OverlapSlowdown slowdown;
   slowdown.in_flight = stretch;
-  slowdown.expert = schedule == OverlapSchedule::kPrefill ? stretch : 1.0;
+  slowdown.deep_gemm = schedule == OverlapSchedule::kPrefill ? stretch : 1.0;
   cost = two_batch_overlap(parts[0], parts[1], schedule, slowdown);
   const double head = head_seconds(replicas);
   cost.other_s += head;

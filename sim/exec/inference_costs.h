@@ -98,6 +98,11 @@ struct LayerCost {
   double other = 0;           // TP all-reduces
   double shared = 0, dense = 0, expert = 0;
   double dispatch = 0, combine = 0;  // the all-to-alls alone
+  // Of attention_prep, shared and dense: the seconds in block-FP8 linear
+  // GEMMs, which SGLang runs on DeepGEMM (SGL_ENABLE_JIT_DEEPGEMM; FP8
+  // serving only, 0 otherwise) and so on the SMs its two-batch-overlapped
+  // prefill gives DeepGEMM, like the routed experts (two_batch_overlap.h).
+  double attention_prep_gemm = 0, shared_gemm = 0, dense_gemm = 0;
   bool moe = false;
 };
 
@@ -131,9 +136,15 @@ class InferenceCostModel {
  private:
   struct AttentionSeconds {
     double prep = 0, core = 0;
+    double prep_gemm = 0;  // of prep: block-FP8 linears (DeepGEMM)
   };
   AttentionSeconds attention_seconds(const ReplicaBatch& batch) const;
-  double ffn_seconds(int64_t tokens, int64_t width) const;
+  struct FfnSeconds {
+    double all = 0, gemm = 0;  // gemm: of all, block-FP8 linears (DeepGEMM)
+  };
+  FfnSeconds ffn_seconds(int64_t tokens, int64_t width) const;
+  // Seconds of a linear layer's GEMM; block-FP8 ones also add to `deep_gemm`.
+  double linear_seconds(int64_t m, int64_t n, int64_t k, double& deep_gemm) const;
   double expert_seconds(const RoutingSample& sample, int rank, coll::AllToAllAlgorithm algo) const;
   double all_to_all_seconds(const RoutingSample& sample, bool combine,
                             coll::AllToAllAlgorithm algo) const;

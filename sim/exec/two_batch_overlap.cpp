@@ -13,12 +13,17 @@ struct Op {
   OpKind kind = OpKind::kCompute;
   Part part = Part::kOther;  // compute: where its time goes; launch / wait: which transfer
   double seconds = 0;        // compute: alone on the GPU; launch: the transfer alone
-  bool expert_gemm = false;  // routed experts (DeepGEMM's SM budget)
+  bool deep_gemm = false;    // a DeepGEMM kernel (its SM budget)
 };
 using Stage = std::vector<Op>;
 
-Op compute(Part part, double seconds, bool expert_gemm = false) {
-  return {OpKind::kCompute, part, seconds, expert_gemm};
+Op compute(Part part, double seconds, bool deep_gemm = false) {
+  return {OpKind::kCompute, part, seconds, deep_gemm};
+}
+// `seconds` of which `gemm` run on DeepGEMM: two kernels' worth of ops.
+void add_compute(Stage& stage, Part part, double seconds, double gemm) {
+  stage.push_back(compute(part, gemm, true));
+  stage.push_back(compute(part, seconds - gemm));
 }
 Op launch(Part transfer, double seconds) {
   return {OpKind::kLaunch, transfer, seconds, false};
@@ -33,16 +38,21 @@ std::vector<Stage> stages(std::span<const LayerCost> layers, OverlapSchedule sch
   const LayerCost* previous = nullptr;  // prefill: the last MoE layer's tail
   for (const LayerCost& l : layers) {
     const double ffn = l.moe ? l.shared : l.dense;
+    const double ffn_gemm = l.moe ? l.shared_gemm : l.dense_gemm;
     if (schedule == OverlapSchedule::kDecode) {
-      out.push_back({compute(Part::kOther, l.other), compute(Part::kAttention, l.attention_prep)});
+      Stage prep = {compute(Part::kOther, l.other)};
+      add_compute(prep, Part::kAttention, l.attention_prep, l.attention_prep_gemm);
+      out.push_back(std::move(prep));
       out.push_back({compute(Part::kAttention, l.attention_core), compute(Part::kOther, l.router)});
+      Stage ffn_stage;
+      if (l.moe) ffn_stage.push_back(launch(Part::kDispatch, l.dispatch));
+      add_compute(ffn_stage, Part::kExpert, ffn, ffn_gemm);
+      out.push_back(std::move(ffn_stage));
       if (l.moe) {
-        out.push_back({launch(Part::kDispatch, l.dispatch), compute(Part::kExpert, ffn)});
         out.push_back({wait(Part::kDispatch), compute(Part::kExpert, l.expert, true),
                        launch(Part::kCombine, l.combine)});
         out.push_back({wait(Part::kCombine)});
       } else {
-        out.push_back({compute(Part::kExpert, ffn)});
         out.push_back({});
         out.push_back({});
       }
@@ -50,14 +60,15 @@ std::vector<Stage> stages(std::span<const LayerCost> layers, OverlapSchedule sch
     }
     Stage head;
     if (previous) {
-      head.push_back(compute(Part::kExpert, previous->shared));
+      add_compute(head, Part::kExpert, previous->shared, previous->shared_gemm);
       head.push_back(wait(Part::kCombine));
     }
     head.push_back(compute(Part::kOther, l.other));
-    head.push_back(compute(Part::kAttention, l.attention_prep + l.attention_core));
+    add_compute(head, Part::kAttention, l.attention_prep, l.attention_prep_gemm);
+    head.push_back(compute(Part::kAttention, l.attention_core));
     head.push_back(compute(Part::kOther, l.router));
     if (!l.moe) {
-      head.push_back(compute(Part::kExpert, ffn));
+      add_compute(head, Part::kExpert, ffn, ffn_gemm);
       out.push_back(std::move(head));
       out.push_back({});
       previous = nullptr;
@@ -69,7 +80,12 @@ std::vector<Stage> stages(std::span<const LayerCost> layers, OverlapSchedule sch
                    launch(Part::kCombine, l.combine)});
     previous = &l;
   }
-  if (previous) out.push_back({compute(Part::kExpert, previous->shared), wait(Part::kCombine)});
+  if (previous) {
+    Stage tail;
+    add_compute(tail, Part::kExpert, previous->shared, previous->shared_gemm);
+    tail.push_back(wait(Part::kCombine));
+    out.push_back(std::move(tail));
+  }
   return out;
 }
 
@@ -105,10 +121,11 @@ class Timeline {
 
  private:
   void run_compute(const Op& op) {
-    double work = op.seconds * (op.expert_gemm ? slowdown_.expert : 1.0);
+    if (op.seconds <= 0) return;
+    double work = op.seconds * (op.deep_gemm ? slowdown_.deep_gemm : 1.0);
     double elapsed = 0;
-    // While a transfer holds SMs, compute runs `in_flight` times slower.
-    if (slowdown_.in_flight > 1 && network_free_ > now_ && !op.expert_gemm) {
+    // While a transfer holds SMs, other compute runs `in_flight` times slower.
+    if (slowdown_.in_flight > 1 && network_free_ > now_ && !op.deep_gemm) {
       const double window = network_free_ - now_;
       const double slowed = window / slowdown_.in_flight;  // work done inside the window
       if (work * slowdown_.in_flight <= window) {

@@ -19,10 +19,13 @@
 //     [wait dispatch(l), experts(l), launch combine(l)] [wait combine(l)]
 // (_compute_moe_deepseek_blog_prefill / _decode). Transfers of the two
 // micro-batches share the network one after another (first launched, first
-// done). Prefill's normal-mode kernels hold SMs: the routed experts' GEMMs run
-// on the SMs left to DeepGEMM (deep_gemm_num_sms = SMs - DeepEP's), and other
-// compute runs slower while a transfer is in flight; decode's low-latency
-// kernels hold none.
+// done). Prefill's normal-mode kernels hold SMs: SGLang runs the whole
+// overlapped forward with DeepGEMM confined to the SMs DeepEP leaves
+// (_model_forward_tbo under configure_deep_gemm_num_sms(deep_gemm_num_sms =
+// SMs - DeepEP's), two_batch_overlap.py), so every DeepGEMM kernel (the
+// routed experts, and the block-FP8 linears: LayerCost's *_gemm parts) runs
+// on fewer SMs throughout, and other compute runs slower while a transfer is
+// in flight; decode's low-latency kernels hold none.
 
 #include <span>
 
@@ -33,7 +36,7 @@ namespace moesim::exec {
 enum class OverlapSchedule { kPrefill, kDecode };
 
 struct OverlapSlowdown {
-  double expert = 1;     // routed-expert GEMMs, always (prefill: DeepGEMM on fewer SMs)
+  double deep_gemm = 1;  // DeepGEMM kernels, always (prefill: on fewer SMs)
   double in_flight = 1;  // other compute while a transfer is in flight
 };
 

@@ -114,6 +114,35 @@ TEST_CASE("FP8 GEMMs pay one memory pass quantizing each BF16 input, closed form
   CHECK(seconds(hw::DType::kFp8) - seconds(hw::DType::kBf16) == Approx(expected).epsilon(1e-9));
 }
 
+TEST_CASE("the DeepGEMM parts of a layer are its block-FP8 linear GEMMs, none in BF16",
+          "[exec][serving]") {
+  // The tiny model's dense layer 0 and MoE layer 1 on one GPU, 64 decode
+  // tokens: the projections are QKV (1024 + 2 x 1024 wide) and output, the
+  // dense FFN gate-up and down; at 1e12 FLOP/s each GEMM costs 2mnk / 1e12.
+  ModelShape shape = testing::tiny_moe(2);
+  shape.moe_layer = {false, true};
+  shape.dense_ffn = 4096;
+  const ReplicaBatch decode = decode_batch(64, 100);
+  const double m = 64, h = shape.hidden, f = shape.dense_ffn;
+  const double projections = 2 * m * h * (3 * h) / 1e12 + 2 * m * h * h / 1e12;
+  const double dense_ffn = 2 * m * (2 * f) * h / 1e12 + 2 * m * h * f / 1e12;
+  for (const hw::DType dtype : {hw::DType::kBf16, hw::DType::kFp8}) {
+    testing::LinearCost cost(1e12, 1e10);
+    SpreadRouting routing;
+    InferenceCostModel model(shape, InferenceParallel{}, dtype, hw::DType::kBf16, cost,
+                             no_collective, {0}, 0);
+    const std::vector<LayerCost> parts = model.layer_parts({&decode, 1}, routing, 0)[0];
+    REQUIRE(parts.size() == 2);
+    const double fp8 = dtype == hw::DType::kFp8 ? 1 : 0;
+    CHECK(parts[0].attention_prep_gemm == Approx(fp8 * projections));
+    CHECK(parts[0].dense_gemm == Approx(fp8 * dense_ffn));
+    CHECK(parts[0].dense > dense_ffn);  // the activation (and FP8 casts) besides
+    CHECK(parts[1].attention_prep_gemm == Approx(fp8 * projections));
+    CHECK(parts[1].shared_gemm == 0);              // no shared experts
+    CHECK(parts[1].attention_prep > projections);  // norms besides
+  }
+}
+
 // Records the attention-core kernels it prices.
 class AttentionKernels final : public testing::LinearCost {
  public:

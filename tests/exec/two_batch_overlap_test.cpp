@@ -70,7 +70,7 @@ TEST_CASE(
     "transfer is in flight") {
   const std::vector<LayerCost> a = {moe_layer(1, 2, 1, 3, 0, 0)};
   OverlapSlowdown slow;
-  slow.expert = 1.25;
+  slow.deep_gemm = 1.25;
   const IterationCost c = two_batch_overlap(a, a, OverlapSchedule::kPrefill, slow);
   // No transfer in flight ever: only the experts stretch (2 x 3 x 1.25).
   CHECK(c.seconds == Approx(2 * (3 + 1) + 2 * 3 * 1.25));
@@ -81,6 +81,35 @@ TEST_CASE(
   const std::vector<LayerCost> b = {moe_layer(1, 2, 0, 0, 2, 0)};
   const IterationCost d = two_batch_overlap(b, b, OverlapSchedule::kPrefill, slow);
   CHECK(d.attention_s == Approx(3 + 4));
+}
+
+TEST_CASE(
+    "prefill: the block-FP8 linears run on DeepGEMM's SMs too, in attention, shared experts "
+    "and dense layers") {
+  // SGLang's whole overlapped forward runs under DeepGEMM's SM budget: with
+  // no transfer in flight the DeepGEMM parts (projections 0.5 of 1, shared
+  // experts 0.5 of 1, routed experts 3, dense FFN 1 of 2) stretch by 1.25
+  // and nothing else does.
+  LayerCost moe = moe_layer(1, 2, 1, 3, 0, 0);
+  moe.attention_prep_gemm = 0.5;
+  moe.shared_gemm = 0.5;
+  LayerCost dense;
+  dense.attention_prep = 1;
+  dense.attention_prep_gemm = 0.5;
+  dense.attention_core = 1;
+  dense.dense = 2;
+  dense.dense_gemm = 1;
+  const std::vector<LayerCost> a = {dense, moe};
+  OverlapSlowdown slow;
+  slow.deep_gemm = 1.25;
+  const IterationCost c = two_batch_overlap(a, a, OverlapSchedule::kPrefill, slow);
+  const double dense_layer = 0.5 + 0.5 * 1.25 + 1 + 1 + 1 * 1.25;
+  const double moe_layer_s = 0.5 + 0.5 * 1.25 + 2 + 0.5 + 0.5 * 1.25 + 3 * 1.25;
+  CHECK(c.seconds == Approx(2 * (dense_layer + moe_layer_s)));
+  CHECK(c.attention_s == Approx(2 * (0.5 + 0.5 * 1.25 + 1 + 0.5 + 0.5 * 1.25 + 2)));
+  // Without the budget (decode's strategy) the split changes nothing.
+  const IterationCost d = two_batch_overlap(a, a, OverlapSchedule::kPrefill, {});
+  CHECK(d.seconds == Approx(2 * (1 + 1 + 2 + 1 + 2 + 1 + 3)));
 }
 
 TEST_CASE("dense layers keep the stage count, so the micro-batches stay in step") {
