@@ -38,7 +38,7 @@ AliasTable::AliasTable(std::span<const double> w)
 
 namespace {
 
-enum class Kind { kUniform, kZipf, kDirichlet, kTokenId, kDrift, kCorrelated };
+enum class Kind { kUniform, kZipf, kDirichlet, kTokenId, kDrift, kCorrelated, kGrouped };
 
 // Stream ids: one per (purpose, step, layer), so batches are independent.
 uint64_t stream_of(uint64_t purpose, int step, int layer) {
@@ -47,11 +47,14 @@ uint64_t stream_of(uint64_t purpose, int step, int layer) {
 
 class Generator : public RoutingGenerator {
  public:
-  Generator(std::string spec, Kind kind, double a, double b, const MoeModelConfig& m, uint64_t seed)
+  Generator(std::string spec, Kind kind, double a, double b, const MoeModelConfig& m, uint64_t seed,
+            double spread = 0)
       : kind_(kind),
         a_(a),
         b_(b),
+        spread_(spread),
         experts_(m.routed_experts),
+        groups_(std::max(1, m.router_groups)),
         top_k_(m.top_k),
         seed_(seed),
         vocab_(static_cast<int>(std::min<int64_t>(m.vocab, 1 << 17))) {
@@ -80,6 +83,9 @@ class Generator : public RoutingGenerator {
         }
         break;
       }
+      case Kind::kGrouped:
+        grouped_popularity(layer, p);
+        break;
       case Kind::kDirichlet: {
         Rng rng(seed_, stream_of(2, 0, layer));
         for (double& x : p) x = rng.gamma(a_) + 1e-300;
@@ -117,8 +123,7 @@ class Generator : public RoutingGenerator {
     for (int64_t t : tokens_per_source) total += t;
     out.resize(total, top_k_, experts_);
     Rng rng(seed_, stream_of(1, step, layer));
-    const std::vector<double> pop = popularity(step, layer);
-    const AliasTable table(pop);
+    const AliasTable table(batch_popularity(step, layer));
     // correlated: the previous layer's popularity order, to map a token's
     // class to "its" expert consistently across layers.
     int64_t t = 0;
@@ -154,6 +159,37 @@ class Generator : public RoutingGenerator {
   }
 
  private:
+  // grouped:S:G: the router's groups of consecutive experts in a random
+  // order per layer, group of rank g weighing 1/(g+1)^G, and inside each
+  // group its experts in a random order, 1/(rank+1)^S of the group's weight.
+  void grouped_popularity(int layer, std::vector<double>& p) const {
+    Rng rng(seed_, stream_of(3, 0, layer));
+    const int per_group = experts_ / groups_;
+    std::vector<int> group_rank(groups_), order(per_group);
+    std::iota(group_rank.begin(), group_rank.end(), 0);
+    for (int i = groups_ - 1; i > 0; --i) std::swap(group_rank[i], group_rank[rng.below(i + 1)]);
+    double within = 0;
+    for (int r = 0; r < per_group; ++r) within += std::pow(r + 1.0, -a_);
+    for (int g = 0; g < groups_; ++g) {
+      std::iota(order.begin(), order.end(), 0);
+      for (int i = per_group - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+      const double weight = std::pow(group_rank[g] + 1.0, -b_) / within;
+      for (int r = 0; r < per_group; ++r) {
+        p[g * per_group + order[r]] = weight * std::pow(r + 1.0, -a_);
+      }
+    }
+  }
+  // The popularity one (step, layer) batch draws from: the long-run one,
+  // times exp(V z - V^2/2) per expert with z ~ N(0, 1) drawn per batch when
+  // the spec has a spread V (the factor's mean is 1, so popularity() stays
+  // the mean EPLB would record).
+  std::vector<double> batch_popularity(int step, int layer) const {
+    std::vector<double> p = popularity(step, layer);
+    if (spread_ <= 0) return p;
+    Rng rng(seed_, stream_of(5, step, layer));
+    for (double& x : p) x *= std::exp(spread_ * rng.normal() - spread_ * spread_ / 2);
+    return p;  // AliasTable normalises
+  }
   static uint64_t mix(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
@@ -186,7 +222,8 @@ class Generator : public RoutingGenerator {
 
   Kind kind_;
   double a_, b_;
-  int experts_, top_k_;
+  double spread_;  // grouped:S:G:V's V: per-batch log-normal spread of popularity
+  int experts_, groups_, top_k_;
   uint64_t seed_;
   int vocab_;
   AliasTable vocab_table_;
@@ -331,10 +368,19 @@ std::unique_ptr<RoutingGenerator> make_generator(const std::string& spec,
     return std::make_unique<Generator>(spec, Kind::kCorrelated, number(1, 0, 10, "the exponent S"),
                                        number(2, 0, 1, "the probability P"), model, seed);
   }
-  throw_config_error(path,
-                     fmt::format("unknown routing generator '{}' (known: uniform, zipf:S, "
-                                 "dirichlet:A, token_id:S, drift:S:R, correlated:S:P, replay:FILE)",
-                                 spec));
+  if (kind == "grouped") {
+    if (parts.size() != 3 && parts.size() != 4) {
+      throw_config_error(
+          path, fmt::format("generator '{}': expected grouped:S:G or grouped:S:G:V", spec));
+    }
+    return std::make_unique<Generator>(spec, Kind::kGrouped, number(1, 0, 10, "the exponent S"),
+                                       number(2, 0, 10, "the group exponent G"), model, seed,
+                                       parts.size() == 4 ? number(3, 0, 5, "the spread V") : 0.0);
+  }
+  throw_config_error(path, fmt::format("unknown routing generator '{}' (known: uniform, zipf:S, "
+                                       "dirichlet:A, token_id:S, drift:S:R, correlated:S:P, "
+                                       "grouped:S:G[:V], replay:FILE)",
+                                       spec));
 }
 
 }  // namespace moesim::workloads

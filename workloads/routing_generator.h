@@ -11,6 +11,15 @@
 //                        per step (hot experts shift over training)
 //   correlated:S:P       zipf:S, and with probability P a token's expert at
 //                        layer l+1 follows from its expert at layer l (ExFlow)
+//   grouped:S:G[:V]      the router's expert groups (model router.groups, one
+//                        group when it has none) in a random order per layer,
+//                        weighing 1/rank^G, and inside each group its experts
+//                        1/rank^S (DeepSeek-V3's hot experts sit together in a
+//                        few groups: SGLang's heat map eplb-stat.png). With V,
+//                        each (step, layer) batch multiplies an expert's
+//                        popularity by exp(V z - V^2/2), z ~ N(0, 1): a batch
+//                        prefers its own experts, which a placement made from
+//                        long-run statistics (EPLB) cannot follow
 //   replay:FILE          a recorded .moetrace, resampled token by token (with
 //                        replacement) to any batch size, step and layer count
 //
@@ -33,7 +42,8 @@ class RoutingGenerator {
   // Fills `out` with tokens_per_source[r] tokens from each source rank r.
   virtual void generate(int step, int moe_layer, std::span<const int64_t> tokens_per_source,
                         RoutingBatch& out) const = 0;
-  // The expected share of routings per expert at (step, layer).
+  // The expected share of routings per expert at (step, layer): for
+  // grouped:S:G:V the long-run mean, not one batch's draw.
   virtual std::vector<double> popularity(int step, int moe_layer) const = 0;
   const std::string& spec() const { return spec_; }
 

@@ -217,7 +217,7 @@ RoutingBatch gen(const std::string& spec, uint64_t seed, int64_t tokens = 20000,
 TEST_CASE("generators are deterministic per seed, distinct experts per token",
           "[workloads][generators]") {
   for (const std::string spec : {"uniform", "zipf:1.2", "dirichlet:0.5", "token_id:1.1",
-                                 "drift:1.0:0.3", "correlated:1.0:0.8"}) {
+                                 "drift:1.0:0.3", "correlated:1.0:0.8", "grouped:0.5:0.3:0.2"}) {
     INFO(spec);
     const RoutingBatch a = gen(spec, 7), b = gen(spec, 7), c = gen(spec, 8);
     CHECK(a.expert == b.expert);
@@ -252,6 +252,71 @@ TEST_CASE("zipf with exponent 0 is uniform in distribution (chi-square)",
   CHECK(chi_square_vs_uniform(gen("zipf:0", 3, 100000)) < 103.4);
   CHECK(chi_square_vs_uniform(gen("uniform", 3, 100000)) < 103.4);
   CHECK(chi_square_vs_uniform(gen("zipf:1.0", 3, 100000)) > 1000);
+}
+
+TEST_CASE("grouped: group weights 1/rank^G, experts inside 1/rank^S, closed form",
+          "[workloads][generators]") {
+  // DeepSeek-V3: 8 router groups of 32 experts. Sorted, the groups' shares
+  // are proportional to 1/(g+1)^G and each group's experts to 1/(r+1)^S.
+  const auto m = model("deepseek-v3");
+  REQUIRE(m.router_groups == 8);
+  const double exponent = 0.5, group_exponent = 0.3;
+  const auto g = make_generator("grouped:0.5:0.3", m, 3, "gen");
+  double norm = 0;
+  for (int r = 0; r < 8; ++r) norm += std::pow(r + 1.0, -group_exponent);
+  double within = 0;
+  for (int r = 0; r < 32; ++r) within += std::pow(r + 1.0, -exponent);
+  for (int layer = 0; layer < 3; ++layer) {
+    const std::vector<double> p = g->popularity(0, layer);
+    std::vector<double> groups(8, 0);
+    for (int e = 0; e < 256; ++e) groups[e / 32] += p[e];
+    std::sort(groups.rbegin(), groups.rend());
+    for (int r = 0; r < 8; ++r)
+      CHECK(groups[r] == Approx(std::pow(r + 1.0, -group_exponent) / norm));
+    // The heaviest group's experts, sorted.
+    const int heaviest = static_cast<int>(std::max_element(p.begin(), p.end()) - p.begin()) / 32;
+    std::vector<double> experts(p.begin() + heaviest * 32, p.begin() + (heaviest + 1) * 32);
+    std::sort(experts.rbegin(), experts.rend());
+    for (int r = 0; r < 32; ++r) {
+      CHECK(experts[r] == Approx(groups[0] * std::pow(r + 1.0, -exponent) / within));
+    }
+  }
+  CHECK_THROWS_WITH(make_generator("grouped:0.5", m, 1, "routing.generator"),
+                    Catch::Contains("routing.generator"));
+  CHECK_THROWS_WITH(make_generator("grouped:0.5:0.3:x", m, 1, "routing.generator"),
+                    Catch::Contains("the spread V"));
+}
+
+TEST_CASE("grouped with a spread: each batch departs from the mean, which stays the popularity",
+          "[workloads][generators]") {
+  // Top-1 (no redraws), 64 experts: without a spread a batch of 200,000
+  // tokens scatters by sampling noise alone (chi-square against the
+  // popularity ~ 63, its 99.9% quantile 103.4); with V = 0.2 every batch also
+  // carries its own preferences (relative spread about 0.2 per expert:
+  // chi-square in the thousands), while popularity() is the same long-run
+  // mean either way.
+  const auto m = resolve_model(Json{{"preset", "olmoe-1b-7b"}, {"top_k", 1}}, "model");
+  const auto still = make_generator("grouped:0.5:0.3", m, 4, "gen");
+  const auto moving = make_generator("grouped:0.5:0.3:0.2", m, 4, "gen");
+  CHECK(still->popularity(0, 0) == moving->popularity(0, 0));
+  auto chi_square = [&](const RoutingGenerator& g, int step) {
+    RoutingBatch b;
+    const std::vector<int64_t> tokens{200000};
+    g.generate(step, 0, tokens, b);
+    const std::vector<double> p = g.popularity(step, 0);
+    std::vector<double> n(b.experts, 0);
+    for (int32_t e : b.expert) ++n[e];
+    double chi = 0;
+    for (int e = 0; e < b.experts; ++e) {
+      const double expect = p[e] * static_cast<double>(b.expert.size());
+      chi += (n[e] - expect) * (n[e] - expect) / expect;
+    }
+    return chi;
+  };
+  for (int step = 0; step < 3; ++step) {
+    CHECK(chi_square(*still, step) < 103.4);
+    CHECK(chi_square(*moving, step) > 1000);
+  }
 }
 
 TEST_CASE("skew shows in the statistics", "[workloads][stats]") {
