@@ -220,7 +220,7 @@ OrderedJson serving_json(const explore::ServingValidation& v) {
                                   {"published", b.published},
                                   {"predicted", b.predicted},
                                   {"error", b.predicted / b.published - 1},
-                                  {"role", b.calibration ? "calibration" : "prediction"}});
+                                  {"role", "calibration"}});
   }
   out["routing"] = v.routing;
   out["routing_balancedness"] = balance;
@@ -246,7 +246,7 @@ void print_serving(const explore::ServingValidation& v) {
                                     r.published, r.predicted, 100 * r.error, role, r.metric));
   }
   std::cout << fmt::format(
-      "  nothing calibrated on these rows (the routing's exponent is: table below); the target "
+      "  nothing calibrated on these rows (the routing is: table below); the target "
       "covers the prediction rows: "
       "within 20%: {} (largest {:.1f}%)   "
       "prompt-length trend right: {}   overlap signs right: {}\n",
@@ -263,7 +263,8 @@ void print_serving(const explore::ServingValidation& v) {
   }
   std::cout << fmt::format(
       "  GPU balancedness (mean / max token copies per GPU, per MoE layer) of the examples' "
-      "routing, {}, against the blog's chart eplb-balancedness.png\n",
+      "routing, {}, against the blog's chart eplb-balancedness.png; the routing's three numbers "
+      "were chosen on these rows\n",
       v.routing);
   std::cout << fmt::format("  {:<56} {:>10} {:>10} {:>8}  {}\n", "GPUs", "published", "predicted",
                            "error", "role");
@@ -271,8 +272,7 @@ void print_serving(const explore::ServingValidation& v) {
     std::cout << fmt::format(
         "  {:<56} {:>10.3f} {:>10.3f} {:>+7.1f}%  {}\n",
         fmt::format("{} GPUs, {}", b.gpus, b.eplb ? "EPLB with 32 redundant experts" : "no EPLB"),
-        b.published, b.predicted, 100 * (b.predicted / b.published - 1),
-        b.calibration ? "calibration" : "prediction");
+        b.published, b.predicted, 100 * (b.predicted / b.published - 1), "calibration");
   }
 }
 

@@ -251,6 +251,7 @@ PrefillParts prefill_parts(const Json& doc, int64_t tokens_per_replica, int64_t 
     for (const exec::LayerCost& l : micro_batch) {
       out.attention_core_s += l.attention_core;
       out.routed_experts_s += l.expert;
+      out.linear_gemm_s += l.attention_prep_gemm + l.shared_gemm + l.dense_gemm;
       out.compute_s +=
           l.attention_prep + l.attention_core + l.router + l.shared + l.dense + l.expert;
       out.dispatch_s += l.dispatch;

@@ -60,6 +60,7 @@ InferenceRun run_inference(const Json& doc);
 struct PrefillParts {
   double attention_core_s = 0;
   double routed_experts_s = 0;  // grouped GEMMs, their activation and casts
+  double linear_gemm_s = 0;     // the block-FP8 linears' GEMMs (LayerCost's *_gemm parts)
   double compute_s = 0;         // every compute part, the two above included
   double dispatch_s = 0, combine_s = 0;
   int layers = 0;
