@@ -32,7 +32,10 @@
 //    input tokens/s per node without the overlap, and the overlap's gain, at
 //    8K / 4K / 2K tokens per GPU with 4K / 2K / 1K prompts. The rows without
 //    overlap time the same kernels with nothing hidden, so they separate the
-//    kernels' costs from the overlap model's.
+//    kernels' costs from the overlap model's;
+//  - the blog's EPLB ablation on prefill ("1.49x", eplb-throughput.png): the
+//    4K row with and without the 32 replicas (the blog does not say how its
+//    run without EPLB placed experts).
 
 #include <functional>
 #include <string>
