@@ -23,6 +23,10 @@ std::pair<ReplicaBatch, ReplicaBatch> split(const ReplicaBatch& b) {
     a.decode_context_tokens = b.decode_context_tokens * a.decode_sequences / b.decode_sequences;
   }
   c.decode_context_tokens = b.decode_context_tokens - a.decode_context_tokens;
+  if (b.decode_sequences > 0) {
+    a.decode_window_keys = b.decode_window_keys * a.decode_sequences / b.decode_sequences;
+  }
+  c.decode_window_keys = b.decode_window_keys - a.decode_window_keys;
   if (b.prefill.size() == 1) {
     const ReplicaBatch::Chunk& only = b.prefill.front();
     const int64_t first = only.tokens / 2;
@@ -46,6 +50,12 @@ bool has_prompt(std::span<const ReplicaBatch> replicas) {
 }
 
 }  // namespace
+
+void ReplicaBatch::add_decode(const ModelShape& model, int64_t context) {
+  ++decode_sequences;
+  decode_context_tokens += context;
+  if (model.has_window()) decode_window_keys += model.windowed_cached_keys(context);
+}
 
 int64_t ReplicaBatch::tokens() const {
   int64_t t = decode_sequences;
@@ -83,11 +93,23 @@ double InferenceCostModel::kv_bytes_per_token_per_gpu() const {
   return model_.layers * 2.0 * kv_heads * static_cast<double>(model_.head_dim) * elt;
 }
 
+InferenceCostModel::ChunkReach InferenceCostModel::reach(const ReplicaBatch::Chunk& c,
+                                                         bool windowed) const {
+  if (!windowed) {
+    return {static_cast<double>(c.tokens) * (static_cast<double>(c.context) + c.tokens / 2.0),
+            c.context + c.tokens, c.context + c.tokens};
+  }
+  return {model_.windowed_keys(c.context, c.tokens),
+          std::min(c.context + c.tokens, model_.window_tokens),
+          model_.windowed_cached_keys(c.context) + c.tokens};
+}
+
 // Attention of one replica's batch on one of its GPUs: projections on every
 // new token; core attention quadratic in the context for prefill (causal,
-// flash), reading the KV cache for decode.
-InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
-    const ReplicaBatch& b) const {
+// flash), reading the KV cache for decode; on a windowed layer each query
+// reaches only its window.
+InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(const ReplicaBatch& b,
+                                                                           bool windowed) const {
   const int64_t tokens = b.tokens();
   if (tokens == 0) return {};
   const hw::DType dt = weight_dtype_;
@@ -103,11 +125,11 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
   // head dim, the keys it reaches); decode tokens as a kernel of their own.
   const double launch = cost_.launch_overhead_seconds();
   double prefill_core = 0, decode_flops = 0, decode_bytes = 0;
-  auto prefill_chunk = [&](const ReplicaBatch::Chunk& c, double flops, double bytes) {
+  auto prefill_chunk = [&](const ChunkReach& r, double flops, double bytes) {
     prefill_core += cost_.attention_seconds({.flops = flops,
                                              .bytes = bytes,
                                              .head_dim = model_.attention_kernel_head_dim(),
-                                             .span = c.context + c.tokens,
+                                             .span = r.span,
                                              .causal = true,
                                              .pass = hw::AttentionKernel::Pass::kForward,
                                              .dtype = hw::DType::kBf16}) -
@@ -139,12 +161,11 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
       // a multi-head flash attention over BF16 tensors (SGLang forward_normal:
       // FA3 with q.k head dim 192 and v 128): it reads the chunk's queries
       // and the context's keys and values, and writes the chunk's outputs.
-      const double span = static_cast<double>(c.context) + c.tokens / 2.0;
+      const ChunkReach r = reach(c, windowed);
       const double qk = static_cast<double>(nope + rope);
-      prefill_chunk(
-          c, 2.0 * c.tokens * span * heads * (qk + v),
-          heads * element_bytes(hw::DType::kBf16) *
-              (c.tokens * (qk + v) + static_cast<double>(c.context + c.tokens) * (qk + v)));
+      prefill_chunk(r, 2.0 * r.keys * heads * (qk + v),
+                    heads * element_bytes(hw::DType::kBf16) *
+                        (c.tokens * (qk + v) + static_cast<double>(r.read) * (qk + v)));
     }
     if (prefill_tokens > 0) {
       s += linear_seconds(prefill_tokens, model_.heads * (nope + v) / t, latent, deep_gemm);
@@ -184,7 +205,8 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
       // head (SGLang quantizes both for its FP8 bmm, per_tensor_quant_mla_fp8).
       s += input_quant_seconds(static_cast<double>(b.decode_sequences) * model_.heads *
                                (nope + latent) / t);
-      const double ctx = static_cast<double>(b.decode_context_tokens);
+      const double ctx =
+          static_cast<double>(windowed ? b.decode_window_keys : b.decode_context_tokens);
       mla_decode_flops = 2.0 * ctx * heads * static_cast<double>(latent + rope + latent);
       mla_decode_bytes = ctx * static_cast<double>(latent + rope) * kv_elt;
     }
@@ -195,12 +217,12 @@ InferenceCostModel::AttentionSeconds InferenceCostModel::attention_seconds(
     s += linear_seconds(tokens, h, static_cast<int64_t>(heads * hd), deep_gemm);
     s += input_quant_seconds(static_cast<double>(tokens) * (h + heads * hd));
     for (const ReplicaBatch::Chunk& c : b.prefill) {
-      const double span = static_cast<double>(c.context) + c.tokens / 2.0;
-      prefill_chunk(c, 4.0 * c.tokens * span * heads * hd,
-                    (c.context + c.tokens) * 2.0 * kv_heads * hd * kv_elt);
+      const ChunkReach r = reach(c, windowed);
+      prefill_chunk(r, 4.0 * r.keys * heads * hd, r.read * 2.0 * kv_heads * hd * kv_elt);
     }
     // Decode reads each sequence's cache once: memory-bound, on the roofline.
-    const double ctx = static_cast<double>(b.decode_context_tokens);
+    const double ctx =
+        static_cast<double>(windowed ? b.decode_window_keys : b.decode_context_tokens);
     decode_flops = 4.0 * ctx * heads * hd;
     decode_bytes = ctx * 2.0 * kv_heads * hd * kv_elt;
   }
@@ -344,7 +366,7 @@ std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> 
                                                   coll::AllToAllAlgorithm algo) const {
   const int t = parallel_.tp;
   const int etp = parallel_.expert_tp();
-  double attention_core = 0, router = 0;
+  double attention_core = 0, windowed_core = 0, router = 0;
   AttentionSeconds slowest_attention;  // the replica with the longest projections
   FfnSeconds shared, dense;
   int64_t most_tokens = 0;
@@ -353,9 +375,12 @@ std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> 
     const ReplicaBatch& b = replicas[r];
     const int64_t tokens = b.tokens();
     most_tokens = std::max(most_tokens, tokens);
-    const AttentionSeconds attention = attention_seconds(b);
+    const AttentionSeconds attention = attention_seconds(b, false);
     if (attention.prep > slowest_attention.prep) slowest_attention = attention;
     attention_core = std::max(attention_core, attention.core);
+    if (model_.has_window()) {
+      windowed_core = std::max(windowed_core, attention_seconds(b, true).core);
+    }
     // Replicas differ in token count only, so the slowest FFN is the one of
     // the most tokens, GEMM share included.
     const FfnSeconds replica_shared = ffn_seconds(tokens, model_.shared_ffn);
@@ -401,7 +426,8 @@ std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> 
     LayerCost& p = out[l];
     p.attention_prep = slowest_attention.prep;
     p.attention_prep_gemm = slowest_attention.prep_gemm;
-    p.attention_core = attention_core;
+    p.attention_core =
+        model_.has_window() && model_.windowed_layer[l] ? windowed_core : attention_core;
     p.other = tp_comm;
     if (!model_.moe_layer[l] || sample_costs.empty()) {
       p.dense = model_.moe_layer[l] ? 0 : dense.all;

@@ -64,6 +64,11 @@ struct ReplicaBatch {
   std::vector<Chunk> prefill;
   int64_t decode_sequences = 0;       // one new token each
   int64_t decode_context_tokens = 0;  // their KV lengths, summed
+  // The cached keys they read on a windowed layer, summed
+  // (ModelShape::windowed_cached_keys; 0 for a model without windows).
+  int64_t decode_window_keys = 0;
+  // Adds one decode token of a sequence with `context` cached tokens.
+  void add_decode(const ModelShape& model, int64_t context);
   // Sequences that sample a token this iteration (decodes and prefills that
   // complete): the LM head's rows.
   int64_t sampled = 0;
@@ -132,13 +137,21 @@ class InferenceCostModel {
 
   // KV-cache bytes one token of one sequence takes on each GPU of its replica.
   double kv_bytes_per_token_per_gpu() const;
+  const ModelShape& model() const { return model_; }
 
  private:
   struct AttentionSeconds {
     double prep = 0, core = 0;
     double prep_gemm = 0;  // of prep: block-FP8 linears (DeepGEMM)
   };
-  AttentionSeconds attention_seconds(const ReplicaBatch& batch) const;
+  AttentionSeconds attention_seconds(const ReplicaBatch& batch, bool windowed) const;
+  // What a prefill chunk's queries reach on a full or a windowed layer.
+  struct ChunkReach {
+    double keys = 0;   // attended by all its queries together
+    int64_t span = 0;  // the most keys one query reaches
+    int64_t read = 0;  // tokens whose keys and values the kernel reads, its own included
+  };
+  ChunkReach reach(const ReplicaBatch::Chunk& chunk, bool windowed) const;
   struct FfnSeconds {
     double all = 0, gemm = 0;  // gemm: of all, block-FP8 linears (DeepGEMM)
   };

@@ -98,7 +98,8 @@ class Simulator : private EventHandler {
   void enqueue(uint32_t request, int instance);
   void start_iteration(int instance);
   double form_batch(Instance& inst, int replica, ReplicaBatch& batch);
-  bool admit(Replica& rep, ReplicaBatch& batch, int64_t& budget, double& swap_s);
+  bool admit(const ModelShape& model, Replica& rep, ReplicaBatch& batch, int64_t& budget,
+             double& swap_s);
   bool make_room(Replica& rep, int64_t blocks, uint32_t requester, double& swap_s);
   void preempt(Replica& rep, uint32_t victim, double& swap_s);
   void finish_iteration(int instance);
@@ -350,8 +351,7 @@ double Simulator::form_batch(Instance& inst, int replica, ReplicaBatch& batch) {
     r.blocks = blocks_for(r.computed + 1);
     r.decoding = true;
     --budget;
-    ++batch.decode_sequences;
-    batch.decode_context_tokens += r.computed;
+    batch.add_decode(inst.spec->cost->model(), r.computed);
     ++batch.sampled;
     rep.in_batch.push_back(id);
   }
@@ -375,13 +375,14 @@ double Simulator::form_batch(Instance& inst, int replica, ReplicaBatch& batch) {
   // 3. Admissions in arrival order, unless this step had to preempt (vLLM
   // V1's scheduler admits no waiting request in a step that preempted).
   if (result_.preemptions == preemptions_before) {
-    while (admit(rep, batch, budget, swap_s)) {
+    while (admit(inst.spec->cost->model(), rep, batch, budget, swap_s)) {
     }
   }
   return swap_s;
 }
 
-bool Simulator::admit(Replica& rep, ReplicaBatch& batch, int64_t& budget, double& swap_s) {
+bool Simulator::admit(const ModelShape& model, Replica& rep, ReplicaBatch& batch, int64_t& budget,
+                      double& swap_s) {
   const ServingConfig& cfg = setup_.config;
   if (rep.waiting.empty() || budget <= 0 ||
       static_cast<int>(rep.running.size()) >= cfg.max_batch_size) {
@@ -422,8 +423,7 @@ bool Simulator::admit(Replica& rep, ReplicaBatch& batch, int64_t& budget, double
   if (decode) {
     r.decoding = true;
     --budget;
-    ++batch.decode_sequences;
-    batch.decode_context_tokens += r.computed;
+    batch.add_decode(model, r.computed);
   } else {
     r.chunk = chunk;
     budget -= chunk;

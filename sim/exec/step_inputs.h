@@ -41,6 +41,12 @@ struct ModelShape {
   int windowed_layers = 0;
   int64_t window_span = 0;
   double window_mean_keys = 0;
+  // The same windows layer by layer, for serving, which prices every query's
+  // own reach: per layer, true where attention goes through the window
+  // (empty: no window); the window's kind and length.
+  std::vector<bool> windowed_layer;
+  bool window_chunked = false;  // Llama 4's chunks; otherwise gpt-oss's sliding window
+  int64_t window_tokens = 0;
 
   // Parameter counts (elements).
   double attention_params_per_layer = 0;  // incl. norms
@@ -63,6 +69,17 @@ struct ModelShape {
   // FlashAttention-3's causal head-dim-128 curve (579, 616).
   int64_t attention_kernel_head_dim() const { return is_mla() ? v_head_dim : head_dim; }
   int slots() const { return expert_slots > 0 ? expert_slots : experts; }
+  bool has_window() const { return !windowed_layer.empty() && window_tokens > 0; }
+  // Keys the queries at positions [first, first + count) attend to together
+  // on a windowed layer, counted continuously (a query at x reaches min(x,
+  // window) keys sliding, x mod window chunked), so that a window holding
+  // them all gives full attention's count(first + count / 2).
+  // REQUIRES has_window(), first >= 0, count >= 0.
+  double windowed_keys(int64_t first, int64_t count) const;
+  // Keys already cached that the token at position `position` reads on a
+  // windowed layer: min(position, window) sliding, position mod window
+  // chunked. REQUIRES has_window(), position >= 0.
+  int64_t windowed_cached_keys(int64_t position) const;
   int moe_layers() const;
 };
 

@@ -197,8 +197,9 @@ ExpertStats serving_expert_stats(const std::vector<std::unique_ptr<ServingRoutin
 void add_warnings(const InferenceScenario& s, const ServingWorld& world, InferenceRun& run) {
   if (s.model.window != workloads::AttentionWindow::kNone) {
     run.warnings.push_back(
-        "model.attention.window: serving prices full attention on every layer (windowed layers' "
-        "attention and KV cache are overestimated)");
+        "model.attention.window: windowed layers attend through their window, but the KV cache "
+        "keeps every token on them too (their cache, and so the memory a sequence takes, is "
+        "overestimated)");
   }
   if (std::any_of(world.routings.begin(), world.routings.end(),
                   [](const auto& r) { return r->subsampled(); })) {

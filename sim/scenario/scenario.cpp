@@ -42,6 +42,10 @@ ModelShape model_shape(const workloads::MoeModelConfig& m, int64_t seq_len, int 
   if (s.windowed_layers > 0) {
     s.window_span = std::min(seq_len, m.window_tokens);
     s.window_mean_keys = m.mean_attended_tokens(seq_len);
+    s.windowed_layer.resize(m.layers);
+    for (int l = 0; l < m.layers; ++l) s.windowed_layer[l] = m.is_windowed_layer(l);
+    s.window_chunked = m.window == workloads::AttentionWindow::kChunked;
+    s.window_tokens = m.window_tokens;
   }
   s.attention_params_per_layer = m.attention_params_per_layer();
   s.dense_ffn_params = m.dense_ffn_params();

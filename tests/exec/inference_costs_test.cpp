@@ -241,6 +241,62 @@ TEST_CASE("serving prefill chunks are attention kernels of their own shape", "[e
   CHECK(cost.fused[0] == Approx(4.0 * 16 * 100 * shape.heads * 64));
 }
 
+TEST_CASE("windowed layers attend through their window, prefill and decode", "[exec][serving]") {
+  // Two layers, layer 0 sliding over 128 keys (gpt-oss's), layer 1 full. A
+  // chunk of 512 after 256 cached tokens: on the full layer its queries
+  // reach 256 + 256 keys on average and up to 768; on the windowed one every
+  // query reaches 128 (the context already fills the window). A chunk of
+  // 128 from the start ramps up to the window: 128 x 64 keys either way.
+  // Decode: 16 sequences of 1,000 cached tokens read 128 each there.
+  ModelShape shape = testing::tiny_moe(2);
+  shape.head_dim = 64;
+  shape.windowed_layer = {true, false};
+  shape.window_tokens = 128;
+  ReplicaBatch batch;
+  for (int i = 0; i < 16; ++i) batch.add_decode(shape, 1000);
+  batch.sampled = 16;
+  CHECK(batch.decode_context_tokens == 16000);
+  CHECK(batch.decode_window_keys == 16 * 128);
+  batch.prefill = {{512, 256}, {128, 0}};
+  ShapedAttention cost;
+  SpreadRouting routing;
+  InferenceCostModel model(shape, InferenceParallel{}, hw::DType::kBf16, hw::DType::kBf16, cost,
+                           no_collective, {0}, 0);
+  const std::vector<LayerCost> parts = model.layer_parts({&batch, 1}, routing, 0)[0];
+  REQUIRE(cost.kernels.size() == 4);  // the full layer's two chunks, then the windowed layer's
+  const double per_key = 4.0 * shape.heads * 64;
+  CHECK(cost.kernels[0].span == 768);
+  CHECK(cost.kernels[0].flops == Approx(per_key * 512 * (256 + 256)));
+  CHECK(cost.kernels[2].span == 128);
+  CHECK(cost.kernels[2].flops == Approx(per_key * 512 * 128));
+  CHECK(cost.kernels[3].span == 128);
+  CHECK(cost.kernels[3].flops == Approx(per_key * 128 * 64));
+  CHECK(cost.kernels[1].flops == Approx(cost.kernels[3].flops));
+  REQUIRE(cost.fused.size() == 2);
+  CHECK(cost.fused[0] == Approx(per_key * 16000));
+  CHECK(cost.fused[1] == Approx(per_key * 16 * 128));
+  CHECK(parts[0].attention_core < parts[1].attention_core);
+  CHECK(parts[0].attention_prep == parts[1].attention_prep);
+}
+
+TEST_CASE("windowed keys: sliding and chunked windows in closed form", "[exec][serving]") {
+  ModelShape shape;
+  shape.windowed_layer = {true};
+  shape.window_tokens = 100;
+  // Inside the window: full attention's count, n (c + n / 2).
+  CHECK(shape.windowed_keys(10, 60) == Approx(60 * (10 + 30)));
+  // Past it: n x window; across its edge: the ramp's area then the plateau.
+  CHECK(shape.windowed_keys(300, 50) == Approx(50 * 100));
+  CHECK(shape.windowed_keys(50, 100) == Approx((100.0 * 100 - 50 * 50) / 2 + 100 * 50));
+  CHECK(shape.windowed_cached_keys(40) == 40);
+  CHECK(shape.windowed_cached_keys(4000) == 100);
+  // Chunked (Llama 4): x mod 100, across two chunk boundaries.
+  shape.window_chunked = true;
+  CHECK(shape.windowed_keys(150, 200) ==
+        Approx((100.0 * 100 - 50 * 50) / 2 + 100.0 * 100 / 2 + 50.0 * 50 / 2));
+  CHECK(shape.windowed_cached_keys(4050) == 50);
+}
+
 // Records the bytes of every memory-bound kernel it prices.
 class MemoryPasses final : public testing::LinearCost {
  public:

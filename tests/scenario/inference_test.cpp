@@ -151,6 +151,48 @@ TEST_CASE("a lone request's TTFT is its prefill iteration and its TPOT one decod
   }
 }
 
+TEST_CASE("a windowed model's decode reads only its window on windowed layers",
+          "[scenario][inference]") {
+  // tiny-moe with gpt-oss's pattern (every other layer sliding over 64
+  // tokens): a lone request's decode iterations are the cost model's, with
+  // each token's window keys counted, and cheaper in attention than the same
+  // model without the window (a long prompt, so that reading the cache
+  // outweighs the projections).
+  const int64_t input = 65536, output = 8;
+  Json doc = serving_doc("tiny-moe", 1, {{"tp", 1}}, closed_loop(1, 1, input, output));
+  const InferenceRun full = run_inference(doc);
+  doc["model"] = {
+      {"preset", "tiny-moe"},
+      {"attention", {{"window", {{"kind", "sliding"}, {"tokens", 64}, {"full_every", 2}}}}}};
+  const InferenceRun windowed = run_inference(doc);
+  REQUIRE((full.simulated() && windowed.simulated()));
+  const InferenceScenario& s = windowed.scenario;
+  REQUIRE(s.shape.windowed_layer == std::vector<bool>{true, false, true, false});
+  CHECK(windowed.metrics->decode.attention_s < 0.9 * full.metrics->decode.attention_s);
+  const auto compute = compute_cost_model(s.cluster.gpu, s.options.compute_calibration);
+  exec::InferenceCostModel cost(
+      s.shape, s.groups[0].parallel, s.dtype, s.kv_dtype, *compute,
+      [&](const coll::Collective& c) { return coll::collective_seconds(s.cluster, c); }, {0},
+      s.cluster.gpu.sms);
+  ServingRouting routing(
+      s.model, s.gating,
+      workloads::make_generator(s.routing.generator, s.model, s.routing.seed, "routing.generator"),
+      s.routing.seed, 0, {0}, s.options.routing_samples, s.options.max_routings_per_iteration);
+  exec::ReplicaBatch prompt;
+  prompt.prefill.push_back({input, 0});
+  prompt.sampled = 1;
+  cost.iteration({&prompt, 1}, routing, 0);
+  double decode_s = 0;
+  for (int64_t j = 1; j < output; ++j) {
+    exec::ReplicaBatch step;
+    step.add_decode(s.shape, input + j - 1);
+    step.sampled = 1;
+    CHECK(step.decode_window_keys == 64);
+    decode_s += cost.iteration({&step, 1}, routing, j).seconds;
+  }
+  CHECK(windowed.metrics->tpot.mean_s == Approx(decode_s / (output - 1)).margin(1e-12));
+}
+
 TEST_CASE("the Mixtral example obeys Little's law and delivers every requested token",
           "[scenario][inference]") {
   const InferenceRun run = run_inference(load_example("mixtral-8x7b-h100-tp2-poisson.json"));
