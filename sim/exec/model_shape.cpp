@@ -29,4 +29,29 @@ int64_t ModelShape::windowed_cached_keys(int64_t position) const {
   return window_chunked ? position % window_tokens : std::min(position, window_tokens);
 }
 
+int64_t ModelShape::kv_blocks(int64_t from, int64_t to, int64_t block_tokens) const {
+  const int64_t all = (to + block_tokens - 1) / block_tokens;
+  if (!has_window()) return all;
+  const int64_t start = window_chunked ? from / window_tokens * window_tokens
+                                       : std::max<int64_t>(0, from - window_tokens + 1);
+  return whole_blocks(all, all - std::min(all, start / block_tokens));
+}
+
+int64_t ModelShape::max_kv_blocks(int64_t to, int64_t step, int64_t block_tokens) const {
+  const int64_t all = (to + block_tokens - 1) / block_tokens;
+  if (!has_window()) return all;
+  // A windowed layer holds the tokens from its window's start before the
+  // first new one to the last: at most step + window - 1 of them (the
+  // window's own tokens, or a chunk's), touching one block more than they fill.
+  const int64_t reach = step + window_tokens - 1;
+  return whole_blocks(all, std::min(all, (reach + block_tokens - 1) / block_tokens + 1));
+}
+
+int64_t ModelShape::whole_blocks(int64_t full_layer_blocks, int64_t windowed_layer_blocks) const {
+  int64_t windowed = 0;
+  for (const bool w : windowed_layer) windowed += w ? 1 : 0;
+  const int64_t total = (layers - windowed) * full_layer_blocks + windowed * windowed_layer_blocks;
+  return (total + layers - 1) / layers;
+}
+
 }  // namespace moesim::exec

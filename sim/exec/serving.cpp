@@ -107,10 +107,14 @@ class Simulator : private EventHandler {
   void release(Replica& rep, uint32_t request);
   void complete(uint32_t request);
   void deliver_token(RequestState& r, double now);  // the user receives a token now
-  int64_t blocks_for(int64_t tokens) const {
-    const int64_t b = setup_.config.kv_block_tokens;
-    return (tokens + b - 1) / b;
+  // KV blocks a request holds while its positions [from, to) are computed.
+  int64_t blocks_for(int64_t from, int64_t to) const {
+    return shape_ ? shape_->kv_blocks(from, to, setup_.config.kv_block_tokens)
+                  : (to + setup_.config.kv_block_tokens - 1) / setup_.config.kv_block_tokens;
   }
+  // Gives request `r` exactly `blocks` KV blocks: allocates the difference,
+  // or frees it (blocks a window has left).
+  void set_blocks(Replica& rep, RequestState& r, int64_t blocks);
   int next_instance(bool decode);
 
   const ServingSetup& setup_;
@@ -121,6 +125,7 @@ class Simulator : private EventHandler {
   size_t rr_mixed_ = 0, rr_decode_ = 0;
   uint64_t admissions_ = 0;
   ServingResult result_;
+  const ModelShape* shape_ = nullptr;  // the instances' model (its windows)
   double kv_weighted_ = 0, kv_weight_ = 0;
   double batch_sum_ = 0;
   int64_t batch_samples_ = 0;
@@ -142,6 +147,7 @@ Simulator::Simulator(const ServingSetup& setup, std::vector<ServingRequest> requ
     req_.push_back(s);
   }
   for (const ServingInstance& spec : setup.instances) {
+    if (spec.cost) shape_ = &spec.cost->model();
     Instance inst;
     inst.spec = &spec;
     inst.replicas.resize(spec.replicas);
@@ -345,10 +351,9 @@ double Simulator::form_batch(Instance& inst, int replica, ReplicaBatch& batch) {
     r.chunk = 0;
     r.decoding = false;
     if (r.computed < r.target || budget <= 0) continue;
-    if (!make_room(rep, blocks_for(r.computed + 1) - r.blocks, id, swap_s)) break;
-    rep.free_blocks -= blocks_for(r.computed + 1) - r.blocks;
-    result_.kv_blocks_allocated += blocks_for(r.computed + 1) - r.blocks;
-    r.blocks = blocks_for(r.computed + 1);
+    const int64_t blocks = blocks_for(r.computed, r.computed + 1);
+    if (!make_room(rep, blocks - r.blocks, id, swap_s)) break;
+    set_blocks(rep, r, blocks);
     r.decoding = true;
     --budget;
     batch.add_decode(inst.spec->cost->model(), r.computed);
@@ -361,11 +366,9 @@ double Simulator::form_batch(Instance& inst, int replica, ReplicaBatch& batch) {
     if (r.computed >= r.target || budget <= 0) continue;
     const int64_t limit = cfg.chunked_prefill > 0 ? cfg.chunked_prefill : r.target;
     const int64_t chunk = std::min({r.target - r.computed, limit, budget});
-    const int64_t need = blocks_for(r.computed + chunk) - r.blocks;
-    if (need > rep.free_blocks) continue;
-    rep.free_blocks -= need;
-    result_.kv_blocks_allocated += need;
-    r.blocks += need;
+    const int64_t blocks = blocks_for(r.computed, r.computed + chunk);
+    if (blocks - r.blocks > rep.free_blocks) continue;
+    set_blocks(rep, r, blocks);
     r.chunk = chunk;
     budget -= chunk;
     batch.prefill.push_back({chunk, r.computed});
@@ -393,7 +396,7 @@ bool Simulator::admit(const ModelShape& model, Replica& rep, ReplicaBatch& batch
   // A request with its cache in place (a decode-only arrival, one swapped
   // back in, one whose KV cache came from a prefill instance) decodes at once.
   const bool decode = r.computed >= r.target;
-  int64_t chunk = 0, tokens = r.computed + 1;
+  int64_t chunk = 0, tokens = r.computed + 1;  // computes positions [r.computed, tokens)
   if (!decode) {
     const int64_t rest = r.target - r.computed;
     if (cfg.chunked_prefill > 0) {
@@ -405,12 +408,10 @@ bool Simulator::admit(const ModelShape& model, Replica& rep, ReplicaBatch& batch
     }
     tokens = r.computed + chunk;
   }
-  const int64_t need = blocks_for(tokens) - r.blocks;
-  if (need > rep.free_blocks) return false;
+  const int64_t blocks = blocks_for(r.computed, tokens);
+  if (blocks - r.blocks > rep.free_blocks) return false;
   rep.waiting.pop_front();
-  rep.free_blocks -= need;
-  result_.kv_blocks_allocated += need;
-  r.blocks += need;
+  set_blocks(rep, r, blocks);
   r.admitted = ++admissions_;
   rep.running.push_back(id);
   if (r.swapped) {
@@ -431,6 +432,14 @@ bool Simulator::admit(const ModelShape& model, Replica& rep, ReplicaBatch& batch
     if (r.computed + chunk != r.target) --batch.sampled;  // not its last chunk
   }
   return true;
+}
+
+void Simulator::set_blocks(Replica& rep, RequestState& r, int64_t blocks) {
+  const int64_t delta = blocks - r.blocks;
+  rep.free_blocks -= delta;
+  if (delta > 0) result_.kv_blocks_allocated += delta;
+  if (delta < 0) result_.kv_blocks_freed -= delta;
+  r.blocks = blocks;
 }
 
 // Frees KV blocks for `requester` by preempting the newest running requests;

@@ -80,6 +80,22 @@ struct ModelShape {
   // windowed layer: min(position, window) sliding, position mod window
   // chunked. REQUIRES has_window(), position >= 0.
   int64_t windowed_cached_keys(int64_t position) const;
+  // Paged KV blocks (block_tokens tokens of every layer) a sequence holds
+  // while the positions [from, to) are computed, as vLLM's KV-cache managers
+  // keep them (v1/core/single_type_kv_cache_manager.py): a full layer the
+  // blocks of [0, to); a sliding layer only those from the window of the
+  // first new token (from - window + 1) on, a chunked one those from its
+  // chunk's start, the blocks before freed. Layer-blocks summed and rounded up
+  // to whole blocks; without a window, ceil(to / block_tokens).
+  // REQUIRES 0 <= from <= to, block_tokens >= 1.
+  int64_t kv_blocks(int64_t from, int64_t to, int64_t block_tokens) const;
+  // A bound on kv_blocks(from, t) over every t <= to with t - from <= step:
+  // the most a sequence computed `step` tokens at a time up to `to` holds.
+  // REQUIRES to >= 0, step >= 1, block_tokens >= 1.
+  int64_t max_kv_blocks(int64_t to, int64_t step, int64_t block_tokens) const;
+  // Whole blocks of every layer for the blocks one full and one windowed
+  // layer hold (layer-blocks summed, rounded up).
+  int64_t whole_blocks(int64_t full_layer_blocks, int64_t windowed_layer_blocks) const;
   int moe_layers() const;
 };
 

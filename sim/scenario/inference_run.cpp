@@ -96,6 +96,17 @@ Prepared prepare(const Json& doc) {
   return p;
 }
 
+// The most KV blocks a request holds alone: while its prompt is computed
+// (whole, or serving.chunked_prefill tokens at a time at most) and while it
+// decodes (unless `prompt_only`).
+int64_t peak_kv_blocks(const InferenceScenario& s, const workloads::Request& r, bool prompt_only) {
+  const int64_t block = s.serving.kv_block_tokens, chunk = s.serving.chunked_prefill;
+  const int64_t step = chunk > 0 ? std::min(chunk, r.input_tokens) : r.input_tokens;
+  int64_t peak = s.shape.max_kv_blocks(r.input_tokens, std::max<int64_t>(step, 1), block);
+  if (prompt_only || r.output_tokens <= 0) return peak;
+  return std::max(peak, s.shape.max_kv_blocks(r.input_tokens + r.output_tokens, 1, block));
+}
+
 // Every request must fit alone in one attention replica's KV cache, or the
 // scheduler could never run it.
 void check_kv_capacity(const InferenceScenario& s,
@@ -106,8 +117,7 @@ void check_kv_capacity(const InferenceScenario& s,
     const bool prompt_only = memory[g].role == exec::InstanceRole::kPrefill;
     for (size_t i = 0; i < s.requests.requests.size(); ++i) {
       const workloads::Request& r = s.requests.requests[i];
-      const int64_t tokens = r.input_tokens + (prompt_only ? 0 : r.output_tokens);
-      const int64_t blocks = (tokens + block - 1) / block;
+      const int64_t blocks = peak_kv_blocks(s, r, prompt_only);
       if (blocks <= capacity) continue;
       throw InvalidStrategy(
           "kv_capacity",
@@ -195,11 +205,12 @@ ExpertStats serving_expert_stats(const std::vector<std::unique_ptr<ServingRoutin
 }
 
 void add_warnings(const InferenceScenario& s, const ServingWorld& world, InferenceRun& run) {
-  if (s.model.window != workloads::AttentionWindow::kNone) {
+  if (s.model.window != workloads::AttentionWindow::kNone &&
+      (s.disaggregated() || s.serving.preemption == exec::ServingConfig::Preemption::kSwap)) {
     run.warnings.push_back(
-        "model.attention.window: windowed layers attend through their window, but the KV cache "
-        "keeps every token on them too (their cache, and so the memory a sequence takes, is "
-        "overestimated)");
+        "model.attention.window: KV-cache swaps and prefill-to-decode transfers move every "
+        "token's cache on windowed layers too (overestimated: those layers keep only their "
+        "window)");
   }
   if (std::any_of(world.routings.begin(), world.routings.end(),
                   [](const auto& r) { return r->subsampled(); })) {

@@ -297,6 +297,41 @@ TEST_CASE("windowed keys: sliding and chunked windows in closed form", "[exec][s
   CHECK(shape.windowed_cached_keys(4050) == 50);
 }
 
+TEST_CASE("KV blocks: windowed layers keep their window's blocks only, within the bound",
+          "[exec][serving][kv]") {
+  // Two layers, one windowed, blocks of 64 tokens. Decoding position 1,000:
+  // the full layer holds blocks 0-15 (16); a 128-token sliding window starts
+  // at 873, so block 13 on (3); (16 + 3) / 2 rounds up to 10. A 256-token
+  // chunk starts at 768: blocks 12-15 (4), 10 in all. The first prompt
+  // computed whole holds every block on both.
+  ModelShape shape = testing::tiny_moe(2);
+  CHECK(shape.kv_blocks(1000, 1001, 64) == 16);  // no window
+  shape.windowed_layer = {true, false};
+  shape.window_tokens = 128;
+  CHECK(shape.kv_blocks(1000, 1001, 64) == 10);
+  CHECK(shape.kv_blocks(0, 1000, 64) == 16);
+  shape.window_chunked = true;
+  shape.window_tokens = 256;
+  CHECK(shape.kv_blocks(1000, 1001, 64) == 10);
+  // max_kv_blocks bounds every step the scheduler can take, both kinds.
+  int64_t over = 0, checked = 0;
+  for (const bool chunked : {false, true}) {
+    shape.window_chunked = chunked;
+    for (const int64_t step : {1, 7, 64, 100}) {
+      for (int64_t to = 1; to <= 600; ++to) {
+        const int64_t bound = shape.max_kv_blocks(to, step, 16);
+        for (int64_t from = std::max<int64_t>(0, to - step); from < to; ++from) {
+          for (int64_t end = from + 1; end <= to; ++end, ++checked) {
+            over += shape.kv_blocks(from, end, 16) > bound ? 1 : 0;
+          }
+        }
+      }
+    }
+  }
+  CHECK(checked > 1000000);
+  CHECK(over == 0);
+}
+
 // Records the bytes of every memory-bound kernel it prices.
 class MemoryPasses final : public testing::LinearCost {
  public:

@@ -250,6 +250,32 @@ TEST_CASE("KV blocks are conserved and tokens delivered through preemptions of b
   }
 }
 
+TEST_CASE("windowed layers free the blocks their window left, and blocks stay conserved",
+          "[scenario][inference][kv]") {
+  // The same load with every other layer sliding over 64 tokens: each
+  // sequence ends holding 8 blocks on its full layers and 2 on its windowed
+  // ones (5 whole blocks, against 8), so fewer preemptions; the blocks
+  // freed as windows slide, on release and on preemption add up to those
+  // allocated.
+  Json doc = serving_doc("tiny-moe", 1, {{"tp", 1}}, closed_loop(48, 16, 256, 256));
+  doc["options"]["reserved_memory_gib"] = reserve_leaving(doc, 40);
+  const InferenceRun full = run_inference(doc);
+  doc["model"] = {
+      {"preset", "tiny-moe"},
+      {"attention", {{"window", {{"kind", "sliding"}, {"tokens", 64}, {"full_every", 2}}}}}};
+  for (const std::string preemption : {"recompute", "swap"}) {
+    INFO(preemption);
+    doc["serving"]["preemption"] = preemption;
+    const InferenceRun run = run_inference(doc);
+    REQUIRE((full.simulated() && run.simulated()));
+    CHECK(run.memory[0].memory.kv_blocks == 40);
+    CHECK(run.result.kv_blocks_allocated == run.result.kv_blocks_freed);
+    CHECK(run.metrics->kv_peak_utilisation <= 1.0);
+    CHECK(run.metrics->preemptions < full.metrics->preemptions);
+    check_tokens_delivered(run);
+  }
+}
+
 TEST_CASE("decode expert time grows with the distinct experts its tokens touch",
           "[scenario][inference]") {
   // Qwen3-30B-A3B (128 experts, top-8) on one H100, 16 sequences decoding:
