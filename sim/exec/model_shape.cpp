@@ -12,17 +12,16 @@ double ModelShape::windowed_keys(int64_t first, int64_t count) const {
     const double ramp_end = std::clamp(w, a, b);
     return (ramp_end * ramp_end - a * a) / 2 + w * (b - ramp_end);
   }
-  // The integral of x mod w, one chunk segment at a time.
-  double keys = 0;
-  for (int64_t at = first; at < first + count;) {
-    const int64_t chunk_end = (at / window_tokens + 1) * window_tokens;
-    const int64_t end = std::min(first + count, chunk_end);
-    const double from = static_cast<double>(at % window_tokens);
-    const double to = from + static_cast<double>(end - at);
-    keys += (to * to - from * from) / 2;
-    at = end;
-  }
-  return keys;
+  // The integral of x mod w: the partial chunks at either end, whole chunks
+  // (w^2 / 2 each) between, so a long prompt costs no loop.
+  const int64_t end = first + count;
+  const int64_t first_chunk = first / window_tokens, last_chunk = end / window_tokens;
+  auto ramp = [](double from, double to) { return (to * to - from * from) / 2; };
+  const double head = static_cast<double>(first % window_tokens);
+  const double tail = static_cast<double>(end % window_tokens);
+  if (first_chunk == last_chunk) return ramp(head, tail);
+  return ramp(head, w) + static_cast<double>(last_chunk - first_chunk - 1) * w * w / 2 +
+         ramp(0, tail);
 }
 
 int64_t ModelShape::windowed_cached_keys(int64_t position) const {

@@ -295,6 +295,10 @@ TEST_CASE("windowed keys: sliding and chunked windows in closed form", "[exec][s
   CHECK(shape.windowed_keys(150, 200) ==
         Approx((100.0 * 100 - 50 * 50) / 2 + 100.0 * 100 / 2 + 50.0 * 50 / 2));
   CHECK(shape.windowed_cached_keys(4050) == 50);
+  // Ending on a chunk boundary, and many whole chunks (no loop over them).
+  CHECK(shape.windowed_keys(150, 150) == Approx((100.0 * 100 - 50 * 50) / 2 + 100.0 * 100 / 2));
+  CHECK(shape.windowed_keys(0, 100000000) == Approx(1e6 * 100.0 * 100 / 2));
+  CHECK(shape.windowed_keys(120, 0) == 0);
 }
 
 TEST_CASE("KV blocks: windowed layers keep their window's blocks only, within the bound",
