@@ -112,6 +112,11 @@ class Simulator : private EventHandler {
     return shape_ ? shape_->kv_blocks(from, to, setup_.config.kv_block_tokens)
                   : (to + setup_.config.kv_block_tokens - 1) / setup_.config.kv_block_tokens;
   }
+  // Moving the cache of a sequence of `context` tokens to or from the host.
+  double swap_seconds(int64_t context) const {
+    const double tokens = shape_ ? shape_->kv_cached_tokens(context) : context;
+    return tokens * setup_.kv_bytes_per_token_per_gpu / setup_.host_link_bytes_per_s;
+  }
   // Gives request `r` exactly `blocks` KV blocks: allocates the difference,
   // or frees it (blocks a window has left).
   void set_blocks(Replica& rep, RequestState& r, int64_t blocks);
@@ -416,7 +421,7 @@ bool Simulator::admit(const ModelShape& model, Replica& rep, ReplicaBatch& batch
   rep.running.push_back(id);
   if (r.swapped) {
     // Its cache comes back from host memory before the iteration runs.
-    swap_s += r.computed * setup_.kv_bytes_per_token_per_gpu / setup_.host_link_bytes_per_s;
+    swap_s += swap_seconds(r.computed);
     r.swapped = false;
   }
   rep.in_batch.push_back(id);
@@ -464,7 +469,7 @@ void Simulator::preempt(Replica& rep, uint32_t id, double& swap_s) {
   result_.kv_blocks_freed += r.blocks;
   r.blocks = 0;
   if (setup_.config.preemption == ServingConfig::Preemption::kSwap) {
-    swap_s += r.computed * setup_.kv_bytes_per_token_per_gpu / setup_.host_link_bytes_per_s;
+    swap_s += swap_seconds(r.computed);
     r.swapped = true;
   } else {
     // Recompute: the prompt and every generated token are prefilled again,

@@ -93,6 +93,11 @@ struct ModelShape {
   // the most a sequence computed `step` tokens at a time up to `to` holds.
   // REQUIRES to >= 0, step >= 1, block_tokens >= 1.
   int64_t max_kv_blocks(int64_t to, int64_t step, int64_t block_tokens) const;
+  // Tokens whose cache a sequence of `context` tokens keeps, averaged over
+  // the layers: all of them on a full layer, its window's on a windowed one
+  // (min(context, window) sliding, those of the last chunk chunked): what a
+  // swap or a prefill-to-decode transfer moves. `context` without a window.
+  double kv_cached_tokens(int64_t context) const;
   // Whole blocks of every layer for the blocks one full and one windowed
   // layer hold (layer-blocks summed, rounded up).
   int64_t whole_blocks(int64_t full_layer_blocks, int64_t windowed_layer_blocks) const;

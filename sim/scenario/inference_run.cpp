@@ -182,8 +182,10 @@ void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMem
     const int source = s.groups[0].first_gpu(0), target = s.groups[1].first_gpu(0);
     const double bytes_per_token = memory[0].kv_bytes_per_token_per_gpu;
     const hw::ClusterSpec* cluster = &s.cluster;
+    const exec::ModelShape* shape = &s.shape;  // windowed layers move their window only
     setup.kv_transfer_seconds = [=](int64_t tokens) {
-      return coll::send_recv_seconds(*cluster, source, target, tokens * bytes_per_token);
+      return coll::send_recv_seconds(*cluster, source, target,
+                                     shape->kv_cached_tokens(tokens) * bytes_per_token);
     };
   }
 }
@@ -205,13 +207,6 @@ ExpertStats serving_expert_stats(const std::vector<std::unique_ptr<ServingRoutin
 }
 
 void add_warnings(const InferenceScenario& s, const ServingWorld& world, InferenceRun& run) {
-  if (s.model.window != workloads::AttentionWindow::kNone &&
-      (s.disaggregated() || s.serving.preemption == exec::ServingConfig::Preemption::kSwap)) {
-    run.warnings.push_back(
-        "model.attention.window: KV-cache swaps and prefill-to-decode transfers move every "
-        "token's cache on windowed layers too (overestimated: those layers keep only their "
-        "window)");
-  }
   if (std::any_of(world.routings.begin(), world.routings.end(),
                   [](const auto& r) { return r->subsampled(); })) {
     run.warnings.push_back(fmt::format(

@@ -317,6 +317,16 @@ TEST_CASE("KV blocks: windowed layers keep their window's blocks only, within th
   shape.window_chunked = true;
   shape.window_tokens = 256;
   CHECK(shape.kv_blocks(1000, 1001, 64) == 10);
+  // What a swap or a transfer moves of a 1,000-token sequence, per layer on
+  // average: (1,000 + 128) / 2 sliding over 128, (1,000 + 232) / 2 chunked
+  // by 256 (its last chunk starts at 768).
+  shape.window_chunked = false;
+  shape.window_tokens = 128;
+  CHECK(shape.kv_cached_tokens(1000) == Approx(564));
+  shape.window_chunked = true;
+  shape.window_tokens = 256;
+  CHECK(shape.kv_cached_tokens(1000) == Approx(616));
+  CHECK(testing::tiny_moe(2).kv_cached_tokens(1000) == 1000);
   // max_kv_blocks bounds every step the scheduler can take, both kinds.
   int64_t over = 0, checked = 0;
   for (const bool chunked : {false, true}) {

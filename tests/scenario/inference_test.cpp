@@ -470,6 +470,24 @@ TEST_CASE("a disaggregated lone request pays its prefill and one KV transfer and
         Approx(m.prefill.seconds + transfer_s + m.decode.seconds).margin(output * 1e-12));
 }
 
+TEST_CASE("a windowed model's prompt moves only its windows' cache to the decode instance",
+          "[scenario][inference][disaggregation]") {
+  // tiny-moe with every other layer sliding over 64 tokens: the 1,024-token
+  // prompt's cache is 1,024 tokens on two layers and 64 on the other two.
+  const int64_t input = 1024, output = 8;
+  Json doc = disaggregated(closed_loop(1, 1, input, output));
+  doc["model"] = {
+      {"preset", "tiny-moe"},
+      {"attention", {{"window", {{"kind", "sliding"}, {"tokens", 64}, {"full_every", 2}}}}}};
+  const InferenceRun run = run_inference(doc);
+  REQUIRE(run.simulated());
+  const exec::ServingMetrics& m = *run.metrics;
+  const double transfer_s = coll::send_recv_seconds(
+      run.scenario.cluster, 0, 1, (1024.0 + 64.0) / 2 * run.memory[0].kv_bytes_per_token_per_gpu);
+  CHECK(m.e2e.mean_s ==
+        Approx(m.prefill.seconds + transfer_s + m.decode.seconds).margin(output * 1e-12));
+}
+
 TEST_CASE("a disaggregated request's TTFT includes its KV transfer and its TPOT is decode only",
           "[scenario][inference][disaggregation]") {
   const int64_t input = 1024, output = 8;
