@@ -50,17 +50,14 @@ double ModelShape::kv_cached_tokens(int64_t context) const {
   if (!has_window() || context <= 0) return static_cast<double>(std::max<int64_t>(context, 0));
   const int64_t kept = window_chunked ? context - (context - 1) / window_tokens * window_tokens
                                       : std::min(context, window_tokens);
-  int64_t windowed = 0;
-  for (const bool w : windowed_layer) windowed += w ? 1 : 0;
-  return (static_cast<double>(layers - windowed) * static_cast<double>(context) +
-          static_cast<double>(windowed) * static_cast<double>(kept)) /
+  return (static_cast<double>(layers - windowed_layers) * static_cast<double>(context) +
+          static_cast<double>(windowed_layers) * static_cast<double>(kept)) /
          layers;
 }
 
 int64_t ModelShape::whole_blocks(int64_t full_layer_blocks, int64_t windowed_layer_blocks) const {
-  int64_t windowed = 0;
-  for (const bool w : windowed_layer) windowed += w ? 1 : 0;
-  const int64_t total = (layers - windowed) * full_layer_blocks + windowed * windowed_layer_blocks;
+  const int64_t total = static_cast<int64_t>(layers - windowed_layers) * full_layer_blocks +
+                        windowed_layers * windowed_layer_blocks;
   return (total + layers - 1) / layers;
 }
 

@@ -43,7 +43,8 @@ struct ModelShape {
   double window_mean_keys = 0;
   // The same windows layer by layer, for serving, which prices every query's
   // own reach: per layer, true where attention goes through the window
-  // (empty: no window); the window's kind and length.
+  // (empty: no window; windowed_layers counts its true entries); the
+  // window's kind and length.
   std::vector<bool> windowed_layer;
   bool window_chunked = false;  // Llama 4's chunks; otherwise gpt-oss's sliding window
   int64_t window_tokens = 0;

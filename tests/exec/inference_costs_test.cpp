@@ -251,6 +251,7 @@ TEST_CASE("windowed layers attend through their window, prefill and decode", "[e
   ModelShape shape = testing::tiny_moe(2);
   shape.head_dim = 64;
   shape.windowed_layer = {true, false};
+  shape.windowed_layers = 1;
   shape.window_tokens = 128;
   ReplicaBatch batch;
   for (int i = 0; i < 16; ++i) batch.add_decode(shape, 1000);
@@ -282,6 +283,7 @@ TEST_CASE("windowed layers attend through their window, prefill and decode", "[e
 TEST_CASE("windowed keys: sliding and chunked windows in closed form", "[exec][serving]") {
   ModelShape shape;
   shape.windowed_layer = {true};
+  shape.windowed_layers = 1;
   shape.window_tokens = 100;
   // Inside the window: full attention's count, n (c + n / 2).
   CHECK(shape.windowed_keys(10, 60) == Approx(60 * (10 + 30)));
@@ -311,6 +313,7 @@ TEST_CASE("KV blocks: windowed layers keep their window's blocks only, within th
   ModelShape shape = testing::tiny_moe(2);
   CHECK(shape.kv_blocks(1000, 1001, 64) == 16);  // no window
   shape.windowed_layer = {true, false};
+  shape.windowed_layers = 1;
   shape.window_tokens = 128;
   CHECK(shape.kv_blocks(1000, 1001, 64) == 10);
   CHECK(shape.kv_blocks(0, 1000, 64) == 16);
