@@ -477,11 +477,12 @@ IterationCost InferenceCostModel::iteration(std::span<const ReplicaBatch> replic
   const std::vector<std::vector<LayerCost>> parts = layer_parts(replicas, routing, iteration_index);
   if (parts.size() == 1) {
     for (const LayerCost& p : parts[0]) {
-      // Shared experts run while the dispatch is in flight.
-      const double hidden_shared = std::min(p.shared, p.dispatch);
+      // One stream, in order: SGLang's forward_deepep (models/deepseek_v2.py)
+      // runs the shared experts before it launches the dispatch, and waits
+      // for the dispatch before the routed experts, so nothing is hidden.
       cost.attention_s += p.attention_prep + p.attention_core;
       cost.expert_s += p.expert + p.dense + p.shared;
-      cost.dispatch_s += p.dispatch - hidden_shared;
+      cost.dispatch_s += p.dispatch;
       cost.combine_s += p.combine;
       cost.other_s += p.other + p.router;
     }

@@ -10,12 +10,12 @@
 // routed experts are expert-parallel over all of them (ep x etp = GPUs).
 // Per layer, every replica runs its attention (prefill: quadratic in the
 // context; decode: reading its KV cache, MLA's latent or GQA's heads), the
-// router, then the dispatch all-to-all (timed by the collective model), the
-// experts on each EP rank (grouped GEMMs sized by the tokens each local
-// expert received: at small batch bound by reading the weights of the
-// experts touched), shared experts beside the dispatch, and the combine. All
-// ranks wait for the slowest at each all-to-all, so the iteration is the sum
-// over layers of the slowest rank's part between them.
+// router and the shared experts, then the dispatch all-to-all (timed by the
+// collective model), the experts on each EP rank (grouped GEMMs sized by the
+// tokens each local expert received: at small batch bound by reading the
+// weights of the experts touched), and the combine. All ranks wait for the
+// slowest at each all-to-all, so the iteration is the sum over layers of the
+// slowest rank's part between them.
 //
 // Two-batch overlap (SGLang two_batch_overlap.py, DeepSeek's inference
 // system): each iteration's batch is split in two micro-batches whose

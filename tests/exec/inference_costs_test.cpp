@@ -143,6 +143,51 @@ TEST_CASE("the DeepGEMM parts of a layer are its block-FP8 linear GEMMs, none in
   }
 }
 
+TEST_CASE("without two-batch overlap a layer's parts run one after another, shared experts too",
+          "[exec][serving]") {
+  // SGLang's forward_deepep (models/deepseek_v2.py) runs the shared experts
+  // before it launches the dispatch and waits for the dispatch before the
+  // routed experts: on one stream nothing of the layer hides behind the
+  // all-to-all, whose time (1 ms a collective here) counts whole.
+  // Two GPUs, an attention replica and an EP rank each.
+  ModelShape shape = testing::tiny_moe(2);
+  shape.shared_ffn = 4096;
+  const std::vector<ReplicaBatch> decode(2, decode_batch(64, 100));
+  testing::LinearCost cost(1e12, 1e10);
+  class TwoRanks final : public IterationRouting {
+   public:
+    const std::vector<RoutingSample>& route(uint64_t, std::span<const int64_t> tokens) override {
+      samples_.assign(1, testing::even_routing(2, 8, tokens[0], 2));
+      return samples_;
+    }
+
+   private:
+    std::vector<RoutingSample> samples_;
+  } routing;
+  InferenceParallel parallel;
+  parallel.attention_dp = 2;
+  parallel.ep = 2;
+  auto one_ms = [](const coll::Collective&) { return 1e-3; };
+  InferenceCostModel model(shape, parallel, hw::DType::kBf16, hw::DType::kBf16, cost, one_ms,
+                           {0, 1}, 0);
+  const std::vector<LayerCost> parts = model.layer_parts(decode, routing, 0)[0];
+  double dispatch = 0, combine = 0, expert = 0, shared = 0;
+  for (const LayerCost& p : parts) {
+    dispatch += p.dispatch;
+    combine += p.combine;
+    expert += p.expert + p.dense + p.shared;
+    shared += p.shared;
+  }
+  REQUIRE(shared > 0);
+  REQUIRE(dispatch > 0);
+  const IterationCost it = model.iteration(decode, routing, 0);
+  CHECK(it.dispatch_s == Approx(dispatch));
+  CHECK(it.combine_s == Approx(combine));
+  CHECK(it.expert_s == Approx(expert));
+  CHECK(it.seconds ==
+        Approx(it.attention_s + it.expert_s + it.dispatch_s + it.combine_s + it.other_s));
+}
+
 // Records the attention-core kernels it prices.
 class AttentionKernels final : public testing::LinearCost {
  public:
