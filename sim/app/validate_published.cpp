@@ -191,6 +191,28 @@ void print_comm(const std::vector<explore::CommTable>& tables) {
   }
 }
 
+OrderedJson layer_parts_json(const std::vector<explore::LayerPartComparison>& layer) {
+  OrderedJson parts = OrderedJson::array();
+  for (const explore::LayerPartComparison& r : layer) {
+    parts.push_back(OrderedJson{
+        {"part", r.part},
+        {"profile_ms", r.profile_ms},
+        {"unit_test_ms", r.unit_test_ms > 0 ? OrderedJson(r.unit_test_ms) : OrderedJson(nullptr)},
+        {"predicted_ms", r.predicted_ms}});
+  }
+  return parts;
+}
+
+void print_layer_parts(const std::vector<explore::LayerPartComparison>& layer) {
+  std::cout << fmt::format("  {:<58} {:>8} {:>10} {:>10}\n", "part", "profile", "unit test",
+                           "predicted");
+  for (const explore::LayerPartComparison& r : layer) {
+    std::cout << fmt::format("  {:<58} {:>8.2f} {:>10} {:>10.2f}\n", r.part, r.profile_ms,
+                             r.unit_test_ms > 0 ? fmt::format("{:.2f}", r.unit_test_ms) : "",
+                             r.predicted_ms);
+  }
+}
+
 OrderedJson serving_json(const explore::ServingValidation& v) {
   OrderedJson out;
   out["source"] = v.source;
@@ -204,15 +226,8 @@ OrderedJson serving_json(const explore::ServingValidation& v) {
                                {"role", r.reference ? "reference" : "prediction"}});
   }
   out["rows"] = rows;
-  OrderedJson parts = OrderedJson::array();
-  for (const explore::LayerPartComparison& r : v.prefill_layer) {
-    parts.push_back(OrderedJson{
-        {"part", r.part},
-        {"profile_ms", r.profile_ms},
-        {"unit_test_ms", r.unit_test_ms > 0 ? OrderedJson(r.unit_test_ms) : OrderedJson(nullptr)},
-        {"predicted_ms", r.predicted_ms}});
-  }
-  out["prefill_layer"] = parts;
+  out["prefill_layer"] = layer_parts_json(v.prefill_layer);
+  out["prefill_layer_without_overlap"] = layer_parts_json(v.no_overlap_layer);
   OrderedJson balance = OrderedJson::array();
   for (const explore::BalanceComparison& b : v.balancedness) {
     balance.push_back(OrderedJson{{"gpus", b.gpus},
@@ -254,13 +269,11 @@ void print_serving(const explore::ServingValidation& v) {
       v.prompt_length_trend_right ? "yes" : "no", v.overlap_signs_right ? "yes" : "no");
   std::cout << "  the DeepSeek profile row's layer, ms (the blog's chart profile-prefill.png; "
                "moesim's parts each alone; reference)\n";
-  std::cout << fmt::format("  {:<58} {:>8} {:>10} {:>10}\n", "part", "profile", "unit test",
-                           "predicted");
-  for (const explore::LayerPartComparison& r : v.prefill_layer) {
-    std::cout << fmt::format("  {:<58} {:>8.2f} {:>10} {:>10.2f}\n", r.part, r.profile_ms,
-                             r.unit_test_ms > 0 ? fmt::format("{:.2f}", r.unit_test_ms) : "",
-                             r.predicted_ms);
-  }
+  print_layer_parts(v.prefill_layer);
+  std::cout << "  the first prefill row without overlap (8K tokens per GPU, 4K prompts), ms per "
+               "layer scaled to 16,384 tokens (SGLang's profile: the blog's chart "
+               "tbo-breakdown-prefill.png; moesim's parts each alone; reference)\n";
+  print_layer_parts(v.no_overlap_layer);
   std::cout << fmt::format(
       "  GPU balancedness (mean / max token copies per GPU, per MoE layer) of the examples' "
       "routing, {}, against the blog's chart eplb-balancedness.png; the routing's three numbers "

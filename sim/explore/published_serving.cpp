@@ -96,6 +96,38 @@ std::vector<LayerPartComparison> prefill_layer(const Json& doc, double input_per
       {"the layer, overlapped", 34.57, 0, layer_ms}};
 }
 
+// SGLang's prefill without two-batch overlap, 8,192 tokens per GPU of 4K
+// prompts, part by part: the blog's chart tbo-breakdown-prefill.png ("No TBO
+// + 8k tok/device"; its axis is read to about 0.05 ms, 10.8 pixels a ms),
+// scaled as the chart scales it to 16,384 tokens: attention core 4.62, MoE
+// 9.70, GEMMs 6.00, other kernels 5.63; dispatch 10.53 and its barrier kernel
+// 2.12, combine 15.70 and its barrier 7.20; the layer 61.69 ms. Nothing
+// overlaps here, so the parts add up to the layer in the served system as
+// in moesim; the unit tests are the profile chart's (DeepEP's own table's
+// times at this load).
+std::vector<LayerPartComparison> no_overlap_layer(const Json& doc, double input_per_gpu) {
+  const PrefillAblation& load = kPrefillAblation[0];
+  const scenario::PrefillParts p =
+      scenario::prefill_parts(doc, load.tokens_per_gpu, load.prompt_tokens);
+  // The chart's scale: ms per layer at 16,384 tokens per GPU.
+  const double scale = static_cast<double>(kPrefillTokensPerGpu) / load.tokens_per_gpu;
+  const double per_layer_ms = 1e3 / p.layers * scale;
+  const double layer_ms = load.tokens_per_gpu / input_per_gpu * per_layer_ms;
+  return {
+      {"attention core", 4.62, 0, p.attention_core_s * per_layer_ms},
+      {"routed experts (moesim: with their activation and casts)", 9.70, 11.03,
+       p.routed_experts_s * per_layer_ms},
+      {"GEMMs (moesim: the FP8 linears' GEMMs)", 6.00, 0, p.linear_gemm_s * per_layer_ms},
+      {"other kernels (moesim: the rest of compute)", 5.63, 0,
+       (p.compute_s - p.attention_core_s - p.routed_experts_s - p.linear_gemm_s) * per_layer_ms},
+      {"all compute kernels", 4.62 + 9.70 + 6.00 + 5.63, 0, p.compute_s * per_layer_ms},
+      {"dispatch (SGLang: with its barrier kernel)", 10.53 + 2.12, 7.21,
+       p.dispatch_s * per_layer_ms},
+      {"combine (SGLang: with its barrier kernel)", 15.70 + 7.20, 14.21,
+       p.combine_s * per_layer_ms},
+      {"the layer, nothing overlapped", 61.69, 0, layer_ms}};
+}
+
 // The blog's balancedness chart (eplb-balancedness.png), read to about 0.005:
 // its GPU axis is logarithmic, and the last points sit at 64 GPUs (without
 // EPLB) and 72 (with it: the decode deployment's EP72).
@@ -208,7 +240,11 @@ ServingValidation validate_serving(const std::function<Json(const std::string&)>
     Json doc = prefill_scenario(prefill, a.prompt_tokens, v.routing.c_str(), a.tokens_per_gpu);
     const double with_overlap = input_per_node(doc);
     doc["serving"]["two_batch_overlap"] = false;
-    const double without_overlap = input_per_node(doc);
+    const exec::ServingMetrics serial = scenario::run_inference(doc).metrics.value();
+    const double without_overlap = serial.input_tokens_per_s_per_node;
+    if (&a == &kPrefillAblation[0]) {
+      v.no_overlap_layer = no_overlap_layer(doc, serial.input_tokens_per_s_per_gpu);
+    }
     const std::string load = fmt::format("{}K tokens per GPU, {}K prompts", a.tokens_per_gpu / 1024,
                                          a.prompt_tokens / 1024);
     v.rows.push_back({"prefill without overlap, " + load, per_node_in, a.without_overlap,

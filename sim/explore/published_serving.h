@@ -56,12 +56,14 @@ struct ServingComparison {
   bool reference = false;
 };
 
-// One part of a prefill layer against the blog's kernel breakdown (its chart
-// profile-prefill.png: DeepSeek's profile and SGLang's unit tests, ms per
-// layer at 16,384 tokens per GPU, both micro-batches), moesim's part alone.
+// One part of a prefill layer against the blog's kernel breakdowns, ms per
+// layer at 16,384 tokens per GPU (both micro-batches, or an 8,192-token
+// batch scaled to that), moesim's part alone: its chart profile-prefill.png
+// (DeepSeek's profile and SGLang's unit tests) and its chart
+// tbo-breakdown-prefill.png (SGLang without two-batch overlap).
 struct LayerPartComparison {
   std::string part;
-  double profile_ms = 0;    // DeepSeek's profile (H800, balanced routing), in the served system
+  double profile_ms = 0;    // the served system's kernels, as profiled
   double unit_test_ms = 0;  // SGLang's unit test (0: none shown)
   double predicted_ms = 0;
 };
@@ -83,6 +85,9 @@ struct ServingValidation {
   std::vector<ServingComparison> rows;
   // The DeepSeek profile row's layer, part by part (reference, outside the target).
   std::vector<LayerPartComparison> prefill_layer;
+  // The first prefill row without overlap (8K tokens per GPU, 4K prompts),
+  // part by part against SGLang's own profile of it (reference).
+  std::vector<LayerPartComparison> no_overlap_layer;
   double max_abs_throughput_error = 0;  // over the throughput rows
   bool within_20_percent = false;
   bool prompt_length_trend_right = false;  // 1K > 2K > 4K input tokens/s
