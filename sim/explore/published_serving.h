@@ -35,7 +35,10 @@
 //    kernels' costs from the overlap model's;
 //  - the blog's EPLB ablation on prefill ("1.49x", eplb-throughput.png): the
 //    4K row with and without the 32 replicas (the blog does not say how its
-//    run without EPLB placed experts).
+//    run without EPLB placed experts);
+//  - two layers part by part: the DeepSeek profile row's against
+//    profile-prefill.png, and the first row without overlap against SGLang's
+//    own profile of it (tbo-breakdown-prefill.png).
 
 #include <functional>
 #include <string>
