@@ -68,64 +68,64 @@ double output_per_node(const Json& doc) {
   return scenario::run_inference(doc).metrics.value().output_tokens_per_s_per_node;
 }
 
-// DeepSeek's profile of the prefill load, part by part, read off the blog's
-// chart profile-prefill.png (bars to about 0.1 ms): attention core 5.59,
-// GEMMs 8.38, MoE 12.33, other kernels 5.07; dispatch 9.41 and its barrier
-// kernel 2.02, combine 17.19 and its barrier 1.96; the layer 34.57 ms.
-// SGLang's unit tests: MoE 11.03, dispatch 7.21, combine 14.21. moesim's
-// parts are each alone (prefill_parts); its layer is the simulated
-// iteration over the layers.
-std::vector<LayerPartComparison> prefill_layer(const Json& doc, double input_per_gpu) {
-  const int64_t prompt_tokens = doc["requests"]["input_tokens"].get<int64_t>();
-  const scenario::PrefillParts p =
-      scenario::prefill_parts(doc, kPrefillTokensPerGpu, prompt_tokens);
-  const double per_layer_ms = 1e3 / p.layers;
-  const double layer_ms = kPrefillTokensPerGpu / input_per_gpu * per_layer_ms;
+// A prefill layer as one of the blog's kernel-breakdown charts shows it, ms
+// per layer at 16,384 tokens per GPU; the dispatch and combine include their
+// barrier kernels. SGLang's unit tests (profile-prefill.png, the same load):
+// MoE 11.03, dispatch 7.21, combine 14.21.
+struct ProfiledLayer {
+  double attention_core, moe, gemms, other, dispatch, combine, layer;
+  const char* layer_part;
+};
+
+// `published` beside moesim's parts of `doc` at `tokens_per_gpu` tokens of
+// `prompt_tokens` prompts, each alone (prefill_parts), scaled to the chart's
+// 16,384 tokens; its layer is the simulated iteration (`input_per_gpu`
+// tokens/s) over the layers.
+std::vector<LayerPartComparison> layer_parts(const ProfiledLayer& published, const Json& doc,
+                                             int64_t tokens_per_gpu, int64_t prompt_tokens,
+                                             double input_per_gpu) {
+  const scenario::PrefillParts p = scenario::prefill_parts(doc, tokens_per_gpu, prompt_tokens);
+  const double scale = static_cast<double>(kPrefillTokensPerGpu) / tokens_per_gpu;
+  const double per_layer_ms = 1e3 / p.layers * scale;
+  const double other_s = p.compute_s - p.attention_core_s - p.routed_experts_s - p.linear_gemm_s;
+  const ProfiledLayer& m = published;
   return {
-      {"attention core", 5.59, 0, p.attention_core_s * per_layer_ms},
-      {"routed experts (moesim: with their activation and casts)", 12.33, 11.03,
+      {"attention core", m.attention_core, 0, p.attention_core_s * per_layer_ms},
+      {"routed experts (moesim: with their activation and casts)", m.moe, 11.03,
        p.routed_experts_s * per_layer_ms},
-      {"GEMMs (moesim: the FP8 linears' GEMMs)", 8.38, 0, p.linear_gemm_s * per_layer_ms},
-      {"other kernels (moesim: the rest of compute)", 5.07, 0,
-       (p.compute_s - p.attention_core_s - p.routed_experts_s - p.linear_gemm_s) * per_layer_ms},
-      {"all compute kernels", 5.59 + 8.38 + 12.33 + 5.07, 0, p.compute_s * per_layer_ms},
-      {"dispatch (profile: with its barrier kernel)", 9.41 + 2.02, 7.21,
+      {"GEMMs (moesim: the FP8 linears' GEMMs)", m.gemms, 0, p.linear_gemm_s * per_layer_ms},
+      {"other kernels (moesim: the rest of compute)", m.other, 0, other_s * per_layer_ms},
+      {"all compute kernels", m.attention_core + m.moe + m.gemms + m.other, 0,
+       p.compute_s * per_layer_ms},
+      {"dispatch (profile: with its barrier kernel)", m.dispatch, 7.21,
        p.dispatch_s * per_layer_ms},
-      {"combine (profile: with its barrier kernel)", 17.19 + 1.96, 14.21,
-       p.combine_s * per_layer_ms},
-      {"the layer, overlapped", 34.57, 0, layer_ms}};
+      {"combine (profile: with its barrier kernel)", m.combine, 14.21, p.combine_s * per_layer_ms},
+      {m.layer_part, m.layer, 0, tokens_per_gpu / input_per_gpu * per_layer_ms}};
+}
+
+// DeepSeek's profile of the prefill load, read off the blog's chart
+// profile-prefill.png (bars to about 0.1 ms): attention core 5.59, GEMMs
+// 8.38, MoE 12.33, other kernels 5.07; dispatch 9.41 and its barrier kernel
+// 2.02, combine 17.19 and its barrier 1.96; the layer 34.57 ms.
+std::vector<LayerPartComparison> prefill_layer(const Json& doc, double input_per_gpu) {
+  const ProfiledLayer deepseek{5.59,        12.33,        8.38,  5.07,
+                               9.41 + 2.02, 17.19 + 1.96, 34.57, "the layer, overlapped"};
+  return layer_parts(deepseek, doc, kPrefillTokensPerGpu,
+                     doc["requests"]["input_tokens"].get<int64_t>(), input_per_gpu);
 }
 
 // SGLang's prefill without two-batch overlap, 8,192 tokens per GPU of 4K
-// prompts, part by part: the blog's chart tbo-breakdown-prefill.png ("No TBO
-// + 8k tok/device"; its axis is read to about 0.05 ms, 10.8 pixels a ms),
-// scaled as the chart scales it to 16,384 tokens: attention core 4.62, MoE
-// 9.70, GEMMs 6.00, other kernels 5.63; dispatch 10.53 and its barrier kernel
-// 2.12, combine 15.70 and its barrier 7.20; the layer 61.69 ms. Nothing
-// overlaps here, so the parts add up to the layer in the served system as
-// in moesim; the unit tests are the profile chart's (DeepEP's own table's
-// times at this load).
+// prompts: the blog's chart tbo-breakdown-prefill.png ("No TBO + 8k
+// tok/device"; its axis read to about 0.05 ms, 10.8 pixels a ms), scaled as
+// the chart scales it to 16,384 tokens: attention core 4.62, MoE 9.70, GEMMs
+// 6.00, other kernels 5.63; dispatch 10.53 and its barrier kernel 2.12,
+// combine 15.70 and its barrier 7.20; the layer 61.69 ms. Nothing overlaps
+// here, so the parts add up to the layer, in the served system as in moesim.
 std::vector<LayerPartComparison> no_overlap_layer(const Json& doc, double input_per_gpu) {
   const PrefillAblation& load = kPrefillAblation[0];
-  const scenario::PrefillParts p =
-      scenario::prefill_parts(doc, load.tokens_per_gpu, load.prompt_tokens);
-  // The chart's scale: ms per layer at 16,384 tokens per GPU.
-  const double scale = static_cast<double>(kPrefillTokensPerGpu) / load.tokens_per_gpu;
-  const double per_layer_ms = 1e3 / p.layers * scale;
-  const double layer_ms = load.tokens_per_gpu / input_per_gpu * per_layer_ms;
-  return {
-      {"attention core", 4.62, 0, p.attention_core_s * per_layer_ms},
-      {"routed experts (moesim: with their activation and casts)", 9.70, 11.03,
-       p.routed_experts_s * per_layer_ms},
-      {"GEMMs (moesim: the FP8 linears' GEMMs)", 6.00, 0, p.linear_gemm_s * per_layer_ms},
-      {"other kernels (moesim: the rest of compute)", 5.63, 0,
-       (p.compute_s - p.attention_core_s - p.routed_experts_s - p.linear_gemm_s) * per_layer_ms},
-      {"all compute kernels", 4.62 + 9.70 + 6.00 + 5.63, 0, p.compute_s * per_layer_ms},
-      {"dispatch (SGLang: with its barrier kernel)", 10.53 + 2.12, 7.21,
-       p.dispatch_s * per_layer_ms},
-      {"combine (SGLang: with its barrier kernel)", 15.70 + 7.20, 14.21,
-       p.combine_s * per_layer_ms},
-      {"the layer, nothing overlapped", 61.69, 0, layer_ms}};
+  const ProfiledLayer sglang{4.62,         9.70,         6.00,  5.63,
+                             10.53 + 2.12, 15.70 + 7.20, 61.69, "the layer, nothing overlapped"};
+  return layer_parts(sglang, doc, load.tokens_per_gpu, load.prompt_tokens, input_per_gpu);
 }
 
 // The blog's balancedness chart (eplb-balancedness.png), read to about 0.005:

@@ -29,14 +29,17 @@ class RecordingCost final : public testing::LinearCost {
   mutable std::vector<Gemm> gemms;
 };
 
+// Every rank's tokens spread evenly over 8 experts on `ep` ranks, top-2.
 class SpreadRouting final : public IterationRouting {
  public:
+  explicit SpreadRouting(int ep = 1) : ep_(ep) {}
   const std::vector<RoutingSample>& route(uint64_t, std::span<const int64_t> tokens) override {
-    samples_.assign(1, testing::even_routing(1, 8, tokens[0], 2));
+    samples_.assign(1, testing::even_routing(ep_, 8, tokens[0], 2));
     return samples_;
   }
 
  private:
+  int ep_;
   std::vector<RoutingSample> samples_;
 };
 
@@ -154,16 +157,7 @@ TEST_CASE("without two-batch overlap a layer's parts run one after another, shar
   shape.shared_ffn = 4096;
   const std::vector<ReplicaBatch> decode(2, decode_batch(64, 100));
   testing::LinearCost cost(1e12, 1e10);
-  class TwoRanks final : public IterationRouting {
-   public:
-    const std::vector<RoutingSample>& route(uint64_t, std::span<const int64_t> tokens) override {
-      samples_.assign(1, testing::even_routing(2, 8, tokens[0], 2));
-      return samples_;
-    }
-
-   private:
-    std::vector<RoutingSample> samples_;
-  } routing;
+  SpreadRouting routing(2);
   InferenceParallel parallel;
   parallel.attention_dp = 2;
   parallel.ep = 2;
