@@ -203,13 +203,15 @@ OrderedJson layer_parts_json(const std::vector<explore::LayerPartComparison>& la
   return parts;
 }
 
-void print_layer_parts(const std::vector<explore::LayerPartComparison>& layer) {
+// ms with `decimals` places (decode's sub-millisecond layers take 3).
+void print_layer_parts(const std::vector<explore::LayerPartComparison>& layer, int decimals = 2) {
   std::cout << fmt::format("  {:<58} {:>8} {:>10} {:>10}\n", "part", "profile", "unit test",
                            "predicted");
   for (const explore::LayerPartComparison& r : layer) {
-    std::cout << fmt::format("  {:<58} {:>8.2f} {:>10} {:>10.2f}\n", r.part, r.profile_ms,
-                             r.unit_test_ms > 0 ? fmt::format("{:.2f}", r.unit_test_ms) : "",
-                             r.predicted_ms);
+    std::cout << fmt::format(
+        "  {:<58} {:>8.{}f} {:>10} {:>10.{}f}\n", r.part, r.profile_ms, decimals,
+        r.unit_test_ms > 0 ? fmt::format("{:.{}f}", r.unit_test_ms, decimals) : "", r.predicted_ms,
+        decimals);
   }
 }
 
@@ -228,6 +230,7 @@ OrderedJson serving_json(const explore::ServingValidation& v) {
   out["rows"] = rows;
   out["prefill_layer"] = layer_parts_json(v.prefill_layer);
   out["prefill_layer_without_overlap"] = layer_parts_json(v.no_overlap_layer);
+  out["decode_layer_without_overlap"] = layer_parts_json(v.decode_layer);
   OrderedJson balance = OrderedJson::array();
   for (const explore::BalanceComparison& b : v.balancedness) {
     balance.push_back(OrderedJson{{"gpus", b.gpus},
@@ -274,6 +277,10 @@ void print_serving(const explore::ServingValidation& v) {
                "layer scaled to 16,384 tokens (SGLang's profile: the blog's chart "
                "tbo-breakdown-prefill.png; moesim's parts each alone; reference)\n";
   print_layer_parts(v.no_overlap_layer);
+  std::cout << "  decode without overlap, 256 requests per GPU, ms per layer (SGLang's profile: "
+               "the blog's chart tbo-breakdown-decode.png; moesim's parts: the run's decode "
+               "iterations; reference)\n";
+  print_layer_parts(v.decode_layer, 3);
   std::cout << fmt::format(
       "  GPU balancedness (mean / max token copies per GPU, per MoE layer) of the examples' "
       "routing, {}, against the blog's chart eplb-balancedness.png; the routing's three numbers "

@@ -36,9 +36,11 @@
 //  - the blog's EPLB ablation on prefill ("1.49x", eplb-throughput.png): the
 //    4K row with and without the 32 replicas (the blog does not say how its
 //    run without EPLB placed experts);
-//  - two layers part by part: the DeepSeek profile row's against
-//    profile-prefill.png, and the first row without overlap against SGLang's
-//    own profile of it (tbo-breakdown-prefill.png).
+//  - three layers part by part: the DeepSeek profile row's against
+//    profile-prefill.png, the first prefill row without overlap against
+//    SGLang's own profile of it (tbo-breakdown-prefill.png), and decode
+//    without overlap at 256 requests per GPU against SGLang's profile of it
+//    (tbo-breakdown-decode.png).
 
 #include <functional>
 #include <string>
@@ -91,6 +93,9 @@ struct ServingValidation {
   // The first prefill row without overlap (8K tokens per GPU, 4K prompts),
   // part by part against SGLang's own profile of it (reference).
   std::vector<LayerPartComparison> no_overlap_layer;
+  // Decode without overlap at 256 requests per GPU, part by part against
+  // SGLang's profile of it (tbo-breakdown-decode.png; reference).
+  std::vector<LayerPartComparison> decode_layer;
   double max_abs_throughput_error = 0;  // over the throughput rows
   bool within_20_percent = false;
   bool prompt_length_trend_right = false;  // 1K > 2K > 4K input tokens/s

@@ -202,6 +202,18 @@ serial_row = rows["prefill without overlap, 8K tokens per GPU, 4K prompts"]["pre
 assert abs(q["the layer, nothing overlapped"] - 8192 / (serial_row / 8) / 61 * 2e3) < 1e-6, q
 assert q["the layer, nothing overlapped"] > 0.98 * (
     q["all compute kernels"] + q["dispatch"] + q["combine"]), q
+# Decode without overlap at 256 requests per GPU against SGLang's profile of
+# it (tbo-breakdown-decode.png): nothing overlaps, so in both columns the
+# parts add up to the layer; each of moesim's parts within 10% (a regression
+# guard: they are within 4% now).
+decode = {r["part"].split(" (")[0]: r for r in serving["decode_layer_without_overlap"]}
+assert list(decode) == ["compute kernels", "dispatch", "combine", "the layer, nothing overlapped"]
+for column, tolerance in (("profile_ms", 0.005), ("predicted_ms", 1e-9)):
+    c = {k: r[column] for k, r in decode.items()}
+    assert abs(c["compute kernels"] + c["dispatch"] + c["combine"]
+               - c["the layer, nothing overlapped"]) < tolerance, (column, c)
+for r in decode.values():
+    assert abs(r["predicted_ms"] / r["profile_ms"] - 1) < 0.1, r
 # The examples' routing against the blog's balancedness chart: its three
 # numbers are chosen on all eight points (calibration), each within 10%;
 # EPLB helps at every size and balance falls with size without it.
