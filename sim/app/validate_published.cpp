@@ -229,6 +229,8 @@ OrderedJson serving_json(const explore::ServingValidation& v) {
   }
   out["rows"] = rows;
   out["prefill_layer"] = layer_parts_json(v.prefill_layer);
+  out["prefill_layer_4k"] = layer_parts_json(v.sglang_layer);
+  out["prefill_layer_4k_balanced"] = layer_parts_json(v.sglang_balanced_layer);
   out["prefill_layer_without_overlap"] = layer_parts_json(v.no_overlap_layer);
   out["decode_layer_without_overlap"] = layer_parts_json(v.decode_layer);
   OrderedJson balance = OrderedJson::array();
@@ -273,6 +275,12 @@ void print_serving(const explore::ServingValidation& v) {
   std::cout << "  the DeepSeek profile row's layer, ms (the blog's chart profile-prefill.png; "
                "moesim's parts each alone; reference)\n";
   print_layer_parts(v.prefill_layer);
+  std::cout << "  the 4K row's layer (SGLang's profile, profile-prefill.png; moesim's parts each "
+               "alone; reference)\n";
+  print_layer_parts(v.sglang_layer);
+  std::cout << "  the balanced 4K row's layer (SGLang's profile with simulated perfect EPLB, "
+               "profile-prefill.png; reference)\n";
+  print_layer_parts(v.sglang_balanced_layer);
   std::cout << "  the first prefill row without overlap (8K tokens per GPU, 4K prompts), ms per "
                "layer scaled to 16,384 tokens (SGLang's profile: the blog's chart "
                "tbo-breakdown-prefill.png; moesim's parts each alone; reference)\n";

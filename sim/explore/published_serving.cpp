@@ -104,6 +104,16 @@ std::vector<LayerPartComparison> layer_parts(const ProfiledLayer& published, con
       {m.layer_part, m.layer, 0, tokens_per_gpu / input_per_gpu * per_layer_ms}};
 }
 
+// SGLang's own profile of the 4K row and of its balanced twin ("SGLang" and
+// "SGLang + Fake Perfect EPLB" in profile-prefill.png; bars read with the
+// chart's ticks, 15.4 pixels a ms): attention core, MoE, GEMMs, other
+// kernels; dispatch 16.73 (10.83) and its barrier 2.72 (3.24), combine 20.04
+// (14.98) and its barrier 2.21 (1.62); the layer.
+constexpr ProfiledLayer kSglangDefault{5.71,         10.51,        8.82,  6.16,
+                                       16.73 + 2.72, 20.04 + 2.21, 42.87, "the layer, overlapped"};
+constexpr ProfiledLayer kSglangBalanced{6.49,         12.26,        9.53,  6.62,
+                                        10.83 + 3.24, 14.98 + 1.62, 36.32, "the layer, overlapped"};
+
 // DeepSeek's profile of the prefill load, read off the blog's chart
 // profile-prefill.png (bars to about 0.1 ms): attention core 5.59, GEMMs
 // 8.38, MoE 12.33, other kernels 5.07; dispatch 9.41 and its barrier kernel
@@ -232,12 +242,22 @@ ServingValidation validate_serving(const std::function<Json(const std::string&)>
   std::vector<double> by_length;
   for (const auto& [tokens, published] :
        {std::pair<int64_t, double>{1024, 57674}, {2048, 54543}, {4096, 50302}}) {
-    by_length.push_back(input_per_node(prefill_scenario(prefill, tokens, v.routing.c_str())));
+    const Json doc = prefill_scenario(prefill, tokens, v.routing.c_str());
+    const exec::ServingMetrics run = scenario::run_inference(doc).metrics.value();
+    by_length.push_back(run.input_tokens_per_s_per_node);
     throughput(fmt::format("prefill EP32, {}K prompts", tokens / 1024), per_node_in, published,
                by_length.back());
+    if (tokens == 4096) {
+      v.sglang_layer = layer_parts(kSglangDefault, doc, kPrefillTokensPerGpu, tokens,
+                                   run.input_tokens_per_s_per_gpu);
+    }
   }
+  const Json balanced = prefill_scenario(prefill, 4096, "uniform");
+  const exec::ServingMetrics balanced_run = scenario::run_inference(balanced).metrics.value();
   throughput("prefill EP32, 4K prompts, balanced experts", per_node_in, 59337,
-             input_per_node(prefill_scenario(prefill, 4096, "uniform")));
+             balanced_run.input_tokens_per_s_per_node);
+  v.sglang_balanced_layer = layer_parts(kSglangBalanced, balanced, kPrefillTokensPerGpu, 4096,
+                                        balanced_run.input_tokens_per_s_per_gpu);
   Json deepseek = prefill_scenario(prefill, 4096, "uniform");
   deepseek["cluster"]["preset"] = "hgx-h800";
   deepseek["parallel"]["disaggregation"]["prefill"]["parallel"]["a2a_comm_sms"] = 24;

@@ -36,8 +36,9 @@
 //  - the blog's EPLB ablation on prefill ("1.49x", eplb-throughput.png): the
 //    4K row with and without the 32 replicas (the blog does not say how its
 //    run without EPLB placed experts);
-//  - three layers part by part: the DeepSeek profile row's against
-//    profile-prefill.png, the first prefill row without overlap against
+//  - layers part by part: the DeepSeek profile row's, the 4K row's and the
+//    balanced row's against profile-prefill.png, the first prefill row
+//    without overlap against
 //    SGLang's own profile of it (tbo-breakdown-prefill.png), and decode
 //    without overlap at 256 requests per GPU against SGLang's profile of it
 //    (tbo-breakdown-decode.png).
@@ -90,6 +91,9 @@ struct ServingValidation {
   std::vector<ServingComparison> rows;
   // The DeepSeek profile row's layer, part by part (reference, outside the target).
   std::vector<LayerPartComparison> prefill_layer;
+  // The 4K row's and the balanced row's layers, part by part against SGLang's
+  // own profile of them (profile-prefill.png; reference).
+  std::vector<LayerPartComparison> sglang_layer, sglang_balanced_layer;
   // The first prefill row without overlap (8K tokens per GPU, 4K prompts),
   // part by part against SGLang's own profile of it (reference).
   std::vector<LayerPartComparison> no_overlap_layer;

@@ -185,6 +185,22 @@ assert abs(p["all compute kernels"] - p["attention core"] - p["routed experts"] 
 assert p["the layer, overlapped"] >= max(p["all compute kernels"], p["dispatch"] + p["combine"]), p
 profile_row = rows["DeepSeek's profile: prefill EP32 on H800, 4K"]["predicted"]
 assert abs(p["the layer, overlapped"] - 16384 / (profile_row / 8) / 61 * 1e3) < 1e-6, p
+# The 4K row and its balanced twin, part by part against SGLang's profile of
+# them (same chart): the same identities, each layer its row's iteration.
+for key, row in (("prefill_layer_4k", "prefill EP32, 4K prompts"),
+                 ("prefill_layer_4k_balanced", "prefill EP32, 4K prompts, balanced experts")):
+    t = {r["part"].split(" (")[0]: r for r in serving[key]}
+    assert list(t) == list(parts), (key, t.keys())
+    q = {k: r["predicted_ms"] for k, r in t.items()}
+    assert abs(q["all compute kernels"] - q["attention core"] - q["routed experts"] - q["GEMMs"]
+               - q["other kernels"]) < 1e-9, (key, q)
+    assert q["the layer, overlapped"] >= max(q["all compute kernels"],
+                                             q["dispatch"] + q["combine"]), (key, q)
+    per_node = rows[row]["predicted"]
+    assert abs(q["the layer, overlapped"] - 16384 / (per_node / 8) / 61 * 1e3) < 1e-6, (key, q)
+    m = {k: r["profile_ms"] for k, r in t.items()}
+    assert abs(m["all compute kernels"] - m["attention core"] - m["routed experts"] - m["GEMMs"]
+               - m["other kernels"]) < 1e-9, (key, m)
 # The first row without overlap, part by part against SGLang's profile of it
 # (tbo-breakdown-prefill.png, scaled to 16,384 tokens): nothing overlaps, so
 # in the served system the parts add up to the layer, and in moesim the layer
