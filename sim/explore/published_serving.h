@@ -38,10 +38,9 @@
 //    run without EPLB placed experts);
 //  - layers part by part: the DeepSeek profile row's, the 4K row's and the
 //    balanced row's against profile-prefill.png, the first prefill row
-//    without overlap against
-//    SGLang's own profile of it (tbo-breakdown-prefill.png), and decode
-//    without overlap at 256 requests per GPU against SGLang's profile of it
-//    (tbo-breakdown-decode.png).
+//    without overlap against SGLang's own profile of it
+//    (tbo-breakdown-prefill.png), and decode without overlap at 256 requests
+//    per GPU against SGLang's profile of it (tbo-breakdown-decode.png).
 
 #include <functional>
 #include <string>
@@ -62,11 +61,13 @@ struct ServingComparison {
   bool reference = false;
 };
 
-// One part of a prefill layer against the blog's kernel breakdowns, ms per
-// layer at 16,384 tokens per GPU (both micro-batches, or an 8,192-token
-// batch scaled to that), moesim's part alone: its chart profile-prefill.png
-// (DeepSeek's profile and SGLang's unit tests) and its chart
-// tbo-breakdown-prefill.png (SGLang without two-batch overlap).
+// One part of a layer against the blog's kernel breakdowns, ms per layer:
+// prefill at 16,384 tokens per GPU (both micro-batches, or an 8,192-token
+// batch scaled to that), moesim's part alone, from its charts
+// profile-prefill.png (DeepSeek's and SGLang's profiles, SGLang's unit
+// tests) and tbo-breakdown-prefill.png (SGLang without two-batch overlap);
+// decode at 256 requests per GPU, moesim's part of its run's iterations,
+// from tbo-breakdown-decode.png.
 struct LayerPartComparison {
   std::string part;
   double profile_ms = 0;    // the served system's kernels, as profiled
