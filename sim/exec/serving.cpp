@@ -98,8 +98,7 @@ class Simulator : private EventHandler {
   void enqueue(uint32_t request, int instance);
   void start_iteration(int instance);
   double form_batch(Instance& inst, int replica, ReplicaBatch& batch);
-  bool admit(const ModelShape& model, Replica& rep, ReplicaBatch& batch, int64_t& budget,
-             double& swap_s);
+  bool admit(Replica& rep, ReplicaBatch& batch, int64_t& budget, double& swap_s);
   bool make_room(Replica& rep, int64_t blocks, uint32_t requester, double& swap_s);
   void preempt(Replica& rep, uint32_t victim, double& swap_s);
   void finish_iteration(int instance);
@@ -109,12 +108,11 @@ class Simulator : private EventHandler {
   void deliver_token(RequestState& r, double now);  // the user receives a token now
   // KV blocks a request holds while its positions [from, to) are computed.
   int64_t blocks_for(int64_t from, int64_t to) const {
-    return shape_ ? shape_->kv_blocks(from, to, setup_.config.kv_block_tokens)
-                  : (to + setup_.config.kv_block_tokens - 1) / setup_.config.kv_block_tokens;
+    return shape_.kv_blocks(from, to, setup_.config.kv_block_tokens);
   }
   // Moving the cache of a sequence of `context` tokens to or from the host.
   double swap_seconds(int64_t context) const {
-    const double tokens = shape_ ? shape_->kv_cached_tokens(context) : context;
+    const double tokens = shape_.kv_cached_tokens(context);
     return tokens * setup_.kv_bytes_per_token_per_gpu / setup_.host_link_bytes_per_s;
   }
   // Gives request `r` exactly `blocks` KV blocks: allocates the difference,
@@ -130,7 +128,7 @@ class Simulator : private EventHandler {
   size_t rr_mixed_ = 0, rr_decode_ = 0;
   uint64_t admissions_ = 0;
   ServingResult result_;
-  const ModelShape* shape_ = nullptr;  // the instances' model (its windows)
+  const ModelShape& shape_;  // the instances' model (its windows)
   double kv_weighted_ = 0, kv_weight_ = 0;
   double batch_sum_ = 0;
   int64_t batch_samples_ = 0;
@@ -142,8 +140,16 @@ class Simulator : private EventHandler {
   void count_in_system(int64_t delta);
 };
 
+// The model every instance's cost model prices (ServingInstance::cost).
+const ModelShape& served_model(const ServingSetup& setup) {
+  if (setup.instances.empty() || !setup.instances.front().cost) {
+    throw std::logic_error("simulate_serving: every instance needs its cost model");
+  }
+  return setup.instances.front().cost->model();
+}
+
 Simulator::Simulator(const ServingSetup& setup, std::vector<ServingRequest> requests)
-    : setup_(setup) {
+    : setup_(setup), shape_(served_model(setup)) {
   for (const ServingRequest& r : requests) {
     RequestState s;
     s.out.arrival_s = r.arrival_s;
@@ -152,7 +158,6 @@ Simulator::Simulator(const ServingSetup& setup, std::vector<ServingRequest> requ
     req_.push_back(s);
   }
   for (const ServingInstance& spec : setup.instances) {
-    if (spec.cost) shape_ = &spec.cost->model();
     Instance inst;
     inst.spec = &spec;
     inst.replicas.resize(spec.replicas);
@@ -361,7 +366,7 @@ double Simulator::form_batch(Instance& inst, int replica, ReplicaBatch& batch) {
     set_blocks(rep, r, blocks);
     r.decoding = true;
     --budget;
-    batch.add_decode(inst.spec->cost->model(), r.computed);
+    batch.add_decode(shape_, r.computed);
     ++batch.sampled;
     rep.in_batch.push_back(id);
   }
@@ -383,14 +388,13 @@ double Simulator::form_batch(Instance& inst, int replica, ReplicaBatch& batch) {
   // 3. Admissions in arrival order, unless this step had to preempt (vLLM
   // V1's scheduler admits no waiting request in a step that preempted).
   if (result_.preemptions == preemptions_before) {
-    while (admit(inst.spec->cost->model(), rep, batch, budget, swap_s)) {
+    while (admit(rep, batch, budget, swap_s)) {
     }
   }
   return swap_s;
 }
 
-bool Simulator::admit(const ModelShape& model, Replica& rep, ReplicaBatch& batch, int64_t& budget,
-                      double& swap_s) {
+bool Simulator::admit(Replica& rep, ReplicaBatch& batch, int64_t& budget, double& swap_s) {
   const ServingConfig& cfg = setup_.config;
   if (rep.waiting.empty() || budget <= 0 ||
       static_cast<int>(rep.running.size()) >= cfg.max_batch_size) {
@@ -429,7 +433,7 @@ bool Simulator::admit(const ModelShape& model, Replica& rep, ReplicaBatch& batch
   if (decode) {
     r.decoding = true;
     --budget;
-    batch.add_decode(model, r.computed);
+    batch.add_decode(shape_, r.computed);
   } else {
     r.chunk = chunk;
     budget -= chunk;

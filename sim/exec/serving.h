@@ -55,6 +55,8 @@ struct ServingInstance {
   int replicas = 1;
   int gpus = 1;
   int64_t kv_blocks_per_replica = 0;
+  // REQUIRED; every instance's cost model prices the same model (a
+  // scenario serves one), whose windows the scheduler's KV blocks follow.
   const InferenceCostModel* cost = nullptr;
   IterationRouting* routing = nullptr;
 };
