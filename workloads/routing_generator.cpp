@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -37,6 +38,22 @@ AliasTable::AliasTable(std::span<const double> w)
 }
 
 namespace {
+
+// Gate weights: descending, summing to one: k - c + u_c with u_c uniform in
+// (0, 1] is strictly decreasing in c without sorting (only the order matters
+// to score-based dropping; the spread is random).
+void gate_weights(int top_k, Rng& rng, float* weight) {
+  double sum = 0;
+  double raw[64];
+  for (int c = 0; c < top_k; ++c) sum += raw[c] = (top_k - c) + rng.uniform_pos();
+  for (int c = 0; c < top_k; ++c) weight[c] = static_cast<float>(raw[c] / sum);
+}
+
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
 
 enum class Kind { kUniform, kZipf, kDirichlet, kTokenId, kDrift, kCorrelated, kGrouped };
 
@@ -117,8 +134,9 @@ class Generator : public RoutingGenerator {
     return p;
   }
 
-  void generate(int step, int layer, std::span<const int64_t> tokens_per_source,
-                RoutingBatch& out) const override {
+  using RoutingGenerator::generate;
+  void generate(int step, int layer, std::span<const int64_t> tokens_per_source, RoutingBatch& out,
+                const SequenceLayout& /*sequences: no per-sequence preference*/) const override {
     int64_t total = 0;
     for (int64_t t : tokens_per_source) total += t;
     out.resize(total, top_k_, experts_);
@@ -146,14 +164,7 @@ class Generator : public RoutingGenerator {
           for (int c = 0; c < top_k_; ++c) chosen[c] = table.draw(rng);
           dedupe(chosen, table, rng);
         }
-        // Gate weights: descending, summing to one: k - c + u_c with u_c
-        // uniform in (0, 1] is strictly decreasing in c without sorting (only
-        // the order matters to score-based dropping; the spread is random).
-        float* w = &out.weight[t * top_k_];
-        double sum = 0;
-        double raw[64];
-        for (int c = 0; c < top_k_; ++c) sum += raw[c] = (top_k_ - c) + rng.uniform_pos();
-        for (int c = 0; c < top_k_; ++c) w[c] = static_cast<float>(raw[c] / sum);
+        gate_weights(top_k_, rng, &out.weight[t * top_k_]);
       }
     }
   }
@@ -190,11 +201,7 @@ class Generator : public RoutingGenerator {
     for (double& x : p) x *= std::exp(spread_ * rng.normal() - spread_ * spread_ / 2);
     return p;  // AliasTable normalises
   }
-  static uint64_t mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
+  static uint64_t mix(uint64_t z) { return mix64(z); }
   // Token id -> its fixed experts at `layer`.
   void token_experts(int token_id, int layer, int32_t* chosen) const {
     uint64_t h = mix(seed_ ^ (static_cast<uint64_t>(token_id) << 16) ^ layer);
@@ -227,6 +234,86 @@ class Generator : public RoutingGenerator {
   uint64_t seed_;
   int vocab_;
   AliasTable vocab_table_;
+};
+
+// sequence:S: every sequence draws its experts from 1/rank^S over its own
+// random order of the experts (per sequence, step and layer), so what one
+// all-to-all sees depends on how many sequences its sources mix.
+class SequenceGenerator : public RoutingGenerator {
+ public:
+  SequenceGenerator(std::string spec, double exponent, const MoeModelConfig& m, uint64_t seed)
+      : experts_(m.routed_experts), top_k_(m.top_k), seed_(seed) {
+    spec_ = std::move(spec);
+    std::vector<double> by_rank(experts_);
+    for (int r = 0; r < experts_; ++r) by_rank[r] = std::pow(r + 1.0, -exponent);
+    rank_table_ = AliasTable(by_rank);
+  }
+
+  // Over many sequences every expert is equally likely.
+  std::vector<double> popularity(int, int) const override {
+    return std::vector<double>(experts_, 1.0 / experts_);
+  }
+
+  using RoutingGenerator::generate;
+  void generate(int step, int layer, std::span<const int64_t> tokens_per_source, RoutingBatch& out,
+                const SequenceLayout& sequences) const override {
+    const size_t sources = tokens_per_source.size();
+    if ((!sequences.group_of_source.empty() && sequences.group_of_source.size() != sources) ||
+        (!sequences.sequences_of_source.empty() &&
+         sequences.sequences_of_source.size() != sources)) {
+      throw std::logic_error("SequenceLayout: one entry per source expected");
+    }
+    int64_t total = 0;
+    for (int64_t t : tokens_per_source) total += t;
+    out.resize(total, top_k_, experts_);
+    Rng rng(seed_, stream_of(1, step, layer));
+    std::vector<int32_t> order(experts_);
+    int64_t t = 0;
+    for (size_t src = 0; src < sources; ++src) {
+      const int64_t group = sequences.group_of_source.empty() ? static_cast<int64_t>(src)
+                                                              : sequences.group_of_source[src];
+      const int64_t count = std::clamp<int64_t>(
+          sequences.sequences_of_source.empty() ? 1 : sequences.sequences_of_source[src], 1,
+          std::max<int64_t>(1, tokens_per_source[src]));
+      for (int64_t seq = 0; seq < count; ++seq) {
+        sequence_order(step, layer, group, seq, order);
+        const int64_t tokens =
+            tokens_per_source[src] / count + (seq < tokens_per_source[src] % count ? 1 : 0);
+        for (int64_t i = 0; i < tokens; ++i, ++t) {
+          out.source_rank[t] = static_cast<int32_t>(src);
+          draw_experts(order, rng, &out.expert[t * top_k_]);
+          gate_weights(top_k_, rng, &out.weight[t * top_k_]);
+        }
+      }
+    }
+  }
+
+ private:
+  // The sequence's own random order of the experts (Fisher-Yates on a
+  // stream of its own: the same sequence gets the same order from every
+  // source that holds part of it).
+  void sequence_order(int step, int layer, int64_t group, int64_t seq,
+                      std::vector<int32_t>& order) const {
+    Rng rng(seed_, mix64(mix64(stream_of(6, step, layer) + static_cast<uint64_t>(group)) +
+                         static_cast<uint64_t>(seq)));
+    std::iota(order.begin(), order.end(), 0);
+    for (int i = experts_ - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+  }
+  // Distinct top-k experts: popularity ranks drawn from 1/rank^S, mapped
+  // through the sequence's order (duplicates redrawn, then the next free).
+  void draw_experts(const std::vector<int32_t>& order, Rng& rng, int32_t* chosen) const {
+    for (int c = 0; c < top_k_; ++c) {
+      int rank = rank_table_.draw(rng);
+      for (int tries = 1; std::find(chosen, chosen + c, order[rank]) != chosen + c; ++tries) {
+        rank = tries < 32 ? rank_table_.draw(rng) : (rank + 1) % experts_;
+      }
+      chosen[c] = order[rank];
+    }
+  }
+
+  int experts_, top_k_;
+  uint64_t seed_;
+  AliasTable rank_table_;
 };
 
 // Replays a recorded trace: the batch of (step mod steps, layer mod layers),
@@ -269,8 +356,10 @@ class ReplayGenerator : public RoutingGenerator {
     return p;
   }
 
-  void generate(int step, int layer, std::span<const int64_t> tokens_per_source,
-                RoutingBatch& out) const override {
+  using RoutingGenerator::generate;
+  void generate(int step, int layer, std::span<const int64_t> tokens_per_source, RoutingBatch& out,
+                const SequenceLayout& /*sequences: the trace's tokens are drawn as recorded*/)
+      const override {
     const RoutingBatch& in = batch(step, layer);
     int64_t total = 0;
     for (int64_t t : tokens_per_source) total += t;
@@ -299,6 +388,10 @@ class ReplayGenerator : public RoutingGenerator {
 };
 
 }  // namespace
+
+bool generator_reads_sequences(const std::string& spec) {
+  return spec.starts_with("sequence:");
+}
 
 std::unique_ptr<RoutingGenerator> make_generator(const std::string& spec,
                                                  const MoeModelConfig& model, uint64_t seed,
@@ -368,6 +461,11 @@ std::unique_ptr<RoutingGenerator> make_generator(const std::string& spec,
     return std::make_unique<Generator>(spec, Kind::kCorrelated, number(1, 0, 10, "the exponent S"),
                                        number(2, 0, 1, "the probability P"), model, seed);
   }
+  if (kind == "sequence") {
+    arity(2);
+    return std::make_unique<SequenceGenerator>(spec, number(1, 0, 10, "the exponent S"), model,
+                                               seed);
+  }
   if (kind == "grouped") {
     if (parts.size() != 3 && parts.size() != 4) {
       throw_config_error(
@@ -379,7 +477,7 @@ std::unique_ptr<RoutingGenerator> make_generator(const std::string& spec,
   }
   throw_config_error(path, fmt::format("unknown routing generator '{}' (known: uniform, zipf:S, "
                                        "dirichlet:A, token_id:S, drift:S:R, correlated:S:P, "
-                                       "grouped:S:G[:V], replay:FILE)",
+                                       "grouped:S:G[:V], sequence:S, replay:FILE)",
                                        spec));
 }
 

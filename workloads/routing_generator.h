@@ -20,6 +20,17 @@
 //                        popularity by exp(V z - V^2/2), z ~ N(0, 1): a batch
 //                        prefers its own experts, which a placement made from
 //                        long-run statistics (EPLB) cannot follow
+//   sequence:S           each sequence (document, request) prefers its own
+//                        experts: popularity 1/rank^S over a random order of
+//                        the experts drawn for each sequence of each (step,
+//                        layer) batch, so the corpus as a whole is balanced
+//                        while one sequence is not.
+//                        This is what a router trained with global-batch load
+//                        balancing does (Qwen3's; Qiu et al., "Demons in the
+//                        Detail", ACL 2025: balance over the global batch
+//                        lets experts specialise by domain). An all-to-all's
+//                        imbalance then depends on how many sequences its
+//                        ranks' tokens mix (SequenceLayout)
 //   replay:FILE          a recorded .moetrace, resampled token by token (with
 //                        replacement) to any batch size, step and layer count
 //
@@ -36,12 +47,31 @@
 
 namespace moesim::workloads {
 
+// Which sequences a batch's tokens come from, for generators whose
+// preference is per sequence (sequence:S; the others ignore it). Source s's
+// tokens are split evenly among sequences_of_source[s] sequences of group
+// group_of_source[s]; sources of one group hold parts of the same sequences
+// (in training the tensor- and context-parallel ranks of one data-parallel
+// replica, in serving the GPUs of one attention replica). Empty spans: each
+// source is a group of one sequence; otherwise both hold one entry per
+// source, and a count below 1 counts as 1.
+struct SequenceLayout {
+  std::span<const int32_t> group_of_source;
+  std::span<const int64_t> sequences_of_source;
+};
+
 class RoutingGenerator {
  public:
   virtual ~RoutingGenerator() = default;
-  // Fills `out` with tokens_per_source[r] tokens from each source rank r.
+  // Fills `out` with tokens_per_source[r] tokens from each source rank r,
+  // from the sequences `sequences` says.
   virtual void generate(int step, int moe_layer, std::span<const int64_t> tokens_per_source,
-                        RoutingBatch& out) const = 0;
+                        RoutingBatch& out, const SequenceLayout& sequences) const = 0;
+  // Each source its own single sequence.
+  void generate(int step, int moe_layer, std::span<const int64_t> tokens_per_source,
+                RoutingBatch& out) const {
+    generate(step, moe_layer, tokens_per_source, out, SequenceLayout{});
+  }
   // The expected share of routings per expert at (step, layer): for
   // grouped:S:G:V the long-run mean, not one batch's draw.
   virtual std::vector<double> popularity(int step, int moe_layer) const = 0;
@@ -55,6 +85,10 @@ class RoutingGenerator {
 std::unique_ptr<RoutingGenerator> make_generator(const std::string& spec,
                                                  const MoeModelConfig& model, uint64_t seed,
                                                  const std::string& path);
+
+// Whether the generator `spec` names reads a SequenceLayout (callers may
+// leave it empty otherwise, and share routings between layouts).
+bool generator_reads_sequences(const std::string& spec);
 
 // Walker's alias method: O(1) draws from a discrete distribution.
 class AliasTable {

@@ -27,8 +27,8 @@ int generate(const Args& args) {
       "steps", po::value(&steps), "steps (default 1)")(
       "gen", po::value(&gen),
       "generator: uniform, zipf:S, dirichlet:A, token_id:S, drift:S:R, "
-      "correlated:S:P, grouped:S:G[:V] (default uniform)")("seed", po::value(&seed),
-                                                           "seed (default 1)")(
+      "correlated:S:P, grouped:S:G[:V], sequence:S (each rank's tokens one sequence) "
+      "(default uniform)")("seed", po::value(&seed), "seed (default 1)")(
       "ranks", po::value(&ranks), "source ranks the tokens come from, evenly (default 1)")(
       "output,o", po::value(&out), "trace file to write");
   po::positional_options_description positional;

@@ -371,6 +371,9 @@ std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> 
   FfnSeconds shared, dense;
   int64_t most_tokens = 0;
   std::vector<int64_t> tokens_per_rank(parallel_.ep, 0);
+  // An EP rank's sequences: those of the replica its first GPU serves.
+  std::vector<int32_t> replica_of_rank(parallel_.ep, 0);
+  std::vector<int64_t> sequences_of_rank(parallel_.ep, 0);
   for (size_t r = 0; r < replicas.size(); ++r) {
     const ReplicaBatch& b = replicas[r];
     const int64_t tokens = b.tokens();
@@ -398,12 +401,17 @@ std::vector<LayerCost> InferenceCostModel::layers(std::span<const ReplicaBatch> 
     for (int g = 0; g < t; ++g) {
       const size_t gpu = r * t + g;
       tokens_per_rank[gpu / etp] += tokens / t + (g < tokens % t ? 1 : 0);
+      if (gpu % etp == 0) {
+        replica_of_rank[gpu / etp] = static_cast<int32_t>(r);
+        sequences_of_rank[gpu / etp] = static_cast<int64_t>(b.prefill.size()) + b.decode_sequences;
+      }
     }
   }
   const double tp_comm = 2 * tp_all_reduce_seconds(most_tokens);  // after attention and the FFN
   const std::vector<RoutingSample>* samples = nullptr;
   if (model_.experts > 0 && most_tokens > 0) {
-    samples = &routing.route(routing_index, tokens_per_rank);
+    samples = &routing.route(routing_index, tokens_per_rank,
+                             IterationSequences{replica_of_rank, sequences_of_rank});
   }
   // Each distinct sample is priced once; MoE layer j plays sample j mod n.
   struct SampleCost {

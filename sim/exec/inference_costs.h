@@ -85,14 +85,28 @@ struct IterationCost {
 
 // The routing of one MoE layer for this iteration's tokens (per EP rank
 // counts, as exec::RoutingSample holds them).
+// Which sequences an iteration's tokens come from, per EP rank: the attention
+// replica they come from and how many sequences (prefill chunks and decodes)
+// that replica runs. Ranks of one replica hold parts of the same sequences.
+// Empty spans: each rank's tokens are one sequence.
+struct IterationSequences {
+  std::span<const int32_t> replica_of_rank;
+  std::span<const int64_t> sequences_of_rank;
+};
+
 class IterationRouting {
  public:
   virtual ~IterationRouting() = default;
   // Samples for the iteration's tokens, `tokens_per_rank` per EP rank (an EP
-  // rank of expert_tp GPUs gathers its GPUs' tokens); MoE layer j uses
-  // samples[j mod size]. Valid until the next call.
+  // rank of expert_tp GPUs gathers its GPUs' tokens) from `sequences`; MoE
+  // layer j uses samples[j mod size]. Valid until the next call.
   virtual const std::vector<RoutingSample>& route(uint64_t iteration,
-                                                  std::span<const int64_t> tokens_per_rank) = 0;
+                                                  std::span<const int64_t> tokens_per_rank,
+                                                  const IterationSequences& sequences) = 0;
+  const std::vector<RoutingSample>& route(uint64_t iteration,
+                                          std::span<const int64_t> tokens_per_rank) {
+    return route(iteration, tokens_per_rank, IterationSequences{});
+  }
 };
 
 // One micro-batch's costs in one layer on the slowest rank, seconds alone.

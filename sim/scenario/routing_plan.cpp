@@ -27,8 +27,15 @@ RoutingKey routing_key(const Scenario& s) {
   // context-parallel rank's part of the micro-batch.
   key.tokens_per_rank = s.setup.workload.seq_len / p.cp * p.micro_batch_size / p.tp;
   key.steps = s.setup.workload.steps;
-  for (int rank : exec::RankLayout(p).ep_group(0))
+  const exec::RankLayout layout(p);
+  // Only a generator that reads the sequences gets them: plans of the others
+  // stay shared between layouts that mix sequences differently.
+  const bool sequences = workloads::generator_reads_sequences(key.generator);
+  for (int rank : layout.ep_group(0)) {
     key.ep_rank_node.push_back(s.cluster.node_of(rank));
+    if (sequences) key.ep_rank_replica.push_back(layout.coords(rank).dp);
+  }
+  if (sequences) key.sequences_per_rank = p.micro_batch_size;
   key.routing_samples = s.options.routing_samples;
   key.max_routings_per_step = s.options.max_routings_per_step;
   return key;
@@ -168,6 +175,12 @@ GeneratedLayer generate_layer(const RoutingKey& key, const RoutingBudget& budget
 
   GeneratedLayer out;
   const std::vector<int64_t> tokens(ep, budget.generated_per_rank);
+  const std::vector<int64_t> sequences(ep, key.sequences_per_rank);
+  workloads::SequenceLayout layout;
+  if (static_cast<int>(key.ep_rank_replica.size()) == ep) {
+    layout.group_of_source = key.ep_rank_replica;
+    layout.sequences_of_source = sequences;
+  }
   workloads::RoutingBatch batch;
   workloads::GatingOutcome outcome;
   out.stats.layer = layer;
@@ -181,7 +194,7 @@ GeneratedLayer generate_layer(const RoutingKey& key, const RoutingBudget& budget
     lr.layer = layer;
     for (int sample = 0; sample < budget.samples; ++sample) {
       // Samples of later steps and layers use distinct generator steps.
-      generator.generate(step * budget.samples + sample, moe_ordinal, tokens, batch);
+      generator.generate(step * budget.samples + sample, moe_ordinal, tokens, batch, layout);
       // One stream of re-routing draws per (seed, step, layer, sample).
       const uint64_t stream = key.seed ^ (static_cast<uint64_t>(step) << 40) ^
                               (static_cast<uint64_t>(moe_ordinal) << 20) ^

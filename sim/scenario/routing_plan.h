@@ -40,6 +40,11 @@ struct RoutingKey {
   // The node of each member of an expert-parallel group, in group order
   // (which copies cross the network, and how many EP ranks share a node).
   std::vector<int> ep_rank_node;
+  // Which sequences each member's tokens come from (workloads::SequenceLayout):
+  // its data-parallel replica, and that replica's micro-batch of sequences
+  // (tensor- and context-parallel ranks hold parts of the same ones).
+  std::vector<int32_t> ep_rank_replica;
+  int64_t sequences_per_rank = 1;
   int routing_samples = 2;
   int64_t max_routings_per_step = 0;
 

@@ -47,7 +47,8 @@ const workloads::ExpertPlacement& ServingRouting::placement(int moe_layer) {
 }
 
 const std::vector<exec::RoutingSample>& ServingRouting::route(
-    uint64_t iteration, std::span<const int64_t> tokens_per_rank) {
+    uint64_t iteration, std::span<const int64_t> tokens_per_rank,
+    const exec::IterationSequences& sequences) {
   const int moe_layers = static_cast<int>(load_.size());
   samples_out_.clear();
   if (moe_layers == 0) return samples_out_;
@@ -92,7 +93,9 @@ const std::vector<exec::RoutingSample>& ServingRouting::route(
   parallel_for(samples_, threads, [&](size_t s) {
     const int layer = layers_[s];
     Scratch& w = work_[s];
-    generator_->generate(static_cast<int>(step_index_[s] % (1u << 30)), layer, tokens_, w.batch);
+    generator_->generate(
+        static_cast<int>(step_index_[s] % (1u << 30)), layer, tokens_, w.batch,
+        workloads::SequenceLayout{sequences.replica_of_rank, sequences.sequences_of_rank});
     workloads::apply_gating(
         w.batch, gating_, *placements_[layer], popularity_[layer], ranks_per_node_, w.outcome,
         seed_ ^ (step_index_[s] * 0x9E3779B97F4A7C15ull) ^ static_cast<uint64_t>(layer));

@@ -41,8 +41,10 @@ class ServingRouting final : public exec::IterationRouting {
                  std::shared_ptr<const workloads::RoutingGenerator> generator, uint64_t seed,
                  int instance, std::vector<int> ep_rank_node, int samples, int64_t max_copies);
 
+  using exec::IterationRouting::route;
   const std::vector<exec::RoutingSample>& route(uint64_t iteration,
-                                                std::span<const int64_t> tokens_per_rank) override;
+                                                std::span<const int64_t> tokens_per_rank,
+                                                const exec::IterationSequences& sequences) override;
 
   // Per MoE layer (ordinal): token copies per slot and drops, summed over
   // the batches drawn for it.

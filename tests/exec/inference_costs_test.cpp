@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <span>
 #include <vector>
 
 #include "sim/exec/inference_costs.h"
@@ -33,7 +34,9 @@ class RecordingCost final : public testing::LinearCost {
 class SpreadRouting final : public IterationRouting {
  public:
   explicit SpreadRouting(int ep = 1) : ep_(ep) {}
-  const std::vector<RoutingSample>& route(uint64_t, std::span<const int64_t> tokens) override {
+  using IterationRouting::route;
+  const std::vector<RoutingSample>& route(uint64_t, std::span<const int64_t> tokens,
+                                          const IterationSequences&) override {
     samples_.assign(1, testing::even_routing(ep_, 8, tokens[0], 2));
     return samples_;
   }
@@ -180,6 +183,47 @@ TEST_CASE("without two-batch overlap a layer's parts run one after another, shar
   CHECK(it.expert_s == Approx(expert));
   CHECK(it.seconds ==
         Approx(it.attention_s + it.expert_s + it.dispatch_s + it.combine_s + it.other_s));
+}
+
+// Records the sequences each call says the ranks' tokens come from.
+class SequenceRecorder final : public IterationRouting {
+ public:
+  using IterationRouting::route;
+  const std::vector<RoutingSample>& route(uint64_t, std::span<const int64_t> tokens,
+                                          const IterationSequences& sequences) override {
+    tokens_per_rank.assign(tokens.begin(), tokens.end());
+    replica.assign(sequences.replica_of_rank.begin(), sequences.replica_of_rank.end());
+    count.assign(sequences.sequences_of_rank.begin(), sequences.sequences_of_rank.end());
+    samples_.assign(1, testing::even_routing(4, 8, tokens[0], 2));
+    return samples_;
+  }
+  std::vector<int64_t> tokens_per_rank, count;
+  std::vector<int32_t> replica;
+
+ private:
+  std::vector<RoutingSample> samples_;
+};
+
+TEST_CASE("routing learns which replica's sequences each EP rank's tokens come from",
+          "[exec][serving]") {
+  // Two replicas of tp 2 on four EP ranks: each rank holds half its
+  // replica's tokens, from all of that replica's sequences (prefill chunks
+  // and decodes).
+  const ModelShape shape = testing::tiny_moe(2);
+  std::vector<ReplicaBatch> batches{decode_batch(64, 100), decode_batch(10, 100)};
+  batches[1].prefill = {{300, 0}, {100, 50}};
+  testing::LinearCost cost(1e12, 1e10);
+  SequenceRecorder routing;
+  InferenceParallel parallel;
+  parallel.tp = 2;
+  parallel.attention_dp = 2;
+  parallel.ep = 4;
+  InferenceCostModel model(shape, parallel, hw::DType::kBf16, hw::DType::kBf16, cost, no_collective,
+                           {0, 1, 2, 3}, 0);
+  model.iteration(batches, routing, 0);
+  CHECK(routing.tokens_per_rank == std::vector<int64_t>{32, 32, 205, 205});
+  CHECK(routing.replica == std::vector<int32_t>{0, 0, 1, 1});
+  CHECK(routing.count == std::vector<int64_t>{64, 64, 12, 12});
 }
 
 // Records the attention-core kernels it prices.

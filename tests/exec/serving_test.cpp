@@ -30,8 +30,9 @@ namespace {
 class SpreadRouting final : public IterationRouting {
  public:
   SpreadRouting(int experts, int top_k) : experts_(experts), top_k_(top_k) {}
-  const std::vector<RoutingSample>& route(uint64_t,
-                                          std::span<const int64_t> tokens_per_rank) override {
+  using IterationRouting::route;
+  const std::vector<RoutingSample>& route(uint64_t, std::span<const int64_t> tokens_per_rank,
+                                          const IterationSequences&) override {
     RoutingSample rs;
     rs.ep = 1;
     rs.local_experts = experts_;

@@ -5,6 +5,7 @@
 #include "sim/scenario/scenario.h"
 
 #include <catch2/catch.hpp>
+#include <numeric>
 
 #include "sim/scenario/routing_plan.h"
 #include "sim/scenario/run.h"
@@ -408,6 +409,60 @@ TEST_CASE("a routing plan depends only on its key", "[scenario][routing]") {
   d["routing"] = {{"generator", "zipf:1.0"}};
   CHECK_FALSE(ka == routing_key(resolve_scenario(d)));
   CHECK(cached_routing_plan(ka) == cached_routing_plan(routing_key(resolve_scenario(b))));
+}
+
+TEST_CASE("sequence routing knows which replica's sequences each EP rank holds",
+          "[scenario][routing]") {
+  // tp 2 x dp 8 with ep 8: an EP group spans tp first (Megatron's order), so
+  // its 8 ranks hold the micro-batches of 4 data-parallel replicas, 2 ranks
+  // each, micro_batch_size sequences per replica.
+  Json doc = mixtral(2, {{"dp", 8}, {"tp", 2}, {"ep", 8}, {"micro_batch_size", 2}});
+  doc["routing"] = {{"generator", "sequence:0.9"}, {"seed", 3}};
+  const RoutingKey key = routing_key(resolve_scenario(doc));
+  CHECK(key.ep_rank_replica == std::vector<int32_t>{0, 0, 1, 1, 2, 2, 3, 3});
+  CHECK(key.sequences_per_rank == 2);
+  // Other generators ignore sequences, and their plans stay shared.
+  doc["routing"]["generator"] = "zipf:0.9";
+  const RoutingKey plain = routing_key(resolve_scenario(doc));
+  CHECK(plain.ep_rank_replica.empty());
+  CHECK(plain.sequences_per_rank == 1);
+}
+
+TEST_CASE("sequence routing: an EP group mixing fewer sequences is less balanced",
+          "[scenario][routing]") {
+  // Qwen3-30B-A3B (128 experts, top-8) over the same 8 EP ranks and tokens
+  // per rank: tp 8 holds one replica's sequence on all of them, tp 1 x dp 8
+  // eight replicas' sequences. One sequence's own preference sets the
+  // hottest rank; eight of them average out. Hottest rank over the mean,
+  // worst over layers and samples.
+  auto max_rank_load = [](const Json& doc) {
+    const RoutingPlan plan = plan_routing(routing_key(resolve_scenario(doc)));
+    double worst = 0;
+    for (const exec::LayerRouting& layer : plan.routing.at(0)) {
+      for (const exec::RoutingSample& rs : layer.samples) {
+        std::vector<double> per_rank(rs.ep, 0);
+        for (size_t slot = 0; slot < rs.expert_tokens.size(); ++slot)
+          per_rank[slot / rs.local_experts] += static_cast<double>(rs.expert_tokens[slot]);
+        const double mean = std::accumulate(per_rank.begin(), per_rank.end(), 0.0) / rs.ep;
+        worst = std::max(worst, *std::max_element(per_rank.begin(), per_rank.end()) / mean);
+      }
+    }
+    return worst;
+  };
+  Json one = mixtral(1, {{"dp", 1}, {"tp", 8}, {"ep", 8}, {"sequence_parallel", true}});
+  Json eight = mixtral(1, {{"dp", 8}, {"ep", 8}});
+  for (Json* doc : {&one, &eight}) {
+    (*doc)["model"] = "qwen3-30b-a3b";
+    (*doc)["routing"] = {{"generator", "sequence:1.0"}, {"seed", 3}};
+  }
+  one["workload"]["seq_len"] = 8 * 4096;
+  const RoutingKey one_key = routing_key(resolve_scenario(one));
+  CHECK(one_key.tokens_per_rank == routing_key(resolve_scenario(eight)).tokens_per_rank);
+  CHECK(one_key.ep_rank_replica == std::vector<int32_t>(8, 0));
+  const double single = max_rank_load(one), mixed = max_rank_load(eight);
+  INFO("one sequence " << single << ", eight " << mixed);
+  CHECK(single > 1.8);
+  CHECK(mixed < 1.5);
 }
 
 }  // namespace

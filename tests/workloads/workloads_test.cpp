@@ -216,8 +216,9 @@ RoutingBatch gen(const std::string& spec, uint64_t seed, int64_t tokens = 20000,
 
 TEST_CASE("generators are deterministic per seed, distinct experts per token",
           "[workloads][generators]") {
-  for (const std::string spec : {"uniform", "zipf:1.2", "dirichlet:0.5", "token_id:1.1",
-                                 "drift:1.0:0.3", "correlated:1.0:0.8", "grouped:0.5:0.3:0.2"}) {
+  for (const std::string spec :
+       {"uniform", "zipf:1.2", "dirichlet:0.5", "token_id:1.1", "drift:1.0:0.3",
+        "correlated:1.0:0.8", "grouped:0.5:0.3:0.2", "sequence:0.9"}) {
     INFO(spec);
     const RoutingBatch a = gen(spec, 7), b = gen(spec, 7), c = gen(spec, 8);
     CHECK(a.expert == b.expert);
@@ -317,6 +318,61 @@ TEST_CASE("grouped with a spread: each batch departs from the mean, which stays 
     CHECK(chi_square(*still, step) < 103.4);
     CHECK(chi_square(*moving, step) > 1000);
   }
+}
+
+TEST_CASE("sequence: one sequence is skewed 1/rank^S, many balance, a group shares its own",
+          "[workloads][generators]") {
+  // Top-1 (no redraws), 64 experts, S = 1: one sequence's hottest expert
+  // takes 1 / H of its tokens, H = sum over r of 1/(r+1) = 4.74 for 64, i.e.
+  // 13.5x the mean; 1,000 sequences of 200 tokens each, every one in its own
+  // order, add up to nearly the mean everywhere (the corpus is balanced).
+  const auto m = resolve_model(Json{{"preset", "olmoe-1b-7b"}, {"top_k", 1}}, "model");
+  const auto g = make_generator("sequence:1.0", m, 5, "gen");
+  CHECK(generator_reads_sequences("sequence:1.0"));
+  CHECK_FALSE(generator_reads_sequences("zipf:1.0"));
+  for (double p : g->popularity(0, 0)) CHECK(p == Approx(1.0 / 64));
+  double harmonic = 0;
+  for (int r = 0; r < 64; ++r) harmonic += 1.0 / (r + 1);
+  auto max_over_mean = [](const RoutingBatch& b, int32_t source) {
+    std::vector<double> n(b.experts, 0);
+    double total = 0;
+    for (int64_t t = 0; t < b.tokens; ++t) {
+      if (source >= 0 && b.source_rank[t] != source) continue;
+      ++n[b.expert[t]];
+      ++total;
+    }
+    return *std::max_element(n.begin(), n.end()) / (total / b.experts);
+  };
+  const std::vector<int64_t> tokens{200000};
+  RoutingBatch one, many;
+  g->generate(0, 0, tokens, one);
+  CHECK(max_over_mean(one, -1) == Approx(64 / harmonic).epsilon(0.03));
+  const std::vector<int32_t> group{0};
+  const std::vector<int64_t> thousand{1000};
+  g->generate(0, 0, tokens, many, SequenceLayout{group, thousand});
+  CHECK(max_over_mean(many, -1) < 1.3);
+
+  // Two sources of one group hold parts of the same sequence (its hottest
+  // expert is theirs both); two groups are two sequences.
+  auto hottest = [](const RoutingBatch& b, int32_t source) {
+    std::vector<int> n(b.experts, 0);
+    for (int64_t t = 0; t < b.tokens; ++t)
+      if (b.source_rank[t] == source) ++n[b.expert[t]];
+    return std::max_element(n.begin(), n.end()) - n.begin();
+  };
+  const std::vector<int64_t> two{50000, 50000};
+  const std::vector<int32_t> shared{3, 3}, apart{3, 4};
+  RoutingBatch same, different;
+  g->generate(1, 2, two, same, SequenceLayout{shared, {}});
+  g->generate(1, 2, two, different, SequenceLayout{apart, {}});
+  CHECK(hottest(same, 0) == hottest(same, 1));
+  CHECK(hottest(different, 0) == hottest(same, 0));  // group 3 is group 3 in either batch
+  CHECK(hottest(different, 1) != hottest(different, 0));
+  CHECK_THROWS_AS(g->generate(0, 0, two, same, SequenceLayout{group, {}}), std::logic_error);
+  CHECK_THROWS_WITH(make_generator("sequence", m, 1, "routing.generator"),
+                    Catch::Contains("routing.generator"));
+  CHECK_THROWS_WITH(make_generator("sequence:-1", m, 1, "routing.generator"),
+                    Catch::Contains("the exponent S"));
 }
 
 TEST_CASE("skew shows in the statistics", "[workloads][stats]") {
