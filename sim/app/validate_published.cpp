@@ -111,7 +111,11 @@ OrderedJson validation_json(const explore::PublishedValidation& v) {
   out["source"] = v.source;
   OrderedJson rows = OrderedJson::array();
   for (const explore::PublishedComparison& c : v.rows) rows.push_back(comparison_json(c));
-  out["calibrated"] = OrderedJson::object();  // nothing is fitted to these rows
+  out["calibrated"] = OrderedJson::object();
+  out["calibrated"][v.calibration.field] =
+      OrderedJson{{"value", v.calibration.value},
+                  {"row", v.calibration.row},
+                  {"published_imbalance_cost", v.calibration.published_imbalance_cost}};
   out["layouts"] = rows;
   OrderedJson imbalance = OrderedJson::array();
   for (const explore::ImbalanceCost& c : v.imbalance) {
@@ -325,8 +329,12 @@ int validate_published_main(const Args& args) {
   std::cout << v.source << "\n";
   print_step_header("layout");
   for (const explore::PublishedComparison& c : v.rows) print_comparison(c);
-  std::cout << "  nothing calibrated: every row and the ranking are predicted "
-               "(options.pipeline_pass_overhead_us defaults to 0)\n";
+  std::cout << fmt::format(
+      "  calibrated: the examples' {} {}, its exponent chosen so that the {} row's imbalance "
+      "cost (dropless step / forced-balance step) is the published {:.3f}; every other row and "
+      "the ranking are predicted (options.pipeline_pass_overhead_us defaults to 0)\n",
+      v.calibration.field, v.calibration.value, v.calibration.row,
+      v.calibration.published_imbalance_cost);
   std::string imbalance;
   for (const explore::ImbalanceCost& c : v.imbalance) {
     imbalance += fmt::format("{}{}K {:.3f} against {:.3f}", imbalance.empty() ? "" : ", ",

@@ -64,8 +64,17 @@ struct PublishedTable {
   double max_abs_error = 0;  // over the rows that ran
 };
 
+// The figure fitted to a published row, and the row.
+struct Calibration {
+  std::string field;  // the scenario field, e.g. "routing.generator"
+  std::string value;  // as the examples set it
+  std::string row;    // the layout whose figure fixes it
+  double published_imbalance_cost = 0;
+};
+
 struct PublishedValidation {
   std::string source;
+  Calibration calibration;
   std::vector<PublishedComparison> rows;
   std::vector<ImbalanceCost> imbalance;  // one per length with both rows
   std::optional<double> max_abs_error;   // over the target rows; empty if one did not run

@@ -5,6 +5,7 @@
 # reference/measurements.md) within 20% and ranked the right way round.
 set -u
 moesim=$1
+root=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
@@ -12,7 +13,7 @@ fail=0
 if ! "$moesim" validate published --json >"$tmp/v.json" 2>"$tmp/err"; then
   echo "FAIL: validate published exited non-zero"; cat "$tmp/err"; fail=1
 fi
-python3 - "$tmp/v.json" <<'PY' || fail=1
+python3 - "$tmp/v.json" "$root" <<'PY' || fail=1
 import json, sys
 v = json.load(open(sys.argv[1]))
 rows = v["layouts"]
@@ -21,7 +22,7 @@ assert roles[:3] == ["prediction", "prediction", "prediction"], roles
 assert set(roles[3:5]) <= {"reference"}, roles
 # The long-context row (Qwen3-235B, 128K tokens, TP4 CP8 EP8 PP8 VPP4): it fits
 # in an H100 and is predicted; a regression guard around where the model
-# stands (README: -10.5%).
+# stands (README: -3.4%).
 long = rows[5]
 assert long["role"] == "prediction" and "CP8" in long["layout"], long
 assert long.get("status", "ok") == "ok" and long["predicted_step_time_s"] > 0, long
@@ -31,12 +32,15 @@ for r in rows[:3]:
     assert abs(r["error"] - err) < 1e-12, r
 # The rest of the long-context table: 16K-64K dropless, and every length with
 # Megatron's --moe-router-force-load-balancing (uniform routing). All
-# predictions. With routing skew out of the way the model is within 10%
-# (README: -4% to -7%): a regression guard.
+# predictions but the 32K dropless row, which calibrates the examples'
+# routing skew. With routing skew out of the way the model is within 10%
+# (README: -3% to -7%): a regression guard.
 forced = [r for r in rows if r["layout"].endswith("forced balance")]
 assert len(forced) == 4 and len(rows) == 13, [r["layout"] for r in rows]
 for r in rows[6:]:
-    assert r["role"] == "prediction" and r.get("status", "ok") == "ok", r
+    calibration = r["layout"] == "DeepEP TP4 CP2 EP8 PP8 VPP4 seq 32K"
+    assert r["role"] == ("calibration" if calibration else "prediction"), r
+    assert r.get("status", "ok") == "ok", r
     assert "examples/qwen3-235b-h100-128k-cp8.json with workload.seq_len" in r["scenario"], r
 for r in forced:
     assert "routing.generator uniform" in r["scenario"], r
@@ -48,8 +52,12 @@ assert sorted(cost) == [16384, 32768, 65536, 131072], cost
 for seq, (dropless, balanced) in {16384: (237, 295), 32768: (277, 335), 65536: (320, 368),
                                   131072: (357, 389)}.items():
     assert abs(cost[seq]["published"] - balanced / dropless) < 1e-9, cost[seq]
-    # The example's routing skew costs something, less as attention grows.
+    # The example's routing skew costs something, less as attention grows;
+    # 32K calibrates it (to 0.5%), the others are predicted within 7%
+    # (README: 16K 1.175 against 1.245, 64K and 128K within 0.4%).
     assert cost[seq]["predicted"] > 1, cost[seq]
+    tolerance = 0.005 if seq == 32768 else 0.07
+    assert abs(cost[seq]["predicted"] / cost[seq]["published"] - 1) < tolerance, cost[seq]
 assert cost[16384]["predicted"] > cost[131072]["predicted"], cost
 by_layout = {r["layout"]: r for r in rows}
 for seq in ("16K", "32K", "64K", "128K"):
@@ -59,12 +67,22 @@ for seq in ("16K", "32K", "64K", "128K"):
              by_layout[name + " forced balance"]["predicted_step_time_s"])
     assert abs(cost[{"16K": 16384, "32K": 32768, "64K": 65536, "128K": 131072}[seq]]["predicted"]
                - ratio) < 1e-12, seq
-# Nothing is calibrated on these rows any more (the per-pass overhead that
-# was fitted to the DeepEP row defaults to 0).
-assert v["calibrated"] == {}, v["calibrated"]
+# One figure is calibrated: the examples' routing skew, on the 32K row's
+# imbalance cost (the per-pass overhead once fitted to the DeepEP row
+# defaults to 0). Every Qwen3 example routes the same way.
+cal = v["calibrated"]
+assert list(cal) == ["routing.generator"], cal
+assert cal["routing.generator"]["row"] == "DeepEP TP4 CP2 EP8 PP8 VPP4 seq 32K", cal
+assert cal["routing.generator"]["value"].startswith("sequence:"), cal
+assert abs(cal["routing.generator"]["published_imbalance_cost"] - 335 / 277) < 1e-12, cal
+import glob
+qwen3 = glob.glob(sys.argv[2] + "/examples/qwen3-235b-h100-*.json")
+assert len(qwen3) == 6, qwen3
+for f in qwen3:
+    assert json.load(open(f))["routing"]["generator"] == cal["routing.generator"]["value"], f
 # Predictions: a regression guard around where the model stands (README:
-# the all-to-all row -24%, DeepEP +0.5%, the 1F1B-overlap row -19%).
-assert abs(rows[1]["error"]) < 0.05, rows[1]
+# the all-to-all row -21%, DeepEP +10%, the 1F1B-overlap row -12%).
+assert abs(rows[1]["error"]) < 0.15, rows[1]
 for r in (rows[0], rows[2]):
     assert abs(r["error"]) < 0.25, r
 # Published: 1F1B overlap shortens the DeepEP step (19.7 -> 17.6 s); so must the model.
