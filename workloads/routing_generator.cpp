@@ -236,6 +236,39 @@ class Generator : public RoutingGenerator {
   AliasTable vocab_table_;
 };
 
+// A random bijection of [0, n) chosen by `key`, O(1) per lookup and no
+// table: a 4-round Feistel network on the smallest even bit width holding n,
+// whose outputs at or above n are fed back in until they fall below it
+// (cycle walking, which keeps it a bijection of [0, n)).
+class KeyedPermutation {
+ public:
+  KeyedPermutation(int n, uint64_t key) : n_(static_cast<uint32_t>(n)) {
+    while ((uint64_t{1} << (2 * half_bits_)) < n_) ++half_bits_;
+    mask_ = (uint32_t{1} << half_bits_) - 1;
+    for (int r = 0; r < kRounds; ++r) round_key_[r] = mix64(key + 0x9E3779B97F4A7C15ULL * (r + 1));
+  }
+  int32_t operator()(int32_t x) const {
+    uint32_t v = static_cast<uint32_t>(x);
+    do {
+      uint32_t left = v >> half_bits_, right = v & mask_;
+      for (int r = 0; r < kRounds; ++r) {
+        const uint32_t next = left ^ (static_cast<uint32_t>(mix64(round_key_[r] ^ right)) & mask_);
+        left = right;
+        right = next;
+      }
+      v = (left << half_bits_) | right;
+    } while (v >= n_);
+    return static_cast<int32_t>(v);
+  }
+
+ private:
+  static constexpr int kRounds = 4;
+  uint32_t n_;
+  int half_bits_ = 0;
+  uint32_t mask_ = 0;
+  uint64_t round_key_[kRounds];
+};
+
 // sequence:S: every sequence draws its experts from 1/rank^S over its own
 // random order of the experts (per sequence, step and layer), so what one
 // all-to-all sees depends on how many sequences its sources mix.
@@ -267,7 +300,6 @@ class SequenceGenerator : public RoutingGenerator {
     for (int64_t t : tokens_per_source) total += t;
     out.resize(total, top_k_, experts_);
     Rng rng(seed_, stream_of(1, step, layer));
-    std::vector<int32_t> order(experts_);
     int64_t t = 0;
     for (size_t src = 0; src < sources; ++src) {
       const int64_t group = sequences.group_of_source.empty() ? static_cast<int64_t>(src)
@@ -276,7 +308,11 @@ class SequenceGenerator : public RoutingGenerator {
           sequences.sequences_of_source.empty() ? 1 : sequences.sequences_of_source[src], 1,
           std::max<int64_t>(1, tokens_per_source[src]));
       for (int64_t seq = 0; seq < count; ++seq) {
-        sequence_order(step, layer, group, seq, order);
+        // The sequence's own order of the experts, the same from every
+        // source that holds part of it.
+        const KeyedPermutation order(experts_, mix64(mix64(seed_ ^ stream_of(6, step, layer)) +
+                                                     static_cast<uint64_t>(group)) +
+                                                   static_cast<uint64_t>(seq));
         const int64_t tokens =
             tokens_per_source[src] / count + (seq < tokens_per_source[src] % count ? 1 : 0);
         for (int64_t i = 0; i < tokens; ++i, ++t) {
@@ -289,25 +325,15 @@ class SequenceGenerator : public RoutingGenerator {
   }
 
  private:
-  // The sequence's own random order of the experts (Fisher-Yates on a
-  // stream of its own: the same sequence gets the same order from every
-  // source that holds part of it).
-  void sequence_order(int step, int layer, int64_t group, int64_t seq,
-                      std::vector<int32_t>& order) const {
-    Rng rng(seed_, mix64(mix64(stream_of(6, step, layer) + static_cast<uint64_t>(group)) +
-                         static_cast<uint64_t>(seq)));
-    std::iota(order.begin(), order.end(), 0);
-    for (int i = experts_ - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
-  }
   // Distinct top-k experts: popularity ranks drawn from 1/rank^S, mapped
   // through the sequence's order (duplicates redrawn, then the next free).
-  void draw_experts(const std::vector<int32_t>& order, Rng& rng, int32_t* chosen) const {
+  void draw_experts(const KeyedPermutation& order, Rng& rng, int32_t* chosen) const {
     for (int c = 0; c < top_k_; ++c) {
       int rank = rank_table_.draw(rng);
-      for (int tries = 1; std::find(chosen, chosen + c, order[rank]) != chosen + c; ++tries) {
+      for (int tries = 1; std::find(chosen, chosen + c, order(rank)) != chosen + c; ++tries) {
         rank = tries < 32 ? rank_table_.draw(rng) : (rank + 1) % experts_;
       }
-      chosen[c] = order[rank];
+      chosen[c] = order(rank);
     }
   }
 

@@ -434,20 +434,22 @@ TEST_CASE("sequence routing: an EP group mixing fewer sequences is less balanced
   // per rank: tp 8 holds one replica's sequence on all of them, tp 1 x dp 8
   // eight replicas' sequences. One sequence's own preference sets the
   // hottest rank; eight of them average out. Hottest rank over the mean,
-  // worst over layers and samples.
+  // averaged over layers and samples.
   auto max_rank_load = [](const Json& doc) {
     const RoutingPlan plan = plan_routing(routing_key(resolve_scenario(doc)));
-    double worst = 0;
+    double sum = 0;
+    int batches = 0;
     for (const exec::LayerRouting& layer : plan.routing.at(0)) {
       for (const exec::RoutingSample& rs : layer.samples) {
         std::vector<double> per_rank(rs.ep, 0);
         for (size_t slot = 0; slot < rs.expert_tokens.size(); ++slot)
           per_rank[slot / rs.local_experts] += static_cast<double>(rs.expert_tokens[slot]);
         const double mean = std::accumulate(per_rank.begin(), per_rank.end(), 0.0) / rs.ep;
-        worst = std::max(worst, *std::max_element(per_rank.begin(), per_rank.end()) / mean);
+        sum += *std::max_element(per_rank.begin(), per_rank.end()) / mean;
+        ++batches;
       }
     }
-    return worst;
+    return sum / batches;
   };
   Json one = mixtral(1, {{"dp", 1}, {"tp", 8}, {"ep", 8}, {"sequence_parallel", true}});
   Json eight = mixtral(1, {{"dp", 8}, {"ep", 8}});
@@ -461,8 +463,8 @@ TEST_CASE("sequence routing: an EP group mixing fewer sequences is less balanced
   CHECK(one_key.ep_rank_replica == std::vector<int32_t>(8, 0));
   const double single = max_rank_load(one), mixed = max_rank_load(eight);
   INFO("one sequence " << single << ", eight " << mixed);
-  CHECK(single > 1.8);
-  CHECK(mixed < 1.5);
+  CHECK(single > 1.6);
+  CHECK(mixed < 1.35);
 }
 
 }  // namespace

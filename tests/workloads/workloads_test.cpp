@@ -347,6 +347,11 @@ TEST_CASE("sequence: one sequence is skewed 1/rank^S, many balance, a group shar
   RoutingBatch one, many;
   g->generate(0, 0, tokens, one);
   CHECK(max_over_mean(one, -1) == Approx(64 / harmonic).epsilon(0.03));
+  // Its order is a permutation: even the least popular rank (1/64 of 1/H,
+  // about 660 tokens here) lands on an expert no other rank took.
+  std::vector<int> hits(64, 0);
+  for (int32_t e : one.expert) ++hits[e];
+  CHECK(*std::min_element(hits.begin(), hits.end()) > 400);
   const std::vector<int32_t> group{0};
   const std::vector<int64_t> thousand{1000};
   g->generate(0, 0, tokens, many, SequenceLayout{group, thousand});
