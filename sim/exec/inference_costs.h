@@ -83,8 +83,6 @@ struct IterationCost {
   double attention_s = 0, expert_s = 0, dispatch_s = 0, combine_s = 0, other_s = 0;
 };
 
-// The routing of one MoE layer for this iteration's tokens (per EP rank
-// counts, as exec::RoutingSample holds them).
 // Which sequences an iteration's tokens come from, per EP rank: the attention
 // replica they come from and how many sequences (prefill chunks and decodes)
 // that replica runs. Ranks of one replica hold parts of the same sequences.
@@ -94,6 +92,8 @@ struct IterationSequences {
   std::span<const int64_t> sequences_of_rank;
 };
 
+// The routing of one MoE layer for this iteration's tokens (per EP rank
+// counts, as exec::RoutingSample holds them).
 class IterationRouting {
  public:
   virtual ~IterationRouting() = default;
