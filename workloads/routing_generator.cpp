@@ -154,10 +154,10 @@ class Generator : public RoutingGenerator {
         } else if (kind_ == Kind::kCorrelated && rng.uniform() < b_) {
           // The token's class is stable across layers (hashed from its
           // position in the batch and the step), and so is its expert path.
-          const uint64_t cls = mix(static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ULL + t);
+          const uint64_t cls = mix64(static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ULL + t);
           for (int c = 0; c < top_k_; ++c) {
-            chosen[c] =
-                static_cast<int32_t>(mix(cls + c * 0x632BE59BD9B4E019ULL + layer * 31) % experts_);
+            chosen[c] = static_cast<int32_t>(mix64(cls + c * 0x632BE59BD9B4E019ULL + layer * 31) %
+                                             experts_);
           }
           dedupe(chosen, table, rng);
         } else {
@@ -201,13 +201,12 @@ class Generator : public RoutingGenerator {
     for (double& x : p) x *= std::exp(spread_ * rng.normal() - spread_ * spread_ / 2);
     return p;  // AliasTable normalises
   }
-  static uint64_t mix(uint64_t z) { return mix64(z); }
   // Token id -> its fixed experts at `layer`.
   void token_experts(int token_id, int layer, int32_t* chosen) const {
-    uint64_t h = mix(seed_ ^ (static_cast<uint64_t>(token_id) << 16) ^ layer);
+    uint64_t h = mix64(seed_ ^ (static_cast<uint64_t>(token_id) << 16) ^ layer);
     for (int c = 0; c < top_k_; ++c) {
       for (;;) {
-        h = mix(h + 0x9E3779B97F4A7C15ULL);
+        h = mix64(h + 0x9E3779B97F4A7C15ULL);
         const int32_t e = static_cast<int32_t>(h % experts_);
         if (std::find(chosen, chosen + c, e) == chosen + c) {
           chosen[c] = e;
