@@ -258,7 +258,7 @@ ServingValidation validate_serving(const std::function<Json(const std::string&)>
              balanced_run.input_tokens_per_s_per_node);
   v.sglang_balanced_layer = layer_parts(kSglangBalanced, balanced, kPrefillTokensPerGpu, 4096,
                                         balanced_run.input_tokens_per_s_per_gpu);
-  Json deepseek = prefill_scenario(prefill, 4096, "uniform");
+  Json deepseek = balanced;  // the balanced 4K row, on DeepSeek's H800s
   deepseek["cluster"]["preset"] = "hgx-h800";
   deepseek["parallel"]["disaggregation"]["prefill"]["parallel"]["a2a_comm_sms"] = 24;
   const exec::ServingMetrics deepseek_run = scenario::run_inference(deepseek).metrics.value();
