@@ -329,10 +329,12 @@ class SequenceGenerator : public RoutingGenerator {
   void draw_experts(const KeyedPermutation& order, Rng& rng, int32_t* chosen) const {
     for (int c = 0; c < top_k_; ++c) {
       int rank = rank_table_.draw(rng);
-      for (int tries = 1; std::find(chosen, chosen + c, order(rank)) != chosen + c; ++tries) {
+      int32_t expert = order(rank);
+      for (int tries = 1; std::find(chosen, chosen + c, expert) != chosen + c; ++tries) {
         rank = tries < 32 ? rank_table_.draw(rng) : (rank + 1) % experts_;
+        expert = order(rank);
       }
-      chosen[c] = order(rank);
+      chosen[c] = expert;
     }
   }
 
