@@ -112,10 +112,14 @@ void metrics_json(const exec::TrainingMetrics& m, const scenario::TrainingRun& r
   r["model_flops_per_step"] = round_sig(m.model_flops_per_step);
   r["model_tflops_per_gpu"] = round_sig(m.model_tflops_per_gpu);
   r["mfu"] = round_sig(m.mfu);
-  r["mfu_formula"] =
-      "3 x forward FLOPs per token (2 x active matmul parameters + attention scores and "
-      "values, causal, less the routed-expert FLOPs of token copies dropped by capacity) x "
-      "tokens per step / (step time x GPUs x dense peak FLOP/s)";
+  r["mfu_formula"] = std::string(
+                         "3 x forward FLOPs per token (2 x active matmul parameters + attention "
+                         "scores and values, causal, less the routed-expert FLOPs of token "
+                         "copies dropped by capacity") +
+                     (run.scenario.setup.model.mtp_layers > 0
+                          ? "; the MTP modules' layer, eh_proj and output head included"
+                          : "") +
+                     ") x tokens per step / (step time x GPUs x dense peak FLOP/s)";
   const exec::ParallelConfig& p = run.scenario.setup.parallel;
   OrderedJson breakdown;
   for (int c = 0; c < kCategoryCount; ++c) {

@@ -54,6 +54,7 @@ const char* attention_kind_name(AttentionKind kind) {
 }  // namespace
 
 bool MoeModelConfig::is_moe_layer(int layer) const {
+  if (layer >= layers) return is_moe_layer(layers - 1);  // an MTP module's layer
   if (routed_experts == 0 || layer < first_k_dense) return false;
   return (layer - first_k_dense) % moe_every == moe_every - 1;
 }
@@ -162,6 +163,28 @@ double MoeModelConfig::active_params() const {
   return p;
 }
 
+double MoeModelConfig::mtp_params() const {
+  const double h = static_cast<double>(hidden);
+  const double ffn = is_moe_layer(layers) ? routed_experts * expert_params() +
+                                                shared_expert_params() + router_params()
+                                          : dense_ffn_params();
+  return mtp_layers * (attention_params_per_layer() + ffn + 2 * h * h + 3 * h);
+}
+
+double MoeModelConfig::mtp_flops_per_token(int64_t seq_len) const {
+  if (mtp_layers == 0) return 0;
+  const double h = static_cast<double>(hidden);
+  const double ffn = is_moe_layer(layers)
+                         ? top_k * expert_params() + shared_expert_params() + router_params()
+                         : dense_ffn_params();
+  // The layer's matmuls (its two norms are not), eh_proj, the output head.
+  const double matmul = attention_params_per_layer() - 2 * h + ffn + 2 * h * h + h * vocab;
+  const double keys = is_windowed_layer(layers - 1) ? mean_attended_tokens(seq_len)
+                                                    : static_cast<double>(seq_len) / 2;
+  const double attention = 2.0 * heads * static_cast<double>(qk_head_dim() + v_dim()) * keys;
+  return mtp_layers * (2 * matmul + attention);
+}
+
 double MoeModelConfig::flops_per_token(int64_t seq_len) const {
   // Matmul parameters a token touches: active minus the embedding lookup and
   // the norms (not matmuls).
@@ -267,6 +290,7 @@ MoeModelConfig resolve_model(const Json& value, const std::string& path) {
     m.moe_every = static_cast<int>(ml.integer_or("every", 1, 1, m.layers));
     ml.finish();
   }
+  m.mtp_layers = static_cast<int>(o.integer_or("mtp_layers", 0, 0, kMaxMtpLayers));
   m.vocab = o.integer("vocab", 1, int64_t{1} << 24);
   m.tied_embeddings = o.boolean_or("tied_embeddings", false);
   m.activation = o.choice_or("activation", "swiglu", {"swiglu", "gelu"}) == "swiglu"
@@ -320,6 +344,11 @@ Json model_json(const MoeModelConfig& m, int64_t seq_len) {
                  {"scoring", m.router_scoring}};
   j["moe_layers"] = {{"first_k_dense", m.first_k_dense}, {"every", m.moe_every}};
   j["moe_layer_count"] = m.moe_layer_count();
+  // Written only for models with MTP modules, so reports of the others keep their bytes.
+  if (m.mtp_layers > 0) {
+    j["mtp_layers"] = m.mtp_layers;
+    j["mtp_params"] = m.mtp_params();
+  }
   j["vocab"] = m.vocab;
   j["tied_embeddings"] = m.tied_embeddings;
   j["activation"] = m.activation == Activation::kSwiGlu ? "swiglu" : "gelu";
@@ -364,6 +393,7 @@ nlohmann::ordered_json catalog_entry_json(const MoeModelConfig& m, const Json& s
                  {"topk_groups", m.router_topk_groups},
                  {"scoring", m.router_scoring}};
   j["moe_layers"] = {{"first_k_dense", m.first_k_dense}, {"every", m.moe_every}};
+  if (m.mtp_layers > 0) j["mtp_layers"] = m.mtp_layers;
   j["vocab"] = m.vocab;
   j["tied_embeddings"] = m.tied_embeddings;
   j["activation"] = m.activation == Activation::kSwiGlu ? "swiglu" : "gelu";

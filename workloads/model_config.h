@@ -16,6 +16,9 @@ namespace moesim::workloads {
 // fixed arrays of 64 by the generators (the largest published top-k is 8-16).
 inline constexpr int kMaxRoutedExperts = 65535;
 inline constexpr int kMaxTopK = 64;
+// MTP depths: DeepSeek-V3 trains 1 (its report studies 1 and 2); a model
+// file asking for more is almost certainly a typo.
+inline constexpr int kMaxMtpLayers = 8;
 
 enum class AttentionKind { kMha, kGqa, kMla };
 enum class Activation { kSwiGlu, kGelu };
@@ -58,6 +61,17 @@ struct MoeModelConfig {
   std::string router_scoring = "softmax";
   int first_k_dense = 0;  // the first k layers are dense
   int moe_every = 1;      // then every n-th layer is MoE (the last of each n)
+  // Multi-token prediction modules (DeepSeek-V3 section 2.2; config.json
+  // num_nextn_predict_layers), trained with the model (Megatron-Core's
+  // --mtp-num-layers, multi_token_prediction.py): module k norms the
+  // embedding of token i+k and the hidden state of token i, projects their
+  // concatenation (eh_proj, 2 x hidden -> hidden), runs one transformer
+  // layer of the last layer's kind, and puts the result through the shared
+  // output head and a loss of its own. Left out of total_params and
+  // active_params (the published counts leave them out: DeepSeek-V3's 671B
+  // are the main model's) and out of serving (they only draft tokens for
+  // speculative decoding, which moesim does not model).
+  int mtp_layers = 0;
   int64_t vocab = 0;
   bool tied_embeddings = false;
   Activation activation = Activation::kSwiGlu;
@@ -72,8 +86,10 @@ struct MoeModelConfig {
   // lookup, no matmul) but keeps the output head, as gpt-oss's model card does.
   bool published_active_excludes_embedding = false;
 
+  // Layers 0..layers-1 are the model's; layers..layers+mtp_layers-1 are its
+  // MTP modules' transformer layers, of the last layer's kind.
   bool is_moe_layer(int layer) const;
-  int moe_layer_count() const;
+  int moe_layer_count() const;  // the model's, MTP modules left out
   // True when `layer` attends through the window (false for every layer
   // without a window). REQUIRES 0 <= layer < layers.
   bool is_windowed_layer(int layer) const;
@@ -116,6 +132,10 @@ struct MoeModelConfig {
   double output_params() const { return tied_embeddings ? 0 : embedding_params(); }
   double total_params() const;
   double active_params() const;
+  // Parameters of all MTP modules: each its transformer layer, eh_proj and
+  // three norms (embedding, hidden state, output); the embedding and output
+  // head are the model's, shared.
+  double mtp_params() const;
   // Forward FLOPs per token at `seq_len` (causal): 2 per multiply-add over the
   // active matmul parameters (embedding lookup excluded, output head
   // included), plus the attention scores and the weighted values:
@@ -123,6 +143,10 @@ struct MoeModelConfig {
   // layer; that mean is seq_len / 2 on full-attention layers and
   // mean_attended_tokens(seq_len) on windowed ones.
   double flops_per_token(int64_t seq_len) const;
+  // What the MTP modules add per token and forward pass, counted the same
+  // way: each its transformer layer, eh_proj and a pass through the output
+  // head (Megatron-Core's num_floating_point_operations counts the same).
+  double mtp_flops_per_token(int64_t seq_len) const;
   // Keys a query of a `seq_len`-token sequence attends to on a windowed layer,
   // averaged over the positions (continuous form, as seq_len / 2 is for full
   // attention): sliding W < L: W - W^2 / 2L; chunked C: (q C^2 + r^2) / 2L for

@@ -318,10 +318,11 @@ void read_deepseek(const HfFields& f, const std::string& model_type, MoeModelCon
   }
   m.router_scoring = scoring;
   notes["layers"] = "MoE iff layer >= first_k_dense_replace and layer % moe_layer_freq == 0";
-  if (f.integer_or("num_nextn_predict_layers", 0, 0, kMaxLayers) > 0) {
+  m.mtp_layers = static_cast<int>(f.integer_or("num_nextn_predict_layers", 0, 0, kMaxMtpLayers));
+  if (m.mtp_layers > 0) {
     notes["mtp"] =
-        "num_nextn_predict_layers: the multi-token-prediction module is left out "
-        "(the main model only, as the catalog's deepseek-v3)";
+        "num_nextn_predict_layers: multi-token-prediction modules, trained with the model "
+        "(not served: they only draft tokens for speculative decoding)";
   }
   notes["routing"] = fmt::format("topk_method {}; routed_scaling_factor not modelled", method);
 }

@@ -244,6 +244,17 @@ void LayerCostModel::price_layer_kernels() {
   kernels_.head_fwd = kernels_.head_wgrad +
                       cost_.memory_bound_seconds(T * static_cast<double>(model_.vocab) / t * 4 * 2);
   kernels_.head_bwd = 2 * kernels_.head_fwd;
+  if (model_.mtp_layers > 0) {
+    const hw::DType dt = workload_.compute_dtype;
+    const double concat = cost_.memory_bound_seconds(2.0 * 2 * T_norm * h * elt);
+    const double eh_proj = cost_.gemm_seconds(T, h / t, 2 * h, dt);
+    const double eh_wgrad = cost_.wgrad_gemm_seconds(T, h / t, 2 * h, dt);
+    const Fp8Casts casts = fp8_casts(static_cast<double>(T), 2.0 * h, static_cast<double>(h) / t);
+    kernels_.mtp_entry_wgrad = eh_wgrad + casts.wgrad;
+    kernels_.mtp_entry_fwd = kernels_.embedding_fwd + norm + concat + eh_proj + casts.forward;
+    kernels_.mtp_entry_bwd = kernels_.embedding_bwd + 2 * norm + concat + eh_proj + casts.dgrad +
+                             kernels_.mtp_entry_wgrad;
+  }
 }
 
 const std::vector<double>& LayerCostModel::expert_seconds(int moe_index, int sample, int position,

@@ -38,6 +38,12 @@ struct LayerKernelSeconds {
   double unpermute_fwd = 0, unpermute_bwd = 0;  // un-permute and weighted combine
   double embedding_fwd = 0, embedding_bwd = 0;
   double head_fwd = 0, head_bwd = 0;  // output projection + cross-entropy
+  // An MTP module's entry (Megatron-Core MultiTokenPredictionLayer): the
+  // shifted tokens' embedding, the two norms (enorm, hnorm), their
+  // concatenation and eh_proj (2 x hidden -> hidden, column-parallel, in the
+  // linear layers' dtype). Its transformer layer costs what a model layer
+  // does; its output norm, head and loss what head_* cost.
+  double mtp_entry_fwd = 0, mtp_entry_bwd = 0, mtp_entry_wgrad = 0;
   // The weight-gradient GEMMs inside each backward above (priced by
   // ComputeCostModel::wgrad_gemm_seconds, plus under FP8 the casts of their
   // two operands along the tokens): what a backward that defers its weight gradients

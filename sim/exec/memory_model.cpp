@@ -23,7 +23,7 @@ LayerParams layer_params(const ModelShape& m, const ParallelConfig& p, int layer
 
 LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage) {
   // DualPipe: each rank holds two stages (chunks_per_rank), twice the parameters.
-  const auto ranges = split_layers(m.layers, stage_count(p), p.embedding_and_loss_as_layers);
+  const auto ranges = stage_layers(m, p);
   LocalParams lp;
   for (int chunk = 0; chunk < chunks_per_rank(p); ++chunk) {
     const int vstage = virtual_stage_of(p, stage, chunk);
@@ -33,8 +33,19 @@ LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage
       lp.experts += layer.experts;
       lp.largest_layer = std::max(lp.largest_layer, layer.dense + layer.experts);
     }
-    if (vstage == 0) lp.dense += m.embedding_params / p.tp;
-    if (vstage == stage_count(p) - 1) lp.dense += m.output_params / p.tp;
+    const bool first = vstage == 0, last = vstage == stage_count(p) - 1;
+    if (first) lp.dense += m.embedding_params / p.tp;
+    if (last) lp.dense += m.output_params / p.tp;
+    // MTP modules: eh_proj (column-parallel) and norms; the stage embeds the
+    // shifted tokens and runs the output head itself, so it holds both
+    // (Megatron-Core GPTModel builds them where mtp_process is set).
+    const int mtp =
+        std::max(0, ranges[vstage].end - std::max(ranges[vstage].begin, m.model_layers()));
+    if (mtp > 0) {
+      lp.dense += mtp * m.mtp_module_params / p.tp;
+      if (!first) lp.dense += m.embedding_params / p.tp;
+      if (!last) lp.dense += m.output_params / p.tp;
+    }
   }
   return lp;
 }
@@ -210,7 +221,9 @@ void moe_tensors(const ModelShape& m, const ParallelConfig& p, GemmInputStorage 
 struct ChunkSaved {
   double activations = 0;  // non-routed bytes that stay on the GPU (offloaded ones left out)
   int moe_layers = 0;
-  bool has_loss = false;
+  // Output heads with their loss: the model's (last stage) and one per MTP
+  // module. Each keeps its logits' loss buffers until its backward.
+  int losses = 0;
   // The most one layer keeps (non-routed bytes on the GPU), and whether it is
   // MoE: what a forward paired with a backward adds before the backward frees
   // a layer.
@@ -242,7 +255,7 @@ std::vector<ChunkSaved> chunk_saved(const ModelShape& m, const ParallelConfig& p
   const double tokens = tokens_per_gpu(p, w);
   const double seq_share = p.sequence_parallel ? p.tp : 1;
   const int vstages = stage_count(p);
-  const auto ranges = split_layers(m.layers, vstages, p.embedding_and_loss_as_layers);
+  const auto ranges = stage_layers(m, p);
   std::vector<ChunkSaved> chunks(chunks_per_rank(p));
   for (int chunk = 0; chunk < chunks_per_rank(p); ++chunk) {
     const int vstage = virtual_stage_of(p, stage, chunk);
@@ -257,6 +270,12 @@ std::vector<ChunkSaved> chunk_saved(const ModelShape& m, const ParallelConfig& p
       if (resident >= c.layer_activations) {
         c.layer_activations = resident;
         c.layer_moe = m.moe_layer[l];
+      }
+      // An MTP module also keeps the inputs of its two input norms, of
+      // eh_proj (their concatenation) and of its output norm and head.
+      if (m.is_mtp_layer(l)) {
+        c.activations += 6 * m.hidden * kBf16Bytes * tokens / seq_share;
+        ++c.losses;
       }
       const double copies = m.moe_layer[l] ? routed.max * p.etp : 0;
       double recomputed = 0, recomputed_routed = 0;
@@ -277,7 +296,7 @@ std::vector<ChunkSaved> chunk_saved(const ModelShape& m, const ParallelConfig& p
     if (vstage == vstages - 1) {
       // The final norm keeps its input, the output layer its input (BF16).
       c.activations += 2 * m.hidden * kBf16Bytes * tokens / seq_share;
-      c.has_loss = true;
+      ++c.losses;
     }
   }
   return chunks;
@@ -346,7 +365,7 @@ StagePeak stage_peak(const ModelShape& m, const ParallelConfig& p, const Trainin
                c.layer_moe ? routed_bytes(1, routed, p.etp, per_copy) : 0, 0);
       ++held[item.chunk];
       --held[order[++i].chunk];
-      consider(0, 0, c.has_loss ? logits : 0);
+      consider(0, 0, c.losses * logits);
       continue;
     }
     switch (item.kind) {
@@ -355,7 +374,7 @@ StagePeak stage_peak(const ModelShape& m, const ParallelConfig& p, const Trainin
         // The context-parallel ring's buffers live while a layer's attention
         // runs (counted at the pass's end: an upper bound).
         consider(ring, 0, 0);
-        consider(0, 0, c.has_loss ? logits : 0);
+        consider(0, 0, c.losses * logits);
         break;
       case PassKind::kBackward:
         if (recomputes) consider(c.recompute_activations, c.recompute_routed, 0);

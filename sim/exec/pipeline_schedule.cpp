@@ -218,4 +218,21 @@ std::vector<LayerRange> split_layers(int layers, int virtual_stage_count,
   return out;
 }
 
+std::vector<LayerRange> stage_layers(const ModelShape& m, const ParallelConfig& p) {
+  if (p.layout.empty()) {
+    std::vector<LayerRange> out =
+        split_layers(m.model_layers(), stage_count(p), p.embedding_and_loss_as_layers);
+    out.back().end += m.mtp_layers;
+    return out;
+  }
+  std::vector<LayerRange> out(p.layout.size());
+  int at = 0;
+  for (size_t v = 0; v < p.layout.size(); ++v) {
+    out[v].begin = at;
+    at += p.layout[v].model_layers + p.layout[v].mtp_layers;
+    out[v].end = at;
+  }
+  return out;
+}
+
 }  // namespace moesim::exec

@@ -93,4 +93,11 @@ struct LayerRange {
 std::vector<LayerRange> split_layers(int layers, int virtual_stage_count,
                                      bool embedding_and_loss_as_layers = false);
 
+// The layers of each virtual stage under `parallel` (indices into the
+// model's layers, MTP modules' last; contiguous and in order): the stages of
+// parallel.pipeline_layout, or split_layers over the model's own layers with
+// the MTP modules' layers added to the last stage, where Megatron-Core puts
+// them without a layout (multi_token_prediction.py mtp_on_this_rank).
+std::vector<LayerRange> stage_layers(const ModelShape& model, const ParallelConfig& parallel);
+
 }  // namespace moesim::exec

@@ -635,7 +635,17 @@ TaskId StepGraphBuilder::emit_layer(int gpu, int layer, TaskLabel label, TaskId 
   label.layer = static_cast<int16_t>(layer);
   const int buffer = gather_layer_params(gpu, layer, label);
   if (buffer >= 0) open_param_buffer_ = buffer;
-  const TaskId x = emit_layer_kernels(gpu, layer, label, dep);
+  // An MTP module wraps its layer in its entry and its own head and loss
+  // (a recompute re-runs the entry only: the loss is outside the checkpoint).
+  const bool mtp = model_.is_mtp_layer(layer);
+  const bool backward = label.phase == Phase::kBackward;
+  const LayerKernelSeconds& k = layer_costs_.kernels();
+  if (mtp)
+    dep = compute(gpu, Category::kOther, backward ? k.head_bwd : k.mtp_entry_fwd, label, dep);
+  TaskId x = emit_layer_kernels(gpu, layer, label, dep);
+  if (mtp && label.phase != Phase::kRecompute) {
+    x = compute(gpu, Category::kOther, backward ? k.mtp_entry_bwd : k.head_fwd, label, x);
+  }
   if (label.phase != Phase::kRecompute) {
     release_param_buffer(open_param_buffer_, last_compute_[gpu]);
     open_param_buffer_ = -1;
@@ -800,6 +810,13 @@ void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor&
   recompute_label.phase = Phase::kRecompute;
   wgrad_label.phase = Phase::kWeightGrad;
   const bool selective = pass.backward && parallel_.recompute == Recompute::kSelective;
+  // An MTP module's entry and head around its layer, as in emit_layer.
+  const bool mtp = model_.is_mtp_layer(layer);
+  if (mtp && stage == LayerStage::kPre) {
+    x = pass.backward ? compute(gpu, Category::kOther,
+                                k.head_bwd - (pass.defer_wgrad ? k.head_wgrad : 0), label, x)
+                      : compute(gpu, Category::kOther, k.mtp_entry_fwd, label, x);
+  }
   if (moe && stage != LayerStage::kPre && stage != LayerStage::kPost) {
     x = emit_moe(gpu, layer, label, x, stage, pass.defer_wgrad);
   } else if (!pass.backward) {
@@ -815,6 +832,7 @@ void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor&
     } else if (moe) {
       x = emit_moe(gpu, layer, label, x, stage);  // kPost: unpermute
     }
+    if (mtp && stage == LayerStage::kPost) x = compute(gpu, Category::kOther, k.head_fwd, label, x);
   } else if (stage == LayerStage::kPre) {
     // Both norms (and MLA's up-projections) are re-run as the layer's
     // backward begins.
@@ -831,6 +849,10 @@ void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor&
     x = tp_before(gpu, label, x);
     x = emit_attention(gpu, label, x, true, pass.defer_wgrad);
     x = tp_after(gpu, label, x);
+    if (mtp) {
+      const double wgrad = pass.defer_wgrad ? k.mtp_entry_wgrad : 0;
+      x = compute(gpu, Category::kOther, k.mtp_entry_bwd - wgrad, label, x);
+    }
     if (!pass.defer_wgrad) grads_done(gpu, layer, x);
   }
   if (stage == LayerStage::kPost) {
@@ -953,6 +975,9 @@ void StepGraphBuilder::emit_weight_grad(int gpu, const PipelineItem& item) {
   if (pass.last_vstage) compute(gpu, Category::kOther, k.head_wgrad, label);
   for (int l = pass.layers.end - 1; l >= pass.layers.begin; --l) {
     label.layer = static_cast<int16_t>(l);
+    if (model_.is_mtp_layer(l)) {
+      compute(gpu, Category::kOther, k.head_wgrad + k.mtp_entry_wgrad, label);
+    }
     const int j = moe_index_[l];
     if (j >= 0) {
       const LayerRouting& lr = routing_[j];
@@ -1156,8 +1181,7 @@ StepGraph StepGraphBuilder::build() {
   }
   step_.microbatches = microbatches_;
   step_.graph = TaskGraph(parallel_.gpus());
-  vstage_layers_ =
-      split_layers(model_.layers, stage_count(parallel_), parallel_.embedding_and_loss_as_layers);
+  vstage_layers_ = stage_layers(model_, parallel_);
   if (parallel_.moe_a2a_overlap != MoeA2aOverlap::kNone) {
     // Overlapped communication takes SMs from the compute beside it.
     if (gpu_sms_ <= parallel_.a2a_comm_sms) {

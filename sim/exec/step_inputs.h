@@ -17,7 +17,10 @@ namespace moesim::exec {
 // see them. Parameter counts come from the model catalog.
 struct ModelShape {
   std::string name;
+  // Transformer layers: the model's, then (training) its MTP modules' ones
+  // (workloads::MoeModelConfig::mtp_layers), which are the last mtp_layers.
   int layers = 0;
+  int mtp_layers = 0;
   int64_t hidden = 0;
   int heads = 0;
   int kv_heads = 0;
@@ -57,12 +60,17 @@ struct ModelShape {
   double router_params = 0;               // one layer
   double embedding_params = 0;            // input embedding
   double output_params = 0;               // output head (0 if tied)
+  // Of each MTP module, besides its transformer layer: eh_proj (2 x hidden x
+  // hidden) and its three norms.
+  double mtp_module_params = 0;
   double total_params = 0, active_params = 0;
   // Model FLOPs of a forward pass per token at the scenario's sequence length
   // (matmuls incl. attention scores; the MFU numerator is 3x this).
   double forward_flops_per_token = 0;
 
   bool is_mla() const { return kv_lora_rank > 0; }
+  int model_layers() const { return layers - mtp_layers; }
+  bool is_mtp_layer(int layer) const { return layer >= model_layers(); }
   // The head dim whose measured curves price this model's attention kernels
   // (ComputeCostModel::attention_seconds). MLA (q.k 192, v 128) reads v's:
   // cuDNN's measured DeepSeek-V3 forward (Megatron-Core MoE report Table 9:
@@ -186,6 +194,15 @@ struct AdamPrecision {
   }
 };
 
+// What one virtual pipeline stage holds under parallel.pipeline_layout
+// (Megatron-Core's --pipeline-model-parallel-layout): transformer layers of
+// the model ("t"), MTP modules ("m"), the embedding ("E"), the loss ("L").
+struct LayoutStage {
+  int model_layers = 0, mtp_layers = 0;
+  bool embedding = false, loss = false;
+  bool operator==(const LayoutStage&) const = default;
+};
+
 struct ParallelConfig {
   int dp = 1, tp = 1, pp = 1, ep = 1, etp = 1;
   // Context parallelism (Megatron-Core --context-parallel-size with Transformer
@@ -199,6 +216,11 @@ struct ParallelConfig {
   PipelineSchedule schedule = PipelineSchedule::kOneFOneB;
   int virtual_stages = 1;
   bool embedding_and_loss_as_layers = false;  // in the pipeline split (Megatron-LM)
+  // parallel.pipeline_layout: each virtual stage's contents, in virtual-stage
+  // order (stage v = chunk x pp + pipeline rank), as written and expanded;
+  // empty: layers split evenly (split_layers), MTP modules with the loss.
+  std::string layout_text;
+  std::vector<LayoutStage> layout;
   Recompute recompute = Recompute::kNone;
   bool pp_outer_of_dp = true;  // rank order tp-ep-dp-pp (pp slowest); false: tp-ep-pp-dp
   bool overlap_grad_reduce = true;

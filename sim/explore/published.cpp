@@ -192,13 +192,14 @@ PublishedTable force_balanced_table(std::string source, std::span<const ForceBal
 // (scripts/performance, later src/megatron/bridge/perf_recipes).
 PublishedTable megatron_bridge_h100(const std::function<Json(const std::string&)>& example) {
   const ForceBalancedRow rows[] = {
-      // NeMo 25.09 (branch r0.1.0, configs/deepseek/deepseek_v3_llm_pretrain.yaml):
-      // flex dispatcher with DeepEP, overlap_moe_expert_parallel_comm and
-      // delay_wgrad_compute, overlap_grad_reduce off on H100; the example's
-      // layout. The 330 TFLOPS of DeepSeek's blockwise FP8 recipe, whose
+      // NeMo 25.09 (branch r0.1.0, configs/deepseek/deepseek_v3_llm_pretrain.yaml;
+      // scripts/performance/run_script.py at v0.1.0rc4): flex dispatcher with
+      // DeepEP, overlap_moe_expert_parallel_comm and delay_wgrad_compute,
+      // overlap_grad_reduce off on H100; one MTP module (the recipe's
+      // mtp_num_layers 1, the catalog's) and the layout "Et|(tt|)*30mL": the
+      // example's. The 330 TFLOPS of DeepSeek's blockwise FP8 recipe, whose
       // tokens/s the table leaves out: 1,297 x 330 / 338 (the tensorwise
-      // run's). The recipe also trains one MTP layer, which moesim's
-      // catalog entry leaves out (about 3% of the work).
+      // run's).
       {"DeepSeek-V3 FP8 TP2 PP8 VPP4 EP64 DP64, 1,024 GPUs", "deepseek-v3-h100-1024gpu.json",
        [](Json& d) {
          d["parallel"]["moe_a2a_overlap"] = "1f1b";
@@ -237,13 +238,17 @@ PublishedTable megatron_bridge_h100(const std::function<Json(const std::string&)
 PublishedTable megatron_core_report_h100(const std::function<Json(const std::string&)>& example) {
   const ForceBalancedRow rows[] = {
       // Table 17: TP2 PP8 EP64 VPP4 (Table 20 prints PP4, which its
-      // 32-stage layout "Et*3|(tt|)*29m|L" contradicts), FP8 blockwise,
-      // DeepEP, recompute of mlp, mla_up_proj, moe_act and layernorm
-      // (moesim's "selective"), EP all-to-all overlap, no CUDA graphs; GBS
-      // 8,192: the example with the overlap. It also trains the MTP layer
-      // (its own stage), which the catalog entry leaves out.
+      // 32-stage layout contradicts), FP8 blockwise, DeepEP, recompute of
+      // mlp, mla_up_proj, moe_act and layernorm (moesim's "selective"), EP
+      // all-to-all overlap, no CUDA graphs; GBS 8,192: the example with the
+      // overlap and the report's layout "Et*3|(tt|)*29m|L", which gives the
+      // MTP module a virtual stage of its own.
       {"DeepSeek-V3 FP8 TP2 PP8 VPP4 EP64 DP64, 1,024 GPUs", "deepseek-v3-h100-1024gpu.json",
-       [](Json& d) { d["parallel"]["moe_a2a_overlap"] = "1f1b"; }, 1412, 368},
+       [](Json& d) {
+         d["parallel"]["moe_a2a_overlap"] = "1f1b";
+         d["parallel"]["pipeline_layout"] = "Et*3|(tt|)*29m|L";
+       },
+       1412, 368},
       // Table 20 and B.2: BF16, TP2 PP8 EP32 VPP4, GBS 2,048, DeepEP,
       // recompute of moe_act and layernorm, 1F1B overlap on: the example as
       // it stands (the ModelZoo's run of the same layout took 17.6 s).

@@ -239,7 +239,7 @@ InferenceScenario resolve_inference_scenario(const Json& doc) {
   s.requests_spec = root.value("requests");
   s.requests = workloads::parse_request_load(s.requests_spec, "requests");
   const int slots = s.model.routed_experts + s.gating.redundant_experts;
-  s.shape = model_shape(s.model, 1, slots);
+  s.shape = model_shape(s.model, 1, slots, false);
   if (s.cluster.gpu.peak(s.dtype) <= 0) {
     throw_config_error("workload.dtype", fmt::format("{} has no {} throughput", s.cluster.gpu.name,
                                                      hw::dtype_name(s.dtype)));

@@ -214,8 +214,8 @@ GeneratedLayer generate_layer(const RoutingKey& key, const RoutingBudget& budget
 
 RoutingPlan plan_routing(const RoutingKey& key) {
   RoutingPlan plan;
-  std::vector<int> moe_layer_index;  // MoE ordinal -> model layer
-  for (int l = 0; l < key.model.layers; ++l) {
+  std::vector<int> moe_layer_index;  // MoE ordinal -> layer (MTP modules' last)
+  for (int l = 0; l < key.model.layers + key.model.mtp_layers; ++l) {
     if (key.model.is_moe_layer(l)) moe_layer_index.push_back(l);
   }
   const int moe_layers = static_cast<int>(moe_layer_index.size());

@@ -102,7 +102,9 @@ GeneratedLayer generate_layer(const RoutingKey& key, const RoutingBudget& budget
                               int layer);
 
 struct RoutingPlan {
-  exec::StepRouting routing;  // [step][moe layer]
+  // [step][moe layer]: the model's MoE layers, then its MTP modules' ones
+  // (a training step runs both).
+  exec::StepRouting routing;
   using LayerStats = LayerLoad;
   std::vector<LayerStats> layers;  // summed over steps
   double subsample = 1;            // tokens represented by each generated token

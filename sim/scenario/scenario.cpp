@@ -13,10 +13,12 @@ namespace moesim::scenario {
 
 using exec::ModelShape;
 
-ModelShape model_shape(const workloads::MoeModelConfig& m, int64_t seq_len, int slots) {
+ModelShape model_shape(const workloads::MoeModelConfig& m, int64_t seq_len, int slots,
+                       bool with_mtp) {
   ModelShape s;
   s.name = m.name;
-  s.layers = m.layers;
+  s.mtp_layers = with_mtp ? m.mtp_layers : 0;
+  s.layers = m.layers + s.mtp_layers;
   s.hidden = m.hidden;
   s.heads = m.heads;
   s.kv_heads = m.kv_heads;
@@ -36,14 +38,17 @@ ModelShape model_shape(const workloads::MoeModelConfig& m, int64_t seq_len, int 
   s.top_k = m.top_k;
   s.swiglu = m.activation == workloads::Activation::kSwiGlu;
   s.vocab = m.vocab;
-  s.moe_layer.resize(m.layers);
-  for (int l = 0; l < m.layers; ++l) s.moe_layer[l] = m.is_moe_layer(l);
-  s.windowed_layers = m.windowed_layer_count();
+  s.moe_layer.resize(s.layers);
+  for (int l = 0; l < s.layers; ++l) s.moe_layer[l] = m.is_moe_layer(l);
+  // An MTP module's layer is of the last layer's kind, window included.
+  const auto windowed = [&](int l) { return m.is_windowed_layer(std::min(l, m.layers - 1)); };
+  s.windowed_layers =
+      static_cast<int>(m.windowed_layer_count() + (windowed(m.layers) ? s.mtp_layers : 0));
   if (s.windowed_layers > 0) {
     s.window_span = std::min(seq_len, m.window_tokens);
     s.window_mean_keys = m.mean_attended_tokens(seq_len);
-    s.windowed_layer.resize(m.layers);
-    for (int l = 0; l < m.layers; ++l) s.windowed_layer[l] = m.is_windowed_layer(l);
+    s.windowed_layer.resize(s.layers);
+    for (int l = 0; l < s.layers; ++l) s.windowed_layer[l] = windowed(l);
     s.window_chunked = m.window == workloads::AttentionWindow::kChunked;
     s.window_tokens = m.window_tokens;
   }
@@ -54,9 +59,12 @@ ModelShape model_shape(const workloads::MoeModelConfig& m, int64_t seq_len, int 
   s.router_params = m.router_params();
   s.embedding_params = m.embedding_params();
   s.output_params = m.output_params();
+  const double h = static_cast<double>(m.hidden);
+  s.mtp_module_params = 2 * h * h + 3 * h;
   s.total_params = m.total_params();
   s.active_params = m.active_params();
-  s.forward_flops_per_token = m.flops_per_token(seq_len);
+  s.forward_flops_per_token =
+      m.flops_per_token(seq_len) + (s.mtp_layers > 0 ? m.mtp_flops_per_token(seq_len) : 0);
   return s;
 }
 
@@ -115,7 +123,7 @@ Scenario resolve_scenario(const Json& doc) {
   root.finish();
 
   const int slots = s.model.routed_experts + s.gating.redundant_experts;
-  s.setup.model = model_shape(s.model, s.setup.workload.seq_len, slots);
+  s.setup.model = model_shape(s.model, s.setup.workload.seq_len, slots, true);
   s.setup.gpus_per_node = s.cluster.node.gpus_per_node;
   s.setup.hbm_capacity_bytes = s.cluster.gpu.hbm_bytes;
   s.setup.peak_flops_per_gpu = s.cluster.gpu.peak(s.setup.workload.compute_dtype);

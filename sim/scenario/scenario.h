@@ -107,6 +107,9 @@ Json scenario_json(const Scenario& scenario);
 
 // The execution model's view of a catalog model at `seq_len`, with `slots`
 // expert slots (routed experts plus EPLB replicas).
-exec::ModelShape model_shape(const workloads::MoeModelConfig& model, int64_t seq_len, int slots);
+// `with_mtp`: training shapes include the model's MTP modules' layers;
+// serving ones leave them out.
+exec::ModelShape model_shape(const workloads::MoeModelConfig& model, int64_t seq_len, int slots,
+                             bool with_mtp);
 
 }  // namespace moesim::scenario

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "sim/scenario/pipeline_layout.h"
+
 namespace moesim::scenario {
 
 using exec::MoeA2aOverlap;
@@ -103,6 +105,15 @@ ParallelConfig parse_parallel(ConfigObject s) {
   p.schedule = schedule == "1f1b" ? PipelineSchedule::kOneFOneB : PipelineSchedule::kInterleaved;
   p.virtual_stages = static_cast<int>(s.integer_or("virtual_stages", 1, 1, 1024));
   p.embedding_and_loss_as_layers = s.boolean_or("account_for_embedding_and_loss", false);
+  if (s.has("pipeline_layout")) {
+    p.layout_text = s.string("pipeline_layout");
+    p.layout = parse_pipeline_layout(p.layout_text, s.field_path("pipeline_layout"));
+    if (p.embedding_and_loss_as_layers) {
+      throw_config_error(s.field_path("account_for_embedding_and_loss"),
+                         "a pipeline_layout places the embedding and the loss itself; leave "
+                         "this out (Megatron-Core refuses the two together)");
+    }
+  }
   p.cp = static_cast<int>(s.integer_or("cp", 1, 1, kMaxDegree));
   const std::string recompute =
       s.choice_or("recompute", "none", {"none", "selective", "selective_moe", "full"});
@@ -349,19 +360,26 @@ void check_strategy(const ModelShape& m, const ParallelConfig& p, const Training
          fmt::format("workload.global_batch: {} must be a multiple of dp x micro_batch_size = {}",
                      w.global_batch, per_replica));
   }
-  // Virtual stages may outnumber layers by a few (Megatron-LM counts the
-  // embedding and the loss as layers when splitting); every stage needs one.
-  if (m.layers < p.pp) {
-    fail("pipeline_layers",
-         fmt::format("parallel.pp: {} exceeds the model's {} layers", p.pp, m.layers));
-  }
-  const int shares = m.layers + (p.embedding_and_loss_as_layers ? 2 : 0);
-  if (static_cast<int64_t>(p.pp) * p.virtual_stages > shares) {
-    fail("pipeline_layers",
-         fmt::format("parallel.virtual_stages: pp x virtual_stages = {} x {} = {} virtual stages "
-                     "exceed the model's {} layers{} (every virtual stage needs a layer)",
-                     p.pp, p.virtual_stages, p.pp * p.virtual_stages, m.layers,
-                     p.embedding_and_loss_as_layers ? " plus embedding and loss" : ""));
+  if (!p.layout.empty()) {
+    check_pipeline_layout(m, p);
+  } else {
+    // Virtual stages may outnumber layers by a few (Megatron-LM counts the
+    // embedding and the loss as layers when splitting); every stage needs
+    // one. MTP modules join the last stage.
+    const int layers = m.model_layers();
+    if (layers < p.pp) {
+      fail("pipeline_layers",
+           fmt::format("parallel.pp: {} exceeds the model's {} layers", p.pp, layers));
+    }
+    const int shares = layers + (p.embedding_and_loss_as_layers ? 2 : 0);
+    if (static_cast<int64_t>(p.pp) * p.virtual_stages > shares) {
+      fail("pipeline_layers",
+           fmt::format("parallel.virtual_stages: pp x virtual_stages = {} x {} = {} virtual "
+                       "stages exceed the model's {} layers{} (every virtual stage needs a "
+                       "layer)",
+                       p.pp, p.virtual_stages, p.pp * p.virtual_stages, layers,
+                       p.embedding_and_loss_as_layers ? " plus embedding and loss" : ""));
+    }
   }
   if (p.schedule == PipelineSchedule::kInterleaved && p.virtual_stages > 1 &&
       w.microbatches(p) % p.pp != 0) {
@@ -386,6 +404,7 @@ Json parallel_json(const ParallelConfig& p) {
   j["pipeline_schedule"] = p.schedule == PipelineSchedule::kOneFOneB ? "1f1b" : "interleaved";
   j["virtual_stages"] = p.virtual_stages;
   j["account_for_embedding_and_loss"] = p.embedding_and_loss_as_layers;
+  if (!p.layout.empty()) j["pipeline_layout"] = p.layout_text;
   j["recompute"] = p.recompute == Recompute::kNone           ? "none"
                    : p.recompute == Recompute::kSelective    ? "selective"
                    : p.recompute == Recompute::kSelectiveMoe ? "selective_moe"

@@ -325,6 +325,36 @@ TEST_CASE("combined 1F1B holds one layer more than 1F1B", "[exec][memory]") {
   CHECK(paired.per_stage[0].routed_tokens_bytes > plain.per_stage[0].routed_tokens_bytes);
 }
 
+// An MTP module on the last stage holds its layer, eh_proj and its norms,
+// and (the stage embeds the shifted tokens itself) a copy of the embedding;
+// its loss keeps a second set of logits until its backward.
+TEST_CASE("an MTP module's weights and logits on its stage", "[exec][memory]") {
+  ModelShape m = testing::tiny_moe(5);
+  m.vocab = 32000;
+  m.embedding_params = m.output_params = 32000.0 * 1024;
+  ParallelConfig p;
+  p.pp = 2;
+  TrainingWorkload w;
+  w.seq_len = 1024;
+  w.global_batch = 4;
+  ModelShape mtp = m;
+  mtp.mtp_layers = 1;  // four model layers and the module's
+  mtp.mtp_module_params = 2.0 * 1024 * 1024 + 3 * 1024;
+  ModelShape four = testing::tiny_moe(4);
+  four.vocab = m.vocab;
+  four.embedding_params = four.output_params = m.embedding_params;
+  const LocalParams plain = local_params(four, p, 1), with = local_params(mtp, p, 1);
+  const LayerParams layer = layer_params(mtp, p, 4);
+  CHECK(with.dense - plain.dense ==
+        Approx(layer.dense + mtp.mtp_module_params + mtp.embedding_params));
+  CHECK(with.experts - plain.experts == Approx(layer.experts));
+  CHECK(local_params(mtp, p, 0).dense == Approx(local_params(four, p, 0).dense));
+  const MemoryEstimate a = estimate_memory(four, p, w, {1024, 1024}, 80e9, 0);
+  const MemoryEstimate b = estimate_memory(mtp, p, w, {1024, 1024}, 80e9, 0);
+  CHECK(b.per_stage[1].logits_bytes == Approx(2 * a.per_stage[1].logits_bytes));
+  CHECK(b.per_stage[0].logits_bytes == 0);
+}
+
 // DualPipe (README table): 2x parameters and pp + 1 activations per device.
 // Rank r holds stages r and pp-1-r; walking DualPipe.step for pp = 4 and 8
 // micro-batches, ranks 1 and 2 reach 5 passes (rank 1: F0.0 F4.1 F1.0 F5.1

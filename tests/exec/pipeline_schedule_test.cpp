@@ -82,6 +82,24 @@ TEST_CASE("layers split as evenly as possible, earlier stages take the remainder
   CHECK((e[3].begin == 5 && e[3].end == 6));
 }
 
+// Without a layout the MTP modules join the last stage (Megatron-Core's
+// mtp_on_this_rank); a layout's stages hold what it lists, in order.
+TEST_CASE("stage layers: MTP modules with the loss, or where the layout says", "[exec][pipeline]") {
+  ModelShape m;
+  m.layers = 11;  // ten model layers and one MTP module's
+  m.mtp_layers = 1;
+  ParallelConfig p;
+  p.pp = 4;
+  auto r = stage_layers(m, p);
+  CHECK((r[2].begin == 6 && r[2].end == 8));
+  CHECK((r[3].begin == 8 && r[3].end == 11));
+  p.layout = {{4, 0, true, false}, {3, 0, false, false}, {3, 0, false, false}, {0, 1, false, true}};
+  r = stage_layers(m, p);
+  CHECK((r[0].begin == 0 && r[0].end == 4));
+  CHECK((r[2].begin == 7 && r[2].end == 10));
+  CHECK((r[3].begin == 10 && r[3].end == 11));
+}
+
 // Megatron-Core's combined 1F1B without pipelining
 // (combined_1f1b.py combined_1f1b_schedule_for_no_pipelining): F(0) alone,
 // then B(i) beside F(i+1), then the last backward alone.

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "sim/exec/layer_costs.h"
 #include "tests/exec/test_costs.h"
 
 namespace moesim::exec {
@@ -81,6 +82,36 @@ TEST_CASE("one GPU, one MoE layer: the step is the sum of its kernels", "[exec][
   const double gemm = 8 * (2.0 * 64 * 4096 * 1024 + 2.0 * 64 * 1024 * 2048) / kFlops;
   const double act = 512 * 3.0 * 2048 * 2 / kBw;
   CHECK(expert_fwd == Approx(gemm + act).epsilon(1e-6));
+}
+
+// An MTP module (Megatron-Core MultiTokenPredictionLayer) on one GPU: its
+// transformer layer costs a model layer's kernels, and around it run its
+// entry (the shifted tokens' embedding, two norms, their concatenation and
+// eh_proj, 2 x hidden -> hidden) and a second pass through the output head.
+TEST_CASE("an MTP module adds a layer, its entry and a head pass", "[exec][step]") {
+  const LinearCost cost(kFlops, kBw);
+  ParallelConfig p;
+  ModelShape one = tiny_moe(1), two = tiny_moe(2);
+  one.vocab = two.vocab = 32000;
+  ModelShape mtp = two;
+  mtp.mtp_layers = 1;  // one model layer and the module's
+  auto step = [&](const ModelShape& m) {
+    return simulate_training(setup_for(m, p, 256, 1), routing_for(m, p, 256),
+                             testing::hardware(cost, simple_collective))
+        .mean_step_time_s;
+  };
+  TrainingWorkload w;
+  w.seq_len = 256;
+  const LayerKernelSeconds k =
+      LayerCostModel(mtp, p, w, routing_for(mtp, p, 256)[0], cost).kernels();
+  // 256 tokens of hidden 1,024 in BF16: the embedding reads and writes them,
+  // each norm too, the concatenation copies two of them; eh_proj's GEMM.
+  const double rows = 256.0 * 1024 * 2;
+  CHECK(k.mtp_entry_fwd == Approx(2 * rows / kBw + 2 * 2 * rows / kBw + 2 * 2 * rows / kBw +
+                                  2.0 * 256 * 1024 * 2048 / kFlops));
+  CHECK(step(mtp) - step(two) ==
+        Approx(k.mtp_entry_fwd + k.mtp_entry_bwd + k.head_fwd + k.head_bwd).epsilon(1e-9));
+  CHECK(step(two) > step(one));
 }
 
 // Selective recompute as in Megatron-Core's --recompute-modules layernorm

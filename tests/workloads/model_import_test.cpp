@@ -90,7 +90,8 @@ TEST_CASE("imported geometry: windows, placements, MLA and expert format", "[wor
   const ImportedModel v3 = import_fixture("deepseek-v3.config.json");
   CHECK(v3.model.router_groups == 8);
   CHECK(v3.model.router_topk_groups == 4);
-  CHECK(v3.sources.contains("mtp"));  // num_nextn_predict_layers 1, left out
+  CHECK(v3.model.mtp_layers == 1);  // num_nextn_predict_layers
+  CHECK(v3.sources.contains("mtp"));
   CHECK(v3.sources.contains("quantization"));
   // The name comes from model_type without _name_or_path.
   CHECK(v3.model.name == "deepseek-v3");

@@ -146,6 +146,37 @@ TEST_CASE("windowed attention FLOPs use the keys a query reaches", "[workloads][
         Approx(18 * per_key * (2048 - 126.0)));
 }
 
+// A hand-sized MoE model with one MTP module: hidden 8, MHA with 2 heads of
+// 4, 4 experts of width 16 (top-2, SwiGLU), vocab 32, 2 layers, both MoE.
+// Its module: attention 4 x 8 x 8 = 256 and 2 norms of 8, experts 4 x 3 x 8
+// x 16 = 1,536, router 32, eh_proj 2 x 8 x 8 = 128, 3 norms of 8.
+TEST_CASE("an MTP module's parameters and FLOPs, closed form", "[workloads][catalog]") {
+  const Json tiny = Json::parse(R"({"layers": 2, "hidden": 8,
+      "attention": {"kind": "mha", "heads": 2, "head_dim": 4}, "routed_experts": 4,
+      "expert_ffn": 16, "top_k": 2, "vocab": 32, "moe_layers": {}, "mtp_layers": 1,
+      "sources": {}})");
+  const MoeModelConfig m = resolve_model(tiny, "model");
+  CHECK(m.mtp_params() == 256 + 16 + 1536 + 32 + 128 + 24);
+  CHECK(m.is_moe_layer(2));  // the module's layer is of the last layer's kind
+  // Per token: 2 x (attention 256 + 2 experts x 384 + router 32 + eh_proj
+  // 128 + head 8 x 32) = 2,880, plus 2 heads x (4 + 4) x 2 FLOPs per key
+  // over 64 / 2 keys = 1,024.
+  CHECK(m.mtp_flops_per_token(64) == Approx(2880 + 1024));
+  // The published counts leave the modules out; so do total and active.
+  MoeModelConfig without = m;
+  without.mtp_layers = 0;
+  CHECK(m.total_params() == without.total_params());
+  CHECK(without.mtp_flops_per_token(64) == 0);
+  // DeepSeek-V3's module: 256 experts of 3 x 7168 x 2048, the MLA block,
+  // the router and eh_proj come to about 11.7B; with its own copies of the
+  // embedding and head (0.93B each) that is the model card's 14B.
+  const MoeModelConfig v3 = model("deepseek-v3");
+  CHECK(v3.mtp_layers == 1);
+  CHECK((v3.mtp_params() + 2 * v3.embedding_params()) / 1e9 == Approx(14).epsilon(0.05));
+  CHECK_THROWS_WITH(resolve_model(Json{{"preset", "tiny-moe"}, {"mtp_layers", 9}}, "model"),
+                    Catch::Contains("model.mtp_layers"));
+}
+
 TEST_CASE("weight bytes: MXFP4 experts reproduce gpt-oss's checkpoint sizes",
           "[workloads][catalog]") {
   // gpt-oss model card: checkpoints of 60.8 GiB (120b) and 12.8 GiB (20b)
