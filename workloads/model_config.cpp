@@ -142,43 +142,38 @@ double MoeModelConfig::ffn_params(int64_t width) const {
   return (activation == Activation::kSwiGlu ? 3.0 : 2.0) * hidden * width;
 }
 
+// The FFN side of layer `layer`: a dense FFN, or the MoE block's routed
+// experts (all of them, or the top_k a token uses), shared experts and router.
+double MoeModelConfig::ffn_side_params(int layer, bool active) const {
+  if (!is_moe_layer(layer)) return dense_ffn_params();
+  return (active ? top_k : routed_experts) * expert_params() + shared_expert_params() +
+         router_params();
+}
+
 double MoeModelConfig::total_params() const {
   double p = embedding_params() + output_params() + hidden;  // + final norm
-  for (int l = 0; l < layers; ++l) {
-    p += attention_params_per_layer();
-    p += is_moe_layer(l)
-             ? routed_experts * expert_params() + shared_expert_params() + router_params()
-             : dense_ffn_params();
-  }
+  for (int l = 0; l < layers; ++l) p += attention_params_per_layer() + ffn_side_params(l, false);
   return p;
 }
 
 double MoeModelConfig::active_params() const {
   double p = embedding_params() + output_params() + hidden;
-  for (int l = 0; l < layers; ++l) {
-    p += attention_params_per_layer();
-    p += is_moe_layer(l) ? top_k * expert_params() + shared_expert_params() + router_params()
-                         : dense_ffn_params();
-  }
+  for (int l = 0; l < layers; ++l) p += attention_params_per_layer() + ffn_side_params(l, true);
   return p;
 }
 
 double MoeModelConfig::mtp_params() const {
   const double h = static_cast<double>(hidden);
-  const double ffn = is_moe_layer(layers) ? routed_experts * expert_params() +
-                                                shared_expert_params() + router_params()
-                                          : dense_ffn_params();
-  return mtp_layers * (attention_params_per_layer() + ffn + 2 * h * h + 3 * h);
+  return mtp_layers *
+         (attention_params_per_layer() + ffn_side_params(layers, false) + 2 * h * h + 3 * h);
 }
 
 double MoeModelConfig::mtp_flops_per_token(int64_t seq_len) const {
   if (mtp_layers == 0) return 0;
   const double h = static_cast<double>(hidden);
-  const double ffn = is_moe_layer(layers)
-                         ? top_k * expert_params() + shared_expert_params() + router_params()
-                         : dense_ffn_params();
   // The layer's matmuls (its two norms are not), eh_proj, the output head.
-  const double matmul = attention_params_per_layer() - 2 * h + ffn + 2 * h * h + h * vocab;
+  const double matmul =
+      attention_params_per_layer() - 2 * h + ffn_side_params(layers, true) + 2 * h * h + h * vocab;
   const double keys = is_windowed_layer(layers - 1) ? mean_attended_tokens(seq_len)
                                                     : static_cast<double>(seq_len) / 2;
   const double attention = 2.0 * heads * static_cast<double>(qk_head_dim() + v_dim()) * keys;

@@ -128,6 +128,9 @@ struct MoeModelConfig {
   double expert_params() const { return ffn_params(expert_ffn); }
   double shared_expert_params() const { return shared_experts * ffn_params(shared_expert_ffn); }
   double router_params() const { return static_cast<double>(hidden) * routed_experts; }
+  // Layer `layer`'s dense FFN, or its MoE block (routed experts, all of them
+  // or the top_k a token uses when `active`, with shared experts and router).
+  double ffn_side_params(int layer, bool active) const;
   double embedding_params() const { return static_cast<double>(vocab) * hidden; }
   double output_params() const { return tied_embeddings ? 0 : embedding_params(); }
   double total_params() const;

@@ -27,7 +27,8 @@ std::vector<exec::LayoutStage> parse_pipeline_layout(const std::string& text,
 // pp), none empty (moesim's own rule, as for an even split), the embedding
 // first and the loss last, each once; as many "t" as the
 // model's layers and "m" as its MTP modules, every "m" after every "t", all
-// in one virtual stage that is its pipeline rank's last. Throws
+// in one virtual stage that is its pipeline rank's last (not checked under
+// DualPipe, where each rank holds one stage of each direction). Throws
 // InvalidStrategy (code pipeline_layout) saying which rule.
 void check_pipeline_layout(const exec::ModelShape& model, const exec::ParallelConfig& parallel);
 
