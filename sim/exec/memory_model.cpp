@@ -27,11 +27,13 @@ LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage
   LocalParams lp;
   for (int chunk = 0; chunk < chunks_per_rank(p); ++chunk) {
     const int vstage = virtual_stage_of(p, stage, chunk);
+    int mtp = 0;
     for (int l = ranges[vstage].begin; l < ranges[vstage].end; ++l) {
       const LayerParams layer = layer_params(m, p, l);
       lp.dense += layer.dense;
       lp.experts += layer.experts;
       lp.largest_layer = std::max(lp.largest_layer, layer.dense + layer.experts);
+      if (m.is_mtp_layer(l)) ++mtp;
     }
     const bool first = vstage == 0, last = vstage == stage_count(p) - 1;
     if (first) lp.dense += m.embedding_params / p.tp;
@@ -39,8 +41,6 @@ LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage
     // MTP modules: eh_proj (column-parallel) and norms; the stage embeds the
     // shifted tokens and runs the output head itself, so it holds both
     // (Megatron-Core GPTModel builds them where mtp_process is set).
-    const int mtp =
-        std::max(0, ranges[vstage].end - std::max(ranges[vstage].begin, m.model_layers()));
     if (mtp > 0) {
       lp.dense += mtp * m.mtp_module_params / p.tp;
       if (!first) lp.dense += m.embedding_params / p.tp;
