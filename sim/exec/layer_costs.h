@@ -42,7 +42,8 @@ struct LayerKernelSeconds {
   // shifted tokens' embedding, the two norms (enorm, hnorm), their
   // concatenation and eh_proj (2 x hidden -> hidden, column-parallel, in the
   // linear layers' dtype). Its transformer layer costs what a model layer
-  // does; its output norm, head and loss what head_* cost.
+  // does; its output norm, head and loss what head_* cost, on the last stage
+  // beside the model's (pipeline_schedule.h mtp_stage).
   double mtp_entry_fwd = 0, mtp_entry_bwd = 0, mtp_entry_wgrad = 0;
   // The weight-gradient GEMMs inside each backward above (priced by
   // ComputeCostModel::wgrad_gemm_seconds, plus under FP8 the casts of their

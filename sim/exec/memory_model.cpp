@@ -39,12 +39,13 @@ LocalParams local_params(const ModelShape& m, const ParallelConfig& p, int stage
     if (first) lp.dense += m.embedding_params / p.tp;
     if (last) lp.dense += m.output_params / p.tp;
     // MTP modules: eh_proj (column-parallel) and norms; the stage embeds the
-    // shifted tokens and runs the output head itself, so it holds both
-    // (Megatron-Core GPTModel builds them where mtp_process is set).
+    // shifted tokens itself, so it holds the embedding too (Megatron-Core
+    // GPTModel builds it where mtp_process is set). The output layer stays
+    // on the last stage (built where post_process is), which runs the
+    // modules' heads.
     if (mtp > 0) {
       lp.dense += mtp * m.mtp_module_params / p.tp;
       if (!first) lp.dense += m.embedding_params / p.tp;
-      if (!last) lp.dense += m.output_params / p.tp;
     }
   }
   return lp;
@@ -272,11 +273,8 @@ std::vector<ChunkSaved> chunk_saved(const ModelShape& m, const ParallelConfig& p
         c.layer_moe = m.moe_layer[l];
       }
       // An MTP module also keeps the inputs of its two input norms, of
-      // eh_proj (their concatenation) and of its output norm and head.
-      if (m.is_mtp_layer(l)) {
-        c.activations += 6 * m.hidden * kBf16Bytes * tokens / seq_share;
-        ++c.losses;
-      }
+      // eh_proj (their concatenation) and of its output norm.
+      if (m.is_mtp_layer(l)) c.activations += 5 * m.hidden * kBf16Bytes * tokens / seq_share;
       const double copies = m.moe_layer[l] ? routed.max * p.etp : 0;
       double recomputed = 0, recomputed_routed = 0;
       if (p.recompute == Recompute::kFull) {
@@ -294,9 +292,10 @@ std::vector<ChunkSaved> chunk_saved(const ModelShape& m, const ParallelConfig& p
     // The embedding keeps the token ids (int64, every tensor-parallel rank).
     if (vstage == 0) c.activations += tokens * kInt64Bytes;
     if (vstage == vstages - 1) {
-      // The final norm keeps its input, the output layer its input (BF16).
-      c.activations += 2 * m.hidden * kBf16Bytes * tokens / seq_share;
-      ++c.losses;
+      // The final norm keeps its input, the output layer its input (BF16),
+      // and each MTP module's head its own input (pipeline_schedule.h mtp_stage).
+      c.activations += (2 + m.mtp_layers) * m.hidden * kBf16Bytes * tokens / seq_share;
+      c.losses += 1 + m.mtp_layers;
     }
   }
   return chunks;

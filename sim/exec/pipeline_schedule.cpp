@@ -235,4 +235,13 @@ std::vector<LayerRange> stage_layers(const ModelShape& m, const ParallelConfig& 
   return out;
 }
 
+int mtp_stage(const ModelShape& m, const std::vector<LayerRange>& stages) {
+  if (m.mtp_layers == 0) return -1;
+  for (size_t v = 0; v < stages.size(); ++v) {
+    if (stages[v].begin <= m.model_layers() && m.model_layers() < stages[v].end)
+      return static_cast<int>(v);
+  }
+  return -1;
+}
+
 }  // namespace moesim::exec

@@ -100,4 +100,11 @@ std::vector<LayerRange> split_layers(int layers, int virtual_stage_count,
 // them without a layout (multi_token_prediction.py mtp_on_this_rank).
 std::vector<LayerRange> stage_layers(const ModelShape& model, const ParallelConfig& parallel);
 
+// The virtual stage holding the MTP modules (-1 without any). Where it is not
+// the last one (a layout's standalone "m" stage), Megatron-Core (v0.16
+// gpt_model.py _postprocess; p2p_communication.py mtp_standalone) sends each
+// module's hidden states on, concatenated after the model's along the
+// sequence, and the last stage runs every module's output head and loss.
+int mtp_stage(const ModelShape& model, const std::vector<LayerRange>& stages);
+
 }  // namespace moesim::exec

@@ -186,6 +186,10 @@ class StepGraphBuilder {
   int64_t tokens_per_microbatch_ = 0;  // per data-parallel rank
   int microbatches_ = 0;
   std::vector<LayerRange> vstage_layers_;
+  int mtp_vstage_ = -1;  // the virtual stage holding the MTP modules (mtp_stage)
+  // The output heads (with their losses) the last virtual stage runs: the
+  // model's and each MTP module's.
+  double output_heads() const { return 1.0 + model_.mtp_layers; }
   std::vector<int> moe_index_;         // layer -> MoE ordinal (-1 for dense layers)
   uint32_t ring_matrix_ = UINT32_MAX;  // the context-parallel ring's send matrix (cp > 1)
   // Activation offload, for the GPU being emitted: each (micro-batch, chunk,
@@ -635,17 +639,14 @@ TaskId StepGraphBuilder::emit_layer(int gpu, int layer, TaskLabel label, TaskId 
   label.layer = static_cast<int16_t>(layer);
   const int buffer = gather_layer_params(gpu, layer, label);
   if (buffer >= 0) open_param_buffer_ = buffer;
-  // An MTP module wraps its layer in its entry and its own head and loss
-  // (a recompute re-runs the entry only: the loss is outside the checkpoint).
+  // An MTP module wraps its layer in its entry (a recompute re-runs it too);
+  // its head and loss run with the model's, on the last stage.
   const bool mtp = model_.is_mtp_layer(layer);
   const bool backward = label.phase == Phase::kBackward;
   const LayerKernelSeconds& k = layer_costs_.kernels();
-  if (mtp)
-    dep = compute(gpu, Category::kOther, backward ? k.head_bwd : k.mtp_entry_fwd, label, dep);
+  if (mtp && !backward) dep = compute(gpu, Category::kOther, k.mtp_entry_fwd, label, dep);
   TaskId x = emit_layer_kernels(gpu, layer, label, dep);
-  if (mtp && label.phase != Phase::kRecompute) {
-    x = compute(gpu, Category::kOther, backward ? k.mtp_entry_bwd : k.head_fwd, label, x);
-  }
+  if (mtp && backward) x = compute(gpu, Category::kOther, k.mtp_entry_bwd, label, x);
   if (label.phase != Phase::kRecompute) {
     release_param_buffer(open_param_buffer_, last_compute_[gpu]);
     open_param_buffer_ = -1;
@@ -744,7 +745,8 @@ void StepGraphBuilder::emit_gpu(int gpu) {
         x = compute(gpu, Category::kOther, layer_costs_.kernels().embedding_fwd, label);
       for (int l = range.begin; l < range.end; ++l) x = emit_layer(gpu, l, label, x);
       if (vstage == total_vstages - 1)
-        x = compute(gpu, Category::kOther, layer_costs_.kernels().head_fwd, label, x);
+        x = compute(gpu, Category::kOther, output_heads() * layer_costs_.kernels().head_fwd, label,
+                    x);
       pt.forward_first = static_cast<TaskId>(first_task);
       pt.forward_last = x;
     } else {
@@ -753,7 +755,8 @@ void StepGraphBuilder::emit_gpu(int gpu) {
       emit_pass_overhead(gpu, label);
       TaskId x = kNoTask;
       if (vstage == total_vstages - 1)
-        x = compute(gpu, Category::kOther, layer_costs_.kernels().head_bwd, label, x);
+        x = compute(gpu, Category::kOther, output_heads() * layer_costs_.kernels().head_bwd, label,
+                    x);
       TaskLabel recompute_label = label;
       recompute_label.phase = Phase::kRecompute;
       for (int l = range.end - 1; l >= range.begin; --l) {
@@ -810,13 +813,10 @@ void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor&
   recompute_label.phase = Phase::kRecompute;
   wgrad_label.phase = Phase::kWeightGrad;
   const bool selective = pass.backward && parallel_.recompute == Recompute::kSelective;
-  // An MTP module's entry and head around its layer, as in emit_layer.
+  // An MTP module's entry before its layer, as in emit_layer.
   const bool mtp = model_.is_mtp_layer(layer);
-  if (mtp && stage == LayerStage::kPre) {
-    x = pass.backward ? compute(gpu, Category::kOther,
-                                k.head_bwd - (pass.defer_wgrad ? k.head_wgrad : 0), label, x)
-                      : compute(gpu, Category::kOther, k.mtp_entry_fwd, label, x);
-  }
+  if (mtp && stage == LayerStage::kPre && !pass.backward)
+    x = compute(gpu, Category::kOther, k.mtp_entry_fwd, label, x);
   if (moe && stage != LayerStage::kPre && stage != LayerStage::kPost) {
     x = emit_moe(gpu, layer, label, x, stage, pass.defer_wgrad);
   } else if (!pass.backward) {
@@ -832,7 +832,6 @@ void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor&
     } else if (moe) {
       x = emit_moe(gpu, layer, label, x, stage);  // kPost: unpermute
     }
-    if (mtp && stage == LayerStage::kPost) x = compute(gpu, Category::kOther, k.head_fwd, label, x);
   } else if (stage == LayerStage::kPre) {
     // Both norms (and MLA's up-projections) are re-run as the layer's
     // backward begins.
@@ -928,8 +927,8 @@ void StepGraphBuilder::emit_combined(int gpu, const PipelineItem* forward_item,
       emit_pass_overhead(gpu, backward.label);
       if (backward.last_vstage) {
         const double wgrad = backward.defer_wgrad ? k.head_wgrad : 0;
-        backward.chain =
-            compute(gpu, Category::kOther, k.head_bwd - wgrad, backward.label, backward.chain);
+        backward.chain = compute(gpu, Category::kOther, output_heads() * (k.head_bwd - wgrad),
+                                 backward.label, backward.chain);
       }
     });
   }
@@ -945,7 +944,8 @@ void StepGraphBuilder::emit_combined(int gpu, const PipelineItem* forward_item,
   if (forward_item) {
     own(forward, [&] {
       if (forward.last_vstage)
-        forward.chain = compute(gpu, Category::kOther, k.head_fwd, forward.label, forward.chain);
+        forward.chain = compute(gpu, Category::kOther, output_heads() * k.head_fwd, forward.label,
+                                forward.chain);
     });
     PassTasks& pt = passes(*forward_item);
     pt.before_forward = before;
@@ -972,12 +972,10 @@ void StepGraphBuilder::emit_weight_grad(int gpu, const PipelineItem& item) {
   PassCursor pass = start_pass(gpu, item);
   TaskLabel label = pass.label;
   label.phase = Phase::kWeightGrad;
-  if (pass.last_vstage) compute(gpu, Category::kOther, k.head_wgrad, label);
+  if (pass.last_vstage) compute(gpu, Category::kOther, output_heads() * k.head_wgrad, label);
   for (int l = pass.layers.end - 1; l >= pass.layers.begin; --l) {
     label.layer = static_cast<int16_t>(l);
-    if (model_.is_mtp_layer(l)) {
-      compute(gpu, Category::kOther, k.head_wgrad + k.mtp_entry_wgrad, label);
-    }
+    if (model_.is_mtp_layer(l)) compute(gpu, Category::kOther, k.mtp_entry_wgrad, label);
     const int j = moe_index_[l];
     if (j >= 0) {
       const LayerRouting& lr = routing_[j];
@@ -1059,6 +1057,10 @@ void StepGraphBuilder::emit_pipeline_transfers() {
           const bool forward = dir == 0;
           const int from_vstage = forward ? vstage - 1 : vstage + 1;
           if (from_vstage < 0 || from_vstage >= total) continue;
+          // Past the MTP modules' stage, their hidden states travel with the
+          // model's (and their gradients back).
+          const int boundary = std::min(vstage, from_vstage);
+          const bool with_mtp = mtp_vstage_ >= 0 && boundary >= mtp_vstage_;
           // DualPipe's reverse direction runs virtual stage s on rank pp-1-s.
           const int from_stage = !dualpipe    ? from_vstage % parallel_.pp
                                  : chunk == 0 ? from_vstage
@@ -1067,7 +1069,7 @@ void StepGraphBuilder::emit_pipeline_transfers() {
           const int src = layout_.rank(rc.tp, rc.cp, rc.dp, from_stage);
           const PassTasks& them = passes_[src][static_cast<size_t>(mb) * v + from_chunk];
           CollectiveDesc d{CollectiveOp::kSendRecv};
-          d.bytes = bytes;
+          d.bytes = with_mtp ? bytes * output_heads() : bytes;
           d.group = group_of(src, gpu);
           const CollectiveId c =
               step_.graph.add_collective(static_cast<uint32_t>(step_.collectives.size()));
@@ -1182,6 +1184,7 @@ StepGraph StepGraphBuilder::build() {
   step_.microbatches = microbatches_;
   step_.graph = TaskGraph(parallel_.gpus());
   vstage_layers_ = stage_layers(model_, parallel_);
+  mtp_vstage_ = mtp_stage(model_, vstage_layers_);
   if (parallel_.moe_a2a_overlap != MoeA2aOverlap::kNone) {
     // Overlapped communication takes SMs from the compute beside it.
     if (gpu_sms_ <= parallel_.a2a_comm_sms) {

@@ -355,6 +355,42 @@ TEST_CASE("an MTP module's weights and logits on its stage", "[exec][memory]") {
   CHECK(b.per_stage[0].logits_bytes == 0);
 }
 
+// A layout's standalone MTP stage ("Et|t|m|L"): the module's stage embeds
+// the shifted tokens (its own embedding copy, beside stage 0's on the same
+// rank) but holds no output layer; the last stage runs both heads and keeps
+// both sets of logits (Megatron-Core v0.16 gpt_model.py: the output layer is
+// built where post_process is set, the embedding where pre_process or
+// mtp_process is).
+TEST_CASE("a standalone MTP stage holds an embedding, the last stage both heads",
+          "[exec][memory]") {
+  ModelShape m = testing::tiny_moe(3);
+  m.mtp_layers = 1;  // two model layers and the module's
+  m.vocab = 32000;
+  m.embedding_params = m.output_params = 32000.0 * 1024;
+  m.mtp_module_params = 2.0 * 1024 * 1024 + 3 * 1024;
+  ParallelConfig p;
+  p.pp = 2;
+  p.schedule = PipelineSchedule::kInterleaved;
+  p.virtual_stages = 2;
+  p.layout = {{1, 0, true, false}, {1, 0, false, false}, {0, 1, false, false}, {0, 0, false, true}};
+  TrainingWorkload w;
+  w.seq_len = 1024;
+  w.global_batch = 4;
+  const LayerParams l0 = layer_params(m, p, 0), l1 = layer_params(m, p, 1),
+                    module = layer_params(m, p, 2);
+  CHECK(local_params(m, p, 0).dense ==
+        Approx(l0.dense + module.dense + 2 * m.embedding_params + m.mtp_module_params));
+  CHECK(local_params(m, p, 1).dense == Approx(l1.dense + m.output_params));
+  ModelShape plain = testing::tiny_moe(2);
+  plain.vocab = m.vocab;
+  ParallelConfig two_stages;
+  two_stages.pp = 2;
+  const MemoryEstimate a = estimate_memory(plain, two_stages, w, {1024, 1024}, 80e9, 0);
+  const MemoryEstimate b = estimate_memory(m, p, w, {1024, 1024}, 80e9, 0);
+  CHECK(b.per_stage[0].logits_bytes == 0);
+  CHECK(b.per_stage[1].logits_bytes == Approx(2 * a.per_stage[1].logits_bytes));
+}
+
 // DualPipe (README table): 2x parameters and pp + 1 activations per device.
 // Rank r holds stages r and pp-1-r; walking DualPipe.step for pp = 4 and 8
 // micro-batches, ranks 1 and 2 reach 5 passes (rank 1: F0.0 F4.1 F1.0 F5.1

@@ -114,6 +114,59 @@ TEST_CASE("an MTP module adds a layer, its entry and a head pass", "[exec][step]
   CHECK(step(two) > step(one));
 }
 
+// A layout's standalone MTP stage (Megatron-Core v0.16, "...m|L"): the
+// module's entry and layer run where the layout puts them; its head and loss
+// run on the last stage beside the model's (gpt_model.py _postprocess), and
+// the activations from the module's stage on, and their gradients back,
+// carry its hidden states after the model's (p2p_communication.py
+// mtp_standalone).
+TEST_CASE("a standalone MTP stage sends its hidden states to the last stage's heads",
+          "[exec][step]") {
+  const LinearCost cost(kFlops, kBw);
+  ModelShape m = tiny_moe(3);
+  m.vocab = 32000;
+  m.mtp_layers = 1;  // two model layers and the module's
+  ParallelConfig p;
+  p.pp = 2;
+  p.schedule = PipelineSchedule::kInterleaved;
+  p.virtual_stages = 2;
+  // "Et|t|m|L": rank 0 holds stages 0 and 2, rank 1 stages 1 and 3.
+  p.layout = {{1, 0, true, false}, {1, 0, false, false}, {0, 1, false, false}, {0, 0, false, true}};
+  const auto routing = routing_for(m, p, 256);
+  const TrainingResult r = simulate_training(setup_for(m, p, 256, 4), routing,
+                                             testing::hardware(cost, simple_collective));
+  TrainingWorkload w;
+  w.seq_len = 256;
+  const LayerKernelSeconds k = LayerCostModel(m, p, w, routing[0], cost).kernels();
+  const StepGraph& s = r.last_graph;
+  int heads[2] = {0, 0}, entries[2] = {0, 0};
+  std::map<std::tuple<Phase, int, uint32_t>, double> received;  // (phase, chunk, gpu) -> bytes
+  for (TaskId id = 0; id < s.graph.size(); ++id) {
+    const auto& t = s.graph.task(id);
+    if (t.category == Category::kPpComm) {
+      const CollectiveDesc& d = s.collectives[s.graph.collective(t.collective).payload];
+      const bool receiver = static_cast<int>(t.gpu) == s.groups[d.group][1];  // {from, to}
+      if (receiver) received[{t.label.phase, t.label.chunk, t.gpu}] = d.bytes;
+    }
+    if (t.collective != kNoCollective || t.label.phase != Phase::kForward) continue;
+    if (t.duration.seconds() == Approx(2 * k.head_fwd).epsilon(1e-6)) ++heads[t.gpu];
+    if (t.duration.seconds() == Approx(k.mtp_entry_fwd).epsilon(1e-6)) ++entries[t.gpu];
+  }
+  // Four micro-batches: both heads on rank 1, the module's entry on rank 0.
+  CHECK(heads[1] == 4);
+  CHECK(heads[0] == 0);
+  CHECK(entries[0] == 4);
+  CHECK(entries[1] == 0);
+  // 256 tokens of hidden 1,024 in BF16 between stages 0 and 1 and 1 and 2;
+  // twice that between 2 and 3, both ways.
+  const double one = 256.0 * 1024 * 2;
+  CHECK(received[{Phase::kForward, 0, 1}] == Approx(one));
+  CHECK(received[{Phase::kForward, 1, 0}] == Approx(one));
+  CHECK(received[{Phase::kForward, 1, 1}] == Approx(2 * one));
+  CHECK(received[{Phase::kBackward, 1, 0}] == Approx(2 * one));
+  CHECK(received[{Phase::kBackward, 0, 1}] == Approx(one));
+}
+
 // Selective recompute as in Megatron-Core's --recompute-modules layernorm
 // moe_act (what the memory model stops keeping): backward re-runs both norms
 // (each reads and writes tokens x hidden BF16) and the routed experts'
