@@ -29,7 +29,20 @@ int64_t received_copies(const RoutingSample& rs, int position) {
 // kMirror (DualPipe): the two ranks holding copies of the same stages, r and
 // pp-1-r, whose gradients are summed.
 // kCp: the context-parallel ring.
-enum GroupKind { kTp, kEp, kEtp, kDp, kEdp, kMirror, kCp, kGroupKinds };
+// kEmbedding: the first and last pipeline ranks, which sum their word
+// embeddings' gradients (Megatron-Core parallel_state.py
+// default_embedding_ranks; finalize_model_grads.py
+// _allreduce_word_embedding_grads).
+enum GroupKind { kTp, kEp, kEtp, kDp, kEdp, kMirror, kCp, kEmbedding, kGroupKinds };
+
+// Gradient buckets are layers (their index) or one of the parameters outside
+// them: the first stage's embedding, an MTP stage's own embedding copy, the
+// last stage's output layer.
+enum ExtraBucket { kEmbeddingBucket = -1, kMtpEmbeddingBucket = -2, kOutputBucket = -3 };
+constexpr int kExtraBuckets = 3;
+int bucket_slot(int bucket) {
+  return bucket + kExtraBuckets;
+}
 
 // The two parts of a layer whose saved tensors are offloaded apart: the
 // attention block's (attn_norm, qkv_linear, core_attn, attn_proj) and the MLP
@@ -218,19 +231,33 @@ class StepGraphBuilder {
   };
   std::vector<std::vector<PassTasks>> passes_;
   std::vector<TaskId> last_compute_;                              // per GPU, while emitting
-  std::vector<std::vector<std::pair<TaskId, int>>> grads_ready_;  // per GPU: (task, layer)
-  // Overlap modes: per layer of the GPU being emitted, the task after which
-  // its weight gradients are complete (its last backward or W pass so far).
-  std::vector<TaskId> layer_grads_done_;
+  std::vector<std::vector<std::pair<TaskId, int>>> grads_ready_;  // per GPU: (task, bucket)
+  // Overlap modes: per gradient bucket of the GPU being emitted (bucket_slot),
+  // the task after which its gradients are complete (its last backward or W
+  // pass so far).
+  std::vector<TaskId> bucket_grads_done_;
   // ZeRO-2/3 (Megatron-FSDP's optim_grads / optim_grads_params) keep only a
   // shard of the gradients: every backward reduce-scatters each layer's
   // gradients and accumulates the shard (megatron_fsdp.md, sharding
   // strategies). ZeRO-0/1 reduce once, after the last micro-batch.
   bool reduces_every_microbatch() const { return parallel_.zero_stage >= 2; }
-  // Overlap modes: `layer`'s weight gradients for the current pass are done at `task`.
-  void grads_done(int gpu, int layer, TaskId task) {
-    layer_grads_done_[layer] = task;
-    if (reduces_every_microbatch()) grads_ready_[gpu].push_back({task, layer});
+  // Overlap modes: `bucket`'s weight gradients for the current pass are done at `task`.
+  void grads_done(int gpu, int bucket, TaskId task) {
+    bucket_grads_done_[bucket_slot(bucket)] = task;
+    if (reduces_every_microbatch()) grads_ready_[gpu].push_back({task, bucket});
+  }
+  // Plain schedules: `bucket`'s gradients for micro-batch `microbatch` are done at `task`.
+  void grads_ready(int gpu, int bucket, int microbatch, TaskId task) {
+    if (reduces_every_microbatch() || microbatch == microbatches_ - 1)
+      grads_ready_[gpu].push_back({task, bucket});
+  }
+  // Parameters (elements) of one gradient bucket on one GPU.
+  LayerParams bucket_params(int bucket) const;
+  // Whether the first and last pipeline ranks sum their word embeddings'
+  // gradients: a tied output layer or an MTP stage uses the embedding too.
+  bool sums_embedding_grads() const {
+    return parallel_.pp > 1 && parallel_.moe_a2a_overlap != MoeA2aOverlap::kDualPipe &&
+           model_.embedding_params > 0 && (model_.output_params == 0 || model_.mtp_layers > 0);
   }
   // A dependency for the next task emitted (the ZeRO-3 parameter gather the
   // layer's first kernel waits for).
@@ -254,6 +281,7 @@ void StepGraphBuilder::intern_groups() {
     issued_[k].assign(parallel_.gpus(), 0);
     if (k == kMirror && parallel_.moe_a2a_overlap != MoeA2aOverlap::kDualPipe) continue;
     if (k == kCp && parallel_.cp == 1) continue;
+    if (k == kEmbedding && !sums_embedding_grads()) continue;
     for (int g = 0; g < parallel_.gpus(); ++g) {
       std::vector<int> members;
       switch (k) {
@@ -281,6 +309,12 @@ void StepGraphBuilder::intern_groups() {
         case kCp:
           members = layout_.cp_group(g);
           break;
+        case kEmbedding: {
+          const RankCoords& rc = layout_.coords(g);
+          members = {layout_.rank(rc.tp, rc.cp, rc.dp, 0),
+                     layout_.rank(rc.tp, rc.cp, rc.dp, parallel_.pp - 1)};
+          break;
+        }
       }
       // Groups of different kinds with the same members are distinct (their
       // collectives are queued independently).
@@ -754,9 +788,11 @@ void StepGraphBuilder::emit_gpu(int gpu) {
       label.phase = Phase::kBackward;
       emit_pass_overhead(gpu, label);
       TaskId x = kNoTask;
-      if (vstage == total_vstages - 1)
+      if (vstage == total_vstages - 1) {
         x = compute(gpu, Category::kOther, output_heads() * layer_costs_.kernels().head_bwd, label,
                     x);
+        grads_ready(gpu, kOutputBucket, item.microbatch, x);
+      }
       TaskLabel recompute_label = label;
       recompute_label.phase = Phase::kRecompute;
       for (int l = range.end - 1; l >= range.begin; --l) {
@@ -767,11 +803,16 @@ void StepGraphBuilder::emit_gpu(int gpu) {
         // the backward reaches it.
         if (parallel_.recompute == Recompute::kFull) x = emit_layer(gpu, l, recompute_label, x);
         x = emit_layer(gpu, l, label, x);
-        if (reduces_every_microbatch() || item.microbatch == microbatches_ - 1)
-          grads_ready_[gpu].push_back({x, l});
+        grads_ready(gpu, l, item.microbatch, x);
+        // The module's entry embedded the shifted tokens: the stage's own
+        // embedding copy is done with it (stage 0 uses its own).
+        if (l == model_.model_layers() && vstage != 0)
+          grads_ready(gpu, kMtpEmbeddingBucket, item.microbatch, x);
       }
-      if (vstage == 0)
+      if (vstage == 0) {
         x = compute(gpu, Category::kOther, layer_costs_.kernels().embedding_bwd, label, x);
+        grads_ready(gpu, kEmbeddingBucket, item.microbatch, x);
+      }
       pt.backward_first = static_cast<TaskId>(first_task);
       pt.backward_last = x;
     }
@@ -851,6 +892,9 @@ void StepGraphBuilder::emit_layer_stage(int layer, LayerStage stage, PassCursor&
     if (mtp) {
       const double wgrad = pass.defer_wgrad ? k.mtp_entry_wgrad : 0;
       x = compute(gpu, Category::kOther, k.mtp_entry_bwd - wgrad, label, x);
+      // Its embedding's gradient (a scatter, never deferred) is done here.
+      if (layer == model_.model_layers() && !pass.first_vstage)
+        grads_done(gpu, kMtpEmbeddingBucket, x);
     }
     if (!pass.defer_wgrad) grads_done(gpu, layer, x);
   }
@@ -929,6 +973,7 @@ void StepGraphBuilder::emit_combined(int gpu, const PipelineItem* forward_item,
         const double wgrad = backward.defer_wgrad ? k.head_wgrad : 0;
         backward.chain = compute(gpu, Category::kOther, output_heads() * (k.head_bwd - wgrad),
                                  backward.label, backward.chain);
+        if (!backward.defer_wgrad) grads_done(gpu, kOutputBucket, backward.chain);
       }
     });
   }
@@ -954,9 +999,11 @@ void StepGraphBuilder::emit_combined(int gpu, const PipelineItem* forward_item,
   }
   if (backward_item) {
     own(backward, [&] {
-      if (backward.first_vstage)
+      if (backward.first_vstage) {
         backward.chain =
             compute(gpu, Category::kOther, k.embedding_bwd, backward.label, backward.chain);
+        grads_done(gpu, kEmbeddingBucket, backward.chain);
+      }
     });
     PassTasks& pt = passes(*backward_item);
     pt.before_backward = before;
@@ -972,7 +1019,10 @@ void StepGraphBuilder::emit_weight_grad(int gpu, const PipelineItem& item) {
   PassCursor pass = start_pass(gpu, item);
   TaskLabel label = pass.label;
   label.phase = Phase::kWeightGrad;
-  if (pass.last_vstage) compute(gpu, Category::kOther, output_heads() * k.head_wgrad, label);
+  if (pass.last_vstage) {
+    grads_done(gpu, kOutputBucket,
+               compute(gpu, Category::kOther, output_heads() * k.head_wgrad, label));
+  }
   for (int l = pass.layers.end - 1; l >= pass.layers.begin; --l) {
     label.layer = static_cast<int16_t>(l);
     if (model_.is_mtp_layer(l)) compute(gpu, Category::kOther, k.mtp_entry_wgrad, label);
@@ -999,7 +1049,7 @@ void StepGraphBuilder::emit_gpu_overlapped(int gpu) {
   }
   const int v = chunks_per_rank(parallel_);
   passes_[gpu].assign(static_cast<size_t>(microbatches_) * v, PassTasks{});
-  layer_grads_done_.assign(model_.layers, kNoTask);
+  bucket_grads_done_.assign(model_.layers + kExtraBuckets, kNoTask);
   const auto order = schedule_order(parallel_, layout_.coords(gpu).pp, microbatches_);
   for (size_t i = 0; i < order.size(); ++i) {
     const PipelineItem& item = order[i];
@@ -1014,11 +1064,12 @@ void StepGraphBuilder::emit_gpu_overlapped(int gpu) {
       emit_combined(gpu, nullptr, &item);
     }
   }
-  // Gradient buckets in the order their layers finish.
+  // Gradient buckets in the order they finish.
   std::vector<std::pair<TaskId, int>>& ready = grads_ready_[gpu];
   if (!reduces_every_microbatch()) {
-    for (int l = 0; l < model_.layers; ++l) {
-      if (layer_grads_done_[l] != kNoTask) ready.push_back({layer_grads_done_[l], l});
+    for (int b = -kExtraBuckets; b < model_.layers; ++b) {
+      const TaskId done = bucket_grads_done_[bucket_slot(b)];
+      if (done != kNoTask) ready.push_back({done, b});
     }
   }
   std::sort(ready.begin(), ready.end());
@@ -1091,10 +1142,29 @@ void StepGraphBuilder::emit_pipeline_transfers() {
   }
 }
 
+LayerParams StepGraphBuilder::bucket_params(int bucket) const {
+  switch (bucket) {
+    case kEmbeddingBucket:
+    case kMtpEmbeddingBucket:
+      return {model_.embedding_params / parallel_.tp, 0};
+    case kOutputBucket:
+      return {model_.output_params / parallel_.tp, 0};
+    default:
+      break;
+  }
+  LayerParams params = layer_params(model_, parallel_, bucket);
+  if (model_.is_mtp_layer(bucket)) params.dense += model_.mtp_module_params / parallel_.tp;
+  return params;
+}
+
 // Gradient reduction over the data-parallel groups (dense parameters over dp,
-// expert parameters over expert-dp), one bucket per layer, issued as each
-// layer's last backward finishes (or all after the backward pass; ZeRO-2/3:
-// after each of its backwards); then the optimizer step on this GPU's shard.
+// expert parameters over expert-dp), one bucket per layer and one each for
+// the embedding (and an MTP stage's copy) and the output layer, issued as
+// each bucket's last backward finishes (or all after the backward pass;
+// ZeRO-2/3: after each of its backwards); then, with a tied output layer or
+// MTP, the embedding gradients' sum over the first and last pipeline ranks
+// (Megatron-Core finalize_model_grads: after finish_grad_sync, the whole
+// FP32 main_grad); then the optimizer step on this GPU's shard.
 void StepGraphBuilder::emit_data_parallel(int gpu) {
   const RankCoords& rc = layout_.coords(gpu);
   const bool reduce_scatter = parallel_.zero_stage >= 1;
@@ -1103,20 +1173,13 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
   label.phase = Phase::kStep;
   std::vector<TaskId> reductions;
   const TaskId end_of_backward = last_compute_[gpu];
-  double dense_local = 0, expert_local = 0;
-  std::vector<char> counted(model_.layers, 0);  // ZeRO-2/3 list a layer once per micro-batch
-  for (const auto& [task, layer] : grads_ready_[gpu]) {
-    label.layer = static_cast<int16_t>(layer);
-    const auto [dense, experts] = layer_params(model_, parallel_, layer);
-    if (!counted[layer]) {
-      counted[layer] = 1;
-      dense_local += dense;
-      expert_local += experts;
-    }
+  for (const auto& [task, bucket] : grads_ready_[gpu]) {
+    label.layer = static_cast<int16_t>(std::max(bucket, -1));
+    const auto [dense, experts] = bucket_params(bucket);
     // Megatron-FSDP always overlaps its reduce-scatters with the backward.
     const bool overlapped = parallel_.overlap_grad_reduce || reduces_every_microbatch();
     const TaskId dep = overlapped ? task : end_of_backward;
-    if (parallel_.dense_dp() > 1) {
+    if (dense > 0 && parallel_.dense_dp() > 1) {
       CollectiveDesc d{reduce_scatter ? CollectiveOp::kReduceScatter : CollectiveOp::kAllReduce};
       d.bytes = dense * grad_bytes;
       reductions.push_back(comm(gpu, Stream::kDpComm, Category::kDpComm, kDp, d, label, dep));
@@ -1127,19 +1190,21 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
       reductions.push_back(comm(gpu, Stream::kDpComm, Category::kDpComm, kEdp, d, label, dep));
     }
   }
-  bool embedding = false, output = false;
-  for (int chunk = 0; chunk < chunks_per_rank(parallel_); ++chunk) {
-    const int vstage = virtual_stage_of(parallel_, rc.pp, chunk);
-    embedding = embedding || vstage == 0;
-    output = output || vstage == stage_count(parallel_) - 1;
-  }
-  if (embedding) dense_local += model_.embedding_params / parallel_.tp;
-  if (output) dense_local += model_.output_params / parallel_.tp;
-  // Adam's step on this GPU's shard (AdamPrecision::step_bytes per parameter).
-  const double shard_params =
-      reduce_scatter ? dense_local / parallel_.dense_dp() + expert_local / parallel_.expert_dp()
-                     : dense_local + expert_local;
   label.layer = -1;
+  const bool first = rc.pp == 0, last = rc.pp == parallel_.pp - 1;
+  if (sums_embedding_grads() && (first || last)) {
+    CollectiveDesc d{CollectiveOp::kAllReduce};
+    d.bytes = model_.embedding_params / parallel_.tp * grad_bytes;
+    const TaskId sum =
+        comm(gpu, Stream::kDpComm, Category::kDpComm, kEmbedding, d, label, end_of_backward);
+    for (TaskId r : reductions) step_.graph.depend(r, sum);
+    reductions.push_back(sum);
+  }
+  // Adam's step on this GPU's shard (AdamPrecision::step_bytes per parameter).
+  const LocalParams local = local_params(model_, parallel_, rc.pp);
+  const double shard_params =
+      reduce_scatter ? local.dense / parallel_.dense_dp() + local.experts / parallel_.expert_dp()
+                     : local.dense + local.experts;
   if (parallel_.moe_a2a_overlap == MoeA2aOverlap::kDualPipe) {
     // DualPipe: ranks r and pp-1-r hold copies of the same two stages, whose
     // gradients are summed (DualPipe examples/example_dualpipe.py adds the
@@ -1161,9 +1226,9 @@ void StepGraphBuilder::emit_data_parallel(int gpu) {
   if (reduce_scatter && parallel_.zero_stage < 3 && !parallel_.overlap_param_gather) {
     // Updated parameter shards are gathered before the next step can start.
     CollectiveDesc d{CollectiveOp::kAllGather};
-    d.bytes = dense_local * hw::bytes_per_element(workload_.tensor_dtype());
+    d.bytes = local.dense * hw::bytes_per_element(workload_.tensor_dtype());
     if (parallel_.dense_dp() > 1) comm(gpu, Stream::kDpComm, Category::kDpComm, kDp, d, label, opt);
-    d.bytes = expert_local * hw::bytes_per_element(workload_.tensor_dtype());
+    d.bytes = local.experts * hw::bytes_per_element(workload_.tensor_dtype());
     if (parallel_.expert_dp() > 1)
       comm(gpu, Stream::kDpComm, Category::kDpComm, kEdp, d, label, opt);
   }

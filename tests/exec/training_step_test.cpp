@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 
 #include "sim/exec/layer_costs.h"
+#include "sim/exec/memory_model.h"
+#include "sim/exec/rank_layout.h"
 #include "tests/exec/test_costs.h"
 
 namespace moesim::exec {
@@ -322,6 +324,60 @@ TEST_CASE("ZeRO stages: gathers and reduce-scatters per layer and micro-batch", 
       CHECK(gathered_bytes == Approx(zero == 3 ? microbatches * 2 * 2 * per_layer : 0));
     }
   }
+}
+
+// Every parameter a GPU holds has its gradient reduced over its data-parallel
+// group once a step (ZeRO-1: reduce-scattered in FP32): the layers', the
+// embedding's and the output layer's. Where the embedding is used on the last
+// pipeline rank too (a tied output layer, or an MTP module), the first and
+// last ranks then sum its whole FP32 gradient (Megatron-Core
+// finalize_model_grads.py _allreduce_word_embedding_grads over
+// default_embedding_ranks).
+TEST_CASE("every parameter's gradient is reduced, the embedding's summed across the pipeline",
+          "[exec][step]") {
+  const LinearCost cost(kFlops, kBw);
+  auto check = [&](ModelShape m, bool summed) {
+    ParallelConfig p;
+    p.dp = 2;
+    p.pp = 2;
+    p.zero_stage = 1;
+    const TrainingResult r = simulate_training(setup_for(m, p, 256, 4), routing_for(m, p, 256),
+                                               testing::hardware(cost, simple_collective));
+    const StepGraph& step = r.last_graph;
+    const RankLayout layout(p);
+    for (int gpu = 0; gpu < p.gpus(); ++gpu) {
+      double reduced = 0, embedding_sum = 0;
+      for (TaskId id = 0; id < step.graph.size(); ++id) {
+        const auto& t = step.graph.task(id);
+        if (static_cast<int>(t.gpu) != gpu || t.stream != Stream::kDpComm) continue;
+        const CollectiveDesc& d = step.collectives[step.graph.collective(t.collective).payload];
+        if (d.op == CollectiveOp::kReduceScatter) reduced += d.bytes;
+        if (d.op == CollectiveOp::kAllReduce) {
+          const RankCoords& rc = layout.coords(gpu);
+          CHECK(step.groups[d.group] == std::vector<int>{layout.rank(rc.tp, rc.cp, rc.dp, 0),
+                                                         layout.rank(rc.tp, rc.cp, rc.dp, 1)});
+          embedding_sum += d.bytes;
+        }
+      }
+      const LocalParams local = local_params(m, p, layout.coords(gpu).pp);
+      INFO("gpu " << gpu);
+      CHECK(reduced == Approx(4 * (local.dense + local.experts)));
+      CHECK(embedding_sum == Approx(summed ? 4 * m.embedding_params : 0));
+    }
+  };
+  ModelShape untied = tiny_moe(2);
+  untied.vocab = 32000;
+  untied.embedding_params = untied.output_params = 32000.0 * 1024;
+  check(untied, false);
+  ModelShape tied = untied;
+  tied.output_params = 0;
+  check(tied, true);
+  ModelShape mtp = tiny_moe(3);
+  mtp.vocab = 32000;
+  mtp.embedding_params = mtp.output_params = 32000.0 * 1024;
+  mtp.mtp_layers = 1;
+  mtp.mtp_module_params = 2.0 * 1024 * 1024 + 3 * 1024;
+  check(mtp, true);
 }
 
 // Megatron-FSDP double-buffers its units (megatron_fsdp.md "Double
