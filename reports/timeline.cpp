@@ -26,9 +26,14 @@ double us(SimTime t) {
   return static_cast<double>(t.ps()) * 1e-6;
 }
 
-std::string slice_name(const TaskGraph::Task& t) {
+std::string slice_name(const TaskGraph::Task& t, int model_layers) {
   std::string name(exec::category_name(t.category));
-  if (t.label.layer >= 0) name = fmt::format("L{} {}", t.label.layer, name);
+  const int layer = t.label.layer;
+  if (model_layers >= 0 && layer >= model_layers) {
+    name = fmt::format("MTP{} {}", layer - model_layers + 1, name);
+  } else if (layer >= 0) {
+    name = fmt::format("L{} {}", layer, name);
+  }
   name += fmt::format(" {}", kPhase[static_cast<int>(t.label.phase)]);
   if (t.label.microbatch >= 0) name += fmt::format(" mb{}", t.label.microbatch);
   if (t.label.chunk > 0) name += fmt::format(" c{}", t.label.chunk);
@@ -92,7 +97,7 @@ std::string chrome_trace(const exec::StepGraph& step, const exec::ExecutionResul
     }
     emit(fmt::format(
         R"({{"ph":"X","name":"{}","cat":"{}","pid":{},"tid":{},"ts":{:.6f},"dur":{:.6f},"args":{{"task":{}{}}}}})",
-        slice_name(t), exec::category_name(t.category), t.gpu / per_node,
+        slice_name(t, options.model_layers), exec::category_name(t.category), t.gpu / per_node,
         t.gpu * kTracksPerGpu + track, us(start), us(end - start), id, slowed));
   }
   for (int gpu = 0; gpu < gpus; ++gpu) {

@@ -56,6 +56,7 @@ void run_training_scenario(const Json& doc, const Outputs& out) {
     reports::TimelineOptions t;
     t.gpus_per_node = run.scenario.setup.gpus_per_node;
     t.max_gpus = out.timeline_gpus;
+    t.model_layers = run.scenario.setup.model.model_layers();
     write_file_atomic(
         out.timeline_path,
         reports::chrome_trace(run.result.last_graph, run.result.steps.back().execution, t));

@@ -230,6 +230,12 @@ void add_warnings(const InferenceScenario& s, const ServingWorld& world, Inferen
         "prefill instances only: every request ends at its first token (output tokens/s counts "
         "first tokens only)");
   }
+  if (s.model.mtp_layers > 0) {
+    run.warnings.push_back(fmt::format(
+        "model.mtp_layers = {}: the MTP modules are not served (they only draft tokens for "
+        "speculative decoding, which moesim does not model); their weights take no memory here",
+        s.model.mtp_layers));
+  }
   run.warnings.push_back(
       "network model: analytic (each collective of an iteration timed alone from its bottleneck "
       "links)");

@@ -96,6 +96,29 @@ TEST_CASE("the same inputs render a byte-identical report", "[reports]") {
   CHECK(render_json(a.report) == render_json(b.report));
 }
 
+// An MTP module's slices carry its own name, not a layer number past the
+// model's (DeepSeek-V3's module would read "L61").
+TEST_CASE("timeline names an MTP module's slices MTP1", "[reports][timeline]") {
+  Json doc = small_scenario();
+  doc["model"] = {{"preset", "olmoe-1b-7b"}, {"mtp_layers", 1}};
+  const scenario::TrainingRun run = scenario::run_training(doc);
+  REQUIRE(run.simulated());
+  TimelineOptions options;
+  options.model_layers = run.scenario.setup.model.model_layers();
+  REQUIRE(options.model_layers == 16);
+  const nlohmann::json trace = nlohmann::json::parse(
+      chrome_trace(run.result.last_graph, run.result.steps.back().execution, options));
+  int mtp = 0, past = 0;
+  for (const auto& ev : trace["traceEvents"]) {
+    if (ev["ph"] != "X") continue;
+    const std::string name = ev["name"];
+    if (name.rfind("MTP1 ", 0) == 0) ++mtp;
+    if (name.rfind("L16 ", 0) == 0) ++past;
+  }
+  CHECK(mtp > 0);
+  CHECK(past == 0);
+}
+
 TEST_CASE("timeline slices are valid trace events that never overlap on a track",
           "[reports][timeline]") {
   Fixture f;

@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -149,6 +150,26 @@ TEST_CASE("a lone request's TTFT is its prefill iteration and its TPOT one decod
     // Decode reads the KV cache: later tokens cost a little more, never less.
     if (i >= 2) CHECK(timeline[i].cost.attention_s >= timeline[i - 1].cost.attention_s);
   }
+}
+
+// Serving leaves MTP modules out (they only draft tokens for speculative
+// decoding): the run is the same with or without them, and says so.
+TEST_CASE("an MTP module is not served, and the run says so", "[scenario][inference]") {
+  Json doc = serving_doc("tiny-moe", 1, {{"tp", 1}}, closed_loop(4, 2, 256, 8));
+  const InferenceRun plain = run_inference(doc);
+  doc["model"] = {{"preset", "tiny-moe"}, {"mtp_layers", 1}};
+  const InferenceRun with = run_inference(doc);
+  REQUIRE(plain.simulated());
+  REQUIRE(with.simulated());
+  CHECK(with.metrics->decode.seconds == plain.metrics->decode.seconds);
+  CHECK(with.metrics->prefill.seconds == plain.metrics->prefill.seconds);
+  const auto mentions_mtp = [](const InferenceRun& r) {
+    return std::any_of(r.warnings.begin(), r.warnings.end(), [](const std::string& w) {
+      return w.find("model.mtp_layers = 1: the MTP modules are not served") != std::string::npos;
+    });
+  };
+  CHECK(mentions_mtp(with));
+  CHECK_FALSE(mentions_mtp(plain));
 }
 
 TEST_CASE("a windowed model's decode reads only its window on windowed layers",
