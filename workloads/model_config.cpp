@@ -163,9 +163,8 @@ double MoeModelConfig::active_params() const {
 }
 
 double MoeModelConfig::mtp_params() const {
-  const double h = static_cast<double>(hidden);
   return mtp_layers *
-         (attention_params_per_layer() + ffn_side_params(layers, false) + 2 * h * h + 3 * h);
+         (attention_params_per_layer() + ffn_side_params(layers, false) + mtp_module_params());
 }
 
 double MoeModelConfig::mtp_flops_per_token(int64_t seq_len) const {

@@ -135,9 +135,15 @@ struct MoeModelConfig {
   double output_params() const { return tied_embeddings ? 0 : embedding_params(); }
   double total_params() const;
   double active_params() const;
-  // Parameters of all MTP modules: each its transformer layer, eh_proj and
-  // three norms (embedding, hidden state, output); the embedding and output
-  // head are the model's, shared.
+  // One MTP module's own parameters beside its transformer layer: eh_proj
+  // (2 x hidden -> hidden) and three norms (embedding, hidden state, output).
+  double mtp_module_params() const {
+    const double h = static_cast<double>(hidden);
+    return 2 * h * h + 3 * h;
+  }
+  // Parameters of all MTP modules: each its transformer layer and
+  // mtp_module_params(); the embedding and output head are the model's,
+  // shared.
   double mtp_params() const;
   // Forward FLOPs per token at `seq_len` (causal): 2 per multiply-add over the
   // active matmul parameters (embedding lookup excluded, output head

@@ -60,8 +60,8 @@ struct ModelShape {
   double router_params = 0;               // one layer
   double embedding_params = 0;            // input embedding
   double output_params = 0;               // output head (0 if tied)
-  // Of each MTP module, besides its transformer layer: eh_proj (2 x hidden x
-  // hidden) and its three norms.
+  // Of each MTP module, besides its transformer layer
+  // (workloads::MoeModelConfig::mtp_module_params).
   double mtp_module_params = 0;
   double total_params = 0, active_params = 0;
   // Model FLOPs of a forward pass per token at the scenario's sequence length

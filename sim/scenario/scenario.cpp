@@ -59,8 +59,7 @@ ModelShape model_shape(const workloads::MoeModelConfig& m, int64_t seq_len, int 
   s.router_params = m.router_params();
   s.embedding_params = m.embedding_params();
   s.output_params = m.output_params();
-  const double h = static_cast<double>(m.hidden);
-  s.mtp_module_params = 2 * h * h + 3 * h;
+  s.mtp_module_params = m.mtp_module_params();
   s.total_params = m.total_params();
   s.active_params = m.active_params();
   s.forward_flops_per_token =
