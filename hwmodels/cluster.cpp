@@ -1,5 +1,7 @@
 #include "hwmodels/cluster.h"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "hwmodels/presets.h"
@@ -53,7 +55,7 @@ ClusterSpec resolve_cluster(const Json& value, const std::string& path,
   c.node.nvls = n.boolean_or("nvls", false);
   c.node.low_latency_nvlink = n.boolean_or("low_latency_nvlink", true);
   c.node.low_latency_intra_efficiency = n.number_or("low_latency_intra_efficiency", 0, 0, 1);
-  c.node.low_latency_message_s = n.number_or("low_latency_message_ns", 0, 0, 1e6) * 1e-9;
+  c.node.low_latency_kernel_s = n.number_or("low_latency_kernel_us", 0, 0, kMaxLatencyUs) * 1e-6;
   if (c.node.nvls && c.node.intra != IntraNodeFabric::kNvSwitch) {
     throw_config_error(n.field_path("nvls"), "NVLink SHARP needs \"intra_fabric\": \"nvswitch\"");
   }
@@ -100,7 +102,8 @@ Json cluster_json(const ClusterSpec& c) {
   n["nvls"] = c.node.nvls;
   n["low_latency_nvlink"] = c.node.low_latency_nvlink;
   n["low_latency_intra_efficiency"] = c.node.low_latency_intra_efficiency;
-  n["low_latency_message_ns"] = c.node.low_latency_message_s * 1e9;
+  // Whole picoseconds, so that 37.4 us prints as it was written.
+  n["low_latency_kernel_us"] = std::round(c.node.low_latency_kernel_s * 1e12) / 1e6;
   j["node"] = n;
   Json f;
   f["kind"] = c.fabric.kind == InterNodeFabric::kRailOptimized ? "rail_optimized" : "fat_tree";

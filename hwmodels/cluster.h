@@ -51,11 +51,11 @@ struct NodeSpec {
   // (the NVLink-assisted variant, default since DeepEP aae9fa9, 2025-05-23);
   // false: every copy through the NIC (pure RDMA).
   bool low_latency_nvlink = true;
-  // ... copying at this fraction of the line rate (0: a2a_intra_efficiency),
-  // with this much time per message on the sending GPU (a warp copies each
-  // token copy and releases a flag for it).
+  // ... copying at this fraction of the line rate (0: a2a_intra_efficiency).
   double low_latency_intra_efficiency = 0;
-  double low_latency_message_s = 0;
+  // The fixed part of one low-latency kernel, whatever its message count
+  // (0: none calibrated; the generic message latency applies).
+  double low_latency_kernel_s = 0;
 
   double achievable_intra_bytes_per_s() const { return intra_bytes_per_s * intra_efficiency; }
   double achievable_a2a_intra_bytes_per_s() const {
@@ -97,6 +97,16 @@ struct ClusterSpec {
   // crosses them.
   double rail_uplink_bytes_per_s() const {
     return nodes * node.achievable_nic_bytes_per_s() / fabric.oversubscription;
+  }
+  // Switch hops between two NICs, as seconds of wire latency: three on one
+  // rail (NIC, leaf, NIC), five between rails (through the spine).
+  double switch_hops_s(bool inter_node, bool cross_rail) const {
+    return inter_node ? (cross_rail ? 5 : 3) * fabric.hop_latency_s : 0;
+  }
+  // The fixed time of one DeepEP low-latency kernel whose messages cross
+  // these hops: node.low_latency_kernel_s plus the wire.
+  double low_latency_fixed_s(bool inter_node, bool cross_rail) const {
+    return node.low_latency_kernel_s + switch_hops_s(inter_node, cross_rail);
   }
   // The NIC (rail) a GPU uses: GPU i of a node uses NIC i mod nics.
   int rail_of(int rank) const { return (rank % node.gpus_per_node) % node.nics; }

@@ -22,9 +22,7 @@ bool spans_nodes(const ClusterSpec& c, std::span<const int> ranks) {
 // Latency of one step of a ring or one point-to-point message: the wire
 // (NVLink; three switch hops across nodes) and the per-message overhead.
 double step_latency(const ClusterSpec& c, bool inter_node) {
-  const double wire =
-      inter_node ? c.node.intra_latency_s + 3 * c.fabric.hop_latency_s : c.node.intra_latency_s;
-  return wire + c.fabric.message_overhead_s;
+  return c.node.intra_latency_s + c.switch_hops_s(inter_node, false) + c.fabric.message_overhead_s;
 }
 
 // Members of `ranks` on each node they use.
@@ -130,8 +128,7 @@ CollectiveEstimate all_to_all_estimate(const ClusterSpec& c, const Collective& c
   } else {
     std::vector<double> bytes;
     col.byte_matrix(bytes);
-    loads.add_all_to_all(col.ranks, bytes, col.algorithm,
-                         col.matrix_bytes.empty() ? col.bytes_per_copy * col.fraction : 0);
+    loads.add_all_to_all(col.ranks, bytes, col.algorithm);
   }
   return loads.estimate();
 }

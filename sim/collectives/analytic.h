@@ -31,6 +31,10 @@ struct CollectiveEstimate {
   double transfer_s = 0;  // bytes on the bottleneck resource / its rate
   double latency_s = 0;
   double network_s = 0;  // the part of transfer_s bound by NICs or the fabric (0 if none)
+  // All-to-alls: each rank's own busiest resource (NVLink port, NIC, its
+  // rail's or leaf's uplinks), averaged over the ranks, plus latency; what a
+  // benchmark averaging every rank's kernel time reports (DeepEP's README).
+  double rank_mean_seconds = 0;
   Bottleneck bottleneck = Bottleneck::kNone;
   ReduceAlgorithm reduce = ReduceAlgorithm::kRing;  // reductions: the algorithm estimated
   bool inter_node = false;

@@ -64,8 +64,7 @@ void FlowCollectives::start(const Collective& c, EventHandler& done, uint64_t ar
         running_[r].batches.push_back(node_dedup(c));
       } else if (c.algorithm == AllToAllAlgorithm::kLowLatency) {
         c.byte_matrix(bytes_);
-        running_[r].batches = low_latency(
-            c.ranks, bytes_, c.matrix_bytes.empty() ? c.bytes_per_copy * c.fraction : 0);
+        running_[r].batches = low_latency(c.ranks, bytes_);
       } else {
         c.byte_matrix(bytes_);
         const uint32_t batch = network_.open_batch(*this, r);
@@ -166,44 +165,40 @@ void FlowCollectives::all_to_allv(std::span<const int> ranks, std::span<const do
 }
 
 // DeepEP's low-latency kernels: every copy its own message. Same-node copies
-// over NVLink through the low-latency copy engine, the rest through the NICs
-// (self copies too, in the pure-RDMA variant), all at once (internode_ll.cu:
-// RDMA puts are non-blocking, same-node copies are the warps' ld/st, and at
-// 128 tokens per rank each SM sends about one token; see link_loads.h).
+// over NVLink through the low-latency copy engine, the rest through the NICs,
+// all at once (internode_ll.cu: RDMA puts are non-blocking, same-node copies
+// are the warps' ld/st, and at 128 tokens per rank each SM sends about one
+// token; see link_loads.h). Self copies never leave the GPU. Every flow
+// waits the kernel's fixed time first, where the cluster has one.
 std::vector<std::vector<FlowCollectives::PendingFlow>> FlowCollectives::low_latency(
-    std::span<const int> ranks, std::span<const double> bytes, double message_bytes) const {
+    std::span<const int> ranks, std::span<const double> bytes) const {
   const hw::ClusterSpec& c = network_.cluster();
   const size_t n = ranks.size();
   const bool nvlink = c.node.low_latency_nvlink;
-  std::vector<PendingFlow> same_node, remote;
+  auto delay = [&](bool inter_node, bool cross_rail) {
+    return c.node.low_latency_kernel_s > 0
+               ? SimTime::from_seconds(c.low_latency_fixed_s(inter_node, cross_rail))
+               : network_.message_latency(inter_node, cross_rail);
+  };
+  std::vector<PendingFlow> flows;
   for (size_t i = 0; i < n; ++i) {
     const int s = ranks[i], ns = c.node_of(s);
-    // The sender's warps spend a fixed time per same-node message (self
-    // included) before their copies land: a delay on its NVLink flows.
-    double messages = 0;
-    for (size_t j = 0; j < n && nvlink && message_bytes > 0; ++j) {
-      if (c.node_of(ranks[j]) == ns) messages += bytes[i * n + j] / message_bytes;
-    }
-    const SimTime issue = SimTime::from_seconds(messages * c.node.low_latency_message_s);
     for (size_t j = 0; j < n; ++j) {
       const double b = bytes[i * n + j];
       const int d = ranks[j], nd = c.node_of(d);
-      if (b <= 0 || (i == j && nvlink)) continue;
+      if (b <= 0 || i == j) continue;
       if (ns == nd && nvlink) {
         net::FlowNetwork::Path p{network_.copy_link(s, net::FlowNetwork::CopyEngine::kLowLatency)};
         network_.append_intra_node(p, ns, s % c.node.gpus_per_node, d % c.node.gpus_per_node);
-        same_node.push_back({std::move(p), b, network_.message_latency(false) + issue});
+        flows.push_back({std::move(p), b, delay(false, false)});
         continue;
       }
       const int rs = c.rail_of(s), rd = c.rail_of(d);
-      remote.push_back(
-          {network_.network_path(ns, rs, nd, rd), b, network_.message_latency(ns != nd, rs != rd)});
+      flows.push_back({network_.network_path(ns, rs, nd, rd), b, delay(ns != nd, rs != rd)});
     }
   }
-  same_node.insert(same_node.end(), std::make_move_iterator(remote.begin()),
-                   std::make_move_iterator(remote.end()));
   std::vector<std::vector<PendingFlow>> batches;
-  if (!same_node.empty()) batches.push_back(std::move(same_node));
+  if (!flows.empty()) batches.push_back(std::move(flows));
   return batches;
 }
 

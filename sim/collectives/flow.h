@@ -70,8 +70,7 @@ class FlowCollectives : public CollectiveTimer, private net::FlowNetwork::BatchL
   void all_to_allv(std::span<const int> ranks, std::span<const double> bytes,
                    AllToAllAlgorithm algo, uint32_t batch);
   std::vector<std::vector<PendingFlow>> low_latency(std::span<const int> ranks,
-                                                    std::span<const double> bytes,
-                                                    double message_bytes) const;
+                                                    std::span<const double> bytes) const;
   std::vector<PendingFlow> node_dedup(const Collective& collective) const;
   std::vector<PendingFlow> nvls(const Collective& collective) const;
   std::vector<std::vector<PendingFlow>> tree(const Collective& collective) const;

@@ -94,33 +94,36 @@ void LinkLoads::network(int src_node, int src_rail, int dst_node, int dst_rail, 
   }
 }
 
+void LinkLoads::add_members(std::span<const int> ranks) {
+  if (ranks.size() > members_.size()) members_.assign(ranks.begin(), ranks.end());
+}
+
 void LinkLoads::add_all_to_all(std::span<const int> ranks, std::span<const double> bytes,
-                               AllToAllAlgorithm algo, double message_bytes) {
+                               AllToAllAlgorithm algo) {
   const size_t n = ranks.size();
-  ranks_ = std::max(ranks_, static_cast<int>(n));
+  add_members(ranks);
   const hw::ClusterSpec& c = cluster_;
   const int per = c.node.gpus_per_node;
   const double ring_rate = c.node.achievable_intra_bytes_per_s();
   const bool low_latency = algo == AllToAllAlgorithm::kLowLatency;
   const bool ll_nvlink = low_latency && c.node.low_latency_nvlink;
   two_hop_ = two_hop_ || algo == AllToAllAlgorithm::kHierarchical;
+  low_latency_ = low_latency_ || low_latency;
   for (size_t i = 0; i < n; ++i) {
     const int s = ranks[i], ns = c.node_of(s);
     for (size_t j = 0; j < n; ++j) {
       const double b = bytes[i * n + j];
       const int d = ranks[j], nd = c.node_of(d);
-      if (b <= 0 || (i == j && !(low_latency && !ll_nvlink))) continue;
+      // Self copies stay on the GPU: DeepEP's low-latency kernels copy them
+      // with the warp's ld/st even in the pure-RDMA variant (internode_ll.cu
+      // at e255d57, before NVLink was allowed: `if (dst_rank != rank)` put,
+      // else UNROLLED_WARP_COPY, in dispatch and combine alike).
+      if (b <= 0 || i == j) continue;
       if (low_latency) {
         // Every copy is its own message: same-node copies over NVLink when
-        // allowed, every other one (self included, in pure RDMA) through the
-        // NICs of the two GPUs.
+        // allowed, every other one through the NICs of the two GPUs.
         if (ns == nd && ll_nvlink) {
           nvlink(s, d, b, c.node.achievable_low_latency_intra_bytes_per_s());
-          // The sending GPU's warps spend a fixed time on each message (its
-          // own copies too): on its NVLink port's account.
-          if (message_bytes > 0 && nvl_in_.size() == nvl_out_.size()) {
-            load(Link::kNvlOut, s, b / message_bytes * c.node.low_latency_message_s);
-          }
         } else {
           network(ns, c.rail_of(s), nd, c.rail_of(d), b);
         }
@@ -146,7 +149,7 @@ void LinkLoads::add_all_to_all(std::span<const int> ranks, std::span<const doubl
 void LinkLoads::add_node_dedup(std::span<const int> ranks, std::span<const double> rank_bytes,
                                std::span<const double> node_bytes, bool reverse) {
   const size_t n = ranks.size();
-  ranks_ = std::max(ranks_, static_cast<int>(n));
+  add_members(ranks);
   two_hop_ = true;
   const hw::ClusterSpec& c = cluster_;
   const int per = c.node.gpus_per_node;
@@ -195,16 +198,47 @@ CollectiveEstimate LinkLoads::estimate() const {
                  : nic >= std::max(spine, leaf) ? Bottleneck::kNic
                  : spine >= leaf                ? Bottleneck::kSpine
                                                 : Bottleneck::kLeaf;
-  // Messages to all peers are posted at once: one message's latency, a
-  // logarithmic tail of software overhead, a forwarding hop where there is
-  // one, and two more switch hops across the spine.
   const hw::ClusterSpec& c = cluster_;
-  e.latency_s = c.node.intra_latency_s + c.fabric.message_overhead_s +
-                c.fabric.message_overhead_s * std::log2(std::max(2, ranks_));
-  if (inter_node_) e.latency_s += (cross_rail_ ? 5 : 3) * c.fabric.hop_latency_s;
-  if (two_hop_ && inter_node_) e.latency_s += 2 * c.node.intra_latency_s;
+  if (low_latency_ && c.node.low_latency_kernel_s > 0) {
+    // DeepEP's low-latency kernels: their calibrated fixed time (a kernel's
+    // launch, its count messages, the receivers' copy out of the buffer) and
+    // the switch hops.
+    e.latency_s = c.low_latency_fixed_s(inter_node_, cross_rail_);
+  } else {
+    // Messages to all peers are posted at once: one message's latency, a
+    // logarithmic tail of software overhead, a forwarding hop where there is
+    // one, and two more switch hops across the spine.
+    const int ranks = std::max(2, static_cast<int>(members_.size()));
+    e.latency_s = c.node.intra_latency_s + c.fabric.message_overhead_s +
+                  c.fabric.message_overhead_s * std::log2(ranks) +
+                  c.switch_hops_s(inter_node_, cross_rail_);
+    if (two_hop_ && inter_node_) e.latency_s += 2 * c.node.intra_latency_s;
+  }
   e.seconds = e.transfer_s + e.latency_s;
+  double rank_sum = 0;
+  for (int rank : members_) rank_sum += rank_seconds(rank);
+  e.rank_mean_seconds = rank_sum / static_cast<double>(members_.size()) + e.latency_s;
   return e;
+}
+
+double LinkLoads::rank_seconds(int rank) const {
+  const hw::ClusterSpec& c = cluster_;
+  const int per = c.node.gpus_per_node, node = c.node_of(rank), rail = c.rail_of(rank);
+  double s = 0;
+  if (nvl_in_.empty()) {  // mesh: the links out of this GPU
+    const size_t first = (static_cast<size_t>(node) * per + rank % per) * per;
+    for (int k = 0; k < per; ++k) s = std::max(s, nvl_out_[first + k]);
+  } else {
+    s = std::max(nvl_out_[rank], nvl_in_[rank]);
+  }
+  const size_t nic = static_cast<size_t>(node) * c.node.nics + rail;
+  s = std::max({s, nic_out_[nic], nic_in_[nic]});
+  if (!spine_up_.empty()) s = std::max({s, spine_up_[rail], spine_down_[rail]});
+  if (!leaf_up_.empty()) {
+    const int leaf = c.leaf_of_node(node);
+    s = std::max({s, leaf_up_[leaf], leaf_down_[leaf]});
+  }
+  return s;
 }
 
 }  // namespace moesim::coll

@@ -161,9 +161,11 @@ CommTable deepep_normal() {
 // DeepEP V1 low-latency kernels, H800, 128 tokens per rank, top-8 of 256:
 // microseconds per call, pure RDMA (before de8cfca) and NVLink-assisted
 // (after). Every copy a message of 7,408 B (FP8 dispatch: 16 B header) or
-// 14,336 B (BF16 combine). The two EP8 NVLink-assisted rows calibrate the
-// preset's low-latency NVLink copy rate and per-message cost (hgx-h800
-// node.low_latency_intra_efficiency, low_latency_message_ns).
+// 14,336 B (BF16 combine). The README's figures average every rank's kernel
+// time (DeepEP's maintainers, deepseek-ai/DeepEP issue #71), so each row is
+// the estimate's rank mean. The two EP8 NVLink-assisted rows calibrate the
+// preset's low-latency NVLink copy rate and fixed kernel time (hgx-h800
+// node.low_latency_intra_efficiency, low_latency_kernel_us).
 CommTable deepep_low_latency() {
   CommTable t;
   t.name = "deepep_low_latency";
@@ -195,10 +197,10 @@ CommTable deepep_low_latency() {
         const double published = combine ? (nvlink ? p.combine_nvl_us : p.combine_rdma_us)
                                          : (nvlink ? p.dispatch_nvl_us : p.dispatch_rdma_us);
         const bool calibration = p.ep == 8 && nvlink == 1;
+        const coll::CollectiveEstimate e = coll::estimate_collective(c, a2a);
         t.rows.push_back(row(fmt::format("EP{} {} {}", p.ep, combine ? "combine" : "dispatch",
                                          nvlink ? "NVLink-assisted" : "pure RDMA"),
-                             "microseconds", published, seconds_alone(c, a2a) * 1e6,
-                             coll::estimate_collective(c, a2a).bottleneck, "",
+                             "microseconds", published, e.rank_mean_seconds * 1e6, e.bottleneck, "",
                              calibration ? "calibration" : "prediction"));
       }
     }

@@ -130,8 +130,7 @@ FlowNetwork::Path FlowNetwork::gpu_path(int src, int dst, bool via_dst_rail) con
 }
 
 SimTime FlowNetwork::message_latency(bool inter_node, bool cross_rail) const {
-  const int hops = inter_node ? (cross_rail ? 5 : 3) : 0;
-  const double s = cluster_.node.intra_latency_s + hops * cluster_.fabric.hop_latency_s +
+  const double s = cluster_.node.intra_latency_s + cluster_.switch_hops_s(inter_node, cross_rail) +
                    cluster_.fabric.message_overhead_s;
   return SimTime::from_seconds(s);
 }
