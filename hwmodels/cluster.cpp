@@ -56,6 +56,11 @@ ClusterSpec resolve_cluster(const Json& value, const std::string& path,
   c.node.low_latency_nvlink = n.boolean_or("low_latency_nvlink", true);
   c.node.low_latency_intra_efficiency = n.number_or("low_latency_intra_efficiency", 0, 0, 1);
   c.node.low_latency_kernel_s = n.number_or("low_latency_kernel_us", 0, 0, kMaxLatencyUs) * 1e-6;
+  if (n.has("low_latency_message_ns")) {
+    throw_config_error(n.field_path("low_latency_message_ns"),
+                       "replaced by \"low_latency_kernel_us\": a fixed time per low-latency "
+                       "kernel, not per message");
+  }
   if (c.node.nvls && c.node.intra != IntraNodeFabric::kNvSwitch) {
     throw_config_error(n.field_path("nvls"), "NVLink SHARP needs \"intra_fabric\": \"nvswitch\"");
   }

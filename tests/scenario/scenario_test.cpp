@@ -74,6 +74,12 @@ TEST_CASE("scenario errors name the field", "[scenario]") {
   Json both = mixtral(2, {{"dp", 16}, {"ep", 8}});
   both["routing"] = {{"trace", "x.moetrace"}, {"generator", "uniform"}};
   CHECK_THAT(error_of(both), Catch::Contains("routing.generator"));
+  // A field a release replaced names its successor.
+  Json renamed = mixtral(2, {{"dp", 16}, {"ep", 8}});
+  renamed["cluster"] = {
+      {"preset", "dgx-h100"}, {"nodes", 2}, {"node", {{"low_latency_message_ns", 36.5}}}};
+  CHECK_THAT(error_of(renamed), Catch::Contains("cluster.node.low_latency_message_ns") &&
+                                    Catch::Contains("low_latency_kernel_us"));
 }
 
 TEST_CASE("the precision-aware optimizer: parsed, checked as Megatron-Core does, shown when set",
