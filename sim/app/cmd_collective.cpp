@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
+#include <span>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -58,6 +60,44 @@ std::vector<int> parse_ranks(const std::string& spec, int gpus) {
 
 }  // namespace
 
+// "one node" or "N nodes": where `ranks` sit.
+std::string ranks_span(const hw::ClusterSpec& cluster, std::span<const int> ranks) {
+  std::set<int> nodes;
+  for (int r : ranks) nodes.insert(cluster.node_of(r));
+  return nodes.size() == 1 ? "one node" : fmt::format("{} nodes", nodes.size());
+}
+
+// Sets `request`'s algorithm from --algo (empty: the default) and returns the
+// name of the one that runs; one that NCCL or DeepEP does not offer for this
+// op and group is an error naming why.
+std::string set_algorithm(const hw::ClusterSpec& cluster, const std::string& op,
+                          const std::string& algo, coll::Collective& request) {
+  if (request.op == coll::CollectiveOp::kAllToAllV) {
+    const auto a = coll::algorithm_from_name(algo.empty() ? "hierarchical" : algo);
+    if (!a) throw Error("--algo: all_to_all takes direct, hierarchical or low_latency");
+    request.algorithm = *a;
+    return std::string(coll::algorithm_name(*a));
+  }
+  if (request.op == coll::CollectiveOp::kSendRecv) {
+    if (!algo.empty() && algo != "ring") throw Error("--algo: send_recv takes ring");
+    return "p2p";
+  }
+  const auto r = coll::reduce_algorithm_from_name(algo.empty() ? "auto" : algo);
+  if (!r) throw Error("--algo: " + op + " takes ring, tree, nvls or auto");
+  if (!coll::reduce_algorithm_offered(cluster, request, *r)) {
+    throw Error(*r == coll::ReduceAlgorithm::kNvls
+                    ? fmt::format("--algo nvls: NCCL runs NVLS inside one node with NVLink SHARP "
+                                  "({} node.nvls: {}; these ranks span {})",
+                                  cluster.name, cluster.node.nvls ? "true" : "false",
+                                  ranks_span(cluster, request.ranks))
+                    : fmt::format("--algo tree: NCCL runs tree for all_reduce across nodes "
+                                  "(this is {} over {})",
+                                  op, ranks_span(cluster, request.ranks)));
+  }
+  request.reduce = *r;
+  return std::string(coll::reduce_algorithm_name(coll::resolve_reduce_algorithm(cluster, request)));
+}
+
 int collective_main(const Args& args) {
   po::options_description options("collective options");
   std::string cluster_arg, op, ranks_arg, algo, counts_path;
@@ -69,14 +109,16 @@ int collective_main(const Args& args) {
       "bytes", po::value(&bytes),
       "bytes per rank (NCCL-tests convention: the full buffer; all_to_all: the rank's whole "
       "send buffer)")("ranks", po::value(&ranks_arg), "rank count (0..N-1) or list 0,8,16")(
-      "algo", po::value(&algo), "all_to_all: direct | hierarchical (default); others: ring")(
+      "algo", po::value(&algo),
+      "all_to_all: direct | hierarchical (default) | low_latency; all_reduce, reduce_scatter, "
+      "all_gather: auto (default: as NCCL's tuner picks) | ring | tree | nvls")(
       "counts", po::value(&counts_path), "all_to_all: JSON n x n matrix of bytes (row = sender)")(
       "json", "print one JSON object");
   po::positional_options_description positional;
   po::variables_map vm;
   if (!parse(args, options, positional, vm,
              "moesim collective --cluster <preset|file.json> [--nodes N] --op OP --bytes N "
-             "--ranks <count|list> [--algo direct|hierarchical|ring] [--counts m.json] [--json]")) {
+             "--ranks <count|list> [--algo ALGO] [--counts m.json] [--json]")) {
     return 0;
   }
   if (cluster_arg.empty()) throw Error("--cluster: required (see moesim presets)");
@@ -118,13 +160,8 @@ int collective_main(const Args& args) {
   coll::Collective request;
   request.ranks = ranks;
   request.bytes = bytes;
-  std::string used_algo = algo;
   if (op == "all_to_all") {
     request.op = coll::CollectiveOp::kAllToAllV;
-    if (algo.empty()) used_algo = "hierarchical";
-    const auto a = coll::algorithm_from_name(used_algo);
-    if (!a) throw Error("--algo: all_to_all takes direct or hierarchical");
-    request.algorithm = *a;
     if (matrix.empty()) matrix.assign(static_cast<size_t>(n) * n, bytes / n);
     request.matrix_bytes = matrix;
   } else {
@@ -141,13 +178,11 @@ int collective_main(const Args& args) {
                       op));
     }
     request.op = it->second;
-    if (!algo.empty() && algo != "ring") throw Error("--algo: " + op + " takes ring");
-    used_algo = "ring";
-    if (request.op == coll::CollectiveOp::kSendRecv) {
-      if (n != 2) throw Error("--ranks: send_recv takes exactly two ranks (sender,receiver)");
-      used_algo = "p2p";
+    if (request.op == coll::CollectiveOp::kSendRecv && n != 2) {
+      throw Error("--ranks: send_recv takes exactly two ranks (sender,receiver)");
     }
   }
+  const std::string used_algo = set_algorithm(cluster, op, algo, request);
   Engine engine;
   coll::FlowCollectives flow(engine, cluster);
   Done done;

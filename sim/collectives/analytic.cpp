@@ -181,7 +181,6 @@ ReduceAlgorithm choose_reduce_algorithm(const ClusterSpec& c, const Collective& 
   if (col.op == CollectiveOp::kSendRecv || col.op == CollectiveOp::kAllToAllV) {
     return ReduceAlgorithm::kRing;
   }
-  const bool inter = spans_nodes(c, col.ranks);
   ReduceAlgorithm best = ReduceAlgorithm::kRing;
   double best_s = reduction_estimate(c, col, best).seconds;
   auto consider = [&](ReduceAlgorithm a) {
@@ -190,9 +189,32 @@ ReduceAlgorithm choose_reduce_algorithm(const ClusterSpec& c, const Collective& 
   };
   // NVLS needs at least three ranks to gain (NVIDIA/nccl #1455: NVLS busbw
   // passes the ring's from 5 GPUs); the estimate decides.
-  if (!inter && c.node.nvls && col.ranks.size() > 2) consider(ReduceAlgorithm::kNvls);
-  if (inter && col.op == CollectiveOp::kAllReduce) consider(ReduceAlgorithm::kTree);
+  if (reduce_algorithm_offered(c, col, ReduceAlgorithm::kNvls) && col.ranks.size() > 2) {
+    consider(ReduceAlgorithm::kNvls);
+  }
+  if (reduce_algorithm_offered(c, col, ReduceAlgorithm::kTree)) consider(ReduceAlgorithm::kTree);
   return best;
+}
+
+bool reduce_algorithm_offered(const ClusterSpec& c, const Collective& col, ReduceAlgorithm algo) {
+  if (col.op == CollectiveOp::kSendRecv || col.op == CollectiveOp::kAllToAllV) {
+    return algo == ReduceAlgorithm::kRing;
+  }
+  switch (algo) {
+    case ReduceAlgorithm::kAuto:
+    case ReduceAlgorithm::kRing:
+      return true;
+    case ReduceAlgorithm::kNvls:
+      return c.node.nvls && !spans_nodes(c, col.ranks);
+    case ReduceAlgorithm::kTree:
+      return col.op == CollectiveOp::kAllReduce && spans_nodes(c, col.ranks);
+  }
+  return false;
+}
+
+ReduceAlgorithm resolve_reduce_algorithm(const ClusterSpec& c, const Collective& col) {
+  if (col.reduce == ReduceAlgorithm::kAuto) return choose_reduce_algorithm(c, col);
+  return reduce_algorithm_offered(c, col, col.reduce) ? col.reduce : ReduceAlgorithm::kRing;
 }
 
 CollectiveEstimate estimate_collective(const ClusterSpec& c, const Collective& col) {
@@ -202,9 +224,7 @@ CollectiveEstimate estimate_collective(const ClusterSpec& c, const Collective& c
     case CollectiveOp::kAllReduce:
     case CollectiveOp::kReduceScatter:
     case CollectiveOp::kAllGather: {
-      const ReduceAlgorithm algo =
-          col.reduce == ReduceAlgorithm::kAuto ? choose_reduce_algorithm(c, col) : col.reduce;
-      return reduction_estimate(c, col, algo);
+      return reduction_estimate(c, col, resolve_reduce_algorithm(c, col));
     }
     case CollectiveOp::kSendRecv: {
       CollectiveEstimate e;

@@ -54,6 +54,18 @@ double collective_seconds(const hw::ClusterSpec& cluster, const Collective& coll
 ReduceAlgorithm choose_reduce_algorithm(const hw::ClusterSpec& cluster,
                                         const Collective& collective);
 
+// Whether NCCL offers `algo` for this reduction's op and group: the ring
+// always; NVLS inside one NVSwitch node with node.nvls; tree for all-reduce
+// across nodes (NCCL's tree runs all-reduce only).
+bool reduce_algorithm_offered(const hw::ClusterSpec& cluster, const Collective& collective,
+                              ReduceAlgorithm algo);
+
+// The algorithm a reduction runs: collective.reduce where it is offered
+// (kAuto: choose_reduce_algorithm), the ring where a forced one is not, so
+// that one forced algorithm can apply to a step's every reduction.
+ReduceAlgorithm resolve_reduce_algorithm(const hw::ClusterSpec& cluster,
+                                         const Collective& collective);
+
 // The per-rank bandwidth a ring over `ranks` sustains (bytes/s): NVLink inside
 // a node; across nodes one channel per NIC (NCCL's multi-rail rings), so k
 // members per node move k NICs' worth, capped by NVLink; reduced by fat-tree

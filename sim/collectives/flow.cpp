@@ -78,9 +78,7 @@ void FlowCollectives::start(const Collective& c, EventHandler& done, uint64_t ar
     case CollectiveOp::kAllReduce:
     case CollectiveOp::kReduceScatter:
     case CollectiveOp::kAllGather: {
-      const ReduceAlgorithm algo = c.reduce == ReduceAlgorithm::kAuto
-                                       ? choose_reduce_algorithm(network_.cluster(), c)
-                                       : c.reduce;
+      const ReduceAlgorithm algo = resolve_reduce_algorithm(network_.cluster(), c);
       algorithms_.add(c.op, static_cast<int>(algo));
       if (n <= 1 || c.bytes <= 0) {
         engine_.schedule_at(engine_.now(), done, arg);

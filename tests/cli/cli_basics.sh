@@ -102,5 +102,27 @@ echo "$tiny" | sed 's/}}$/}, "options": {"network_model": "packet"}}/' >"$tmp/ba
 check "unknown network model" 2 "$moesim" run "$tmp/badnet.json"
 one_line_error "options.network_model"
 
+# moesim collective names the algorithm that ran: auto picks NVLS on one DGX
+# H100 (busbw ~488 GB/s, nccl-tests ~480), the ring when asked (~369); an
+# algorithm NCCL does not offer for the op and group is a one-line error.
+check "collective auto" 0 "$moesim" collective --cluster dgx-h100 --op all_reduce --bytes 8e9 --ranks 8 --json
+python3 - "$tmp/out" <<'PY' || fail=1
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["algo"] == "nvls" and 470 < d["busbw_gbps"] < 500, d
+PY
+check "collective ring" 0 "$moesim" collective --cluster dgx-h100 --op all_reduce --bytes 8e9 --ranks 8 --algo ring --json
+python3 - "$tmp/out" <<'PY' || fail=1
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["algo"] == "ring" and 360 < d["busbw_gbps"] < 375, d
+PY
+check "collective nvls across nodes" 2 "$moesim" collective --cluster dgx-h100 --nodes 2 --op all_reduce --bytes 1e9 --ranks 16 --algo nvls
+one_line_error "these ranks span 2 nodes"
+check "collective tree reduce_scatter" 2 "$moesim" collective --cluster dgx-h100 --nodes 2 --op reduce_scatter --bytes 1e9 --ranks 16 --algo tree
+one_line_error "tree for all_reduce across nodes"
+check "collective low_latency" 0 "$moesim" collective --cluster hgx-h800 --nodes 2 --op all_to_all --bytes 7585792 --ranks 16 --algo low_latency --json
+grep -q '"algo": "low_latency"' "$tmp/out" || { echo "FAIL: low_latency all_to_all"; fail=1; }
+
 [ $fail = 0 ] && echo "cli basics: all checks passed"
 exit $fail

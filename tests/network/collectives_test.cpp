@@ -80,6 +80,38 @@ TEST_CASE("NVLS all-reduce busbw on one DGX H100 node, and auto picks it", "[col
         ReduceAlgorithm::kRing);
 }
 
+// A forced algorithm (options.collective_algo) runs where NCCL offers it for
+// the op and group: NVLS inside one node with SHARP, tree for all-reduce
+// across nodes; elsewhere the ring, timed as the ring, on both models.
+TEST_CASE("a forced reduction algorithm runs where NCCL offers it, the ring elsewhere",
+          "[collectives]") {
+  const auto c = cluster("dgx-h100", 2);
+  const double S = 4e9;
+  const auto one_node = first(8), two_nodes = first(16);
+  auto runs = [&](CollectiveOp op, const std::vector<int>& ranks, ReduceAlgorithm forced) {
+    const Collective col = reduction(op, ranks, S, forced);
+    const ReduceAlgorithm algo = resolve_reduce_algorithm(c, col);
+    const auto e = estimate_collective(c, col);
+    CHECK(e.reduce == algo);
+    CHECK(e.seconds == Approx(estimate_collective(c, reduction(op, ranks, S, algo)).seconds));
+    CHECK(flow_time(c, col).first == Approx(e.seconds).epsilon(0.05));
+    return algo;
+  };
+  CHECK(runs(CollectiveOp::kAllReduce, one_node, ReduceAlgorithm::kNvls) == ReduceAlgorithm::kNvls);
+  CHECK(runs(CollectiveOp::kAllReduce, two_nodes, ReduceAlgorithm::kNvls) ==
+        ReduceAlgorithm::kRing);
+  CHECK(runs(CollectiveOp::kAllReduce, two_nodes, ReduceAlgorithm::kTree) ==
+        ReduceAlgorithm::kTree);
+  CHECK(runs(CollectiveOp::kReduceScatter, two_nodes, ReduceAlgorithm::kTree) ==
+        ReduceAlgorithm::kRing);
+  CHECK(runs(CollectiveOp::kAllReduce, one_node, ReduceAlgorithm::kTree) == ReduceAlgorithm::kRing);
+  CHECK(runs(CollectiveOp::kAllGather, one_node, ReduceAlgorithm::kNvls) == ReduceAlgorithm::kNvls);
+  CHECK_FALSE(reduce_algorithm_offered(
+      cluster("dgx-a100", 1),
+      reduction(CollectiveOp::kAllReduce, one_node, S, ReduceAlgorithm::kNvls),
+      ReduceAlgorithm::kNvls));
+}
+
 // A 16-GPU ring over 2 DGX H100 nodes runs one channel per NIC: 8 x 48.5 GB/s
 // across nodes, so NVLink (369 GB/s) bounds it, not one NIC (48.5 GB/s).
 TEST_CASE("multi-rail ring across two nodes: busbw = min(NVLink, 8 NICs)", "[collectives]") {
