@@ -200,9 +200,9 @@ CollectiveEstimate LinkLoads::estimate() const {
                                                 : Bottleneck::kLeaf;
   const hw::ClusterSpec& c = cluster_;
   if (low_latency_ && c.node.low_latency_kernel_s > 0) {
-    // DeepEP's low-latency kernels: their calibrated fixed time (a kernel's
-    // launch, its count messages, the receivers' copy out of the buffer) and
-    // the switch hops.
+    // DeepEP's low-latency kernels: what a kernel spends beyond moving its
+    // bytes, calibrated as one fixed time (the preset's source says on which
+    // rows), and the switch hops.
     e.latency_s = c.low_latency_fixed_s(inter_node_, cross_rail_);
   } else {
     // Messages to all peers are posted at once: one message's latency, a
@@ -225,9 +225,11 @@ double LinkLoads::rank_seconds(int rank) const {
   const hw::ClusterSpec& c = cluster_;
   const int per = c.node.gpus_per_node, node = c.node_of(rank), rail = c.rail_of(rank);
   double s = 0;
-  if (nvl_in_.empty()) {  // mesh: the links out of this GPU
-    const size_t first = (static_cast<size_t>(node) * per + rank % per) * per;
-    for (int k = 0; k < per; ++k) s = std::max(s, nvl_out_[first + k]);
+  if (nvl_in_.empty()) {  // mesh: the links out of this GPU and into it
+    const size_t base = static_cast<size_t>(node) * per, local = rank % per;
+    for (size_t k = 0; k < static_cast<size_t>(per); ++k) {
+      s = std::max({s, nvl_out_[(base + local) * per + k], nvl_out_[(base + k) * per + local]});
+    }
   } else {
     s = std::max(nvl_out_[rank], nvl_in_[rank]);
   }

@@ -269,6 +269,30 @@ TEST_CASE("low-latency kernels: each rank's own busiest link, averaged", "[colle
   CHECK(e0.latency_s == Approx(plain.node.intra_latency_s + plain.fabric.message_overhead_s * 4));
 }
 
+// On a mesh (MI300X's Infinity Fabric: one link per GPU pair) a rank's own
+// load is its busiest link out or in. 8 ranks, u seconds on every link, 3u
+// from rank 0 to rank 1: ranks 0 and 1 carry 3u, the other six u, so the
+// slowest rank takes 3u and the mean 12u / 8 = 1.5u.
+TEST_CASE("all-to-all on a mesh: each rank's busiest link out or in, averaged", "[collectives]") {
+  const auto c = cluster("mi300x-8", 1);
+  const double B = 1e8;
+  std::vector<double> m(64, B);
+  Collective a2a;
+  a2a.op = CollectiveOp::kAllToAllV;
+  const auto ranks = first(8);
+  a2a.ranks = ranks;
+  a2a.matrix_bytes = m;
+  a2a.algorithm = AllToAllAlgorithm::kDirect;
+  const auto even = estimate_collective(c, a2a);
+  const double u = even.transfer_s;
+  CHECK(even.rank_mean_seconds == Approx(even.seconds));
+  m[0 * 8 + 1] = 3 * B;
+  a2a.matrix_bytes = m;
+  const auto skewed = estimate_collective(c, a2a);
+  CHECK(skewed.transfer_s == Approx(3 * u));
+  CHECK(skewed.rank_mean_seconds == Approx(1.5 * u + skewed.latency_s));
+}
+
 // Two transfers of S bytes on the same NIC, started together, each alone
 // taking T: sharing the NIC, both end at 2T; a third on other NICs is not
 // slowed.
