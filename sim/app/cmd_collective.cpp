@@ -58,8 +58,6 @@ std::vector<int> parse_ranks(const std::string& spec, int gpus) {
   return out;
 }
 
-}  // namespace
-
 // "one node" or "N nodes": where `ranks` sit.
 std::string ranks_span(const hw::ClusterSpec& cluster, std::span<const int> ranks) {
   std::set<int> nodes;
@@ -97,6 +95,8 @@ std::string set_algorithm(const hw::ClusterSpec& cluster, const std::string& op,
   request.reduce = *r;
   return std::string(coll::reduce_algorithm_name(coll::resolve_reduce_algorithm(cluster, request)));
 }
+
+}  // namespace
 
 int collective_main(const Args& args) {
   po::options_description options("collective options");

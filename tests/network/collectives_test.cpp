@@ -4,6 +4,7 @@
 // analytic timer.
 
 #include <numeric>
+#include <span>
 
 #include <catch2/catch.hpp>
 
@@ -50,6 +51,18 @@ Collective reduction(CollectiveOp op, const std::vector<int>& ranks, double byte
   c.ranks = ranks;
   c.bytes = bytes;
   c.reduce = algo;
+  return c;
+}
+
+// An all-to-all of `matrix` bytes (row = sender) over `ranks`, both owned by
+// the caller.
+Collective all_to_all(std::span<const int> ranks, std::span<const double> matrix,
+                      AllToAllAlgorithm algo) {
+  Collective c;
+  c.op = CollectiveOp::kAllToAllV;
+  c.ranks = ranks;
+  c.matrix_bytes = matrix;
+  c.algorithm = algo;
   return c;
 }
 
@@ -137,12 +150,8 @@ TEST_CASE("multi-rail ring across two nodes: busbw = min(NVLink, 8 NICs)", "[col
 TEST_CASE("direct and hierarchical all-to-all differ in flows and paths", "[collectives]") {
   const auto c = cluster("dgx-h100", 8);
   std::vector<double> m(64 * 64, 1e6);
-  Collective a2a;
-  a2a.op = CollectiveOp::kAllToAllV;
   const auto ranks = first(64);
-  a2a.ranks = ranks;
-  a2a.matrix_bytes = m;
-  a2a.algorithm = AllToAllAlgorithm::kDirect;
+  Collective a2a = all_to_all(ranks, m, AllToAllAlgorithm::kDirect);
   const auto [direct_s, direct_flows] = flow_time(c, a2a);
   a2a.algorithm = AllToAllAlgorithm::kHierarchical;
   const auto [hier_s, hier_flows] = flow_time(c, a2a);
@@ -212,12 +221,8 @@ TEST_CASE("node-deduplicated dispatch: a token crosses the network once per node
 TEST_CASE("low-latency dispatch: bytes of every copy, NVLink beside RDMA", "[collectives]") {
   const double C = 64, M = 7408;
   std::vector<double> m(256, C * M);
-  Collective ll;
-  ll.op = CollectiveOp::kAllToAllV;
   const auto ranks = first(16);
-  ll.ranks = ranks;
-  ll.matrix_bytes = m;
-  ll.algorithm = AllToAllAlgorithm::kLowLatency;
+  Collective ll = all_to_all(ranks, m, AllToAllAlgorithm::kLowLatency);
   const auto rdma = cluster("hgx-h800", 2, Json{{"node", {{"low_latency_nvlink", false}}}});
   const auto e1 = estimate_collective(rdma, ll);
   CHECK(e1.transfer_s == Approx(15 * C * M / rdma.node.achievable_nic_bytes_per_s()));
@@ -250,12 +255,8 @@ TEST_CASE("low-latency kernels: each rank's own busiest link, averaged", "[colle
   std::vector<double> m(64, C * M);
   m[0 * 8 + 1] = 3 * C * M;
   m[0 * 8 + 0] = 100 * C * M;
-  Collective ll;
-  ll.op = CollectiveOp::kAllToAllV;
   const auto ranks = first(8);
-  ll.ranks = ranks;
-  ll.matrix_bytes = m;
-  ll.algorithm = AllToAllAlgorithm::kLowLatency;
+  Collective ll = all_to_all(ranks, m, AllToAllAlgorithm::kLowLatency);
   const auto c = cluster("hgx-h800", 1);
   const double unit = C * M / c.node.achievable_low_latency_intra_bytes_per_s();
   const auto e = estimate_collective(c, ll);
@@ -277,12 +278,8 @@ TEST_CASE("all-to-all on a mesh: each rank's busiest link out or in, averaged", 
   const auto c = cluster("mi300x-8", 1);
   const double B = 1e8;
   std::vector<double> m(64, B);
-  Collective a2a;
-  a2a.op = CollectiveOp::kAllToAllV;
   const auto ranks = first(8);
-  a2a.ranks = ranks;
-  a2a.matrix_bytes = m;
-  a2a.algorithm = AllToAllAlgorithm::kDirect;
+  Collective a2a = all_to_all(ranks, m, AllToAllAlgorithm::kDirect);
   const auto even = estimate_collective(c, a2a);
   const double u = even.transfer_s;
   CHECK(even.rank_mean_seconds == Approx(even.seconds));
