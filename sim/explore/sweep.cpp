@@ -1,5 +1,6 @@
 #include "sim/explore/sweep.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <string_view>
 
@@ -267,6 +268,34 @@ void prepare_points_dir(const std::filesystem::path& points_dir, const std::stri
   }
 }
 
+// The axis columns of every summary row: each path some point sets, in the
+// order the points first set it. A point that leaves a path alone shows its
+// scenario's value there (the base's, null where the base has none), so
+// explicit points that set different fields still give every row the same
+// columns.
+std::vector<std::vector<std::pair<std::string, OrderedJson>>> axis_values(
+    const std::vector<SweepPoint>& points) {
+  std::vector<std::string> paths;
+  for (const SweepPoint& p : points) {
+    for (const auto& [path, value] : p.overrides) {
+      if (std::find(paths.begin(), paths.end(), path) == paths.end()) paths.push_back(path);
+    }
+  }
+  std::vector<std::vector<std::pair<std::string, OrderedJson>>> out(points.size());
+  for (size_t i = 0; i < points.size(); ++i) {
+    for (const std::string& path : paths) {
+      const auto& set = points[i].overrides;
+      const auto own =
+          std::find_if(set.begin(), set.end(), [&](const auto& o) { return o.first == path; });
+      out[i].push_back(
+          {path, own != set.end()
+                     ? own->second
+                     : OrderedJson::parse(get_json_path(points[i].scenario, path).dump())});
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string& out_dir, int jobs,
@@ -292,6 +321,7 @@ SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string&
   SweepOutcome outcome;
   outcome.points = points.size();
   if (processes.rank != 0) return outcome;
+  const auto axes = axis_values(points);
   std::vector<reports::SummaryPoint> summary(points.size());
   for (size_t i = 0; i < points.size(); ++i) {
     if (results[i][0] == 'R') {
@@ -302,7 +332,7 @@ SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string&
     reports::SummaryPoint& p = summary[i];
     p.index = i;
     p.hash = points[i].hash;
-    p.axes = points[i].overrides;
+    p.axes = axes[i];
     p.report_file = fmt::format("points/{}.json", points[i].hash);
     p.report = OrderedJson::parse(results[i].substr(1));
     if (p.report.value("status", "") == "invalid") {

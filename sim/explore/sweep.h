@@ -7,8 +7,10 @@
 // written atomically under <out>/points/<hash>.json, keyed by a hash of the
 // point's scenario, so an interrupted sweep resumes where it stopped (reports
 // already there are reused). summary.csv and summary.jsonl are rebuilt in
-// point order at the end: training sweeps with reports::summary_rows'
-// columns; serving sweeps with point, hash, <axes...>, status,
+// point order at the end, one axis column per path any point sets (a point
+// that leaves a path alone shows its scenario's value there): training
+// sweeps with reports::summary_rows' columns; serving sweeps with point,
+// hash, <axes...>, status,
 // requests.completed, duration_s, throughput.{requests_per_s,
 // input_tokens_per_s, output_tokens_per_s, input_tokens_per_s_per_gpu,
 // output_tokens_per_s_per_gpu}, latency.ttft.{p50_s,p99_s},

@@ -129,6 +129,51 @@ TEST_CASE("an inference sweep's summary is the same on one thread, two, and when
   CHECK(read_file((one.path / "summary.csv").string()) == csv);
 }
 
+TEST_CASE("explicit points that set different fields give every summary row the same columns",
+          "[explore][inference]") {
+  // A point that leaves a path alone shows the base's value there.
+  OrderedJson sweep{{"base", small_serving_sweep(OrderedJson::object())["base"]}};
+  sweep["points"] = OrderedJson::parse(R"([
+    {"requests.rate_per_s": 5},
+    {"parallel.tp": 4, "serving.max_batch_size": 32},
+    {"serving.slo": {"tpot_ms": 25}}])");
+  const std::vector<SweepPoint> points = expand_sweep(sweep, "sweep", ".");
+  REQUIRE(points.size() == 3);
+  TempDir dir;
+  run_sweep(points, dir.path.string(), 2, {}, {});
+  // parse_csv refuses a row whose cell count differs from the header's.
+  const reports::Table t =
+      reports::parse_csv(read_file((dir.path / "summary.csv").string()), "summary.csv");
+  REQUIRE(t.rows.size() == 3);
+  const std::vector<std::string> axes(t.columns.begin() + 2, t.columns.begin() + 6);
+  CHECK(axes == std::vector<std::string>{"requests.rate_per_s", "parallel.tp",
+                                         "serving.max_batch_size", "serving.slo"});
+  CHECK(cell(t, 0, "requests.rate_per_s") == 5);
+  CHECK(cell(t, 0, "parallel.tp") == 2);
+  CHECK(cell(t, 0, "serving.max_batch_size") == 64);
+  CHECK(cell(t, 1, "requests.rate_per_s") == 10);
+  CHECK(cell(t, 1, "parallel.tp") == 4);
+  CHECK(cell(t, 1, "serving.max_batch_size") == 32);
+  const size_t slo = column_index(t, "serving.slo");
+  CHECK(Json::parse(t.rows[0][slo]) == Json::parse(R"({"ttft_ms": 500, "tpot_ms": 40})"));
+  CHECK(Json::parse(t.rows[2][slo]) == Json::parse(R"({"tpot_ms": 25})"));
+  // summary.jsonl has the same keys on every line.
+  const std::string jsonl = read_file((dir.path / "summary.jsonl").string());
+  std::vector<std::vector<std::string>> keys;
+  size_t start = 0;
+  while (start < jsonl.size()) {
+    const size_t end = jsonl.find('\n', start);
+    const OrderedJson row = OrderedJson::parse(jsonl.substr(start, end - start));
+    keys.emplace_back();
+    for (const auto& [k, v] : row.items()) keys.back().push_back(k);
+    start = end + 1;
+  }
+  REQUIRE(keys.size() == 3);
+  CHECK(keys[0] == keys[1]);
+  CHECK(keys[1] == keys[2]);
+  CHECK(keys[0] == t.columns);
+}
+
 TEST_CASE("a sweep mixing training and inference points is refused", "[explore][inference]") {
   const OrderedJson sweep = small_serving_sweep(
       OrderedJson::parse(R"({"workload": [{"mode": "inference"}, {"seq_len": 512}]})"));
