@@ -10,7 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 fail=0
 for f in "$examples"/*.json; do
   name=$(basename "$f" .json)
-  if grep -q '"axes"' "$f"; then
+  if grep -q '"base"' "$f"; then
     if ! "$moesim" sweep "$f" -o "$tmp/$name" >"$tmp/out" 2>"$tmp/err"; then
       echo "FAIL: sweep $name"; cat "$tmp/err"; fail=1; continue
     fi
