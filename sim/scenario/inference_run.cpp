@@ -230,6 +230,11 @@ void add_warnings(const InferenceScenario& s, const ServingWorld& world, Inferen
         "prefill instances only: every request ends at its first token (output tokens/s counts "
         "first tokens only)");
   }
+  const bool prefill_only =
+      s.groups.size() == 1 && s.groups[0].role == exec::InstanceRole::kPrefill;
+  for (std::string& w : closed_loop_warnings(s.requests, prefill_only)) {
+    run.warnings.push_back(std::move(w));
+  }
   if (s.model.mtp_layers > 0) {
     run.warnings.push_back(fmt::format(
         "model.mtp_layers = {}: the MTP modules are not served (they only draft tokens for "
@@ -270,6 +275,29 @@ PrefillParts prefill_parts(const Json& doc, int64_t tokens_per_replica, int64_t 
       out.dispatch_s += l.dispatch;
       out.combine_s += l.combine;
     }
+  }
+  return out;
+}
+
+std::vector<std::string> closed_loop_warnings(const workloads::RequestLoad& load, bool prefill_only,
+                                              const LoadFieldNames& names) {
+  std::vector<std::string> out;
+  if (load.arrival != workloads::RequestLoad::Arrival::kClosed || load.requests.empty()) return out;
+  const auto count = static_cast<int64_t>(load.requests.size());
+  if (count < 2 * int64_t{load.concurrency}) {
+    out.push_back(fmt::format(
+        "{} ({}) is under twice {} ({}): most requests arrive at once, so the figures describe "
+        "that burst more than a steady state",
+        names.count, count, names.concurrency, load.concurrency));
+  }
+  const int64_t first = load.requests.front().output_tokens;
+  if (!prefill_only && count > load.concurrency &&
+      std::all_of(load.requests.begin(), load.requests.end(),
+                  [&](const workloads::Request& r) { return r.output_tokens == first; })) {
+    out.push_back(fmt::format(
+        "{} is one length in a closed loop: requests admitted together finish and are replaced "
+        "together, so the load comes in waves (vary the lengths for a steady state)",
+        names.output_tokens));
   }
   return out;
 }

@@ -70,4 +70,21 @@ PrefillParts prefill_parts(const Json& doc, int64_t tokens_per_replica, int64_t 
 // Validates an inference scenario and sizes its memory without simulating it.
 ScenarioCheck check_inference(const Json& doc);
 
+// What a closed loop's figures describe, where that is not a steady state:
+// all of its first `concurrency` requests arrive at once (a warning when the
+// count is under twice that), and requests that all ask for the same output
+// length finish and are replaced together (a warning unless the instances
+// only prefill, ending every request at its first token). Empty for open
+// loops and traces. `moesim run` reports these; `moesim search` prints them
+// once for its load.
+// `names`: what the warnings call the load's fields (the scenario's by
+// default, the search's flags there).
+struct LoadFieldNames {
+  const char* count = "requests.count";
+  const char* concurrency = "requests.concurrency";
+  const char* output_tokens = "requests.output_tokens";
+};
+std::vector<std::string> closed_loop_warnings(const workloads::RequestLoad& load, bool prefill_only,
+                                              const LoadFieldNames& names = {});
+
 }  // namespace moesim::scenario

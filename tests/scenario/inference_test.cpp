@@ -172,6 +172,53 @@ TEST_CASE("an MTP module is not served, and the run says so", "[scenario][infere
   CHECK_FALSE(mentions_mtp(plain));
 }
 
+// A closed loop's first `concurrency` requests arrive at once, and requests
+// of one output length finish together: the run says when its figures
+// describe that rather than a steady state.
+TEST_CASE("a closed loop that is mostly its start, or runs in waves, says so",
+          "[scenario][inference]") {
+  const auto warned = [](const Json& doc, const std::string& text) {
+    const InferenceRun run = run_inference(doc);
+    REQUIRE(run.simulated());
+    return std::any_of(run.warnings.begin(), run.warnings.end(),
+                       [&](const std::string& w) { return w.find(text) != std::string::npos; });
+  };
+  const std::string burst = "is under twice requests.concurrency";
+  const std::string waves = "requests.output_tokens is one length in a closed loop";
+  // 8 requests, 6 at once: a burst; every output 8 tokens: waves.
+  const Json short_loop = serving_doc("tiny-moe", 1, {{"tp", 1}}, closed_loop(8, 6, 64, 8));
+  CHECK(warned(short_loop, "requests.count (8) is under twice requests.concurrency (6)"));
+  CHECK(warned(short_loop, waves));
+  // Twice the concurrency is past the burst; outputs that vary are no waves.
+  Json steady = serving_doc("tiny-moe", 1, {{"tp", 1}}, closed_loop(12, 6, 64, 8));
+  steady["requests"]["output_tokens"] = {{"dist", "uniform"}, {"min", 4}, {"max", 12}};
+  CHECK_FALSE(warned(steady, burst));
+  CHECK_FALSE(warned(steady, waves));
+  // All requests in flight from the start end once each: nothing to replace.
+  const Json one_wave = serving_doc("tiny-moe", 1, {{"tp", 1}}, closed_loop(6, 6, 64, 8));
+  CHECK(warned(one_wave, burst));
+  CHECK_FALSE(warned(one_wave, waves));
+  // Open loops warn of neither.
+  const Json open = serving_doc("tiny-moe", 1, {{"tp", 1}},
+                                {{"count", 8},
+                                 {"arrival", "poisson"},
+                                 {"rate_per_s", 100},
+                                 {"input_tokens", 64},
+                                 {"output_tokens", 8}});
+  CHECK_FALSE(warned(open, burst));
+  CHECK_FALSE(warned(open, waves));
+  // The rule itself, with the names a caller gives it (the search's flags).
+  const workloads::RequestLoad load =
+      workloads::parse_request_load(closed_loop(8, 6, 64, 8), "requests");
+  const std::vector<std::string> flags =
+      closed_loop_warnings(load, false, {"--requests", "--concurrency", "--output-tokens"});
+  REQUIRE(flags.size() == 2);
+  CHECK_THAT(flags[0], Catch::StartsWith("--requests (8) is under twice --concurrency (6)"));
+  CHECK_THAT(flags[1], Catch::StartsWith("--output-tokens is one length"));
+  // Prefill instances alone end each request at its first token: no waves.
+  CHECK(closed_loop_warnings(load, true).size() == 1);
+}
+
 TEST_CASE("a windowed model's decode reads only its window on windowed layers",
           "[scenario][inference]") {
   // tiny-moe with gpt-oss's pattern (every other layer sliding over 64
