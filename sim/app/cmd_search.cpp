@@ -20,6 +20,7 @@
 #include "sim/core/file_io.h"
 #include "sim/explore/search.h"
 #include "sim/explore/search_inference.h"
+#include "workloads/requests.h"
 
 namespace moesim::cli {
 namespace {
@@ -93,12 +94,12 @@ struct SearchArgs {
 // error rather than silently ignored.
 constexpr const char* kTrainingOnly[] = {"global-batch", "seq", "virtual-stages"};
 constexpr const char* kInferenceOnly[] = {
-    "requests-rate", "concurrency", "requests",    "input-tokens",
-    "output-tokens", "slo-tpot-ms", "slo-ttft-ms", "max-batch-sizes",
+    "requests-rate", "concurrency", "requests",        "input-tokens",      "output-tokens",
+    "slo-tpot-ms",   "slo-ttft-ms", "max-batch-sizes", "redundant-experts", "disaggregation",
 };
 
-// "64,256" -> {64, 256}.
-std::vector<int> parse_sizes(const std::string& list, const char* flag) {
+// "64,256" -> {64, 256}; each value in [min, 2^24].
+std::vector<int> parse_sizes(const std::string& list, const char* flag, int min = 1) {
   std::vector<int> sizes;
   size_t start = 0;
   while (start <= list.size()) {
@@ -106,9 +107,9 @@ std::vector<int> parse_sizes(const std::string& list, const char* flag) {
     const std::string item = list.substr(start, comma - start);
     char* end = nullptr;
     const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v < 1 || v > (1 << 24)) {
-      throw Error(fmt::format("{}: expected comma-separated integers in [1, {}], got '{}'", flag,
-                              1 << 24, list));
+    if (item.empty() || *end != '\0' || v < min || v > (1 << 24)) {
+      throw Error(fmt::format("{}: expected comma-separated integers in [{}, {}], got '{}'", flag,
+                              min, 1 << 24, list));
     }
     sizes.push_back(static_cast<int>(v));
     start = comma + 1;
@@ -116,9 +117,32 @@ std::vector<int> parse_sizes(const std::string& list, const char* flag) {
   return sizes;
 }
 
+// "1024" -> [1024, 1024]; "512-1536" -> [512, 1536] (uniform lengths).
+void parse_length(const std::string& text, const char* flag, int64_t& low, int64_t& high) {
+  auto number = [&](const std::string& item) {
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 1 || v > workloads::kMaxRequestTokens) {
+      throw Error(fmt::format("{}: expected tokens N or a range MIN-MAX, each in [1, {}], got '{}'",
+                              flag, workloads::kMaxRequestTokens, text));
+    }
+    return static_cast<int64_t>(v);
+  };
+  const size_t dash = text.find('-');
+  low = number(text.substr(0, dash));
+  high = dash == std::string::npos ? low : number(text.substr(dash + 1));
+  if (high < low) {
+    throw Error(fmt::format("{}: the range's maximum {} is below its minimum {}", flag, high, low));
+  }
+}
+
+// The inference flags given as text, parsed by inference_request.
+struct InferenceLists {
+  std::string max_batch_sizes, redundant_experts, input_tokens, output_tokens;
+};
+
 // Checks the flags of --mode inference and fills a.inference.
-void inference_request(const po::variables_map& vm, const std::string& max_batch_sizes,
-                       SearchArgs& a) {
+void inference_request(const po::variables_map& vm, const InferenceLists& lists, SearchArgs& a) {
   for (const char* flag : kTrainingOnly) {
     if (vm.count(flag)) {
       throw Error(
@@ -149,7 +173,14 @@ void inference_request(const po::variables_map& vm, const std::string& max_batch
         "meeting it)");
   }
   if (vm.count("max-batch-sizes"))
-    r.max_batch_sizes = parse_sizes(max_batch_sizes, "--max-batch-sizes");
+    r.max_batch_sizes = parse_sizes(lists.max_batch_sizes, "--max-batch-sizes");
+  if (vm.count("redundant-experts"))
+    r.redundant_experts = parse_sizes(lists.redundant_experts, "--redundant-experts", 0);
+  if (vm.count("input-tokens"))
+    parse_length(lists.input_tokens, "--input-tokens", r.input_tokens, r.input_tokens_max);
+  if (vm.count("output-tokens"))
+    parse_length(lists.output_tokens, "--output-tokens", r.output_tokens, r.output_tokens_max);
+  r.disaggregation = vm.count("disaggregation") > 0;
   r.model = a.request.model;
   r.cluster = a.request.cluster;
   r.gpus = a.request.gpus;
@@ -161,7 +192,8 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
   SearchArgs a;
   explore::SearchRequest& r = a.request;
   explore::InferenceSearchRequest& inf = a.inference;
-  std::string out, mode = "training", max_batch_sizes, virtual_stages = "1";
+  std::string out, mode = "training", virtual_stages = "1";
+  InferenceLists lists;
   options.add_options()("model", po::value(&r.model), "model preset")(
       "cluster", po::value(&a.cluster), "cluster preset or JSON file")(
       "gpus", po::value(&r.gpus), "GPUs to use")("global-batch", po::value(&r.global_batch),
@@ -188,16 +220,21 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
         "concurrency", po::value(&inf.concurrency),
         "inference: closed loop, requests in flight over the cluster")(
         "requests", po::value(&inf.requests), "inference: requests per layout (default 1000)")(
-        "input-tokens", po::value(&inf.input_tokens),
-        "inference: prompt tokens per request (default 1024)")(
-        "output-tokens", po::value(&inf.output_tokens),
-        "inference: generated tokens per request (default 256)")(
+        "input-tokens", po::value(&lists.input_tokens),
+        "inference: prompt tokens per request, N or a uniform range MIN-MAX (default 1024)")(
+        "output-tokens", po::value(&lists.output_tokens),
+        "inference: generated tokens per request, N or MIN-MAX (default 256)")(
         "slo-tpot-ms", po::value(&inf.slo_tpot_ms),
         "inference: time-per-output-token objective, ms (required)")(
         "slo-ttft-ms", po::value(&inf.slo_ttft_ms),
         "inference: time-to-first-token objective, ms (optional)")(
-        "max-batch-sizes", po::value(&max_batch_sizes),
-        "inference: max_batch_size values to try, comma-separated (default 64,256)");
+        "max-batch-sizes", po::value(&lists.max_batch_sizes),
+        "inference: max_batch_size values to try, comma-separated (default 64,256)")(
+        "redundant-experts", po::value(&lists.redundant_experts),
+        "inference: EPLB replica counts to try where ep > 1, comma-separated (default 0)")(
+        "disaggregation",
+        "inference: also every prefill/decode split of the nodes, each role SGLang's large-EP "
+        "instances of whole nodes");
   }
   po::positional_options_description positional;
   help = !parse(args, options, positional, vm,
@@ -211,8 +248,8 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
                         "[--slo-ttft-ms T]\n"
                         "         [--requests 1000] [--input-tokens 1024] [--output-tokens 256] "
                         "[--dtype bf16|fp8] [--routing SPEC]\n"
-                        "         [--max-batch-sizes 64,256] [--top 10] [--json] "
-                        "[-o ranking.json] [-j N]");
+                        "         [--max-batch-sizes 64,256] [--redundant-experts 0,32] "
+                        "[--disaggregation] [--top 10] [--json] [-o ranking.json] [-j N]");
   if (help) return a;
   if (mode != "training" && mode != "inference") {
     throw Error(fmt::format("--mode: expected training or inference, got '{}'", mode));
@@ -252,8 +289,17 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
     throw Error(fmt::format("--virtual-stages: {} is more than 1024 virtual stages per rank",
                             r.virtual_stages.back()));
   }
-  if (a.inference_mode) inference_request(vm, max_batch_sizes, a);
+  if (a.inference_mode) inference_request(vm, lists, a);
   return a;
+}
+
+// One role of a disaggregated serving layout as JSON.
+OrderedJson role_json(const explore::InferenceInstances& i) {
+  return OrderedJson{{"nodes", i.nodes},
+                     {"tp", i.tp},
+                     {"attention_dp", i.attention_dp},
+                     {"ep", i.ep},
+                     {"instances", i.instances}};
 }
 
 // The serving ranking as JSON (--mode inference's --json and -o output).
@@ -270,23 +316,31 @@ OrderedJson inference_search_json(const explore::InferenceSearchRequest& r,
   out["requests"] = OrderedJson::parse(explore::inference_search_requests(r).dump());
   out["slo"] = {{"tpot_ms", r.slo_tpot_ms},
                 {"ttft_ms", r.slo_ttft_ms > 0 ? OrderedJson(r.slo_ttft_ms) : OrderedJson(nullptr)}};
+  out["disaggregation"] = r.disaggregation;
+  out["redundant_experts"] = r.redundant_experts;
   out["enumerated"] = result.enumerated;
   out["simulated"] = result.ranking.size();
   OrderedJson rej = OrderedJson::object();
   for (const auto& [k, v] : result.rejected) rej[k] = v;
   out["rejected"] = rej;
+  out["warnings"] = result.warnings;
   OrderedJson ranking = OrderedJson::array();
   int rank = 1;
   for (const explore::InferenceCandidate& c : result.ranking) {
     const explore::InferenceLayout& l = c.layout;
+    auto colocated = [&](int v) { return l.disaggregated ? OrderedJson(nullptr) : OrderedJson(v); };
     OrderedJson e;
     e["rank"] = rank++;
-    e["tp"] = l.tp;
-    e["attention_dp"] = l.attention_dp;
-    e["ep"] = l.ep;
-    e["instances"] = l.instances;
+    e["tp"] = colocated(l.tp);
+    e["attention_dp"] = colocated(l.attention_dp);
+    e["ep"] = colocated(l.ep);
+    e["instances"] = colocated(l.instances);
+    e["disaggregation"] = l.disaggregated ? OrderedJson{{"prefill", role_json(l.prefill)},
+                                                        {"decode", role_json(l.decode)}}
+                                          : OrderedJson(nullptr);
     e["two_batch_overlap"] = l.two_batch_overlap;
     e["max_batch_size"] = l.max_batch_size;
+    e["redundant_experts"] = l.redundant_experts;
     e["goodput_requests_per_s_per_gpu"] = c.goodput_requests_per_s_per_gpu;
     e["goodput_requests_per_s"] = c.goodput_requests_per_s;
     e["output_tokens_per_s_per_gpu"] = c.output_tokens_per_s_per_gpu;
@@ -300,22 +354,62 @@ OrderedJson inference_search_json(const explore::InferenceSearchRequest& r,
   return out;
 }
 
+// A JSON scalar as a CSV cell: empty for null.
+std::string csv_value(const OrderedJson& v) {
+  return v.is_null() ? std::string() : v.dump();
+}
+
 std::string inference_ranking_csv(const OrderedJson& result) {
-  std::string s =
-      "rank,tp,attention_dp,ep,instances,two_batch_overlap,max_batch_size,"
-      "goodput_requests_per_s_per_gpu,goodput_requests_per_s,output_tokens_per_s_per_gpu,"
-      "tpot_p99_s,ttft_p99_s,slo_attainment,kv_peak_utilisation\n";
+  constexpr const char* kColumns[] = {"rank",
+                                      "tp",
+                                      "attention_dp",
+                                      "ep",
+                                      "instances",
+                                      "two_batch_overlap",
+                                      "max_batch_size",
+                                      "goodput_requests_per_s_per_gpu",
+                                      "goodput_requests_per_s",
+                                      "output_tokens_per_s_per_gpu",
+                                      "tpot_p99_s",
+                                      "ttft_p99_s",
+                                      "slo_attainment",
+                                      "kv_peak_utilisation",
+                                      "redundant_experts"};
+  constexpr const char* kRoleFields[] = {"nodes", "tp", "attention_dp", "ep", "instances"};
+  std::string s;
+  for (const char* column : kColumns) s += fmt::format("{}{}", s.empty() ? "" : ",", column);
+  for (const char* role : {"prefill", "decode"}) {
+    for (const char* field : kRoleFields) s += fmt::format(",{}_{}", role, field);
+  }
+  s += "\n";
   for (const auto& e : result["ranking"]) {
-    s += fmt::format(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", e["rank"].get<int>(), e["tp"].get<int>(),
-        e["attention_dp"].get<int>(), e["ep"].get<int>(), e["instances"].get<int>(),
-        e["two_batch_overlap"].get<bool>(), e["max_batch_size"].get<int>(),
-        e["goodput_requests_per_s_per_gpu"].get<double>(),
-        e["goodput_requests_per_s"].get<double>(), e["output_tokens_per_s_per_gpu"].get<double>(),
-        e["tpot_p99_s"].get<double>(), e["ttft_p99_s"].get<double>(),
-        e["slo_attainment"].get<double>(), e["kv_peak_utilisation"].get<double>());
+    std::string row;
+    for (const char* column : kColumns) {
+      row += fmt::format("{}{}", row.empty() ? "" : ",", csv_value(e[column]));
+    }
+    for (const char* role : {"prefill", "decode"}) {
+      for (const char* field : kRoleFields) {
+        const OrderedJson& d = e["disaggregation"];
+        row += ',';
+        if (!d.is_null()) row += csv_value(d[role][field]);
+      }
+    }
+    s += row + "\n";
   }
   return s;
+}
+
+// A ranking entry's layout in words: "tp2 adp4 ep8 x1" (x: instances), or
+// each role's with its nodes: "P 4n tp1 adp32 ep32 x1 | D 9n tp1 adp72 ep72 x1".
+std::string layout_words(const OrderedJson& e) {
+  auto shape = [](const OrderedJson& i) {
+    return fmt::format("tp{} adp{} ep{} x{}", i["tp"].get<int>(), i["attention_dp"].get<int>(),
+                       i["ep"].get<int>(), i["instances"].get<int>());
+  };
+  const OrderedJson& d = e["disaggregation"];
+  if (d.is_null()) return shape(e);
+  return fmt::format("P {}n {} | D {}n {}", d["prefill"]["nodes"].get<int>(), shape(d["prefill"]),
+                     d["decode"]["nodes"].get<int>(), shape(d["decode"]));
 }
 
 // The load in words for the table's first line.
@@ -324,8 +418,12 @@ std::string load_words(const explore::InferenceSearchRequest& r) {
                                        : fmt::format("Poisson {:g} requests/s", r.rate_per_s);
   std::string slo = fmt::format("TPOT <= {:g} ms", r.slo_tpot_ms);
   if (r.slo_ttft_ms > 0) slo += fmt::format(", TTFT <= {:g} ms", r.slo_ttft_ms);
+  auto tokens = [](int64_t low, int64_t high) {
+    return low == high ? fmt::format("{}", low) : fmt::format("{}-{}", low, high);
+  };
   return fmt::format("{} requests, {}, {} in / {} out tokens; SLO {}", r.requests, load,
-                     r.input_tokens, r.output_tokens, slo);
+                     tokens(r.input_tokens, std::max(r.input_tokens, r.input_tokens_max)),
+                     tokens(r.output_tokens, std::max(r.output_tokens, r.output_tokens_max)), slo);
 }
 
 int inference_search(const SearchArgs& a, const po::variables_map& vm) {
@@ -348,25 +446,31 @@ int inference_search(const SearchArgs& a, const po::variables_map& vm) {
       a.cluster, load_words(r), result["enumerated"].get<int>(), result["simulated"].get<size_t>());
   for (const auto& [k, v] : result["rejected"].items())
     std::cout << " " << k << "=" << v.get<int>();
-  std::cout << fmt::format(
-      "\n{:>4} {:>3} {:>4} {:>4} {:>5} {:>4} {:>5} {:>12} {:>14} {:>12} "
-      "{:>12} {:>7}\n",
-      "rank", "tp", "adp", "ep", "inst", "tbo", "mbs", "goodput/GPU", "out tok/s/GPU",
-      "p99 TPOT ms", "p99 TTFT ms", "SLO met");
+  size_t width = std::string("layout").size();
   int shown = 0;
   for (const auto& e : result["ranking"]) {
     if (shown++ >= a.top) break;
+    width = std::max(width, layout_words(e).size());
+  }
+  std::cout << fmt::format("\n{:>4}  {:<{}} {:>4} {:>4} {:>5} {:>12} {:>14} {:>12} {:>12} {:>7}\n",
+                           "rank", "layout", width, "red", "tbo", "mbs", "goodput/GPU",
+                           "out tok/s/GPU", "p99 TPOT ms", "p99 TTFT ms", "SLO met");
+  shown = 0;
+  for (const auto& e : result["ranking"]) {
+    if (shown++ >= a.top) break;
     std::cout << fmt::format(
-        "{:>4} {:>3} {:>4} {:>4} {:>5} {:>4} {:>5} {:>12.4g} {:>14.1f} {:>12.2f} {:>12.1f} "
-        "{:>6.1f}%\n",
-        e["rank"].get<int>(), e["tp"].get<int>(), e["attention_dp"].get<int>(), e["ep"].get<int>(),
-        e["instances"].get<int>(), e["two_batch_overlap"].get<bool>() ? "on" : "off",
-        e["max_batch_size"].get<int>(), e["goodput_requests_per_s_per_gpu"].get<double>(),
+        "{:>4}  {:<{}} {:>4} {:>4} {:>5} {:>12.4g} {:>14.1f} {:>12.2f} {:>12.1f} {:>6.1f}%\n",
+        e["rank"].get<int>(), layout_words(e), width, e["redundant_experts"].get<int>(),
+        e["two_batch_overlap"].get<bool>() ? "on" : "off", e["max_batch_size"].get<int>(),
+        e["goodput_requests_per_s_per_gpu"].get<double>(),
         e["output_tokens_per_s_per_gpu"].get<double>(), 1e3 * e["tpot_p99_s"].get<double>(),
         1e3 * e["ttft_p99_s"].get<double>(), 100 * e["slo_attainment"].get<double>());
   }
-  std::cout << "goodput/GPU: requests/s meeting the SLO per GPU; adp: attention_dp; inst: "
-               "instances; tbo: two-batch overlap; mbs: max_batch_size\n";
+  for (const auto& w : result["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
+  std::cout << "layout: tp, attention_dp (adp), ep, x instances; P / D: a disaggregated "
+               "layout's prefill and decode roles on their nodes (n)\n"
+               "red: redundant experts (EPLB replicas); tbo: two-batch overlap; mbs: "
+               "max_batch_size; goodput/GPU: requests/s meeting the SLO per GPU\n";
   return 0;
 }
 

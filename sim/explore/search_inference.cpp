@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -17,6 +18,11 @@
 
 namespace moesim::explore {
 namespace {
+
+// A length's upper end: `max` where set, else the fixed length.
+int64_t upper(int64_t tokens, int64_t max) {
+  return max > 0 ? max : tokens;
+}
 
 void validate(const InferenceSearchRequest& r) {
   if (r.gpus < 1) throw Error("--gpus: expected a positive integer");
@@ -39,11 +45,18 @@ void validate(const InferenceSearchRequest& r) {
     throw Error(fmt::format("--requests: expected an integer in [1, {}], got {}",
                             workloads::kMaxRequests, r.requests));
   }
-  for (const auto& [flag, tokens] :
-       {std::pair{"--input-tokens", r.input_tokens}, {"--output-tokens", r.output_tokens}}) {
-    if (tokens < 1 || tokens > workloads::kMaxRequestTokens) {
-      throw Error(fmt::format("{}: expected an integer in [1, {}], got {}", flag,
-                              workloads::kMaxRequestTokens, tokens));
+  for (const auto& [flag, low, high] :
+       {std::tuple{"--input-tokens", r.input_tokens, upper(r.input_tokens, r.input_tokens_max)},
+        {"--output-tokens", r.output_tokens, upper(r.output_tokens, r.output_tokens_max)}}) {
+    for (int64_t tokens : {low, high}) {
+      if (tokens < 1 || tokens > workloads::kMaxRequestTokens) {
+        throw Error(fmt::format("{}: expected an integer in [1, {}], got {}", flag,
+                                workloads::kMaxRequestTokens, tokens));
+      }
+    }
+    if (high < low) {
+      throw Error(
+          fmt::format("{}: the range's maximum {} is below its minimum {}", flag, high, low));
     }
   }
   if (!(r.slo_tpot_ms > 0 && std::isfinite(r.slo_tpot_ms))) {
@@ -58,7 +71,22 @@ void validate(const InferenceSearchRequest& r) {
   for (int b : r.max_batch_sizes) {
     if (b < 1) throw Error(fmt::format("--max-batch-sizes: expected sizes >= 1, got {}", b));
   }
+  if (r.redundant_experts.empty()) throw Error("--redundant-experts: give at least one count");
+  for (int e : r.redundant_experts) {
+    if (e < 0 || e > workloads::kMaxRoutedExperts) {
+      throw Error(fmt::format("--redundant-experts: expected counts in [0, {}], got {}",
+                              workloads::kMaxRoutedExperts, e));
+    }
+  }
   if (r.jobs < 1 || r.jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
+}
+
+Json instances_json(int tp, int attention_dp, int ep, int instances) {
+  return Json{{"tp", tp},
+              {"attention_dp", attention_dp},
+              {"ep", ep},
+              {"instances", instances},
+              {"a2a_algo", "auto"}};
 }
 
 Json scenario_for(const InferenceSearchRequest& r, int gpus_per_node, const InferenceLayout& l) {
@@ -66,21 +94,53 @@ Json scenario_for(const InferenceSearchRequest& r, int gpus_per_node, const Infe
   cluster["nodes"] = r.gpus / gpus_per_node;
   Json slo{{"tpot_ms", r.slo_tpot_ms}};
   if (r.slo_ttft_ms > 0) slo["ttft_ms"] = r.slo_ttft_ms;
-  return Json{{"model", r.model},
-              {"cluster", cluster},
-              {"workload", {{"mode", "inference"}, {"dtype", r.dtype}}},
-              {"parallel",
-               {{"tp", l.tp},
-                {"attention_dp", l.attention_dp},
-                {"ep", l.ep},
-                {"instances", l.instances},
-                {"a2a_algo", "auto"}}},
-              {"serving",
-               {{"max_batch_size", l.max_batch_size},
-                {"two_batch_overlap", l.two_batch_overlap},
-                {"slo", slo}}},
-              {"requests", inference_search_requests(r)},
-              {"routing", {{"generator", r.routing}, {"seed", 1}}}};
+  auto role = [](const InferenceInstances& i) {
+    return Json{{"nodes", i.nodes},
+                {"parallel", instances_json(i.tp, i.attention_dp, i.ep, i.instances)}};
+  };
+  Json doc{{"model", r.model},
+           {"cluster", cluster},
+           {"workload", {{"mode", "inference"}, {"dtype", r.dtype}}},
+           {"parallel", l.disaggregated
+                            ? Json{{"disaggregation",
+                                    {{"prefill", role(l.prefill)}, {"decode", role(l.decode)}}}}
+                            : instances_json(l.tp, l.attention_dp, l.ep, l.instances)},
+           {"serving",
+            {{"max_batch_size", l.max_batch_size},
+             {"two_batch_overlap", l.two_batch_overlap},
+             {"slo", slo}}},
+           {"requests", inference_search_requests(r)},
+           {"routing", {{"generator", r.routing}, {"seed", 1}}}};
+  if (l.redundant_experts > 0) doc["gating"] = {{"redundant_experts", l.redundant_experts}};
+  return doc;
+}
+
+// Every choice of the knobs a layout shares (overlap, batch size, EPLB
+// replicas) for one instance shape; `all_to_all`: its ep exceeds 1.
+void add_choices(const InferenceSearchRequest& r, InferenceLayout shape, bool all_to_all,
+                 std::vector<InferenceLayout>& out) {
+  for (bool overlap : {false, true}) {
+    if (overlap && !all_to_all) continue;
+    for (int batch : r.max_batch_sizes) {
+      for (int replicas : r.redundant_experts) {
+        if (replicas > 0 && !all_to_all) continue;
+        shape.two_batch_overlap = overlap;
+        shape.max_batch_size = batch;
+        shape.redundant_experts = replicas;
+        out.push_back(shape);
+      }
+    }
+  }
+}
+
+// A role of `nodes` nodes as instances of `per_instance` nodes each, SGLang's
+// large-EP shape: tp 1, attention and experts over all of an instance's GPUs.
+InferenceInstances large_ep_role(int nodes, int per_instance, int gpus_per_node) {
+  InferenceInstances i;
+  i.nodes = nodes;
+  i.attention_dp = i.ep = per_instance * gpus_per_node;
+  i.instances = nodes / per_instance;
+  return i;
 }
 
 std::vector<InferenceLayout> enumerate(const InferenceSearchRequest& r, int heads,
@@ -92,19 +152,26 @@ std::vector<InferenceLayout> enumerate(const InferenceSearchRequest& r, int head
       const std::vector<int> eps =
           attention_dp == 1 ? divisors(tp) : std::vector<int>{tp * attention_dp};
       for (int ep : eps) {
-        for (bool overlap : {false, true}) {
-          if (overlap && ep == 1) continue;
-          for (int batch : r.max_batch_sizes) {
-            InferenceLayout l;
-            l.tp = tp;
-            l.attention_dp = attention_dp;
-            l.ep = ep;
-            l.instances = r.gpus / (tp * attention_dp);
-            l.two_batch_overlap = overlap;
-            l.max_batch_size = batch;
-            out.push_back(l);
-          }
-        }
+        InferenceLayout l;
+        l.tp = tp;
+        l.attention_dp = attention_dp;
+        l.ep = ep;
+        l.instances = r.gpus / (tp * attention_dp);
+        add_choices(r, l, ep > 1, out);
+      }
+    }
+  }
+  if (!r.disaggregation) return out;
+  const int nodes = r.gpus / gpus_per_node;
+  for (int prefill_nodes = 1; prefill_nodes < nodes; ++prefill_nodes) {
+    const int decode_nodes = nodes - prefill_nodes;
+    for (int prefill_size : divisors(prefill_nodes)) {
+      for (int decode_size : divisors(decode_nodes)) {
+        InferenceLayout l;
+        l.disaggregated = true;
+        l.prefill = large_ep_role(prefill_nodes, prefill_size, gpus_per_node);
+        l.decode = large_ep_role(decode_nodes, decode_size, gpus_per_node);
+        add_choices(r, l, gpus_per_node > 1, out);
       }
     }
   }
@@ -135,8 +202,11 @@ Json inference_search_requests(const InferenceSearchRequest& r) {
     load["arrival"] = "poisson";
     load["rate_per_s"] = r.rate_per_s;
   }
-  load["input_tokens"] = r.input_tokens;
-  load["output_tokens"] = r.output_tokens;
+  auto length = [](int64_t low, int64_t high) {
+    return low == high ? Json(low) : Json{{"dist", "uniform"}, {"min", low}, {"max", high}};
+  };
+  load["input_tokens"] = length(r.input_tokens, upper(r.input_tokens, r.input_tokens_max));
+  load["output_tokens"] = length(r.output_tokens, upper(r.output_tokens, r.output_tokens_max));
   load["seed"] = 1;
   return load;
 }
@@ -160,6 +230,9 @@ InferenceSearchResult search_inference_layouts(const InferenceSearchRequest& r,
     candidates.push_back(std::move(c));
   }
   InferenceSearchResult result;
+  result.warnings = scenario::closed_loop_warnings(
+      workloads::parse_request_load(inference_search_requests(r), "requests"), false,
+      {"--requests", "--concurrency", "--output-tokens"});
   result.enumerated = static_cast<int>(candidates.size());
   // Rules and memory first (no simulation), then simulate the survivors.
   result.ranking = check_then_simulate(

@@ -12,7 +12,16 @@
 //                 attention_dp (SGLang's DP attention with DeepEP);
 //   two_batch_overlap  off, and on where ep > 1 (only an all-to-all has
 //                 anything to hide behind the other micro-batch);
-//   max_batch_size     each of the request's choices.
+//   max_batch_size     each of the request's choices;
+//   redundant_experts  each of the request's choices where ep > 1
+//                 (gating.redundant_experts: EPLB's replicas; the expert
+//                 slots must divide over ep, as SGLang requires).
+// With `disaggregation`, also every prefill/decode split of the nodes (1 to
+// nodes - 1 prefill nodes), each role made of SGLang's large-EP instances of
+// whole nodes (tp 1, attention_dp = ep = the instance's GPUs; each divisor
+// of the role's nodes an instance size, the two roles' sizes chosen
+// independently), with the same two_batch_overlap, max_batch_size and
+// redundant_experts choices.
 // a2a_algo "auto" (DeepEP normal kernels for iterations with prompt tokens,
 // low-latency ones for decode-only iterations), routing "zipf:0.5" seed 1 (as
 // the training search), other serving fields at the scenario defaults.
@@ -44,17 +53,33 @@ struct InferenceSearchRequest {
   double rate_per_s = 0;
   int concurrency = 0;
   int64_t requests = 1000;  // requests simulated per layout
-  int64_t input_tokens = 1024, output_tokens = 256;
+  // Prompt and output lengths: fixed, or uniform in [tokens, tokens_max]
+  // where tokens_max is set (> 0). Spread keeps a closed loop from running
+  // in lock-step waves.
+  int64_t input_tokens = 1024, input_tokens_max = 0;
+  int64_t output_tokens = 256, output_tokens_max = 0;
   double slo_tpot_ms = 0;                     // required (> 0)
   double slo_ttft_ms = 0;                     // 0: no TTFT objective
   std::vector<int> max_batch_sizes{64, 256};  // running requests per replica, tried each
+  std::vector<int> redundant_experts{0};      // EPLB replicas, tried each where ep > 1
+  bool disaggregation = false;                // also prefill/decode splits of the nodes
   int jobs = 2;                               // threads
 };
 
-struct InferenceLayout {
+// Instances of one shape: a co-located layout's, or one role's of a
+// disaggregated layout (nodes: the role's share of the cluster).
+struct InferenceInstances {
+  int nodes = 0;
   int tp = 1, attention_dp = 1, ep = 1, instances = 1;
+};
+
+struct InferenceLayout {
+  int tp = 1, attention_dp = 1, ep = 1, instances = 1;  // co-located
+  bool disaggregated = false;                           // then prefill and decode instead
+  InferenceInstances prefill, decode;
   bool two_batch_overlap = false;
   int max_batch_size = 256;
+  int redundant_experts = 0;
 };
 
 struct InferenceCandidate {
@@ -72,6 +97,9 @@ struct InferenceSearchResult {
   int enumerated = 0;
   std::map<std::string, int> rejected;      // reason code -> count
   std::vector<InferenceCandidate> ranking;  // simulated, best first
+  // About the load itself (scenario::closed_loop_warnings): where a closed
+  // loop's figures describe its start or its lock-step waves.
+  std::vector<std::string> warnings;
 };
 
 // The request's load as a scenario "requests" object (workloads/requests.h).

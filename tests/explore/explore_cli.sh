@@ -270,6 +270,24 @@ head -1 "$tmp/serve.json.csv" | grep -q "^rank,tp,attention_dp,ep,instances,two_
   --concurrency 64 --requests 96 --slo-tpot-ms 30 --max-batch-sizes 64 --top 3 >"$tmp/out" 2>/dev/null
 grep -q "goodput/GPU" "$tmp/out" && [ "$(grep -c '^ *[0-9]' "$tmp/out")" = 3 ] ||
   { echo "FAIL: serving search table"; cat "$tmp/out"; fail=1; }
+"$moesim" search --mode inference --model tiny-moe --cluster dgx-h100 --gpus 16 \
+  --concurrency 256 --requests 768 --input-tokens 128-384 --output-tokens 16-48 --slo-tpot-ms 5 \
+  --max-batch-sizes 64 --redundant-experts 0,8 --disaggregation --top 60 -o "$tmp/split.json" \
+  >"$tmp/split.txt" 2>/dev/null || { echo "FAIL: search --disaggregation"; fail=1; }
+python3 - "$tmp/split.json" <<'PY' || fail=1
+import csv, json, sys
+d = json.load(open(sys.argv[1]))
+split = [e for e in d["ranking"] if e["disaggregation"]]
+if len(split) != 4 or any(e["tp"] is not None for e in split):
+    print("FAIL: disaggregated rows", split[:1]); sys.exit(1)
+if d["requests"]["input_tokens"] != {"dist": "uniform", "min": 128, "max": 384} or d["warnings"]:
+    print("FAIL: search load", d["requests"], d["warnings"]); sys.exit(1)
+rows = list(csv.DictReader(open(sys.argv[1] + ".csv")))
+if len(rows) != len(d["ranking"]) or sum(r["prefill_nodes"] == "1" for r in rows) != 4:
+    print("FAIL: disaggregated CSV"); sys.exit(1)
+PY
+grep -q "P 1n tp1 adp8 ep8 x1 | D 1n tp1 adp8 ep8 x1" "$tmp/split.txt" ||
+  { echo "FAIL: disaggregated layout in the table"; cat "$tmp/split.txt"; fail=1; }
 expect_usage_error() {  # expect_usage_error MESSAGE ARGS...
   local message=$1
   shift
@@ -296,5 +314,9 @@ expect_usage_error "routing: generator 'zipf:x'" --model tiny-moe --cluster dgx-
 expect_usage_error "routing: unknown routing generator 'bogus'" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --routing bogus
 expect_usage_error "top: expected a count of rows >= 0, got -1" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --top -1
 expect_usage_error "top: expected a count of rows >= 0, got -3" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --top -3
+expect_usage_error "disaggregation: only with --mode inference" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --disaggregation
+expect_usage_error "input-tokens: expected tokens N or a range MIN-MAX" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --input-tokens 512-
+expect_usage_error "output-tokens: the range's maximum 8 is below its minimum 16" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --output-tokens 16-8
+expect_usage_error "redundant-experts: expected comma-separated integers in \[0, " "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --redundant-experts 0,-1
 [ $fail = 0 ] && echo "explore cli: all checks passed"
 exit $fail

@@ -251,6 +251,86 @@ TEST_CASE("the serving layout search is deterministic across thread counts",
   }
 }
 
+// tiny-moe on two DGX H100 nodes, lengths spread, three times the
+// concurrency in requests: a steady closed loop, about a second to search.
+InferenceSearchRequest two_node_search() {
+  InferenceSearchRequest r;
+  r.model = "tiny-moe";
+  r.cluster = "dgx-h100";
+  r.gpus = 16;
+  r.concurrency = 256;
+  r.requests = 768;
+  r.input_tokens = 128;
+  r.input_tokens_max = 384;
+  r.output_tokens = 16;
+  r.output_tokens_max = 48;
+  r.slo_tpot_ms = 5;
+  r.max_batch_sizes = {64};
+  return r;
+}
+
+TEST_CASE("the serving layout search adds prefill/decode splits of whole nodes on request",
+          "[explore][inference][search]") {
+  InferenceSearchRequest r = two_node_search();
+  r.redundant_experts = {0, 8};
+  const InferenceSearchResult colocated = search_inference_layouts(r, {}, {});
+  r.disaggregation = true;
+  const InferenceSearchResult result = search_inference_layouts(r, {}, {});
+  // Two nodes split one way (1 + 1), one instance shape per role, overlap
+  // off/on, two replica counts: four more layouts, all of them simulated.
+  CHECK(result.enumerated == colocated.enumerated + 4);
+  CHECK(result.rejected == colocated.rejected);
+  CHECK(result.warnings.empty());
+  int split = 0;
+  std::set<std::pair<bool, int>> choices;
+  for (const InferenceCandidate& c : result.ranking) {
+    const InferenceLayout& l = c.layout;
+    if (!l.disaggregated) {
+      // Replicas only where there is an all-to-all to balance.
+      if (l.ep == 1) CHECK(l.redundant_experts == 0);
+      continue;
+    }
+    ++split;
+    CHECK(choices.insert({l.two_batch_overlap, l.redundant_experts}).second);
+    for (const InferenceInstances* role : {&l.prefill, &l.decode}) {
+      CHECK(role->nodes == 1);
+      CHECK(role->tp == 1);
+      CHECK(role->attention_dp == 8);
+      CHECK(role->ep == 8);
+      CHECK(role->instances == 1);
+    }
+    const Json& d = c.scenario["parallel"]["disaggregation"];
+    CHECK(d["prefill"]["nodes"] == 1);
+    CHECK(d["decode"]["parallel"]["ep"] == 8);
+    CHECK(c.scenario.contains("gating") == (l.redundant_experts > 0));
+    if (l.redundant_experts > 0) CHECK(c.scenario["gating"]["redundant_experts"] == 8);
+    // The figures are those of a separate run of the layout's scenario.
+    const scenario::InferenceRun run = scenario::run_inference(c.scenario);
+    REQUIRE(run.metrics);
+    CHECK(run.metrics->goodput_requests_per_s_per_gpu == c.goodput_requests_per_s_per_gpu);
+    CHECK(run.metrics->output_tokens_per_s_per_gpu == c.output_tokens_per_s_per_gpu);
+  }
+  CHECK(split == 4);
+  // Every layout draws the same spread lengths.
+  const Json& load = result.ranking.front().scenario["requests"];
+  CHECK(load["input_tokens"] == Json::parse(R"({"dist": "uniform", "min": 128, "max": 384})"));
+  CHECK(load["output_tokens"] == Json::parse(R"({"dist": "uniform", "min": 16, "max": 48})"));
+}
+
+TEST_CASE("the serving layout search warns of a load that is a burst or runs in waves",
+          "[explore][inference][search]") {
+  // small_search: 96 requests, 64 at once, every output 32 tokens.
+  const InferenceSearchResult result = search_inference_layouts(small_search(), {}, {});
+  REQUIRE(result.warnings.size() == 2);
+  CHECK_THAT(result.warnings[0],
+             Catch::StartsWith("--requests (96) is under twice --concurrency (64)"));
+  CHECK_THAT(result.warnings[1], Catch::StartsWith("--output-tokens is one length"));
+  InferenceSearchRequest open = small_search();
+  open.concurrency = 0;
+  open.rate_per_s = 50;
+  CHECK(search_inference_layouts(open, {}, {}).warnings.empty());
+}
+
 TEST_CASE("the serving layout search names the flag of a malformed request",
           "[explore][inference][search]") {
   InferenceSearchRequest both = small_search();
@@ -273,6 +353,18 @@ TEST_CASE("the serving layout search names the flag of a malformed request",
   InferenceSearchRequest tokens = small_search();
   tokens.output_tokens = 0;
   CHECK_THROWS_WITH(search_inference_layouts(tokens, {}, {}), Catch::StartsWith("--output-tokens"));
+  InferenceSearchRequest range = small_search();
+  range.input_tokens_max = 100;
+  CHECK_THROWS_WITH(
+      search_inference_layouts(range, {}, {}),
+      Catch::Contains("--input-tokens: the range's maximum 100 is below its minimum"));
+  InferenceSearchRequest replicas = small_search();
+  replicas.redundant_experts = {0, -1};
+  CHECK_THROWS_WITH(search_inference_layouts(replicas, {}, {}),
+                    Catch::StartsWith("--redundant-experts: expected counts in [0, "));
+  replicas.redundant_experts.clear();
+  CHECK_THROWS_WITH(search_inference_layouts(replicas, {}, {}),
+                    Catch::StartsWith("--redundant-experts: give at least one"));
 }
 
 }  // namespace
