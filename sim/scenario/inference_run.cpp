@@ -225,13 +225,13 @@ void add_warnings(const InferenceScenario& s, const ServingWorld& world, Inferen
         "decode instances only: every request starts with its prompt's KV cache in place and its "
         "first token given (TTFT counts the wait for a decode slot only)");
   }
-  if (s.groups.size() == 1 && s.groups[0].role == exec::InstanceRole::kPrefill) {
+  const bool prefill_only =
+      s.groups.size() == 1 && s.groups[0].role == exec::InstanceRole::kPrefill;
+  if (prefill_only) {
     run.warnings.push_back(
         "prefill instances only: every request ends at its first token (output tokens/s counts "
         "first tokens only)");
   }
-  const bool prefill_only =
-      s.groups.size() == 1 && s.groups[0].role == exec::InstanceRole::kPrefill;
   for (std::string& w : closed_loop_warnings(s.requests, prefill_only)) {
     run.warnings.push_back(std::move(w));
   }
