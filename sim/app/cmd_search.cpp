@@ -94,8 +94,9 @@ struct SearchArgs {
 // error rather than silently ignored.
 constexpr const char* kTrainingOnly[] = {"global-batch", "seq", "virtual-stages"};
 constexpr const char* kInferenceOnly[] = {
-    "requests-rate", "concurrency", "requests",        "input-tokens",      "output-tokens",
-    "slo-tpot-ms",   "slo-ttft-ms", "max-batch-sizes", "redundant-experts", "disaggregation",
+    "requests-rate",     "concurrency",    "requests",    "input-tokens",
+    "output-tokens",     "slo-tpot-ms",    "slo-ttft-ms", "max-batch-sizes",
+    "redundant-experts", "disaggregation", "max-layouts",
 };
 
 // "64,256" -> {64, 256}; each value in [min, 2^24].
@@ -234,7 +235,9 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
         "inference: EPLB replica counts to try where ep > 1, comma-separated (default 0)")(
         "disaggregation",
         "inference: also every prefill/decode split of the nodes, each role SGLang's large-EP "
-        "instances of whole nodes");
+        "instances of whole nodes")(
+        "max-layouts", po::value(&inf.max_layouts),
+        "inference: refuse a search of more layouts than this (default 20000, at most 200000)");
   }
   po::positional_options_description positional;
   help = !parse(args, options, positional, vm,
@@ -249,7 +252,8 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
                         "         [--requests 1000] [--input-tokens 1024] [--output-tokens 256] "
                         "[--dtype bf16|fp8] [--routing SPEC]\n"
                         "         [--max-batch-sizes 64,256] [--redundant-experts 0,32] "
-                        "[--disaggregation] [--top 10] [--json] [-o ranking.json] [-j N]");
+                        "[--disaggregation] [--max-layouts 20000]\n"
+                        "         [--top 10] [--json] [-o ranking.json] [-j N]");
   if (help) return a;
   if (mode != "training" && mode != "inference") {
     throw Error(fmt::format("--mode: expected training or inference, got '{}'", mode));

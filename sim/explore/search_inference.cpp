@@ -78,6 +78,10 @@ void validate(const InferenceSearchRequest& r) {
                               workloads::kMaxRoutedExperts, e));
     }
   }
+  if (r.max_layouts < 1 || r.max_layouts > kMaxServingLayouts) {
+    throw Error(fmt::format("--max-layouts: expected an integer in [1, {}], got {}",
+                            kMaxServingLayouts, r.max_layouts));
+  }
   if (r.jobs < 1 || r.jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
 }
 
@@ -127,6 +131,13 @@ void add_choices(const InferenceSearchRequest& r, InferenceLayout shape, bool al
         shape.two_batch_overlap = overlap;
         shape.max_batch_size = batch;
         shape.redundant_experts = replicas;
+        if (static_cast<int64_t>(out.size()) == r.max_layouts) {
+          throw Error(fmt::format(
+              "--max-layouts: the search has more than {} layouts ({}prefill/decode splits, "
+              "instance sizes, overlap, batch sizes and replica counts); search fewer GPUs or "
+              "choices, or raise --max-layouts (at most {})",
+              r.max_layouts, r.disaggregation ? "" : "no ", kMaxServingLayouts));
+        }
         out.push_back(shape);
       }
     }

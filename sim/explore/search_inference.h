@@ -42,6 +42,12 @@
 
 namespace moesim::explore {
 
+// Layouts a serving search may enumerate unless the caller raises it
+// (`--max-layouts`, up to kMaxServingLayouts): each keeps its scenario in
+// memory (a few KB) until it is checked.
+inline constexpr int64_t kDefaultMaxServingLayouts = 20'000;
+inline constexpr int64_t kMaxServingLayouts = 200'000;
+
 struct InferenceSearchRequest {
   std::string model;                 // catalog name
   Json cluster;                      // preset name (string) or cluster object
@@ -63,7 +69,10 @@ struct InferenceSearchRequest {
   std::vector<int> max_batch_sizes{64, 256};  // running requests per replica, tried each
   std::vector<int> redundant_experts{0};      // EPLB replicas, tried each where ep > 1
   bool disaggregation = false;                // also prefill/decode splits of the nodes
-  int jobs = 2;                               // threads
+  // Layouts enumerated at most (splits grow with the nodes squared times
+  // their divisors); a search past it is refused before it takes memory.
+  int64_t max_layouts = kDefaultMaxServingLayouts;
+  int jobs = 2;  // threads
 };
 
 // Instances of one shape: a co-located layout's, or one role's of a

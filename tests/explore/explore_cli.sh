@@ -318,5 +318,7 @@ expect_usage_error "disaggregation: only with --mode inference" --model tiny-moe
 expect_usage_error "input-tokens: expected tokens N or a range MIN-MAX" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --input-tokens 512-
 expect_usage_error "output-tokens: the range's maximum 8 is below its minimum 16" "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --output-tokens 16-8
 expect_usage_error "redundant-experts: expected comma-separated integers in \[0, " "${serve[@]}" --requests-rate 10 --slo-tpot-ms 50 --redundant-experts 0,-1
+expect_usage_error "max-layouts: the search has more than 20000 layouts" --mode inference --model tiny-moe --cluster dgx-h100 --gpus 65536 --requests-rate 10 --slo-tpot-ms 50 --disaggregation --redundant-experts 0,8,16
+expect_usage_error "max-layouts: only with --mode inference" --model tiny-moe --cluster dgx-h100 --gpus 8 --global-batch 32 --max-layouts 5
 [ $fail = 0 ] && echo "explore cli: all checks passed"
 exit $fail

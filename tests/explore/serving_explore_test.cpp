@@ -365,6 +365,14 @@ TEST_CASE("the serving layout search names the flag of a malformed request",
   replicas.redundant_experts.clear();
   CHECK_THROWS_WITH(search_inference_layouts(replicas, {}, {}),
                     Catch::StartsWith("--redundant-experts: give at least one"));
+  InferenceSearchRequest too_many = two_node_search();
+  too_many.disaggregation = true;
+  too_many.max_layouts = 10;
+  CHECK_THROWS_WITH(search_inference_layouts(too_many, {}, {}),
+                    Catch::StartsWith("--max-layouts: the search has more than 10 layouts"));
+  too_many.max_layouts = kMaxServingLayouts + 1;
+  CHECK_THROWS_WITH(search_inference_layouts(too_many, {}, {}),
+                    Catch::StartsWith("--max-layouts: expected an integer in [1, 200000]"));
 }
 
 }  // namespace
