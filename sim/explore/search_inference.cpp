@@ -182,7 +182,7 @@ std::vector<InferenceLayout> enumerate(const InferenceSearchRequest& r, int head
         l.disaggregated = true;
         l.prefill = large_ep_role(prefill_nodes, prefill_size, gpus_per_node);
         l.decode = large_ep_role(decode_nodes, decode_size, gpus_per_node);
-        add_choices(r, l, gpus_per_node > 1, out);
+        add_choices(r, l, l.prefill.ep > 1 || l.decode.ep > 1, out);
       }
     }
   }
