@@ -118,7 +118,8 @@ std::vector<int> parse_sizes(const std::string& list, const char* flag, int min 
   return sizes;
 }
 
-// "1024" -> [1024, 1024]; "512-1536" -> [512, 1536] (uniform lengths).
+// "1024" -> [1024, 1024]; "512-1536" -> [512, 1536] (uniform lengths; the
+// search checks that the range is not reversed).
 void parse_length(const std::string& text, const char* flag, int64_t& low, int64_t& high) {
   auto number = [&](const std::string& item) {
     char* end = nullptr;
@@ -132,9 +133,6 @@ void parse_length(const std::string& text, const char* flag, int64_t& low, int64
   const size_t dash = text.find('-');
   low = number(text.substr(0, dash));
   high = dash == std::string::npos ? low : number(text.substr(dash + 1));
-  if (high < low) {
-    throw Error(fmt::format("{}: the range's maximum {} is below its minimum {}", flag, high, low));
-  }
 }
 
 // The inference flags given as text, parsed by inference_request.
@@ -426,8 +424,8 @@ std::string load_words(const explore::InferenceSearchRequest& r) {
     return low == high ? fmt::format("{}", low) : fmt::format("{}-{}", low, high);
   };
   return fmt::format("{} requests, {}, {} in / {} out tokens; SLO {}", r.requests, load,
-                     tokens(r.input_tokens, std::max(r.input_tokens, r.input_tokens_max)),
-                     tokens(r.output_tokens, std::max(r.output_tokens, r.output_tokens_max)), slo);
+                     tokens(r.input_tokens, r.input_tokens_upper()),
+                     tokens(r.output_tokens, r.output_tokens_upper()), slo);
 }
 
 int inference_search(const SearchArgs& a, const po::variables_map& vm) {

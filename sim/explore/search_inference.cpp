@@ -19,11 +19,6 @@
 namespace moesim::explore {
 namespace {
 
-// A length's upper end: `max` where set, else the fixed length.
-int64_t upper(int64_t tokens, int64_t max) {
-  return max > 0 ? max : tokens;
-}
-
 void validate(const InferenceSearchRequest& r) {
   if (r.gpus < 1) throw Error("--gpus: expected a positive integer");
   if (r.dtype != "bf16" && r.dtype != "fp8") {
@@ -46,8 +41,8 @@ void validate(const InferenceSearchRequest& r) {
                             workloads::kMaxRequests, r.requests));
   }
   for (const auto& [flag, low, high] :
-       {std::tuple{"--input-tokens", r.input_tokens, upper(r.input_tokens, r.input_tokens_max)},
-        {"--output-tokens", r.output_tokens, upper(r.output_tokens, r.output_tokens_max)}}) {
+       {std::tuple{"--input-tokens", r.input_tokens, r.input_tokens_upper()},
+        {"--output-tokens", r.output_tokens, r.output_tokens_upper()}}) {
     for (int64_t tokens : {low, high}) {
       if (tokens < 1 || tokens > workloads::kMaxRequestTokens) {
         throw Error(fmt::format("{}: expected an integer in [1, {}], got {}", flag,
@@ -216,8 +211,8 @@ Json inference_search_requests(const InferenceSearchRequest& r) {
   auto length = [](int64_t low, int64_t high) {
     return low == high ? Json(low) : Json{{"dist", "uniform"}, {"min", low}, {"max", high}};
   };
-  load["input_tokens"] = length(r.input_tokens, upper(r.input_tokens, r.input_tokens_max));
-  load["output_tokens"] = length(r.output_tokens, upper(r.output_tokens, r.output_tokens_max));
+  load["input_tokens"] = length(r.input_tokens, r.input_tokens_upper());
+  load["output_tokens"] = length(r.output_tokens, r.output_tokens_upper());
   load["seed"] = 1;
   return load;
 }

@@ -64,6 +64,12 @@ struct InferenceSearchRequest {
   // in lock-step waves.
   int64_t input_tokens = 1024, input_tokens_max = 0;
   int64_t output_tokens = 256, output_tokens_max = 0;
+  int64_t input_tokens_upper() const {
+    return input_tokens_max > 0 ? input_tokens_max : input_tokens;
+  }
+  int64_t output_tokens_upper() const {
+    return output_tokens_max > 0 ? output_tokens_max : output_tokens;
+  }
   double slo_tpot_ms = 0;                     // required (> 0)
   double slo_ttft_ms = 0;                     // 0: no TTFT objective
   std::vector<int> max_batch_sizes{64, 256};  // running requests per replica, tried each
