@@ -312,13 +312,20 @@ void print_serving(const explore::ServingValidation& v) {
 
 int validate_published_main(const Args& args) {
   po::options_description options("validate published options");
-  options.add_options()("json", "print JSON instead of a table");
+  int jobs = 2;
+  options.add_options()("json", "print JSON instead of a table")(
+      "jobs,j", po::value(&jobs),
+      "scenarios simulated in parallel (default 2; the longest training rows hold about 3 GB "
+      "each while they run)");
   po::positional_options_description positional;
   po::variables_map vm;
-  if (!parse(args, options, positional, vm, "moesim validate published [--json]")) return 0;
-  const explore::PublishedValidation v = explore::validate_published(embedded_example);
+  if (!parse(args, options, positional, vm, "moesim validate published [--json] [--jobs N]")) {
+    return 0;
+  }
+  if (jobs < 1 || jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
+  const explore::PublishedValidation v = explore::validate_published(embedded_example, jobs);
   const std::vector<explore::CommTable> comm = explore::validate_communication();
-  const explore::ServingValidation serving = explore::validate_serving(embedded_example);
+  const explore::ServingValidation serving = explore::validate_serving(embedded_example, jobs);
   if (vm.count("json")) {
     OrderedJson out = validation_json(v);
     out["communication"] = comm_json(comm);

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "sim/core/parallel_for.h"
 #include "sim/scenario/run.h"
 
 namespace moesim::explore {
@@ -82,6 +83,30 @@ constexpr Published kQwen3[] = {
 constexpr const char* kCalibrationRow = "DeepEP TP4 CP2 EP8 PP8 VPP4 seq 32K";
 constexpr double kCalibrationImbalanceCost = 335.0 / 277.0;
 
+// The training scenarios of every table, simulated side by side: each row
+// adds its scenario and what to do with the prediction, run() simulates
+// `jobs` at a time (a 128K Qwen3 step takes about 3 GB while it runs) and then
+// hands every result to its row in the order the rows were added, on the
+// calling thread, so the tables come out the same for any `jobs`.
+class TrainingBatch {
+ public:
+  using Metrics = std::optional<exec::TrainingMetrics>;  // empty: does not fit
+  void add(Json doc, std::function<void(const Metrics&)> done) {
+    docs_.push_back(std::move(doc));
+    done_.push_back(std::move(done));
+  }
+  void run(int jobs) {
+    std::vector<Metrics> metrics(docs_.size());
+    parallel_for(docs_.size(), jobs,
+                 [&](size_t i) { metrics[i] = scenario::run_training(docs_[i]).metrics; });
+    for (size_t i = 0; i < docs_.size(); ++i) done_[i](metrics[i]);
+  }
+
+ private:
+  std::vector<Json> docs_;
+  std::vector<std::function<void(const Metrics&)>> done_;
+};
+
 // The example as the row ran it.
 Json row_scenario(const Published& p, const std::function<Json(const std::string&)>& example) {
   Json doc = example(p.example);
@@ -106,44 +131,43 @@ std::string row_scenario_name(const Published& p, const Json& doc) {
   return name;
 }
 
-ProductionComparison deepseek_v3_production(
-    const std::function<Json(const std::string&)>& example) {
+void add_deepseek_v3_production(const std::function<Json(const std::string&)>& example,
+                                ProductionComparison& c, TrainingBatch& batch) {
   constexpr const char* kExample = "deepseek-v3-h800-2048gpu-dualpipe.json";
   constexpr double kGpuHoursPerTrillionTokens = 180e3, kGpus = 2048;
-  ProductionComparison c;
   c.source =
       "DeepSeek-V3 pre-training on 2,048 H800 (DeepSeek-V3 technical report, arXiv:2412.19437, "
       "section 1: 180K H800 GPU hours per trillion tokens)";
   c.scenario = std::string("examples/") + kExample;
   c.row = "DeepSeek-V3 DualPipe PP16 EP64 DP128, GBS 15360";
   c.published_gpu_hours_per_trillion_tokens = kGpuHoursPerTrillionTokens;
-  const Json doc = example(kExample);
+  Json doc = example(kExample);
   const double tokens_per_step =
       doc["workload"]["global_batch"].get<double>() * doc["workload"]["seq_len"].get<double>();
   // GPU seconds per token x tokens per step, over the GPUs: 19.9 s at
   // 15,360 x 4,096 tokens.
   c.published_step_time_s = kGpuHoursPerTrillionTokens * 3600 / 1e12 * tokens_per_step / kGpus;
-  const scenario::TrainingRun run = scenario::run_training(doc);
-  if (!run.metrics) {
-    c.status = "out_of_memory";
-    return c;
-  }
-  c.status = "ok";
-  const double t = run.metrics->step_time_s;
-  c.predicted_step_time_s = t;
-  c.predicted_gpu_hours_per_trillion_tokens = t * kGpus / 3600 / tokens_per_step * 1e12;
-  c.error = t / c.published_step_time_s - 1;
-  return c;
+  batch.add(std::move(doc), [&c, tokens_per_step](const TrainingBatch::Metrics& metrics) {
+    if (!metrics) {
+      c.status = "out_of_memory";
+      return;
+    }
+    c.status = "ok";
+    const double t = metrics->step_time_s;
+    c.predicted_step_time_s = t;
+    c.predicted_gpu_hours_per_trillion_tokens = t * kGpus / 3600 / tokens_per_step * 1e12;
+    c.error = t / c.published_step_time_s - 1;
+  });
 }
 
-// A row's prediction from its run: status, step time, TFLOPS and error
-// (nothing but the status when the layout does not fit).
-void record_prediction(const scenario::TrainingRun& run, PublishedComparison& c) {
-  c.status = run.metrics ? "ok" : "out_of_memory";
-  if (!run.metrics) return;
-  c.predicted_step_time_s = run.metrics->step_time_s;
-  c.predicted_tflops_per_gpu = run.metrics->model_tflops_per_gpu;
-  c.error = (run.metrics->step_time_s - c.published_step_time_s) / c.published_step_time_s;
+// A row's prediction: status, step time, TFLOPS and error (nothing but the
+// status when the layout does not fit).
+void record_prediction(const TrainingBatch::Metrics& metrics, PublishedComparison& c) {
+  c.status = metrics ? "ok" : "out_of_memory";
+  if (!metrics) return;
+  c.predicted_step_time_s = metrics->step_time_s;
+  c.predicted_tflops_per_gpu = metrics->model_tflops_per_gpu;
+  c.error = (metrics->step_time_s - c.published_step_time_s) / c.published_step_time_s;
 }
 
 // One force-balanced pre-training run as published: the example it runs, the
@@ -158,15 +182,17 @@ struct ForceBalancedRow {
 
 // Every row runs its example with the recipe's settings and uniform routing
 // (Megatron's --moe-router-force-load-balancing: random router logits).
-PublishedTable force_balanced_table(std::string source, std::span<const ForceBalancedRow> rows,
-                                    const std::function<Json(const std::string&)>& example) {
-  PublishedTable t;
+void add_force_balanced_table(std::string source, std::span<const ForceBalancedRow> rows,
+                              const std::function<Json(const std::string&)>& example,
+                              PublishedTable& t, TrainingBatch& batch) {
   t.source = std::move(source);
-  for (const ForceBalancedRow& r : rows) {
+  t.rows.resize(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const ForceBalancedRow& r = rows[i];
     Json doc = example(r.example);
     r.recipe(doc);
     doc["routing"]["generator"] = "uniform";
-    PublishedComparison c;
+    PublishedComparison& c = t.rows[i];
     c.scenario = std::string("examples/") + r.example +
                  " with the recipe's settings and routing.generator uniform";
     c.layout = r.layout;
@@ -177,11 +203,11 @@ PublishedTable force_balanced_table(std::string source, std::span<const ForceBal
                               (r.tokens_per_s_per_gpu * gpus);
     c.published_tflops_per_gpu = r.tflops_per_gpu;
     c.role = "prediction";
-    record_prediction(scenario::run_training(doc), c);
-    if (c.error) t.max_abs_error = std::max(t.max_abs_error, std::fabs(*c.error));
-    t.rows.push_back(std::move(c));
+    batch.add(std::move(doc), [&t, &c](const TrainingBatch::Metrics& metrics) {
+      record_prediction(metrics, c);
+      if (c.error) t.max_abs_error = std::max(t.max_abs_error, std::fabs(*c.error));
+    });
   }
-  return t;
 }
 
 // Megatron-Bridge's published DGX-H100 MoE pre-training rows
@@ -190,7 +216,8 @@ PublishedTable force_balanced_table(std::string source, std::span<const ForceBal
 // and dropless, so they test the model apart from routing skew. Each row
 // runs an example with the settings of the recipe the container shipped
 // (scripts/performance, later src/megatron/bridge/perf_recipes).
-PublishedTable megatron_bridge_h100(const std::function<Json(const std::string&)>& example) {
+void add_megatron_bridge_h100(const std::function<Json(const std::string&)>& example,
+                              PublishedTable& t, TrainingBatch& batch) {
   const ForceBalancedRow rows[] = {
       // NeMo 25.09 (branch r0.1.0, configs/deepseek/deepseek_v3_llm_pretrain.yaml;
       // scripts/performance/run_script.py at v0.1.0rc4): flex dispatcher with
@@ -226,16 +253,17 @@ PublishedTable megatron_bridge_h100(const std::function<Json(const std::string&)
       {"GPT-OSS-120B BF16 TP1 PP4 EP8 DP16, 64 GPUs", "gpt-oss-120b-h100-64gpu.json", [](Json&) {},
        5824, 158},
   };
-  return force_balanced_table(
+  add_force_balanced_table(
       "Megatron-Bridge pre-training on DGX-H100, force-balanced routing "
       "(NVIDIA-NeMo/Megatron-Bridge docs/performance-summary-archive.md)",
-      rows, example);
+      rows, example, t, batch);
 }
 
 // The H100 rows of the Megatron-Core MoE report (NVIDIA, arXiv:2603.07685,
 // Megatron-Core v0.16), Table 11 ("All configurations use force-balanced
 // routing"), with their settings from Table 17 and Appendix B.
-PublishedTable megatron_core_report_h100(const std::function<Json(const std::string&)>& example) {
+void add_megatron_core_report_h100(const std::function<Json(const std::string&)>& example,
+                                   PublishedTable& t, TrainingBatch& batch) {
   const ForceBalancedRow rows[] = {
       // Table 17: TP2 PP8 EP64 VPP4 (Table 20 prints PP4, which its
       // 32-stage layout contradicts), FP8 blockwise, DeepEP, recompute of
@@ -255,44 +283,53 @@ PublishedTable megatron_core_report_h100(const std::function<Json(const std::str
       {"Qwen3-235B BF16 TP2 PP8 VPP4 EP32 DP16, 256 GPUs",
        "qwen3-235b-h100-256gpu-deepep-a2a-overlap.json", [](Json&) {}, 2132, 320},
   };
-  return force_balanced_table(
+  add_force_balanced_table(
       "Megatron-Core MoE report on H100, force-balanced routing (arXiv:2603.07685 Table 11)", rows,
-      example);
+      example, t, batch);
 }
 
 }  // namespace
 
-PublishedValidation validate_published(const std::function<Json(const std::string&)>& example) {
+PublishedValidation validate_published(const std::function<Json(const std::string&)>& example,
+                                       int jobs) {
   PublishedValidation v;
   v.source =
       "Megatron-Core MoE, Qwen3-235B-A22B on 256 H100 (yanring/Megatron-MoE-ModelZoo, "
       "best_practice/Qwen3/readme.md)";
-  std::vector<double> predicted;
+  TrainingBatch batch;
+  const size_t rows = std::size(kQwen3);
   std::vector<int64_t> seq_lens;
-  double worst = 0;
-  for (const Published& p : kQwen3) {
-    const Json doc = row_scenario(p, example);
+  v.rows.resize(rows);
+  for (size_t i = 0; i < rows; ++i) {
+    const Published& p = kQwen3[i];
+    Json doc = row_scenario(p, example);
     seq_lens.push_back(doc["workload"]["seq_len"].get<int64_t>());
-    const scenario::TrainingRun run = scenario::run_training(doc);
-    PublishedComparison row;
+    PublishedComparison& row = v.rows[i];
     row.scenario = row_scenario_name(p, doc);
     row.layout = p.layout;
     row.published_step_time_s = p.step_time_s;
     row.published_tflops_per_gpu = p.tflops_per_gpu;
     row.role = p.role;
-    record_prediction(run, row);
-    const bool target = row.role == "prediction";
-    const double inf = std::numeric_limits<double>::infinity();
-    if (target) worst = std::max(worst, row.error ? std::fabs(*row.error) : inf);
-    predicted.push_back(row.predicted_step_time_s.value_or(inf));
-    v.rows.push_back(row);
+    batch.add(std::move(doc),
+              [&row](const TrainingBatch::Metrics& metrics) { record_prediction(metrics, row); });
   }
+  add_deepseek_v3_production(example, v.production, batch);
+  add_megatron_bridge_h100(example, v.bridge, batch);
+  add_megatron_core_report_h100(example, v.core_report, batch);
+  batch.run(jobs);
+
   // The target: the prediction rows (the two layouts of
   // shared/reference/measurements.md, the overlap run and the long-context
   // table); reference rows and the calibration row are not part of it.
+  const double inf = std::numeric_limits<double>::infinity();
+  double worst = 0;
+  std::vector<double> predicted;
+  for (const PublishedComparison& row : v.rows) {
+    if (row.role == "prediction") worst = std::max(worst, row.error ? std::fabs(*row.error) : inf);
+    predicted.push_back(row.predicted_step_time_s.value_or(inf));
+  }
   // What routing imbalance costs, per length: the dropless step over the
   // forced-balance one, published against predicted.
-  const size_t rows = std::size(kQwen3);
   for (size_t forced = 0; forced < rows; ++forced) {
     if (!kQwen3[forced].forced_balance) continue;
     for (size_t dropless = 0; dropless < rows; ++dropless) {
@@ -312,9 +349,6 @@ PublishedValidation validate_published(const std::function<Json(const std::strin
   if (std::isfinite(worst)) v.max_abs_error = worst;
   v.within_20_percent = worst <= 0.2;
   v.faster_layout_ranked_faster = predicted[1] < predicted[0];
-  v.production = deepseek_v3_production(example);
-  v.bridge = megatron_bridge_h100(example);
-  v.core_report = megatron_core_report_h100(example);
   return v;
 }
 

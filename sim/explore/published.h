@@ -89,7 +89,9 @@ struct PublishedValidation {
   PublishedTable core_report;
 };
 
-// `example(file)` returns one of examples/*.json.
-PublishedValidation validate_published(const std::function<Json(const std::string&)>& example);
+// `example(file)` returns one of examples/*.json. The training scenarios are
+// simulated `jobs` at a time; the result does not depend on `jobs`.
+PublishedValidation validate_published(const std::function<Json(const std::string&)>& example,
+                                       int jobs);
 
 }  // namespace moesim::explore

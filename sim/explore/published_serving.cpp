@@ -170,7 +170,7 @@ constexpr PublishedBalance kPublishedBalance[] = {
 constexpr int kBlogRedundantExperts = 32;  // "e.g., 32 additional experts" (the examples' too)
 constexpr int64_t kBalanceTokensPerGpu = 2048;
 
-std::vector<BalanceComparison> balancedness(const Json& example) {
+std::vector<BalanceComparison> balancedness(const Json& example, int jobs) {
   const workloads::MoeModelConfig model = workloads::resolve_model(example["model"], "model");
   const std::string generator = example["routing"]["generator"].get<std::string>();
   const uint64_t seed = example["routing"]["seed"].get<uint64_t>();
@@ -178,7 +178,7 @@ std::vector<BalanceComparison> balancedness(const Json& example) {
   for (const PublishedBalance& p : kPublishedBalance) {
     out.push_back({p.gpus, p.eplb, p.balancedness, 0});
   }
-  parallel_for(out.size(), 2, [&](size_t i) {
+  parallel_for(out.size(), jobs, [&](size_t i) {
     out[i].predicted =
         routing_balancedness(model, generator, out[i].gpus, out[i].eplb ? kBlogRedundantExperts : 0,
                              kBalanceTokensPerGpu, 1, seed);
@@ -226,14 +226,15 @@ double routing_balancedness(const workloads::MoeModelConfig& model, const std::s
   return counted > 0 ? sum / counted : 1.0;
 }
 
-ServingValidation validate_serving(const std::function<Json(const std::string&)>& example) {
+ServingValidation validate_serving(const std::function<Json(const std::string&)>& example,
+                                   int jobs) {
   ServingValidation v;
   v.source =
       "SGLang large-scale EP, DeepSeek-V3 on 12 x 8 H100 (lmsys blog 2025-05-05 "
       "\"large-scale-ep\")";
   const Json prefill = example(kPrefill), decode = example(kDecode);
   v.routing = prefill["routing"]["generator"].get<std::string>();
-  v.balancedness = balancedness(prefill);
+  v.balancedness = balancedness(prefill, jobs);
   auto throughput = [&v](std::string row, std::string metric, double published, double predicted) {
     v.rows.push_back(
         {std::move(row), std::move(metric), published, predicted, predicted / published - 1});

@@ -119,7 +119,9 @@ double routing_balancedness(const workloads::MoeModelConfig& model, const std::s
                             int gpus, int redundant, int64_t tokens_per_gpu, int batches,
                             uint64_t seed);
 
-// `example(file)` returns one of examples/*.json.
-ServingValidation validate_serving(const std::function<Json(const std::string&)>& example);
+// `example(file)` returns one of examples/*.json; independent figures are
+// computed `jobs` at a time, with the same result for any `jobs`.
+ServingValidation validate_serving(const std::function<Json(const std::string&)>& example,
+                                   int jobs);
 
 }  // namespace moesim::explore

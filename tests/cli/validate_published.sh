@@ -299,6 +299,15 @@ if [ "$rc" != 2 ] || [ "$(wc -l <"$tmp/err")" != 1 ] ||
   echo "FAIL: negative overhead: exit $rc"; cat "$tmp/err"; fail=1
 fi
 
+# The number of scenarios simulated at once is checked before any runs.
+for jobs in 0 257 two; do
+  "$moesim" validate published --jobs "$jobs" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  if [ "$rc" != 2 ] || [ "$(wc -l <"$tmp/err")" != 1 ] || ! grep -q -- "--jobs" "$tmp/err"; then
+    echo "FAIL: validate published --jobs $jobs: exit $rc"; cat "$tmp/err"; fail=1
+  fi
+done
+
 # Large routing plans are generated on several threads; the report must still
 # be byte-identical run to run (Qwen3 on 256 GPUs, a short batch).
 cat >"$tmp/big.json" <<'JSON'
