@@ -54,6 +54,10 @@ void emit(const std::string& rendered, const std::string& path_or_empty) {
   }
 }
 
+void check_jobs(int jobs) {
+  if (jobs < 1 || jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
+}
+
 nlohmann::json cluster_argument(const std::string& value) {
   if (value.ends_with(".json") || std::filesystem::exists(value)) return load_json_file(value);
   return nlohmann::json(value);

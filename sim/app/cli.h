@@ -33,6 +33,10 @@ bool parse(const Args& args, const po::options_description& options,
            const po::positional_options_description& positional, po::variables_map& vm,
            std::string_view usage);
 
+// Checks a --jobs value (threads for points or scenarios run side by side):
+// throws moesim::Error naming --jobs unless it is in [1, 256].
+void check_jobs(int jobs);
+
 // A --cluster argument: a JSON file (path ending in .json or existing) is
 // loaded, anything else is taken as a preset name.
 nlohmann::json cluster_argument(const std::string& value);

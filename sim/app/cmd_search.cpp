@@ -280,7 +280,7 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
   }
   inf.dtype = r.dtype;
   inf.routing = r.routing;
-  if (r.jobs < 1 || r.jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
+  check_jobs(r.jobs);
   if (a.top < 0) throw Error(fmt::format("--top: expected a count of rows >= 0, got {}", a.top));
   r.cluster = cluster_argument(a.cluster);
   r.virtual_stages = parse_sizes(virtual_stages, "--virtual-stages");

@@ -32,7 +32,7 @@ int sweep_main(const Args& args) {
   }
   if (file.empty()) throw Error("sweep: missing sweep file");
   if (out_dir.empty()) throw Error("--output: required (results directory)");
-  if (jobs < 1 || jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
+  check_jobs(jobs);
   if (!(max_points >= 1 && max_points <= 1e7)) {
     throw Error("--max-points: expected an integer in [1, 10000000]");
   }

@@ -322,7 +322,7 @@ int validate_published_main(const Args& args) {
   if (!parse(args, options, positional, vm, "moesim validate published [--json] [--jobs N]")) {
     return 0;
   }
-  if (jobs < 1 || jobs > 256) throw Error("--jobs: expected an integer in [1, 256]");
+  check_jobs(jobs);
   const explore::PublishedValidation v = explore::validate_published(embedded_example, jobs);
   const std::vector<explore::CommTable> comm = explore::validate_communication();
   const explore::ServingValidation serving = explore::validate_serving(embedded_example, jobs);
