@@ -15,9 +15,28 @@ if grep -q '"base"' "$f"; then
   if ! "$moesim" sweep "$f" -o "$tmp/$name" >"$tmp/out" 2>"$tmp/err"; then
     echo "FAIL: sweep $name"; cat "$tmp/err"; exit 1
   fi
-  rows=$(($(wc -l <"$tmp/$name/summary.csv") - 1))
-  [ "$rows" -gt 0 ] || { echo "FAIL: sweep $name: empty summary"; fail=1; }
-  echo "$name: sweep, $rows points"
+  # The points the file describes, counted apart from moesim: the axes'
+  # product (or their common length when zipped) plus the explicit points.
+  # The summary must hold exactly those rows, numbered 0..n-1, each with a
+  # report of its own.
+  python3 - "$f" "$tmp/$name" "$name" <<'PY' || fail=1
+import csv, json, math, os, sys
+spec, out, name = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+axes = list(spec.get("axes", {}).values())
+if not axes:
+    expected = 0
+elif spec.get("mode", "product") == "zip":
+    expected = len(axes[0])
+else:
+    expected = math.prod(len(values) for values in axes)
+expected += len(spec.get("points", []))
+rows = list(csv.DictReader(open(os.path.join(out, "summary.csv"))))
+assert expected > 0 and len(rows) == expected, (name, len(rows), expected)
+assert [int(r["point"]) for r in rows] == list(range(expected)), name
+for r in rows:
+    assert os.path.isfile(os.path.join(out, r["report"])), (name, r["report"])
+print(f"{name}: sweep, {expected} points")
+PY
 else
   if ! "$moesim" run "$f" -o "$tmp/$name.report.json" >"$tmp/out" 2>"$tmp/err"; then
     echo "FAIL: run $name"; cat "$tmp/err"; exit 1
