@@ -51,6 +51,52 @@ const char* attention_kind_name(AttentionKind kind) {
   return kind == AttentionKind::kMha ? "mha" : kind == AttentionKind::kGqa ? "gqa" : "mla";
 }
 
+// The model's geometry as a catalog entry spells it, in the catalog's field
+// order: the report's `model` (sorted keys, derived counts added) and
+// `models import` (this order, sources added) both start from it. Optional
+// fields are written only where the model has them, so the entries and
+// reports of the other models keep their bytes.
+template <class JsonType>
+JsonType geometry_json(const MoeModelConfig& m) {
+  JsonType j;
+  j["name"] = m.name;
+  j["description"] = m.description;
+  j["layers"] = m.layers;
+  j["hidden"] = m.hidden;
+  JsonType a;
+  a["kind"] = attention_kind_name(m.attention);
+  a["heads"] = m.heads;
+  if (m.attention == AttentionKind::kMla) {
+    a["q_lora_rank"] = m.q_lora_rank;
+    a["kv_lora_rank"] = m.kv_lora_rank;
+    a["qk_nope_head_dim"] = m.qk_nope_head_dim;
+    a["qk_rope_head_dim"] = m.qk_rope_head_dim;
+    a["v_head_dim"] = m.v_head_dim;
+  } else {
+    a["kv_heads"] = m.kv_heads;
+    a["head_dim"] = m.head_dim;
+  }
+  if (m.window != AttentionWindow::kNone) a["window"] = window_json<JsonType>(m);
+  j["attention"] = a;
+  j["dense_ffn"] = m.dense_ffn;
+  j["expert_ffn"] = m.expert_ffn;
+  j["routed_experts"] = m.routed_experts;
+  j["shared_experts"] = m.shared_experts;
+  j["shared_expert_ffn"] = m.shared_expert_ffn;
+  j["top_k"] = m.top_k;
+  j["router"] = {{"groups", m.router_groups},
+                 {"topk_groups", m.router_topk_groups},
+                 {"scoring", m.router_scoring}};
+  j["moe_layers"] = {{"first_k_dense", m.first_k_dense}, {"every", m.moe_every}};
+  if (m.mtp_layers > 0) j["mtp_layers"] = m.mtp_layers;
+  j["vocab"] = m.vocab;
+  j["tied_embeddings"] = m.tied_embeddings;
+  j["activation"] = m.activation == Activation::kSwiGlu ? "swiglu" : "gelu";
+  j["dtype"] = m.dtype;
+  if (m.expert_weight_bits > 0) j["expert_weight_bits"] = m.expert_weight_bits;
+  return j;
+}
+
 }  // namespace
 
 bool MoeModelConfig::is_moe_layer(int layer) const {
@@ -306,48 +352,10 @@ MoeModelConfig resolve_model(const Json& value, const std::string& path) {
 }
 
 Json model_json(const MoeModelConfig& m, int64_t seq_len) {
-  Json j;
-  j["name"] = m.name;
-  j["description"] = m.description;
-  j["layers"] = m.layers;
-  j["hidden"] = m.hidden;
-  Json a;
-  a["kind"] = attention_kind_name(m.attention);
-  a["heads"] = m.heads;
-  if (m.attention == AttentionKind::kMla) {
-    a["q_lora_rank"] = m.q_lora_rank;
-    a["kv_lora_rank"] = m.kv_lora_rank;
-    a["qk_nope_head_dim"] = m.qk_nope_head_dim;
-    a["qk_rope_head_dim"] = m.qk_rope_head_dim;
-    a["v_head_dim"] = m.v_head_dim;
-  } else {
-    a["kv_heads"] = m.kv_heads;
-    a["head_dim"] = m.head_dim;
-  }
-  // Written only for windowed models, so reports of the others keep their bytes.
-  if (m.window != AttentionWindow::kNone) a["window"] = window_json<Json>(m);
-  j["attention"] = a;
-  j["dense_ffn"] = m.dense_ffn;
-  j["expert_ffn"] = m.expert_ffn;
-  j["routed_experts"] = m.routed_experts;
-  j["shared_experts"] = m.shared_experts;
-  j["shared_expert_ffn"] = m.shared_expert_ffn;
-  j["top_k"] = m.top_k;
-  j["router"] = {{"groups", m.router_groups},
-                 {"topk_groups", m.router_topk_groups},
-                 {"scoring", m.router_scoring}};
-  j["moe_layers"] = {{"first_k_dense", m.first_k_dense}, {"every", m.moe_every}};
+  Json j = geometry_json<Json>(m);
   j["moe_layer_count"] = m.moe_layer_count();
   // Written only for models with MTP modules, so reports of the others keep their bytes.
-  if (m.mtp_layers > 0) {
-    j["mtp_layers"] = m.mtp_layers;
-    j["mtp_params"] = m.mtp_params();
-  }
-  j["vocab"] = m.vocab;
-  j["tied_embeddings"] = m.tied_embeddings;
-  j["activation"] = m.activation == Activation::kSwiGlu ? "swiglu" : "gelu";
-  j["dtype"] = m.dtype;
-  if (m.expert_weight_bits > 0) j["expert_weight_bits"] = m.expert_weight_bits;
+  if (m.mtp_layers > 0) j["mtp_params"] = m.mtp_params();
   j["total_params"] = m.total_params();
   j["active_params"] = m.active_params();
   j["flops_per_token"] = m.flops_per_token(seq_len);
@@ -357,42 +365,7 @@ Json model_json(const MoeModelConfig& m, int64_t seq_len) {
 
 nlohmann::ordered_json catalog_entry_json(const MoeModelConfig& m, const Json& sources) {
   using Ordered = nlohmann::ordered_json;
-  Ordered j;
-  j["name"] = m.name;
-  j["description"] = m.description;
-  j["layers"] = m.layers;
-  j["hidden"] = m.hidden;
-  Ordered a;
-  a["kind"] = attention_kind_name(m.attention);
-  a["heads"] = m.heads;
-  if (m.attention == AttentionKind::kMla) {
-    a["q_lora_rank"] = m.q_lora_rank;
-    a["kv_lora_rank"] = m.kv_lora_rank;
-    a["qk_nope_head_dim"] = m.qk_nope_head_dim;
-    a["qk_rope_head_dim"] = m.qk_rope_head_dim;
-    a["v_head_dim"] = m.v_head_dim;
-  } else {
-    a["kv_heads"] = m.kv_heads;
-    a["head_dim"] = m.head_dim;
-  }
-  if (m.window != AttentionWindow::kNone) a["window"] = window_json<Ordered>(m);
-  j["attention"] = a;
-  j["dense_ffn"] = m.dense_ffn;
-  j["expert_ffn"] = m.expert_ffn;
-  j["routed_experts"] = m.routed_experts;
-  j["shared_experts"] = m.shared_experts;
-  j["shared_expert_ffn"] = m.shared_expert_ffn;
-  j["top_k"] = m.top_k;
-  j["router"] = {{"groups", m.router_groups},
-                 {"topk_groups", m.router_topk_groups},
-                 {"scoring", m.router_scoring}};
-  j["moe_layers"] = {{"first_k_dense", m.first_k_dense}, {"every", m.moe_every}};
-  if (m.mtp_layers > 0) j["mtp_layers"] = m.mtp_layers;
-  j["vocab"] = m.vocab;
-  j["tied_embeddings"] = m.tied_embeddings;
-  j["activation"] = m.activation == Activation::kSwiGlu ? "swiglu" : "gelu";
-  j["dtype"] = m.dtype;
-  if (m.expert_weight_bits > 0) j["expert_weight_bits"] = m.expert_weight_bits;
+  Ordered j = geometry_json<Ordered>(m);
   Ordered published = Ordered::object();
   if (m.published_total_params > 0) published["total_params"] = m.published_total_params;
   if (m.published_active_params > 0) published["active_params"] = m.published_active_params;
