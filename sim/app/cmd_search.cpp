@@ -16,6 +16,7 @@
 #include "reports/json_output.h"
 #include "sim/app/bench.h"
 #include "sim/app/commands.h"
+#include "sim/app/explore/distributed.h"
 #include "sim/app/explore/point_runner.h"
 #include "sim/core/file_io.h"
 #include "sim/explore/search.h"
@@ -197,9 +198,10 @@ SearchArgs parse_request(const Args& args, po::variables_map& vm, bool& help, bo
       "cluster", po::value(&a.cluster), "cluster preset or JSON file")(
       "gpus", po::value(&r.gpus), "GPUs to use")("global-batch", po::value(&r.global_batch),
                                                  "sequences per step")(
-      "seq", po::value(&r.seq_len), "sequence length (default 4096)")(
-      "top", po::value(&a.top), "rows to print (default 10)")("jobs,j", po::value(&r.jobs),
-                                                              "threads (default 2)")(
+      "seq", po::value(&r.seq_len), "sequence length (default 4096)")("top", po::value(&a.top),
+                                                                      "rows to print (default 10)")(
+      "jobs,j", po::value(&r.jobs),
+      "threads per process (default 2); under mpirun the ranks share the simulations")(
       "output,o", po::value<std::string>(), "write the ranking as JSON and CSV (<o>.csv)")(
       "json", "print the full ranking as JSON")(
       "virtual-stages", po::value(&virtual_stages),
@@ -401,6 +403,41 @@ std::string inference_ranking_csv(const OrderedJson& result) {
   return s;
 }
 
+// Under mpirun the ranks share the simulations (sim/explore/processes.h):
+// each checks every candidate, simulates its share, and rank 0 gathers the
+// outcomes and alone prints and writes the ranking. An error on any rank
+// ends every rank (the others would wait in the gather for ever), exit 2 for
+// a user's error as in one process, 1 for an internal one.
+struct SearchProcesses {
+  Distribution dist = process_distribution();
+
+  explore::Processes processes() const {
+    explore::Processes p;
+    p.rank = dist.rank;
+    p.size = dist.size;
+    p.gather = [d = dist](std::vector<std::string> mine) {
+      return gather_to_root(d, std::move(mine));
+    };
+    return p;
+  }
+  ProgressFn progress(const char* pass) const {
+    return progress_printer(dist.size > 1 ? fmt::format("search rank {}: {}", dist.rank, pass)
+                                          : fmt::format("search: {}", pass));
+  }
+  template <typename Search>
+  auto run(Search search) const {
+    if (dist.size == 1) return search();
+    try {
+      return search();
+    } catch (const Error& e) {
+      abort_processes(fmt::format("moesim search: error: {} (rank {})", e.what(), dist.rank), 2);
+    } catch (const std::exception& e) {
+      abort_processes(
+          fmt::format("moesim search: internal error: {} (rank {})", e.what(), dist.rank), 1);
+    }
+  }
+};
+
 // A ranking entry's layout in words: "tp2 adp4 ep8 x1" (x: instances), or
 // each role's with its nodes: "P 4n tp1 adp32 ep32 x1 | D 9n tp1 adp72 ep72 x1".
 std::string layout_words(const OrderedJson& e) {
@@ -429,11 +466,15 @@ std::string load_words(const explore::InferenceSearchRequest& r) {
 }
 
 int inference_search(const SearchArgs& a, const po::variables_map& vm) {
-  const explore::InferenceSearchRequest& r = a.inference;
-  const OrderedJson result = inference_search_json(
-      r, a.cluster,
-      explore::search_inference_layouts(r, progress_printer("search: checking"),
-                                        progress_printer("search: simulating")));
+  const SearchProcesses ranks;
+  explore::InferenceSearchRequest r = a.inference;
+  r.processes = ranks.processes();
+  const explore::InferenceSearchResult found = ranks.run([&] {
+    return explore::search_inference_layouts(r, ranks.progress("checking"),
+                                             ranks.progress("simulating"));
+  });
+  if (ranks.dist.rank != 0) return 0;
+  const OrderedJson result = inference_search_json(r, a.cluster, found);
   if (vm.count("output")) {
     const std::string path = vm["output"].as<std::string>();
     write_file_atomic(path, render_json(result));
@@ -484,11 +525,14 @@ int search_main(const Args& args) {
   const SearchArgs a = parse_request(args, vm, help, false);
   if (help) return 0;
   if (a.inference_mode) return inference_search(a, vm);
-  const explore::SearchRequest& r = a.request;
-  const OrderedJson result =
-      search_json(r, a.cluster,
-                  explore::search_strategies(r, progress_printer("search: checking"),
-                                             progress_printer("search: simulating")));
+  const SearchProcesses ranks;
+  explore::SearchRequest r = a.request;
+  r.processes = ranks.processes();
+  const explore::SearchResult found = ranks.run([&] {
+    return explore::search_strategies(r, ranks.progress("checking"), ranks.progress("simulating"));
+  });
+  if (ranks.dist.rank != 0) return 0;
+  const OrderedJson result = search_json(r, a.cluster, found);
   if (vm.count("output")) {
     const std::string path = vm["output"].as<std::string>();
     write_file_atomic(path, render_json(result));

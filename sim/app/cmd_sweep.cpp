@@ -39,7 +39,7 @@ int sweep_main(const Args& args) {
   const std::vector<explore::SweepPoint> points =
       explore::load_sweep(file, static_cast<size_t>(max_points));
   const Distribution dist = process_distribution();
-  explore::SweepProcesses processes;
+  explore::Processes processes;
   processes.rank = dist.rank;
   processes.size = dist.size;
   processes.gather = [&](std::vector<std::string> mine) {

@@ -149,6 +149,25 @@ void simulate(const SearchRequest& r, int gpus_per_node, SearchCandidate& c) {
   c.bottleneck = sim.bottleneck;
 }
 
+// What simulate() sets, for the rank that gathers the ranking.
+std::string encode_outcome(const SearchCandidate& c) {
+  return OutcomeWriter()
+      .number(c.step_time_s)
+      .number(c.tokens_per_s_per_gpu)
+      .number(c.mfu)
+      .text(c.bottleneck)
+      .take();
+}
+
+void decode_outcome(const std::string& bytes, SearchCandidate& c) {
+  OutcomeReader in(bytes);
+  c.step_time_s = in.number();
+  c.tokens_per_s_per_gpu = in.number();
+  c.mfu = in.number();
+  c.bottleneck = in.text();
+  if (!in.done()) throw std::logic_error("search outcome: trailing bytes");
+}
+
 // A candidate that only adds work to another that fits cannot rank higher, so
 // it is not simulated (counted as "dominated"): of one layout (everything
 // but recompute and ZeRO), the ZeRO-1 candidate with the lightest recompute
@@ -212,14 +231,15 @@ SearchResult search_strategies(const SearchRequest& r, const ProgressFn& checkin
   result.enumerated = static_cast<int>(candidates.size());
   // Validity and memory first (cheap), then simulate the survivors.
   result.ranking = check_then_simulate(
-      candidates, r.jobs, checking, simulating, result.rejected,
+      candidates, r.jobs, r.processes, checking, simulating, result.rejected,
       [](SearchCandidate& c) {
         const scenario::ScenarioCheck check = scenario::check_scenario(c.scenario);
         if (check.valid)
           c.memory_headroom_bytes = check.memory_capacity_bytes - check.peak_memory_bytes;
         return check;
       },
-      [&](SearchCandidate& c) { simulate(r, gpus_per_node, c); }, prune_dominated);
+      [&](SearchCandidate& c) { simulate(r, gpus_per_node, c); },
+      OutcomeCodec<SearchCandidate>{encode_outcome, decode_outcome}, prune_dominated);
   std::stable_sort(result.ranking.begin(), result.ranking.end(),
                    [](const SearchCandidate& a, const SearchCandidate& b) {
                      return a.tokens_per_s_per_gpu > b.tokens_per_s_per_gpu;

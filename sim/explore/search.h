@@ -24,6 +24,7 @@
 
 #include "sim/core/config.h"
 #include "sim/core/progress.h"
+#include "sim/explore/processes.h"
 
 namespace moesim::explore {
 
@@ -45,7 +46,10 @@ struct SearchRequest {
   // interleaved schedule, --num-virtual-stages-per-pipeline-rank); 1 is the
   // plain 1F1B schedule.
   std::vector<int> virtual_stages{1};
-  int jobs = 2;  // threads
+  int jobs = 2;  // threads per process
+  // The processes sharing the simulations (processes.h); the ranking is
+  // complete on rank 0 only.
+  Processes processes;
 };
 
 struct SearchCandidate {

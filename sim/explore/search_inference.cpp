@@ -197,6 +197,31 @@ void simulate(InferenceCandidate& c) {
   c.kv_peak_utilisation = m.kv_peak_utilisation;
 }
 
+// What simulate() sets, for the rank that gathers the ranking.
+std::string encode_outcome(const InferenceCandidate& c) {
+  return OutcomeWriter()
+      .number(c.goodput_requests_per_s)
+      .number(c.goodput_requests_per_s_per_gpu)
+      .number(c.output_tokens_per_s_per_gpu)
+      .number(c.ttft_p99_s)
+      .number(c.tpot_p99_s)
+      .number(c.slo_attainment)
+      .number(c.kv_peak_utilisation)
+      .take();
+}
+
+void decode_outcome(const std::string& bytes, InferenceCandidate& c) {
+  OutcomeReader in(bytes);
+  c.goodput_requests_per_s = in.number();
+  c.goodput_requests_per_s_per_gpu = in.number();
+  c.output_tokens_per_s_per_gpu = in.number();
+  c.ttft_p99_s = in.number();
+  c.tpot_p99_s = in.number();
+  c.slo_attainment = in.number();
+  c.kv_peak_utilisation = in.number();
+  if (!in.done()) throw std::logic_error("search outcome: trailing bytes");
+}
+
 }  // namespace
 
 Json inference_search_requests(const InferenceSearchRequest& r) {
@@ -242,8 +267,9 @@ InferenceSearchResult search_inference_layouts(const InferenceSearchRequest& r,
   result.enumerated = static_cast<int>(candidates.size());
   // Rules and memory first (no simulation), then simulate the survivors.
   result.ranking = check_then_simulate(
-      candidates, r.jobs, checking, simulating, result.rejected,
-      [](InferenceCandidate& c) { return scenario::check_inference(c.scenario); }, simulate);
+      candidates, r.jobs, r.processes, checking, simulating, result.rejected,
+      [](InferenceCandidate& c) { return scenario::check_inference(c.scenario); }, simulate,
+      OutcomeCodec<InferenceCandidate>{encode_outcome, decode_outcome});
   std::stable_sort(result.ranking.begin(), result.ranking.end(),
                    [](const InferenceCandidate& a, const InferenceCandidate& b) {
                      if (a.goodput_requests_per_s_per_gpu != b.goodput_requests_per_s_per_gpu) {

@@ -39,6 +39,7 @@
 
 #include "sim/core/config.h"
 #include "sim/core/progress.h"
+#include "sim/explore/processes.h"
 
 namespace moesim::explore {
 
@@ -78,7 +79,10 @@ struct InferenceSearchRequest {
   // Layouts enumerated at most (splits grow with the nodes squared times
   // their divisors); a search past it is refused before it takes memory.
   int64_t max_layouts = kDefaultMaxServingLayouts;
-  int jobs = 2;  // threads
+  int jobs = 2;  // threads per process
+  // The processes sharing the simulations (processes.h); the ranking is
+  // complete on rank 0 only.
+  Processes processes;
 };
 
 // Instances of one shape: a co-located layout's, or one role's of a

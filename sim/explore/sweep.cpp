@@ -299,7 +299,7 @@ std::vector<std::vector<std::pair<std::string, OrderedJson>>> axis_values(
 }  // namespace
 
 SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string& out_dir, int jobs,
-                       const SweepProcesses& processes, const ProgressFn& progress) {
+                       const Processes& processes, const ProgressFn& progress) {
   const std::filesystem::path points_dir = std::filesystem::path(out_dir) / "points";
   // Rank 0 alone prepares the folder: another rank clearing temporaries
   // would delete the ones rank 0 is about to rename into place.
@@ -308,7 +308,7 @@ SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string&
   // Each process computes the points it owns on its threads; rank 0 writes.
   std::vector<size_t> mine;
   for (size_t i = 0; i < points.size(); ++i) {
-    if (static_cast<int>(i % processes.size) == processes.rank) mine.push_back(i);
+    if (processes.owns(i)) mine.push_back(i);
   }
   std::vector<std::string> results(points.size());
   parallel_for_with_progress(mine.size(), jobs, progress, [&](size_t k) {

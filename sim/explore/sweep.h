@@ -29,6 +29,7 @@
 #include "reports/json_output.h"
 #include "sim/core/config.h"
 #include "sim/core/progress.h"
+#include "sim/explore/processes.h"
 
 namespace moesim::explore {
 
@@ -54,21 +55,14 @@ std::vector<SweepPoint> expand_sweep(const OrderedJson& sweep, const std::string
                                      const std::string& base_dir,
                                      size_t max_points = kDefaultMaxSweepPoints);
 
-// Spreading points over processes (MPI ranks): point i belongs to rank
-// i mod size; `gather` brings every point's rendered report to rank 0 (the
-// identity for one process), which writes all outputs.
-struct SweepProcesses {
-  int rank = 0, size = 1;
-  std::function<std::vector<std::string>(std::vector<std::string>)> gather;
-};
-
 struct SweepOutcome {
   size_t points = 0, reused = 0, invalid = 0;
 };
 
-// Runs the points this process owns on `jobs` threads and, on rank 0, writes
+// Runs the points this process owns (point i: rank i mod size) on `jobs`
+// threads, gathers every point's rendered report on rank 0, and there writes
 // <out_dir>/points/<hash>.json, summary.csv and summary.jsonl.
 SweepOutcome run_sweep(const std::vector<SweepPoint>& points, const std::string& out_dir, int jobs,
-                       const SweepProcesses& processes, const ProgressFn& progress);
+                       const Processes& processes, const ProgressFn& progress);
 
 }  // namespace moesim::explore
