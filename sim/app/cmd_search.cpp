@@ -406,37 +406,11 @@ std::string inference_ranking_csv(const OrderedJson& result) {
 // Under mpirun the ranks share the simulations (sim/explore/processes.h):
 // each checks every candidate, simulates its share, and rank 0 gathers the
 // outcomes and alone prints and writes the ranking. An error on any rank
-// ends every rank (the others would wait in the gather for ever), exit 2 for
-// a user's error as in one process, 1 for an internal one.
-struct SearchProcesses {
-  Distribution dist = process_distribution();
-
-  explore::Processes processes() const {
-    explore::Processes p;
-    p.rank = dist.rank;
-    p.size = dist.size;
-    p.gather = [d = dist](std::vector<std::string> mine) {
-      return gather_to_root(d, std::move(mine));
-    };
-    return p;
-  }
-  ProgressFn progress(const char* pass) const {
-    return progress_printer(dist.size > 1 ? fmt::format("search rank {}: {}", dist.rank, pass)
-                                          : fmt::format("search: {}", pass));
-  }
-  template <typename Search>
-  auto run(Search search) const {
-    if (dist.size == 1) return search();
-    try {
-      return search();
-    } catch (const Error& e) {
-      abort_processes(fmt::format("moesim search: error: {} (rank {})", e.what(), dist.rank), 2);
-    } catch (const std::exception& e) {
-      abort_processes(
-          fmt::format("moesim search: internal error: {} (rank {})", e.what(), dist.rank), 1);
-    }
-  }
-};
+// ends every rank (run_on_ranks). Progress lines name the rank.
+ProgressFn search_progress(const Distribution& d, const char* pass) {
+  return progress_printer(d.size > 1 ? fmt::format("search rank {}: {}", d.rank, pass)
+                                     : fmt::format("search: {}", pass));
+}
 
 // A ranking entry's layout in words: "tp2 adp4 ep8 x1" (x: instances), or
 // each role's with its nodes: "P 4n tp1 adp32 ep32 x1 | D 9n tp1 adp72 ep72 x1".
@@ -466,14 +440,14 @@ std::string load_words(const explore::InferenceSearchRequest& r) {
 }
 
 int inference_search(const SearchArgs& a, const po::variables_map& vm) {
-  const SearchProcesses ranks;
+  const Distribution dist = process_distribution();
   explore::InferenceSearchRequest r = a.inference;
-  r.processes = ranks.processes();
-  const explore::InferenceSearchResult found = ranks.run([&] {
-    return explore::search_inference_layouts(r, ranks.progress("checking"),
-                                             ranks.progress("simulating"));
+  r.processes = explore_processes(dist);
+  const explore::InferenceSearchResult found = run_on_ranks(dist, "search", [&] {
+    return explore::search_inference_layouts(r, search_progress(dist, "checking"),
+                                             search_progress(dist, "simulating"));
   });
-  if (ranks.dist.rank != 0) return 0;
+  if (dist.rank != 0) return 0;
   const OrderedJson result = inference_search_json(r, a.cluster, found);
   if (vm.count("output")) {
     const std::string path = vm["output"].as<std::string>();
@@ -525,13 +499,14 @@ int search_main(const Args& args) {
   const SearchArgs a = parse_request(args, vm, help, false);
   if (help) return 0;
   if (a.inference_mode) return inference_search(a, vm);
-  const SearchProcesses ranks;
+  const Distribution dist = process_distribution();
   explore::SearchRequest r = a.request;
-  r.processes = ranks.processes();
-  const explore::SearchResult found = ranks.run([&] {
-    return explore::search_strategies(r, ranks.progress("checking"), ranks.progress("simulating"));
+  r.processes = explore_processes(dist);
+  const explore::SearchResult found = run_on_ranks(dist, "search", [&] {
+    return explore::search_strategies(r, search_progress(dist, "checking"),
+                                      search_progress(dist, "simulating"));
   });
-  if (ranks.dist.rank != 0) return 0;
+  if (dist.rank != 0) return 0;
   const OrderedJson result = search_json(r, a.cluster, found);
   if (vm.count("output")) {
     const std::string path = vm["output"].as<std::string>();

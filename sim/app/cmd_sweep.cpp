@@ -39,21 +39,12 @@ int sweep_main(const Args& args) {
   const std::vector<explore::SweepPoint> points =
       explore::load_sweep(file, static_cast<size_t>(max_points));
   const Distribution dist = process_distribution();
-  explore::Processes processes;
-  processes.rank = dist.rank;
-  processes.size = dist.size;
-  processes.gather = [&](std::vector<std::string> mine) {
-    return gather_to_root(dist, std::move(mine));
-  };
+  const explore::Processes processes = explore_processes(dist);
   const std::string what = dist.size > 1 ? fmt::format("sweep rank {}", dist.rank) : "sweep";
   if (dist.rank == 0) std::cerr << fmt::format("sweep: {} points\n", points.size());
-  explore::SweepOutcome outcome;
-  try {
-    outcome = explore::run_sweep(points, out_dir, jobs, processes, progress_printer(what));
-  } catch (const Error& e) {
-    if (dist.size == 1) throw;
-    abort_processes(fmt::format("moesim sweep: error: {} (rank {})", e.what(), dist.rank), 2);
-  }
+  const explore::SweepOutcome outcome = run_on_ranks(dist, "sweep", [&] {
+    return explore::run_sweep(points, out_dir, jobs, processes, progress_printer(what));
+  });
   if (dist.rank != 0) return 0;
   std::cout << fmt::format(
       "sweep: {} points ({} reused from an earlier run, {} invalid) -> {}/summary.csv\n",

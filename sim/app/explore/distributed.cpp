@@ -52,6 +52,14 @@ std::vector<std::string> gather_to_root(const Distribution& d, std::vector<std::
 #endif
 }
 
+explore::Processes explore_processes(const Distribution& d) {
+  explore::Processes p;
+  p.rank = d.rank;
+  p.size = d.size;
+  p.gather = [d](std::vector<std::string> mine) { return gather_to_root(d, std::move(mine)); };
+  return p;
+}
+
 void abort_processes(const std::string& message, int exit_code) {
   std::cerr << message << std::endl;
 #ifdef MOESIM_HAVE_MPI

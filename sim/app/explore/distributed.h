@@ -4,8 +4,15 @@
 // process. Point i belongs to rank i mod size; results are gathered on rank 0,
 // which writes everything, so the output equals a single-process run.
 
+#include <exception>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <fmt/format.h>
+
+#include "sim/core/error.h"
+#include "sim/explore/processes.h"
 
 namespace moesim::cli {
 
@@ -24,10 +31,32 @@ Distribution process_distribution();
 // by point (others empty).
 std::vector<std::string> gather_to_root(const Distribution& d, std::vector<std::string> mine);
 
+// The same ranks as the explore library takes them (sweeps and searches):
+// rank, size, and gather_to_root as the gather.
+explore::Processes explore_processes(const Distribution& d);
+
 // Ends every process of the run with `exit_code` (MPI_Abort) after printing
 // `message` on this one: a rank that stopped on an error while the others
 // wait in gather_to_root would otherwise leave them waiting forever. A single
 // process just exits.
 [[noreturn]] void abort_processes(const std::string& message, int exit_code);
+
+// Runs `work` (a command's share of a run over ranks) and returns its result.
+// Over several ranks an exception ends every rank (abort_processes) with
+// "moesim <command>: error: ... (rank R)", exit 2, for a user's error
+// (moesim::Error), or "internal error", exit 1, for any other; one process
+// lets it propagate to main, which reports it the same way.
+template <typename Work>
+auto run_on_ranks(const Distribution& d, std::string_view command, Work work) {
+  if (d.size == 1) return work();
+  try {
+    return work();
+  } catch (const Error& e) {
+    abort_processes(fmt::format("moesim {}: error: {} (rank {})", command, e.what(), d.rank), 2);
+  } catch (const std::exception& e) {
+    abort_processes(
+        fmt::format("moesim {}: internal error: {} (rank {})", command, e.what(), d.rank), 1);
+  }
+}
 
 }  // namespace moesim::cli
