@@ -1,8 +1,9 @@
 #pragma once
-// Spreading sweep points over processes: MPI ranks (Boost.MPI over Open MPI)
-// when moesim is built with MPI and launched under mpirun; otherwise a single
-// process. Point i belongs to rank i mod size; results are gathered on rank 0,
-// which writes everything, so the output equals a single-process run.
+// Spreading a sweep's points or a search's simulations over processes: MPI
+// ranks (Boost.MPI over Open MPI) when moesim is built with MPI and launched
+// under mpirun; otherwise a single process. Item i belongs to rank i mod
+// size; results are gathered on rank 0, which writes everything, so the
+// output equals a single-process run.
 
 #include <exception>
 #include <string>
