@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -403,13 +404,26 @@ std::string inference_ranking_csv(const OrderedJson& result) {
   return s;
 }
 
-// Under mpirun the ranks share the simulations (sim/explore/processes.h):
-// each checks every candidate, simulates its share, and rank 0 gathers the
-// outcomes and alone prints and writes the ranking. An error on any rank
-// ends every rank (run_on_ranks). Progress lines name the rank.
-ProgressFn search_progress(const Distribution& d, const char* pass) {
-  return progress_printer(d.size > 1 ? fmt::format("search rank {}: {}", d.rank, pass)
-                                     : fmt::format("search: {}", pass));
+// Runs `search(request, checking, simulating)` over this run's ranks. Under
+// mpirun the ranks share the simulations (sim/explore/processes.h): each
+// checks every candidate and simulates its share, and rank 0 gathers the
+// outcomes. The result on rank 0, which alone prints and writes it; nothing
+// on the others. An error on any rank ends every rank (run_on_ranks).
+// Progress lines name the rank.
+template <typename Request, typename Search>
+auto search_on_ranks(Request request, Search search)
+    -> std::optional<decltype(search(request, ProgressFn{}, ProgressFn{}))> {
+  const Distribution dist = process_distribution();
+  request.processes = explore_processes(dist);
+  auto progress = [&](const char* pass) {
+    return progress_printer(dist.size > 1 ? fmt::format("search rank {}: {}", dist.rank, pass)
+                                          : fmt::format("search: {}", pass));
+  };
+  auto found = run_on_ranks(dist, "search", [&] {
+    return search(request, progress("checking"), progress("simulating"));
+  });
+  if (dist.rank != 0) return std::nullopt;
+  return found;
 }
 
 // A ranking entry's layout in words: "tp2 adp4 ep8 x1" (x: instances), or
@@ -440,15 +454,10 @@ std::string load_words(const explore::InferenceSearchRequest& r) {
 }
 
 int inference_search(const SearchArgs& a, const po::variables_map& vm) {
-  const Distribution dist = process_distribution();
-  explore::InferenceSearchRequest r = a.inference;
-  r.processes = explore_processes(dist);
-  const explore::InferenceSearchResult found = run_on_ranks(dist, "search", [&] {
-    return explore::search_inference_layouts(r, search_progress(dist, "checking"),
-                                             search_progress(dist, "simulating"));
-  });
-  if (dist.rank != 0) return 0;
-  const OrderedJson result = inference_search_json(r, a.cluster, found);
+  const explore::InferenceSearchRequest& r = a.inference;
+  const auto found = search_on_ranks(r, explore::search_inference_layouts);
+  if (!found) return 0;  // another rank than 0: rank 0 shows the ranking
+  const OrderedJson result = inference_search_json(r, a.cluster, *found);
   if (vm.count("output")) {
     const std::string path = vm["output"].as<std::string>();
     write_file_atomic(path, render_json(result));
@@ -499,15 +508,10 @@ int search_main(const Args& args) {
   const SearchArgs a = parse_request(args, vm, help, false);
   if (help) return 0;
   if (a.inference_mode) return inference_search(a, vm);
-  const Distribution dist = process_distribution();
-  explore::SearchRequest r = a.request;
-  r.processes = explore_processes(dist);
-  const explore::SearchResult found = run_on_ranks(dist, "search", [&] {
-    return explore::search_strategies(r, search_progress(dist, "checking"),
-                                      search_progress(dist, "simulating"));
-  });
-  if (dist.rank != 0) return 0;
-  const OrderedJson result = search_json(r, a.cluster, found);
+  const explore::SearchRequest& r = a.request;
+  const auto found = search_on_ranks(r, explore::search_strategies);
+  if (!found) return 0;  // another rank than 0: rank 0 shows the ranking
+  const OrderedJson result = search_json(r, a.cluster, *found);
   if (vm.count("output")) {
     const std::string path = vm["output"].as<std::string>();
     write_file_atomic(path, render_json(result));
