@@ -291,6 +291,12 @@ MoeModelConfig resolve_model(const Json& value, const std::string& path) {
       m.kv_heads = m.heads;
     } else {
       m.kv_heads = static_cast<int>(a.integer_or("kv_heads", m.heads, 1, m.heads));
+      if (!a.has("head_dim") && m.hidden < m.heads) {
+        throw_config_error(a.field_path("head_dim"),
+                           fmt::format("required: hidden ({}) is smaller than heads ({}), so "
+                                       "the default hidden / heads would be 0",
+                                       m.hidden, m.heads));
+      }
       m.head_dim = a.integer_or("head_dim", m.hidden / m.heads, 1, 1 << 16);
       if (m.heads % m.kv_heads != 0) {
         throw_config_error(a.field_path("kv_heads"),

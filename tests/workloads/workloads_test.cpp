@@ -234,6 +234,15 @@ TEST_CASE("model overrides and bad fields", "[workloads][catalog]") {
                     Catch::Contains("model.top_k"));
   CHECK_THROWS_WITH(resolve_model(Json{{"preset", "tiny-moe"}, {"layrs", 2}}, "model"),
                     Catch::Contains("model.layrs: unknown field"));
+  // head_dim defaults to hidden / heads, which is 0 when hidden < heads.
+  const Json narrow = Json::parse(R"({"layers": 2, "hidden": 2, "routed_experts": 4, "top_k": 1,
+      "attention": {"kind": "gqa", "heads": 4}, "moe_layers": {}, "vocab": 16, "sources": {}})");
+  CHECK_THROWS_WITH(resolve_model(narrow, "model"),
+                    Catch::Contains("model.attention.head_dim: required: hidden (2) is smaller "
+                                    "than heads (4)"));
+  Json given = narrow;
+  given["attention"]["head_dim"] = 8;
+  CHECK(resolve_model(given, "model").head_dim == 8);
 }
 
 RoutingBatch gen(const std::string& spec, uint64_t seed, int64_t tokens = 20000, int step = 0,
