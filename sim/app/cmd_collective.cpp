@@ -228,8 +228,16 @@ int presets_main(const Args& args) {
   po::variables_map vm;
   if (!parse(args, options, positional, vm, "moesim presets [NAME] [--json]")) return 0;
   if (!show.empty()) {
-    bool cluster = false;
-    for (const auto& p : hw::list_presets()) cluster |= p.kind == "cluster" && p.name == show;
+    bool cluster = false, gpu = false;
+    std::string known;
+    for (const auto& p : hw::list_presets()) {
+      cluster |= p.kind == "cluster" && p.name == show;
+      gpu |= p.kind == "gpu" && p.name == show;
+      known += fmt::format("{}{} ({})", known.empty() ? "" : ", ", p.name, p.kind);
+    }
+    if (!cluster && !gpu) {
+      throw Error(fmt::format("preset: unknown preset '{}' (known: {})", show, known));
+    }
     const Json j = cluster ? hw::cluster_json(hw::resolve_cluster(Json(show), "preset"))
                            : hw::gpu_json(hw::resolve_gpu(Json(show), "preset"));
     std::cout << j.dump(2) << "\n";

@@ -36,6 +36,11 @@ check "bench negative events" 2 "$moesim" bench engine --events -5 --json
 one_line_error "events: expected an integer in \[1, 100000000000\], got -5"
 check "bench huge pending" 2 "$moesim" bench engine --pending 1000000000 --json
 one_line_error "pending: expected an integer in \[1, 100000000\]"
+# An unknown preset name lists both kinds (a cluster was as likely meant).
+check "unknown preset" 2 "$moesim" presets dgx-h101
+one_line_error "unknown preset 'dgx-h101' (known: .*dgx-h100 (cluster)"
+check "gpu preset" 0 "$moesim" presets h800
+grep -q '"hbm_mib"' "$tmp/out" || { echo "FAIL: presets h800 printed no GPU"; fail=1; }
 
 tiny='{"model": "tiny-moe", "cluster": {"preset": "dgx-h100", "nodes": 1},
   "parallel": {"dp": 8, "ep": 8}, "workload": {"seq_len": 512, "global_batch": 16}}'
