@@ -13,6 +13,8 @@ fail=0
 if ! "$moesim" validate published --json >"$tmp/v.json" 2>"$tmp/err"; then
   echo "FAIL: validate published exited non-zero"; cat "$tmp/err"; fail=1
 fi
+# Every field of the JSON is documented (README's validate published section).
+python3 "$root/tests/cli/documented_fields.py" "$root/README.md" -- "$tmp/v.json" || fail=1
 python3 - "$tmp/v.json" "$root" <<'PY' || fail=1
 import json, sys
 v = json.load(open(sys.argv[1]))
