@@ -17,7 +17,8 @@ namespace {
 constexpr Command kSubjects[] = {
     {"kernel", "predicted vs measured time of the reference MoE layer on this machine",
      validate_kernel_main},
-    {"published", "predicted vs published step times (Megatron-Core Qwen3-235B-A22B on H100s)",
+    {"published",
+     "predicted vs published training step times, DeepEP and NCCL figures, SGLang serving",
      validate_published_main},
     {"gpu-calibration",
      "the roofline's GEMM and attention throughput vs published kernel benchmarks (H100/H800)",

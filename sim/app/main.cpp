@@ -19,7 +19,7 @@ constexpr Command kCommands[] = {
     {"collective", "simulate one collective (all-to-all, all-reduce, ...) on a cluster",
      moesim::cli::collective_main},
     {"presets", "list the GPU and cluster presets", moesim::cli::presets_main},
-    {"models", "list the MoE model catalog; `models show NAME` resolves one",
+    {"models", "the MoE model catalog; `models show NAME`, `models import config.json`",
      moesim::cli::models_main},
     {"trace", "generate, inspect and import routing traces", moesim::cli::trace_main},
     {"calibrate", "time the reference MoE kernel and write compute-cost tables",
