@@ -41,6 +41,24 @@ check "unknown preset" 2 "$moesim" presets dgx-h101
 one_line_error "unknown preset 'dgx-h101' (known: .*dgx-h100 (cluster)"
 check "gpu preset" 0 "$moesim" presets h800
 grep -q '"hbm_mib"' "$tmp/out" || { echo "FAIL: presets h800 printed no GPU"; fail=1; }
+# A preset as `presets NAME --json` prints it is an inline cluster that runs
+# as the preset does, byte for byte (its GPU's SM count, which overlapped
+# communication takes from, included).
+check "cluster preset" 0 "$moesim" presets dgx-h100 --json
+python3 - "$tmp/out" "$tmp" <<'PY' || fail=1
+import json, sys
+cluster = json.load(open(sys.argv[1]))
+scenario = {"model": "tiny-moe", "cluster": {"preset": "dgx-h100", "nodes": 2},
+            "parallel": {"dp": 16, "ep": 8, "moe_a2a_overlap": "1f1b"},
+            "workload": {"seq_len": 512, "global_batch": 32}}
+json.dump(scenario, open(sys.argv[2] + "/by_name.json", "w"))
+scenario["cluster"] = dict(cluster, nodes=2)
+json.dump(scenario, open(sys.argv[2] + "/inline.json", "w"))
+PY
+check "preset by name" 0 "$moesim" run "$tmp/by_name.json" -o "$tmp/by_name.report.json"
+check "preset inline" 0 "$moesim" run "$tmp/inline.json" -o "$tmp/inline.report.json"
+cmp -s "$tmp/by_name.report.json" "$tmp/inline.report.json" ||
+  { echo "FAIL: the printed preset does not run as the preset"; fail=1; }
 
 tiny='{"model": "tiny-moe", "cluster": {"preset": "dgx-h100", "nodes": 1},
   "parallel": {"dp": 8, "ep": 8}, "workload": {"seq_len": 512, "global_batch": 16}}'
