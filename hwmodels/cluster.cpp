@@ -120,6 +120,13 @@ Json cluster_json(const ClusterSpec& c) {
   return j;
 }
 
+Json cluster_input_json(const ClusterSpec& c) {
+  Json j = cluster_json(c);
+  j.erase("gpus");
+  j["gpu"] = gpu_input_json(c.gpu);
+  return j;
+}
+
 std::vector<PresetInfo> list_presets() {
   std::vector<PresetInfo> out;
   for (const std::string kind : {"gpu", "cluster"}) {

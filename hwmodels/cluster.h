@@ -122,7 +122,12 @@ struct ClusterSpec {
 // `nodes_override` (from --nodes) wins over the JSON.
 ClusterSpec resolve_cluster(const Json& value, const std::string& path,
                             std::optional<int> nodes_override = std::nullopt);
+// The spec as reports show it: the input fields resolved, plus the derived
+// "gpus" (nodes x gpus_per_node); the GPU as gpu_json() shows it.
 Json cluster_json(const ClusterSpec& cluster);
+// The spec in the input format: resolve_cluster() of it gives `cluster` back
+// (less descriptions and sources), so it can be edited and used inline.
+Json cluster_input_json(const ClusterSpec& cluster);
 
 struct PresetInfo {
   std::string kind;  // "gpu" or "cluster"

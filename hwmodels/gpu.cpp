@@ -84,4 +84,10 @@ Json gpu_json(const GpuSpec& g) {
   return j;
 }
 
+Json gpu_input_json(const GpuSpec& gpu) {
+  Json j = gpu_json(gpu);
+  if (gpu.sms > 0) j["sms"] = gpu.sms;
+  return j;
+}
+
 }  // namespace moesim::hw

@@ -39,5 +39,8 @@ GpuSpec resolve_gpu(const Json& value, const std::string& path);
 // The spec as reports show it. "sms" is left out: it only matters where
 // communication overlaps compute, and the scenario report adds it there.
 Json gpu_json(const GpuSpec& gpu);
+// The spec in the input format: resolve_gpu() of it gives `gpu` back (less
+// its description and sources), so it can be edited and used inline.
+Json gpu_input_json(const GpuSpec& gpu);
 
 }  // namespace moesim::hw

@@ -10,27 +10,6 @@
 
 namespace moesim::cli {
 
-namespace {
-
-// One preset resolved, in the input format: written to a file it is a valid
-// `--cluster` file or scenario "cluster" (a GPU: a cluster's "gpu"), so the
-// report form's derived "gpus" is left out and the GPU's "sms" kept.
-Json resolved_preset_json(const std::string& name, bool cluster) {
-  auto gpu_input = [](const hw::GpuSpec& gpu) {
-    Json j = hw::gpu_json(gpu);
-    if (gpu.sms > 0) j["sms"] = gpu.sms;
-    return j;
-  };
-  if (!cluster) return gpu_input(hw::resolve_gpu(Json(name), "preset"));
-  const hw::ClusterSpec spec = hw::resolve_cluster(Json(name), "preset");
-  Json j = hw::cluster_json(spec);
-  j.erase("gpus");
-  j["gpu"] = gpu_input(spec.gpu);
-  return j;
-}
-
-}  // namespace
-
 int presets_main(const Args& args) {
   po::options_description options("presets options");
   std::string show;
@@ -51,7 +30,11 @@ int presets_main(const Args& args) {
     if (!cluster && !gpu) {
       throw Error(fmt::format("preset: unknown preset '{}' (known: {})", show, known));
     }
-    std::cout << resolved_preset_json(show, cluster).dump(2) << "\n";
+    // In the input format: written to a file, a `--cluster` file or a
+    // scenario's "cluster" (a GPU: a cluster's "gpu").
+    const Json j = cluster ? hw::cluster_input_json(hw::resolve_cluster(Json(show), "preset"))
+                           : hw::gpu_input_json(hw::resolve_gpu(Json(show), "preset"));
+    std::cout << j.dump(2) << "\n";
     return 0;
   }
   const auto presets = hw::list_presets();
