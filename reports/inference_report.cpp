@@ -1,6 +1,7 @@
 #include "reports/inference_report.h"
 
 #include <algorithm>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -97,6 +98,11 @@ void metrics_json(const exec::ServingMetrics& m, const exec::ServingResult& resu
                    {"blocks_freed", result.kv_blocks_freed}};
   r["batch"] = {{"mean", round_sig(m.batch_mean)}, {"max", m.batch_max}};
   r["preemptions"] = m.preemptions;
+  if (m.swap_preemption) {
+    r["kv_cache"]["swap_blocks_out"] = result.swap_blocks_out;
+    r["kv_cache"]["swap_blocks_in"] = result.swap_blocks_in;
+    r["swap_fallbacks"] = m.swap_fallbacks;
+  }
   r["breakdown"] = {{"prefill", phase_json(m.prefill)},
                     {"decode", phase_json(m.decode)},
                     {"idle_s", round_sig(per(m.idle_gpu_s, m.gpus))}};
@@ -118,8 +124,9 @@ OrderedJson inference_report(const scenario::InferenceRun& run) {
   } else {
     for (const char* k :
          {"requests", "duration_s", "throughput", "latency", "goodput", "mean_requests_in_system",
-          "kv_cache", "batch", "preemptions", "breakdown"}) {
-      r[k] = nullptr;
+          "kv_cache", "batch", "preemptions", "swap_fallbacks", "breakdown"}) {
+      const bool swap = s.serving.preemption == exec::ServingConfig::Preemption::kSwap;
+      if (std::string_view(k) != "swap_fallbacks" || swap) r[k] = nullptr;
     }
   }
   OrderedJson memory = OrderedJson::array();
@@ -176,9 +183,10 @@ std::string inference_summary(const scenario::InferenceRun& run) {
     }
     out += fmt::format(
         "  batch          mean {:.4g}, max {} running per replica; KV cache peak "
-        "{:.1f}%; {} preemptions\n",
-        round_sig(m.batch_mean), m.batch_max, 100 * round_sig(m.kv_peak_utilisation),
-        m.preemptions);
+        "{:.1f}%; {} preemptions{}\n",
+        round_sig(m.batch_mean), m.batch_max, 100 * round_sig(m.kv_peak_utilisation), m.preemptions,
+        m.swap_fallbacks > 0 ? fmt::format(" ({} recomputed: swap space full)", m.swap_fallbacks)
+                             : "");
     for (const auto* phase : {&m.prefill, &m.decode}) {
       if (phase->iterations == 0) continue;
       const double n = static_cast<double>(phase->iterations);

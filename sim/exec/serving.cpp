@@ -58,7 +58,8 @@ struct RequestState {
   int64_t computed = 0;  // tokens in this request's KV cache
   int64_t target = 0;    // tokens to compute before it decodes (its prompt, more after recompute)
   int64_t blocks = 0;
-  uint64_t admitted = 0;  // admission order: the newest is preempted first
+  int64_t swap_blocks = 0;  // blocks its cache takes in the host swap space
+  uint64_t admitted = 0;    // admission order: the newest is preempted first
   bool swapped = false;
   double last_token_s = -1;
   int64_t chunk = 0;  // prompt tokens it computes in the current iteration
@@ -69,6 +70,7 @@ struct Replica {
   std::deque<uint32_t> waiting;
   std::vector<uint32_t> running;  // in admission order
   int64_t free_blocks = 0;
+  int64_t free_swap_blocks = 0;    // host swap space, in KV blocks of its GPUs
   std::vector<uint32_t> in_batch;  // this iteration's requests
 };
 
@@ -119,6 +121,9 @@ class Simulator : private EventHandler {
   // or frees it (blocks a window has left).
   void set_blocks(Replica& rep, RequestState& r, int64_t blocks);
   int next_instance(bool decode);
+  // KV blocks the host swap space of one replica's GPUs holds (vLLM's
+  // swap_space / cache block size).
+  int64_t swap_blocks_per_replica() const;
 
   const ServingSetup& setup_;
   Engine engine_;
@@ -161,13 +166,25 @@ Simulator::Simulator(const ServingSetup& setup, std::vector<ServingRequest> requ
     Instance inst;
     inst.spec = &spec;
     inst.replicas.resize(spec.replicas);
-    for (Replica& r : inst.replicas) r.free_blocks = spec.kv_blocks_per_replica;
+    for (Replica& r : inst.replicas) {
+      r.free_blocks = spec.kv_blocks_per_replica;
+      r.free_swap_blocks = swap_blocks_per_replica();
+    }
     inst.batch.resize(spec.replicas);
     inst.replica_offset = static_cast<int>(transfer_free_s_.size());
     transfer_free_s_.resize(transfer_free_s_.size() + spec.replicas, 0.0);
     has_decode_ = has_decode_ || spec.role == InstanceRole::kDecode;
     instances_.push_back(std::move(inst));
   }
+}
+
+int64_t Simulator::swap_blocks_per_replica() const {
+  const double block_bytes =
+      setup_.kv_bytes_per_token_per_gpu * static_cast<double>(setup_.config.kv_block_tokens);
+  constexpr int64_t kUnbounded = int64_t{1} << 62;
+  if (block_bytes <= 0) return kUnbounded;
+  return static_cast<int64_t>(std::min(std::floor(setup_.config.swap_space_bytes / block_bytes),
+                                       static_cast<double>(kUnbounded)));
 }
 
 // Little's law, measured: the time integral of the requests in the system.
@@ -427,6 +444,9 @@ bool Simulator::admit(Replica& rep, ReplicaBatch& batch, int64_t& budget, double
     // Its cache comes back from host memory before the iteration runs.
     swap_s += swap_seconds(r.computed);
     r.swapped = false;
+    rep.free_swap_blocks += r.swap_blocks;
+    result_.swap_blocks_in += r.swap_blocks;
+    r.swap_blocks = 0;
   }
   rep.in_batch.push_back(id);
   ++batch.sampled;
@@ -469,13 +489,19 @@ void Simulator::preempt(Replica& rep, uint32_t id, double& swap_s) {
   rep.running.erase(std::find(rep.running.begin(), rep.running.end(), id));
   const auto in = std::find(rep.in_batch.begin(), rep.in_batch.end(), id);
   if (in != rep.in_batch.end()) rep.in_batch.erase(in);
-  rep.free_blocks += r.blocks;
-  result_.kv_blocks_freed += r.blocks;
+  const int64_t blocks = r.blocks;
+  rep.free_blocks += blocks;
+  result_.kv_blocks_freed += blocks;
   r.blocks = 0;
-  if (setup_.config.preemption == ServingConfig::Preemption::kSwap) {
+  const bool swap = setup_.config.preemption == ServingConfig::Preemption::kSwap;
+  if (swap && blocks <= rep.free_swap_blocks) {
     swap_s += swap_seconds(r.computed);
     r.swapped = true;
+    r.swap_blocks = blocks;
+    rep.free_swap_blocks -= blocks;
+    result_.swap_blocks_out += blocks;
   } else {
+    if (swap) ++result_.swap_fallbacks;  // the swap space is full
     // Recompute: the prompt and every generated token are prefilled again,
     // and that prefill samples the next token (vLLM resets
     // num_computed_tokens to 0 and schedules all of the request's tokens).

@@ -9,7 +9,8 @@
 //      needs a new KV block when none is free preempts the most recently
 //      admitted request (recompute: its blocks are freed and it returns to
 //      the front of the queue to prefill again; swap: its blocks go to host
-//      memory over PCIe and come back before it resumes);
+//      memory over PCIe and come back before it resumes, if the replica's
+//      swap space has room for them, else it is recomputed);
 //   2. a request part-way through its prompt continues with its next chunk;
 //   3. waiting requests are admitted in arrival order while the batch has
 //      room (max_batch_size), the iteration's token budget (max_num_tokens)
@@ -43,6 +44,12 @@ struct ServingConfig {
   int64_t chunked_prefill = 0;    // prompt tokens per chunk; 0: whole prompts
   int kv_block_tokens = 64;
   enum class Preemption { kRecompute, kSwap } preemption = Preemption::kRecompute;
+  // Host memory per GPU that swapped-out caches may take (vLLM's
+  // --swap-space, CacheConfig.swap_space: 4 GiB per GPU by default,
+  // vllm/config/cache.py). vLLM's scheduler aborts the engine when a victim
+  // does not fit (vllm/core/scheduler.py _swap_out); here that victim is
+  // recomputed instead and counted (ServingResult::swap_fallbacks).
+  double swap_space_bytes = 4.0 * (1ull << 30);
   double slo_ttft_s = 0, slo_tpot_s = 0;  // 0: no objective
 };
 
@@ -139,6 +146,10 @@ struct ServingResult {
   double batch_mean = 0;
   int batch_max = 0;  // running requests per replica per iteration
   int64_t kv_blocks_allocated = 0, kv_blocks_freed = 0;  // conservation
+  // Swap preemption: KV blocks moved to host swap space and back (equal at
+  // the end), and preemptions recomputed because the swap space was full.
+  int64_t swap_blocks_out = 0, swap_blocks_in = 0;
+  int64_t swap_fallbacks = 0;
   uint64_t events = 0;
   uint64_t iterations = 0;
   bool truncated = false;  // stopped at max_iterations

@@ -87,6 +87,8 @@ ServingMetrics serving_metrics(const ServingResult& r, const ServingConfig& conf
   m.batch_mean = r.batch_mean;
   m.batch_max = r.batch_max;
   m.preemptions = r.preemptions;
+  m.swap_preemption = config.preemption == ServingConfig::Preemption::kSwap;
+  m.swap_fallbacks = r.swap_fallbacks;
   m.prefill = r.prefill;
   m.decode = r.decode;
   m.idle_gpu_s = r.gpu_idle_s;

@@ -46,6 +46,8 @@ struct ServingMetrics {
   double batch_mean = 0;
   int batch_max = 0;
   int64_t preemptions = 0;
+  bool swap_preemption = false;  // the scheduler preempts by swapping (ServingConfig)
+  int64_t swap_fallbacks = 0;    // swap preemptions recomputed: the host swap space was full
   PhaseTime prefill, decode;
   double idle_gpu_s = 0;
 };

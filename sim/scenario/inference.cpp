@@ -11,6 +11,7 @@ namespace {
 
 constexpr int64_t kMaxDegree = 1 << 20;
 constexpr int64_t kMaxBatch = int64_t{1} << 24;
+constexpr double kMaxSwapSpaceGib = 1 << 20;
 
 [[noreturn]] void fail(const char* code, const std::string& message) {
   throw InvalidStrategy(code, message);
@@ -124,6 +125,7 @@ void parse_serving(ConfigObject s, InferenceScenario& out) {
   c.preemption = s.choice_or("preemption", "recompute", {"recompute", "swap"}) == "swap"
                      ? exec::ServingConfig::Preemption::kSwap
                      : exec::ServingConfig::Preemption::kRecompute;
+  c.swap_space_bytes = s.number_or("swap_space_gib", 4, 0, kMaxSwapSpaceGib) * (1ull << 30);
   out.two_batch_overlap = s.boolean_or("two_batch_overlap", false);
   if (s.has("slo")) {
     ConfigObject slo = s.object("slo");
@@ -191,6 +193,22 @@ void parse_parallel_section(ConfigObject p, InferenceScenario& s) {
   }
 }
 
+// Swapped caches live in host memory: vLLM refuses a swap space over 70% of
+// the host's memory (CacheConfig.verify_with_parallel_config,
+// vllm/config/cache.py), counting every GPU of a node.
+void check_swap_space(const InferenceScenario& s) {
+  if (s.serving.preemption != exec::ServingConfig::Preemption::kSwap) return;
+  const int gpus_per_node = s.cluster.node.gpus_per_node;
+  const double node_bytes = s.serving.swap_space_bytes * gpus_per_node;
+  if (node_bytes <= 0.7 * s.cluster.node.host_memory_bytes) return;
+  throw_config_error(
+      "serving.swap_space_gib",
+      fmt::format("{:g} GiB per GPU x {} GPUs per node is {:.4g} GB, more than 70% of the node's "
+                  "{:.4g} GB of host memory (cluster node.host_memory_gb); vLLM refuses it too",
+                  s.serving.swap_space_bytes / (1ull << 30), gpus_per_node, node_bytes / 1e9,
+                  s.cluster.node.host_memory_bytes / 1e9));
+}
+
 }  // namespace
 
 bool is_inference(const Json& doc) {
@@ -246,6 +264,7 @@ InferenceScenario resolve_inference_scenario(const Json& doc) {
   }
   parse_parallel_section(root.object("parallel"), s);
   root.finish();
+  check_swap_space(s);
   for (InstanceGroup& g : s.groups) {
     g.parallel.two_batch_overlap = s.two_batch_overlap;
     if (s.model.routed_experts == 0) continue;
@@ -291,6 +310,9 @@ Json inference_scenario_json(const InferenceScenario& s) {
       {"kv_dtype", std::string(hw::dtype_name(s.kv_dtype))},
       {"preemption", c.preemption == exec::ServingConfig::Preemption::kSwap ? "swap" : "recompute"},
       {"two_batch_overlap", s.two_batch_overlap}};
+  if (c.preemption == exec::ServingConfig::Preemption::kSwap) {
+    j["serving"]["swap_space_gib"] = c.swap_space_bytes / (1ull << 30);
+  }
   if (c.slo_ttft_s > 0 || c.slo_tpot_s > 0) {
     Json slo = Json::object();
     if (c.slo_ttft_s > 0) slo["ttft_ms"] = c.slo_ttft_s * 1e3;

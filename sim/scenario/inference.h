@@ -12,7 +12,8 @@
 //                              "decode": {"nodes": 9, "parallel": {...}}}},
 //     "serving": {"max_batch_size": 256, "max_num_tokens": 8192,
 //                 "chunked_prefill": 0, "kv_block_tokens": 64, "kv_dtype": "bf16",
-//                 "preemption": "recompute" | "swap", "two_batch_overlap": false,
+//                 "preemption": "recompute" | "swap", "swap_space_gib": 4,
+//                 "two_batch_overlap": false,
 //                 "slo": {"ttft_ms": 2000, "tpot_ms": 50}},
 //     "requests": (workloads/requests.h),
 //     "routing": {...}, "gating": {...}, "options": {...} }

@@ -235,6 +235,14 @@ void add_warnings(const InferenceScenario& s, const ServingWorld& world, Inferen
   for (std::string& w : closed_loop_warnings(s.requests, prefill_only)) {
     run.warnings.push_back(std::move(w));
   }
+  if (run.metrics && run.metrics->swap_fallbacks > 0) {
+    run.warnings.push_back(fmt::format(
+        "swap space full: {} of {} preemptions recomputed their request, the host swap space "
+        "(serving.swap_space_gib = {:g} per GPU) having no room for its cache; vLLM would abort "
+        "the engine here",
+        run.metrics->swap_fallbacks, run.metrics->preemptions,
+        s.serving.swap_space_bytes / (1ull << 30)));
+  }
   if (s.model.mtp_layers > 0) {
     run.warnings.push_back(fmt::format(
         "model.mtp_layers = {}: the MTP modules are not served (they only draft tokens for "

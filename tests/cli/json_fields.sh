@@ -30,7 +30,8 @@ cat >"$tmp/in/oom.json" <<'JSON'
 JSON
 run_json train_oom "$moesim" run "$tmp/in/oom.json" --json
 
-# Serving reports: colocated with an SLO, disaggregated, out of memory.
+# Serving reports: colocated with an SLO, disaggregated (preempting by swap),
+# out of memory.
 run_json serve "$moesim" run "$examples/mixtral-8x7b-h100-tp2-poisson.json" --json
 python3 - "$examples/mixtral-8x7b-h100-tp2-poisson.json" "$tmp" <<'PY' || fail=1
 import json, sys
@@ -40,6 +41,7 @@ s["requests"]["count"] = 200
 s["parallel"] = {"disaggregation": {
     "prefill": {"nodes": 1, "parallel": {"tp": 2, "attention_dp": 1, "ep": 1}},
     "decode": {"nodes": 1, "parallel": {"tp": 1, "attention_dp": 8, "ep": 8}}}}
+s.setdefault("serving", {})["preemption"] = "swap"  # its report fields too
 json.dump(s, open(sys.argv[2] + "/in/split.json", "w"))
 s["model"] = "deepseek-v3"
 s["cluster"]["nodes"] = 1

@@ -352,6 +352,54 @@ TEST_CASE("KV blocks are conserved and every token delivered through swap preemp
   CHECK(generated == total_output(requests));
   // Swap keeps the cache: no prompt is computed twice.
   CHECK(r.prefill.prompt_tokens == 24 * 128);
+  // The default swap space (4 GiB per GPU) holds every victim, and every
+  // swapped block comes back.
+  CHECK(r.swap_fallbacks == 0);
+  CHECK(r.swap_blocks_out > 0);
+  CHECK(r.swap_blocks_out == r.swap_blocks_in);
+}
+
+TEST_CASE("with no swap space, swap preemption recomputes exactly as recompute does",
+          "[exec][serving][kv]") {
+  OneGpu recompute_gpu(96), swap_gpu(96);
+  std::vector<ServingRequest> requests, same;
+  const ServingResult recompute =
+      crowded_run(recompute_gpu, ServingConfig::Preemption::kRecompute, requests);
+  swap_gpu.setup.config.swap_space_bytes = 0;
+  const ServingResult swap = crowded_run(swap_gpu, ServingConfig::Preemption::kSwap, same);
+  REQUIRE(recompute.preemptions > 0);
+  CHECK(swap.preemptions == recompute.preemptions);
+  CHECK(swap.swap_fallbacks == swap.preemptions);
+  CHECK(swap.swap_blocks_out == 0);
+  CHECK(swap.prefill.prompt_tokens == recompute.prefill.prompt_tokens);
+  REQUIRE(swap.requests.size() == recompute.requests.size());
+  for (size_t i = 0; i < swap.requests.size(); ++i) {
+    INFO("request " << i);
+    CHECK(swap.requests[i].finish_s == recompute.requests[i].finish_s);
+  }
+}
+
+TEST_CASE("a swap space of a few blocks swaps the victims it holds and recomputes the rest",
+          "[exec][serving][kv]") {
+  // Room for 12 blocks of 16 tokens: one victim's 128-token prompt and more
+  // (8 blocks and up) fits while the space is empty, not two at once.
+  OneGpu g(96);
+  g.setup.config.swap_space_bytes = 12.5 * 16 * g.setup.kv_bytes_per_token_per_gpu;
+  std::vector<ServingRequest> requests;
+  const ServingResult r = crowded_run(g, ServingConfig::Preemption::kSwap, requests);
+  CHECK(r.swap_fallbacks > 0);
+  CHECK(r.swap_fallbacks < r.preemptions);
+  CHECK(r.swap_blocks_out > 0);
+  CHECK(r.swap_blocks_out == r.swap_blocks_in);
+  CHECK(r.kv_blocks_allocated == r.kv_blocks_freed);
+  int64_t generated = 0;
+  for (size_t i = 0; i < r.requests.size(); ++i) {
+    INFO("request " << i);
+    REQUIRE(r.requests[i].finished());
+    generated += r.requests[i].generated;
+  }
+  CHECK(generated == total_output(requests));
+  CHECK(r.prefill.prompt_tokens > 24 * 128);  // the recomputed ones prefilled again
 }
 
 TEST_CASE("a disaggregated request prefills then moves its cache then decodes",

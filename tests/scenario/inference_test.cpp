@@ -312,10 +312,38 @@ TEST_CASE("KV blocks are conserved and tokens delivered through preemptions of b
     const int64_t prompts = 48 * 256;
     if (preemption == "swap") {
       CHECK(run.metrics->prefill.prompt_tokens == prompts);  // caches went to host and back
+      CHECK(run.metrics->swap_fallbacks == 0);               // 4 GiB per GPU holds them all
+      CHECK(run.result.swap_blocks_out == run.result.swap_blocks_in);
+      CHECK(run.result.swap_blocks_out > 0);
     } else {
       CHECK(run.metrics->prefill.prompt_tokens > prompts);  // preempted prompts ran again
     }
   }
+}
+
+TEST_CASE("a full swap space recomputes its victims, and the report says so",
+          "[scenario][inference][kv]") {
+  // The same crowded load with a swap space smaller than one KV block: every
+  // preemption recomputes, exactly as preemption "recompute" does.
+  Json doc = serving_doc("tiny-moe", 1, {{"tp", 1}}, closed_loop(48, 16, 256, 256));
+  doc["options"]["reserved_memory_gib"] = reserve_leaving(doc, 40);
+  doc["serving"]["preemption"] = "recompute";
+  const InferenceRun recompute = run_inference(doc);
+  doc["serving"]["preemption"] = "swap";
+  doc["serving"]["swap_space_gib"] = 1e-9;
+  const InferenceRun swap = run_inference(doc);
+  REQUIRE((recompute.simulated() && swap.simulated()));
+  REQUIRE(swap.metrics->preemptions > 0);
+  CHECK(swap.metrics->swap_fallbacks == swap.metrics->preemptions);
+  CHECK(swap.result.swap_blocks_out == 0);
+  CHECK(swap.metrics->prefill.prompt_tokens == recompute.metrics->prefill.prompt_tokens);
+  CHECK(swap.metrics->duration_s == recompute.metrics->duration_s);
+  CHECK(std::any_of(swap.warnings.begin(), swap.warnings.end(), [](const std::string& w) {
+    return w.find("swap space full") != std::string::npos &&
+           w.find("serving.swap_space_gib") != std::string::npos;
+  }));
+  CHECK(std::none_of(recompute.warnings.begin(), recompute.warnings.end(),
+                     [](const std::string& w) { return w.find("swap") != std::string::npos; }));
 }
 
 TEST_CASE("windowed layers free the blocks their window left, and blocks stay conserved",
@@ -628,6 +656,16 @@ TEST_CASE("bad serving and layout fields are rejected with their path or code",
   CHECK_THAT(error_of(doc), Catch::Contains("serving.max_batch_size"));
   doc["serving"] = {{"slo", Json::object()}};
   CHECK_THAT(error_of(doc), Catch::Contains("serving.slo"));
+  doc["serving"] = {{"preemption", "swap"}, {"swap_space_gib", -1}};
+  CHECK_THAT(error_of(doc), Catch::Contains("serving.swap_space_gib"));
+  // 100,000 GiB per GPU is more host memory than a node has (vLLM refuses
+  // a swap space over 70% of it); unused without swap preemption.
+  doc["serving"] = {{"preemption", "swap"}, {"swap_space_gib", 1e5}};
+  const std::string host = error_of(doc);
+  CHECK_THAT(host,
+             Catch::Contains("serving.swap_space_gib") && Catch::Contains("node.host_memory_gb"));
+  doc["serving"] = {{"preemption", "recompute"}, {"swap_space_gib", 1e5}};
+  CHECK(error_of(doc).empty());
 
   // tiny-moe has 8 experts: ep 3 over 3 GPUs divides the GPUs, not the experts.
   const Json three = serving_doc("tiny-moe", 3, {{"tp", 1}, {"attention_dp", 3}, {"ep", 3}},
