@@ -23,6 +23,10 @@ OrderedJson memory_json(const exec::MemoryEstimate& m) {
   j["headroom_bytes"] = round_sig(m.capacity_bytes - m.peak_bytes);
   j["peak_stage"] = m.peak_stage;
   j["cross_entropy_loss_fusion"] = m.cross_entropy_loss_fusion;
+  if (m.offloads_activations) {
+    j["host_offload_peak_bytes"] = round_sig(m.host_offload_peak_bytes);
+    j["host_capacity_bytes"] = round_sig(m.host_capacity_bytes);
+  }
   OrderedJson stages = OrderedJson::array();
   for (const auto& s : m.per_stage) {
     OrderedJson e;
@@ -36,6 +40,7 @@ OrderedJson memory_json(const exec::MemoryEstimate& m) {
     e["logits_bytes"] = round_sig(s.logits_bytes);
     e["reserved_bytes"] = round_sig(s.reserved_bytes);
     e["inflight_microbatches"] = s.inflight_microbatches;
+    if (m.offloads_activations) e["host_offload_bytes"] = round_sig(s.host_offload_bytes);
     stages.push_back(e);
   }
   j["per_stage"] = stages;

@@ -233,6 +233,9 @@ struct ChunkSaved {
   // The most one layer offloads (non-routed bytes): on the GPU while its
   // copy out is in flight, and again once reloaded for its backward.
   double layer_offloaded = 0;
+  // What one pass leaves in pinned host memory: every layer's offloaded
+  // non-routed bytes (routed copies' are added per MoE layer by the walk).
+  double offloaded = 0;
   // Recomputed in backward: the layer being recomputed holds, beyond what it
   // kept, all its tensors (full recompute: the whole layer; selective_moe:
   // its MoE part) and its routed copies', at the busiest GPU's count.
@@ -267,6 +270,7 @@ std::vector<ChunkSaved> chunk_saved(const ModelShape& m, const ParallelConfig& p
       const double resident = b.per_token * tokens - offloaded;
       c.activations += resident;
       c.layer_offloaded = std::max(c.layer_offloaded, offloaded);
+      c.offloaded += offloaded;
       if (m.moe_layer[l]) ++c.moe_layers;
       if (resident >= c.layer_activations) {
         c.layer_activations = resident;
@@ -305,6 +309,9 @@ std::vector<ChunkSaved> chunk_saved(const ModelShape& m, const ParallelConfig& p
 struct StagePeak {
   double activations = 0, routed = 0, logits = 0;
   int passes = 0;
+  // The most offloaded activations in host memory at any moment of the walk
+  // (not necessarily the GPU's peak moment).
+  double host_offload = 0;
   double total() const { return activations + routed + logits; }
 };
 
@@ -331,14 +338,19 @@ StagePeak stage_peak(const ModelShape& m, const ParallelConfig& p, const Trainin
   const double ring = cp_ring_buffer_bytes(m, p, w);
   std::vector<int> held(chunks.size(), 0);  // forward passes held per chunk
   StagePeak best;
+  double host_offload = 0;
   const auto consider = [&](double extra_activations, double extra_routed, double extra_logits) {
     StagePeak now;
     int moe_layers = 0;
+    double host = 0;
     for (size_t c = 0; c < chunks.size(); ++c) {
       now.activations += held[c] * chunks[c].activations;
       moe_layers += held[c] * chunks[c].moe_layers;
       now.passes += held[c];
+      host += held[c] * (chunks[c].offloaded + chunks[c].moe_layers * routed.mean * p.etp *
+                                                   moe_layer.offloaded_per_routed_copy);
     }
+    host_offload = std::max(host_offload, host);
     now.activations += extra_activations;
     now.routed = routed_bytes(moe_layers, routed, p.etp, per_copy) + extra_routed;
     if (now.passes > 0) {
@@ -389,6 +401,7 @@ StagePeak stage_peak(const ModelShape& m, const ParallelConfig& p, const Trainin
         break;
     }
   }
+  best.host_offload = host_offload;
   return best;
 }
 
@@ -447,6 +460,7 @@ MemoryEstimate estimate_memory(const ModelShape& m, const ParallelConfig& p,
   MemoryEstimate est;
   est.capacity_bytes = capacity_bytes;
   est.cross_entropy_loss_fusion = p.cross_entropy_loss_fusion;
+  est.offloads_activations = p.offload_modules != 0;
   for (int stage = 0; stage < p.pp; ++stage) {
     MemoryBreakdown mb;
     mb.stage = stage;
@@ -470,6 +484,8 @@ MemoryEstimate estimate_memory(const ModelShape& m, const ParallelConfig& p,
     mb.routed_tokens_bytes = peak.routed;
     mb.logits_bytes = peak.logits;
     mb.inflight_microbatches = peak.passes;
+    mb.host_offload_bytes = peak.host_offload;
+    est.host_offload_peak_bytes = std::max(est.host_offload_peak_bytes, peak.host_offload);
     mb.reserved_bytes = reserved_bytes;
     if (mb.total_bytes() > est.peak_bytes) {
       est.peak_bytes = mb.total_bytes();

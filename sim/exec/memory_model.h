@@ -113,6 +113,7 @@
 // not memory (models/common/language_module/language_module.py picks the
 // path). The report says which path a scenario names.
 
+#include <limits>
 #include <vector>
 
 #include "sim/exec/step_inputs.h"
@@ -130,6 +131,9 @@ struct MemoryBreakdown {
   double logits_bytes = 0;         // loss logits (last stage)
   double reserved_bytes = 0;
   int inflight_microbatches = 0;  // forward passes (micro-batch x model chunk) held
+  // Pinned host memory the offloaded activations take at their peak (not
+  // part of total_bytes: it is not on the GPU).
+  double host_offload_bytes = 0;
   double total_bytes() const {
     return weights_bytes + gradients_bytes + optimizer_bytes + activations_bytes +
            routed_tokens_bytes + logits_bytes + reserved_bytes;
@@ -142,7 +146,16 @@ struct MemoryEstimate {
   int peak_stage = 0;
   double capacity_bytes = 0;
   bool cross_entropy_loss_fusion = true;  // the loss path the logits are counted for
-  bool fits() const { return peak_bytes <= capacity_bytes; }
+  // Activation offload: the most pinned host memory a GPU's offloaded
+  // activations take, and the node's host memory per GPU (set by the caller;
+  // unbounded by default). A node's GPUs share its host memory, so each may
+  // take its share; a stage over it does not fit.
+  bool offloads_activations = false;
+  double host_offload_peak_bytes = 0;
+  double host_capacity_bytes = std::numeric_limits<double>::infinity();
+  bool fits_hbm() const { return peak_bytes <= capacity_bytes; }
+  bool fits_host() const { return host_offload_peak_bytes <= host_capacity_bytes; }
+  bool fits() const { return fits_hbm() && fits_host(); }
 };
 
 // Token copies a GPU's experts receive for one MoE layer and micro-batch:

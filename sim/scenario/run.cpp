@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -25,7 +26,18 @@ Prepared prepare(const Json& doc) {
   p.memory = exec::estimate_memory(setup.model, setup.parallel, setup.workload,
                                    exec::routed_copies_per_gpu(p.routing->routing),
                                    setup.hbm_capacity_bytes, setup.reserved_memory_bytes);
+  const hw::NodeSpec& node = p.scenario.cluster.node;
+  p.memory.host_capacity_bytes = node.host_memory_bytes / node.gpus_per_node;
   return p;
+}
+
+std::string host_memory_warning(const exec::MemoryEstimate& m, int gpus_per_node) {
+  return fmt::format(
+      "out of host memory: offloaded activations take up to {:.1f} GB of pinned host memory per "
+      "GPU, {:.1f} GB for a node's {} GPUs, more than cluster node.host_memory_gb = {:.4g}; the "
+      "step was not simulated (see memory.per_stage[].host_offload_bytes)",
+      m.host_offload_peak_bytes / 1e9, m.host_offload_peak_bytes * gpus_per_node / 1e9,
+      gpus_per_node, m.host_capacity_bytes * gpus_per_node / 1e9);
 }
 
 }  // namespace
@@ -69,8 +81,12 @@ TrainingRun run_training(const Json& doc) {
         100 * run.experts.drop_rate));
   }
   const Scenario& s = run.scenario;
-  if (!p.memory.fits()) {
+  if (!p.memory.fits_hbm()) {
     run.warnings.push_back("out of memory: the step was not simulated (see memory.per_stage)");
+    return run;
+  }
+  if (!p.memory.fits_host()) {
+    run.warnings.push_back(host_memory_warning(p.memory, s.cluster.node.gpus_per_node));
     return run;
   }
   const double tasks =
@@ -108,7 +124,8 @@ ScenarioCheck check_scenario(const Json& doc) {
     c.memory_capacity_bytes = p.memory.capacity_bytes;
     if (!p.memory.fits()) {
       c.reason_code = "out_of_memory";
-      c.reason = "needs more memory per GPU than the HBM holds";
+      c.reason = p.memory.fits_hbm() ? "offloads more activations than the nodes' host memory holds"
+                                     : "needs more memory per GPU than the HBM holds";
       return c;
     }
     c.valid = true;

@@ -480,6 +480,23 @@ TEST_CASE("offloaded activations leave the GPU", "[exec][memory][offload]") {
         kept.per_stage[0].activations_bytes - 2 * 4096 * 128 + 4096 * 128);
   CHECK(off.per_stage[0].routed_tokens_bytes ==
         kept.per_stage[0].routed_tokens_bytes - (200 + 256) * 2048 + 256 * 2048);
+  // Host memory holds both passes' offloaded tensors: 4096 x 128 per pass and
+  // the mean GPU's 200 routed copies x 2048 (the hot layer is one of many).
+  CHECK(kept.per_stage[0].host_offload_bytes == 0);
+  CHECK_FALSE(kept.offloads_activations);
+  CHECK(off.offloads_activations);
+  CHECK(off.per_stage[0].host_offload_bytes == 2 * (4096 * 128 + 200 * 2048));
+  CHECK(off.host_offload_peak_bytes >= off.per_stage[0].host_offload_bytes);
+  // A node's host memory bounds it: past the GPU's share, the layout does
+  // not fit, though the GPU's memory would hold it.
+  MemoryEstimate tight = off;
+  CHECK(tight.fits());  // unbounded by default
+  tight.host_capacity_bytes = off.host_offload_peak_bytes - 1;
+  CHECK(tight.fits_hbm());
+  CHECK_FALSE(tight.fits_host());
+  CHECK_FALSE(tight.fits());
+  tight.host_capacity_bytes = off.host_offload_peak_bytes;
+  CHECK(tight.fits());
   // mlp_norm: the block output (1024 per token) of an MoE layer, whose
   // pre-MLP norm is a separate module.
   hc.parallel.offload_modules = 1u << static_cast<int>(OffloadModule::kMlpNorm);

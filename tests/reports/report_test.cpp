@@ -181,6 +181,13 @@ TEST_CASE("a context-parallel, offloading run: its categories and its timeline t
     CHECK_FALSE(plain["breakdown"].contains(key));
   }
   CHECK_FALSE(plain["overlap"].contains("cp_comm_hidden_s"));
+  CHECK_FALSE(plain["memory"].contains("host_offload_peak_bytes"));
+  CHECK_FALSE(plain["memory"]["per_stage"][0].contains("host_offload_bytes"));
+  const double host_peak = run.memory.host_offload_peak_bytes;
+  CHECK(host_peak > 0);
+  CHECK(report["memory"]["host_offload_peak_bytes"].get<double>() ==
+        Approx(host_peak).epsilon(1e-4));
+  CHECK(report["memory"]["host_capacity_bytes"].get<double>() == 2048e9 / 8);  // dgx-h100 node
 
   const nlohmann::json trace = nlohmann::json::parse(
       chrome_trace(run.result.last_graph, run.result.steps.back().execution, {}));
@@ -210,6 +217,41 @@ TEST_CASE("a context-parallel, offloading run: its categories and its timeline t
       CHECK(s[i].first >= s[i - 1].second - 1e-6);
     }
   }
+}
+
+// Offloaded activations live in the nodes' host memory: a node with less
+// than its GPUs offload makes the layout not fit, though HBM would hold it.
+TEST_CASE("activation offload past the node's host memory is out of memory",
+          "[reports][memory][offload]") {
+  Json doc = Json::parse(R"({
+    "model": "olmoe-1b-7b",
+    "cluster": {"preset": "dgx-h100", "nodes": 1},
+    "parallel": {"dp": 1, "tp": 1, "cp": 4, "pp": 2, "ep": 4,
+                 "offload_activations": ["core_attn", "expert_fc1"]},
+    "workload": {"seq_len": 4096, "global_batch": 4},
+    "routing": {"generator": "zipf:0.5", "seed": 3}
+  })");
+  const double per_gpu = scenario::run_training(doc).memory.host_offload_peak_bytes;
+  REQUIRE(per_gpu > 0);
+  // Half of what the node's 8 GPUs offload.
+  doc["cluster"]["node"] = {{"host_memory_gb", per_gpu * 8 / 2 / 1e9}};
+  const scenario::TrainingRun run = scenario::run_training(doc);
+  CHECK_FALSE(run.metrics);
+  CHECK(run.memory.fits_hbm());
+  CHECK_FALSE(run.memory.fits());
+  const OrderedJson report = training_report(run);
+  CHECK(report["status"] == "out_of_memory");
+  CHECK(report["memory"]["fits"] == false);
+  CHECK(std::any_of(run.warnings.begin(), run.warnings.end(), [](const std::string& w) {
+    return w.find("out of host memory") != std::string::npos &&
+           w.find("node.host_memory_gb") != std::string::npos;
+  }));
+  const scenario::ScenarioCheck check = scenario::check_scenario(doc);
+  CHECK(check.reason_code == "out_of_memory");
+  CHECK_THAT(check.reason, Catch::Contains("host memory"));
+  // Enough host memory: it runs.
+  doc["cluster"]["node"]["host_memory_gb"] = per_gpu * 8 / 1e9 * 1.01;
+  CHECK(scenario::run_training(doc).metrics);
 }
 
 }  // namespace
