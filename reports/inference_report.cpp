@@ -204,9 +204,11 @@ std::string inference_summary(const scenario::InferenceRun& run) {
                       round_sig(g.memory.kv_cache_bytes) / kGiB);
     }
   }
-  out += fmt::format("  experts        max/mean load {:.3g}, drop rate {:.3g}%\n",
-                     round_sig(run.experts.max_over_mean_load),
-                     100 * round_sig(run.experts.drop_rate));
+  if (run.metrics) {  // nothing was routed otherwise
+    out += fmt::format("  experts        max/mean load {:.3g}, drop rate {:.3g}%\n",
+                       round_sig(run.experts.max_over_mean_load),
+                       100 * round_sig(run.experts.drop_rate));
+  }
   for (const auto& w : run.warnings) out += "  warning: " + w + "\n";
   return out;
 }

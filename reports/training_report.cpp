@@ -218,10 +218,15 @@ std::string training_summary(const scenario::TrainingRun& run) {
                               run.scenario.model.name, p.gpus(), p.dp, p.tp, p.cp, p.pp, p.ep);
   const exec::MemoryEstimate& mem = run.memory;
   constexpr double kGiB = 1ull << 30;
-  if (!run.metrics) {
+  if (!run.metrics && !mem.fits_hbm()) {
     out += fmt::format("  OUT OF MEMORY: needs {:.1f} GiB per GPU (stage {}), has {:.1f} GiB\n",
                        round_sig(mem.peak_bytes) / kGiB, mem.peak_stage,
                        round_sig(mem.capacity_bytes) / kGiB);
+  } else if (!run.metrics) {
+    out += fmt::format(
+        "  OUT OF HOST MEMORY: offloaded activations need {:.1f} GiB per GPU, its share of the "
+        "node's host memory is {:.1f} GiB\n",
+        round_sig(mem.host_offload_peak_bytes) / kGiB, round_sig(mem.host_capacity_bytes) / kGiB);
   } else {
     const exec::TrainingMetrics& m = *run.metrics;
     const double step = round_sig(m.step_time_s);
@@ -247,9 +252,13 @@ std::string training_summary(const scenario::TrainingRun& run) {
           fmt::format("{}{} {:.0f}%", i ? ", " : "", parts[i].second, 100 * parts[i].first / step);
     }
     out += "\n";
-    out += fmt::format("  memory         {:.1f} of {:.1f} GiB per GPU (peak stage {})\n",
-                       round_sig(mem.peak_bytes) / kGiB, round_sig(mem.capacity_bytes) / kGiB,
-                       mem.peak_stage);
+    out += fmt::format(
+        "  memory         {:.1f} of {:.1f} GiB per GPU (peak stage {}){}\n",
+        round_sig(mem.peak_bytes) / kGiB, round_sig(mem.capacity_bytes) / kGiB, mem.peak_stage,
+        mem.offloads_activations ? fmt::format("; offloaded {:.1f} of {:.1f} GiB of host memory",
+                                               round_sig(mem.host_offload_peak_bytes) / kGiB,
+                                               round_sig(mem.host_capacity_bytes) / kGiB)
+                                 : "");
   }
   out += fmt::format("  experts        max/mean load {:.3g}, drop rate {:.3g}%\n",
                      round_sig(run.experts.max_over_mean_load),

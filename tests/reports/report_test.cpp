@@ -242,6 +242,9 @@ TEST_CASE("activation offload past the node's host memory is out of memory",
   const OrderedJson report = training_report(run);
   CHECK(report["status"] == "out_of_memory");
   CHECK(report["memory"]["fits"] == false);
+  const std::string summary = training_summary(run);
+  CHECK_THAT(summary, Catch::Contains("OUT OF HOST MEMORY"));
+  CHECK_THAT(summary, !Catch::Contains("OUT OF MEMORY:"));
   CHECK(std::any_of(run.warnings.begin(), run.warnings.end(), [](const std::string& w) {
     return w.find("out of host memory") != std::string::npos &&
            w.find("node.host_memory_gb") != std::string::npos;
