@@ -71,6 +71,7 @@ struct Replica {
   std::vector<uint32_t> running;  // in admission order
   int64_t free_blocks = 0;
   int64_t free_swap_blocks = 0;    // host swap space, in KV blocks of its GPUs
+  double kv_bytes_per_token = 0;   // what a cached token takes on each of its GPUs
   std::vector<uint32_t> in_batch;  // this iteration's requests
 };
 
@@ -113,17 +114,17 @@ class Simulator : private EventHandler {
     return shape_.kv_blocks(from, to, setup_.config.kv_block_tokens);
   }
   // Moving the cache of a sequence of `context` tokens to or from the host.
-  double swap_seconds(int64_t context) const {
+  double swap_seconds(const Replica& rep, int64_t context) const {
     const double tokens = shape_.kv_cached_tokens(context);
-    return tokens * setup_.kv_bytes_per_token_per_gpu / setup_.host_link_bytes_per_s;
+    return tokens * rep.kv_bytes_per_token / setup_.host_link_bytes_per_s;
   }
   // Gives request `r` exactly `blocks` KV blocks: allocates the difference,
   // or frees it (blocks a window has left).
   void set_blocks(Replica& rep, RequestState& r, int64_t blocks);
   int next_instance(bool decode);
-  // KV blocks the host swap space of one replica's GPUs holds (vLLM's
-  // swap_space / cache block size).
-  int64_t swap_blocks_per_replica() const;
+  // KV blocks the host swap space of a replica's GPUs holds (vLLM's
+  // swap_space / cache block size), for a cached token of `kv_bytes_per_token`.
+  int64_t swap_blocks(double kv_bytes_per_token) const;
 
   const ServingSetup& setup_;
   Engine engine_;
@@ -168,7 +169,8 @@ Simulator::Simulator(const ServingSetup& setup, std::vector<ServingRequest> requ
     inst.replicas.resize(spec.replicas);
     for (Replica& r : inst.replicas) {
       r.free_blocks = spec.kv_blocks_per_replica;
-      r.free_swap_blocks = swap_blocks_per_replica();
+      r.kv_bytes_per_token = spec.cost->kv_bytes_per_token_per_gpu();
+      r.free_swap_blocks = swap_blocks(r.kv_bytes_per_token);
     }
     inst.batch.resize(spec.replicas);
     inst.replica_offset = static_cast<int>(transfer_free_s_.size());
@@ -178,9 +180,9 @@ Simulator::Simulator(const ServingSetup& setup, std::vector<ServingRequest> requ
   }
 }
 
-int64_t Simulator::swap_blocks_per_replica() const {
+int64_t Simulator::swap_blocks(double kv_bytes_per_token) const {
   const double block_bytes =
-      setup_.kv_bytes_per_token_per_gpu * static_cast<double>(setup_.config.kv_block_tokens);
+      kv_bytes_per_token * static_cast<double>(setup_.config.kv_block_tokens);
   constexpr int64_t kUnbounded = int64_t{1} << 62;
   if (block_bytes <= 0) return kUnbounded;
   return static_cast<int64_t>(std::min(std::floor(setup_.config.swap_space_bytes / block_bytes),
@@ -442,7 +444,7 @@ bool Simulator::admit(Replica& rep, ReplicaBatch& batch, int64_t& budget, double
   rep.running.push_back(id);
   if (r.swapped) {
     // Its cache comes back from host memory before the iteration runs.
-    swap_s += swap_seconds(r.computed);
+    swap_s += swap_seconds(rep, r.computed);
     r.swapped = false;
     rep.free_swap_blocks += r.swap_blocks;
     result_.swap_blocks_in += r.swap_blocks;
@@ -495,7 +497,7 @@ void Simulator::preempt(Replica& rep, uint32_t id, double& swap_s) {
   r.blocks = 0;
   const bool swap = setup_.config.preemption == ServingConfig::Preemption::kSwap;
   if (swap && blocks <= rep.free_swap_blocks) {
-    swap_s += swap_seconds(r.computed);
+    swap_s += swap_seconds(rep, r.computed);
     r.swapped = true;
     r.swap_blocks = blocks;
     rep.free_swap_blocks -= blocks;

@@ -79,8 +79,7 @@ struct ServingSetup {
   // Closed loop: this many requests in flight (each finish issues the next);
   // 0: open loop, requests arrive at their arrival_s.
   int concurrency = 0;
-  double kv_bytes_per_token_per_gpu = 0;  // what a cached token takes on each GPU
-  double host_link_bytes_per_s = 0;       // GPU <-> host (swap)
+  double host_link_bytes_per_s = 0;  // GPU <-> host (swap)
   // Moving a prompt's KV cache from prefill replica `replica` (its index over
   // all prefill replicas) to a decode instance: seconds alone. Transfers from
   // one replica go one after another (they share its GPUs' NICs).

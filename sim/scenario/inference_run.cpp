@@ -161,7 +161,6 @@ void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMem
   setup.config = s.serving;
   setup.concurrency =
       s.requests.arrival == workloads::RequestLoad::Arrival::kClosed ? s.requests.concurrency : 0;
-  setup.kv_bytes_per_token_per_gpu = memory.back().kv_bytes_per_token_per_gpu;
   setup.host_link_bytes_per_s = s.cluster.node.pcie_bytes_per_s;
   setup.max_iterations = s.options.max_iterations;
   setup.recorded_iterations = s.options.timeline_iterations;

@@ -71,7 +71,6 @@ struct OneGpu {
 
   explicit OneGpu(int64_t kv_blocks = 1 << 20, InstanceRole role = InstanceRole::kMixed) {
     add_instance(role, kv_blocks);
-    setup.kv_bytes_per_token_per_gpu = cost.kv_bytes_per_token_per_gpu();
     setup.host_link_bytes_per_s = 64e9;
   }
   OneGpu(const OneGpu&) = delete;  // setup points into this object
@@ -384,7 +383,7 @@ TEST_CASE("a swap space of a few blocks swaps the victims it holds and recompute
   // Room for 12 blocks of 16 tokens: one victim's 128-token prompt and more
   // (8 blocks and up) fits while the space is empty, not two at once.
   OneGpu g(96);
-  g.setup.config.swap_space_bytes = 12.5 * 16 * g.setup.kv_bytes_per_token_per_gpu;
+  g.setup.config.swap_space_bytes = 12.5 * 16 * g.cost.kv_bytes_per_token_per_gpu();
   std::vector<ServingRequest> requests;
   const ServingResult r = crowded_run(g, ServingConfig::Preemption::kSwap, requests);
   CHECK(r.swap_fallbacks > 0);
