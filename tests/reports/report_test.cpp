@@ -147,13 +147,9 @@ TEST_CASE("timeline slices are valid trace events that never overlap on a track"
   }
 }
 
-// Context parallelism and activation offload: the report lists their
-// categories (and only then), they add up with the rest, and the timeline
-// shows each ring step's transfer on the GPU's "cp comm" track and the copies
-// on "offload d2h" / "reload h2d".
-TEST_CASE("a context-parallel, offloading run: its categories and its timeline tracks",
-          "[reports][timeline][cp]") {
-  const Json doc = Json::parse(R"({
+// OLMoE on one node with cp 4, pp 2 and two modules offloaded.
+Json cp_offload_scenario() {
+  return Json::parse(R"({
     "model": "olmoe-1b-7b",
     "cluster": {"preset": "dgx-h100", "nodes": 1},
     "parallel": {"dp": 1, "tp": 1, "cp": 4, "pp": 2, "ep": 4,
@@ -161,6 +157,15 @@ TEST_CASE("a context-parallel, offloading run: its categories and its timeline t
     "workload": {"seq_len": 4096, "global_batch": 4},
     "routing": {"generator": "zipf:0.5", "seed": 3}
   })");
+}
+
+// Context parallelism and activation offload: the report lists their
+// categories (and only then), they add up with the rest, and the timeline
+// shows each ring step's transfer on the GPU's "cp comm" track and the copies
+// on "offload d2h" / "reload h2d".
+TEST_CASE("a context-parallel, offloading run: its categories and its timeline tracks",
+          "[reports][timeline][cp]") {
+  const Json doc = cp_offload_scenario();
   const scenario::TrainingRun run = scenario::run_training(doc);
   REQUIRE(run.metrics);
   const OrderedJson report = training_report(run);
@@ -223,14 +228,7 @@ TEST_CASE("a context-parallel, offloading run: its categories and its timeline t
 // than its GPUs offload makes the layout not fit, though HBM would hold it.
 TEST_CASE("activation offload past the node's host memory is out of memory",
           "[reports][memory][offload]") {
-  Json doc = Json::parse(R"({
-    "model": "olmoe-1b-7b",
-    "cluster": {"preset": "dgx-h100", "nodes": 1},
-    "parallel": {"dp": 1, "tp": 1, "cp": 4, "pp": 2, "ep": 4,
-                 "offload_activations": ["core_attn", "expert_fc1"]},
-    "workload": {"seq_len": 4096, "global_batch": 4},
-    "routing": {"generator": "zipf:0.5", "seed": 3}
-  })");
+  Json doc = cp_offload_scenario();
   const double per_gpu = scenario::run_training(doc).memory.host_offload_peak_bytes;
   REQUIRE(per_gpu > 0);
   // Half of what the node's 8 GPUs offload.
