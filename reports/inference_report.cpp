@@ -122,11 +122,12 @@ OrderedJson inference_report(const scenario::InferenceRun& run) {
   if (run.metrics) {
     metrics_json(*run.metrics, run.result, r);
   } else {
+    // The fields a simulated run has, null (swap_fallbacks with swap only).
+    const bool swap = s.serving.preemption == exec::ServingConfig::Preemption::kSwap;
     for (const char* k :
          {"requests", "duration_s", "throughput", "latency", "goodput", "mean_requests_in_system",
           "kv_cache", "batch", "preemptions", "swap_fallbacks", "breakdown"}) {
-      const bool swap = s.serving.preemption == exec::ServingConfig::Preemption::kSwap;
-      if (std::string_view(k) != "swap_fallbacks" || swap) r[k] = nullptr;
+      if (swap || std::string_view(k) != "swap_fallbacks") r[k] = nullptr;
     }
   }
   OrderedJson memory = OrderedJson::array();
