@@ -401,6 +401,32 @@ TEST_CASE("a swap space of a few blocks swaps the victims it holds and recompute
   CHECK(r.prefill.prompt_tokens > 24 * 128);  // the recomputed ones prefilled again
 }
 
+TEST_CASE("each replica's swap space counts its own instance's KV blocks", "[exec][serving][kv]") {
+  // Two instances under the same crowded load, one with an FP8 KV cache (half
+  // the bytes per token). A swap space of 7.5 BF16 blocks of 16 tokens holds
+  // no victim of the BF16 instance (each has 8 blocks or more) and 15 of the
+  // FP8 one's blocks, so only the FP8 instance swaps.
+  OneGpu g(96);
+  const InferenceCostModel fp8_kv{
+      g.shape, InferenceParallel{}, hw::DType::kBf16, hw::DType::kFp8, g.gpu, no_collective, {0},
+      0};
+  REQUIRE(fp8_kv.kv_bytes_per_token_per_gpu() == g.cost.kv_bytes_per_token_per_gpu() / 2);
+  g.setup.config.swap_space_bytes = 7.5 * 16 * g.cost.kv_bytes_per_token_per_gpu();
+  std::vector<ServingRequest> alone;
+  const ServingResult bf16 = crowded_run(g, ServingConfig::Preemption::kSwap, alone);
+  REQUIRE(bf16.preemptions > 0);
+  CHECK(bf16.swap_fallbacks == bf16.preemptions);
+  CHECK(bf16.swap_blocks_out == 0);
+
+  g.setup.instances.push_back({InstanceRole::kMixed, 1, 1, 96, &fp8_kv, &g.routing});
+  std::vector<ServingRequest> both;
+  const ServingResult r = crowded_run(g, ServingConfig::Preemption::kSwap, both);
+  CHECK(r.swap_blocks_out > 0);
+  CHECK(r.swap_blocks_out == r.swap_blocks_in);
+  CHECK(r.swap_fallbacks > 0);
+  CHECK(r.kv_blocks_allocated == r.kv_blocks_freed);
+}
+
 TEST_CASE("a disaggregated request prefills then moves its cache then decodes",
           "[exec][serving][disaggregation]") {
   OneGpu g(1 << 20, InstanceRole::kPrefill);
