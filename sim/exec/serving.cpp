@@ -167,10 +167,12 @@ Simulator::Simulator(const ServingSetup& setup, std::vector<ServingRequest> requ
     Instance inst;
     inst.spec = &spec;
     inst.replicas.resize(spec.replicas);
+    const double kv_bytes_per_token = spec.cost->kv_bytes_per_token_per_gpu();
+    const int64_t free_swap_blocks = swap_blocks(kv_bytes_per_token);
     for (Replica& r : inst.replicas) {
       r.free_blocks = spec.kv_blocks_per_replica;
-      r.kv_bytes_per_token = spec.cost->kv_bytes_per_token_per_gpu();
-      r.free_swap_blocks = swap_blocks(r.kv_bytes_per_token);
+      r.kv_bytes_per_token = kv_bytes_per_token;
+      r.free_swap_blocks = free_swap_blocks;
     }
     inst.batch.resize(spec.replicas);
     inst.replica_offset = static_cast<int>(transfer_free_s_.size());
