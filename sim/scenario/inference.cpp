@@ -1,5 +1,7 @@
 #include "sim/scenario/inference.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "sim/core/error.h"
@@ -118,7 +120,8 @@ InstanceGroup parse_group(ConfigObject section, exec::InstanceRole role, int fir
 void parse_serving(ConfigObject s, InferenceScenario& out) {
   exec::ServingConfig& c = out.serving;
   c.max_batch_size = static_cast<int>(s.integer_or("max_batch_size", 256, 1, kMaxBatch));
-  c.max_num_tokens = s.integer_or("max_num_tokens", 8192, 1, kMaxBatch);
+  // 0 until the requests are read (default_token_budget).
+  c.max_num_tokens = s.has("max_num_tokens") ? s.integer("max_num_tokens", 1, kMaxBatch) : 0;
   c.chunked_prefill = s.integer_or("chunked_prefill", 0, 0, kMaxBatch);
   c.kv_block_tokens = static_cast<int>(s.integer_or("kv_block_tokens", 64, 1, 1 << 16));
   out.kv_dtype = *hw::dtype_from_name(s.choice_or("kv_dtype", "bf16", {"bf16", "fp8"}));
@@ -209,6 +212,72 @@ void check_swap_space(const InferenceScenario& s) {
                   s.cluster.node.host_memory_bytes / 1e9));
 }
 
+// Two-batch overlap hides one micro-batch's dispatch and combine behind the
+// other's compute; with no all-to-all it only halves the batch (each half
+// reads the expert weights again). SGLang refuses it without an all-to-all
+// backend ("When enabling two batch overlap, moe_a2a_backend cannot be
+// 'none'", python/sglang/srt/server_args.py), and so does moesim.
+void check_two_batch_overlap(const InferenceScenario& s) {
+  if (!s.two_batch_overlap) return;
+  for (const InstanceGroup& g : s.groups) {
+    if (s.model.routed_experts > 0 && g.parallel.ep > 1) continue;
+    const std::string ep_path = s.disaggregated()
+                                    ? fmt::format("parallel.disaggregation.{}.parallel.ep",
+                                                  exec::instance_role_name(g.role))
+                                    : std::string("parallel.ep");
+    throw_config_error(
+        "serving.two_batch_overlap",
+        s.model.routed_experts == 0
+            ? fmt::format("{} has no routed experts, so no all-to-all to overlap; turn it off",
+                          s.model.name)
+            : fmt::format("{} is 1, so no dispatch or combine runs for the other micro-batch's "
+                          "compute to hide (SGLang refuses it without an all-to-all backend); "
+                          "turn it off or raise ep",
+                          ep_path));
+  }
+}
+
+// serving.max_num_tokens when not given: 8,192, and without chunked prefill
+// at least the longest request, as vLLM's default max_num_batched_tokens is
+// max(max_model_len, its default) unless chunked prefill is on
+// (SchedulerConfig.__post_init__, vllm/config/scheduler.py).
+int64_t default_token_budget(const InferenceScenario& s) {
+  int64_t budget = 8192;
+  if (s.serving.chunked_prefill > 0) return budget;
+  for (const workloads::Request& r : s.requests.requests) {
+    budget = std::max(budget, r.input_tokens + r.output_tokens);
+  }
+  return budget;
+}
+
+// Without chunked prefill a prompt is computed whole in one iteration, and
+// so is a preempted request's prompt and output so far when it is
+// recomputed: a sequence longer than the iteration's token budget could never
+// run. vLLM refuses max_num_batched_tokens below max_model_len unless chunked
+// prefill is on (SchedulerConfig._verify_args, vllm/config/scheduler.py).
+// Prefill instances compute prompts only; decode instances receive caches.
+void check_token_budget(const InferenceScenario& s) {
+  if (s.serving.chunked_prefill > 0) return;
+  for (const InstanceGroup& g : s.groups) {
+    if (g.role == exec::InstanceRole::kDecode) continue;
+    const bool prompt_only = g.role == exec::InstanceRole::kPrefill;
+    for (size_t i = 0; i < s.requests.requests.size(); ++i) {
+      const workloads::Request& r = s.requests.requests[i];
+      const int64_t whole = prompt_only ? r.input_tokens : r.input_tokens + r.output_tokens;
+      if (whole <= s.serving.max_num_tokens) continue;
+      fail("token_budget",
+           fmt::format("requests: request {} (in arrival order; {} input + {} output tokens) "
+                       "is longer than serving.max_num_tokens = {} with serving.chunked_prefill "
+                       "0: {} is computed whole in one iteration, so it could never run; raise "
+                       "serving.max_num_tokens or set serving.chunked_prefill",
+                       i, r.input_tokens, r.output_tokens, s.serving.max_num_tokens,
+                       prompt_only ? "its prompt"
+                                   : "its prompt (and output so far, recomputed after a "
+                                     "preemption)"));
+    }
+  }
+}
+
 }  // namespace
 
 bool is_inference(const Json& doc) {
@@ -265,6 +334,9 @@ InferenceScenario resolve_inference_scenario(const Json& doc) {
   parse_parallel_section(root.object("parallel"), s);
   root.finish();
   check_swap_space(s);
+  check_two_batch_overlap(s);
+  if (s.serving.max_num_tokens == 0) s.serving.max_num_tokens = default_token_budget(s);
+  check_token_budget(s);
   for (InstanceGroup& g : s.groups) {
     g.parallel.two_batch_overlap = s.two_batch_overlap;
     if (s.model.routed_experts == 0) continue;

@@ -86,6 +86,8 @@ s.update({"model": "mixtral-8x7b", "workload": {"mode": "inference", "dtype": "b
           "cluster": {"preset": "dgx-h100", "nodes": 1},
           "parallel": {"tp": 2, "attention_dp": 1, "ep": 1}})
 s["requests"].update({"concurrency": 8, "output_tokens": 16})
+s["serving"]["two_batch_overlap"] = False  # nothing to overlap without ep
+s["serving"]["chunked_prefill"] = 256  # its prompts prefill here, in chunks of the budget
 s.pop("gating", None)
 json.dump(s, open(sys.argv[2], "w"))
 PY

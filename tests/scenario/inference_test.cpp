@@ -681,6 +681,32 @@ TEST_CASE("bad serving and layout fields are rejected with their path or code",
   CHECK(rejection(uneven) == "gpu_count");
 }
 
+// SGLang refuses --enable-two-batch-overlap without an all-to-all backend
+// (python/sglang/srt/server_args.py): without ep there is nothing to hide.
+TEST_CASE("two-batch overlap without expert parallelism is refused, naming the layout's ep",
+          "[scenario][inference]") {
+  Json tp_only = serving_doc("tiny-moe", 2, {{"tp", 2}}, closed_loop(4, 2, 64, 4));
+  tp_only["serving"] = {{"two_batch_overlap", true}};
+  const std::string e = error_of(tp_only);
+  INFO(e);
+  CHECK_THAT(e,
+             Catch::Contains("serving.two_batch_overlap") && Catch::Contains("parallel.ep is 1"));
+  CHECK(e.find('\n') == std::string::npos);
+  tp_only["serving"]["two_batch_overlap"] = false;
+  CHECK(run_inference(tp_only).simulated());
+
+  Json split = serving_doc("tiny-moe", 2, Json::object(), closed_loop(4, 2, 64, 4));
+  split["cluster"]["nodes"] = 2;
+  split["serving"] = {{"two_batch_overlap", true}};
+  const Json ep_role = {{"nodes", 1}, {"parallel", {{"attention_dp", 2}, {"ep", 2}}}};
+  split["parallel"] = {
+      {"disaggregation",
+       {{"prefill", ep_role}, {"decode", {{"nodes", 1}, {"parallel", {{"tp", 2}}}}}}}};
+  CHECK_THAT(error_of(split), Catch::Contains("parallel.disaggregation.decode.parallel.ep is 1"));
+  split["parallel"]["disaggregation"]["decode"] = ep_role;
+  CHECK(run_inference(split).simulated());
+}
+
 TEST_CASE("a request longer than the KV cache is rejected up front", "[scenario][inference]") {
   Json doc = serving_doc("tiny-moe", 1, {{"tp", 1}}, closed_loop(2, 1, 64, 4));
   doc["options"]["reserved_memory_gib"] = reserve_leaving(doc, 4);  // 256 tokens of cache
@@ -689,6 +715,50 @@ TEST_CASE("a request longer than the KV cache is rejected up front", "[scenario]
   CHECK(check_inference(doc).reason_code == "kv_capacity");
   doc["requests"] = closed_loop(2, 1, 200, 50);  // 250 tokens: fits
   CHECK(run_inference(doc).simulated());
+}
+
+// vLLM refuses max_num_batched_tokens below max_model_len without chunked
+// prefill (SchedulerConfig._verify_args): such a sequence could never run.
+TEST_CASE("without chunked prefill a sequence longer than max_num_tokens is rejected up front",
+          "[scenario][inference]") {
+  Json doc = serving_doc("tiny-moe", 1, {{"tp", 1}}, closed_loop(2, 1, 200, 60));
+  doc["serving"] = {{"max_num_tokens", 256}};  // 200 + 60 tokens: one too many
+  CHECK(rejection(doc) == "token_budget");
+  const std::string e = error_of(doc);
+  INFO(e);
+  CHECK_THAT(e, Catch::Contains("request 0") && Catch::Contains("200 input + 60 output") &&
+                    Catch::Contains("serving.max_num_tokens = 256") &&
+                    Catch::Contains("serving.chunked_prefill"));
+  CHECK(e.find('\n') == std::string::npos);
+  doc["requests"] = closed_loop(2, 1, 200, 56);  // 256 tokens: fits
+  CHECK(run_inference(doc).simulated());
+  doc["requests"] = closed_loop(2, 1, 200, 60);
+  doc["serving"]["chunked_prefill"] = 128;  // computed in chunks: runs
+  CHECK(run_inference(doc).simulated());
+
+  // A prefill instance computes prompts only; a decode instance none.
+  Json split = serving_doc("tiny-moe", 1, Json::object(), closed_loop(2, 1, 200, 60));
+  split["cluster"]["nodes"] = 2;
+  split["serving"] = {{"max_num_tokens", 256}};
+  const Json one_gpu = {{"nodes", 1}, {"parallel", {{"tp", 1}}}};
+  split["parallel"] = {{"disaggregation", {{"prefill", one_gpu}, {"decode", one_gpu}}}};
+  CHECK(run_inference(split).simulated());
+  split["requests"] = closed_loop(2, 1, 300, 4);
+  CHECK_THAT(error_of(split), Catch::Contains("300 input + 4 output") &&
+                                  Catch::Contains("its prompt is computed whole"));
+  split["parallel"]["disaggregation"].erase("prefill");
+  split["cluster"]["nodes"] = 1;
+  CHECK(run_inference(split).simulated());
+
+  // Not given, the budget is 8,192, or without chunked prefill the longest
+  // request if that is more: vLLM's max(max_model_len, default).
+  Json defaults = serving_doc("tiny-moe", 1, {{"tp", 1}}, closed_loop(2, 1, 10000, 100));
+  CHECK(run_inference(defaults).scenario.serving.max_num_tokens == 10100);
+  defaults["serving"] = {{"chunked_prefill", 512}};
+  CHECK(run_inference(defaults).scenario.serving.max_num_tokens == 8192);
+  defaults["serving"] = Json::object();
+  defaults["requests"] = closed_loop(2, 1, 100, 10);
+  CHECK(run_inference(defaults).scenario.serving.max_num_tokens == 8192);
 }
 
 TEST_CASE("weights that do not fit give an out_of_memory run and not an error",
