@@ -199,10 +199,11 @@ std::string inference_summary(const scenario::InferenceRun& run) {
           ms(phase->combine_s / n), ms(phase->other_s / n));
     }
     for (const auto& g : run.memory) {
-      out +=
-          fmt::format("  memory ({})    weights {:.1f} GiB, KV cache {:.1f} GiB per GPU\n",
-                      exec::instance_role_name(g.role), round_sig(g.memory.weight_bytes()) / kGiB,
-                      round_sig(g.memory.kv_cache_bytes) / kGiB);
+      // The role in the label's column, so that every line's figures align.
+      out += fmt::format("  {:<15}weights {:.1f} GiB, KV cache {:.1f} GiB per GPU\n",
+                         fmt::format("memory {}", exec::instance_role_name(g.role)),
+                         round_sig(g.memory.weight_bytes()) / kGiB,
+                         round_sig(g.memory.kv_cache_bytes) / kGiB);
     }
   }
   if (run.metrics) {  // nothing was routed otherwise
