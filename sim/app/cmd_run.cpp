@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "reports/inference_report.h"
+#include "reports/request_log.h"
 #include "reports/timeline.h"
 #include "reports/training_report.h"
 #include "sim/app/commands.h"
@@ -19,7 +20,7 @@ namespace {
 constexpr const char* kDefaultScenario = "mixtral-8x7b-h100-16gpu.json";
 
 struct Outputs {
-  std::string output_path, timeline_path;
+  std::string output_path, timeline_path, request_log_path;
   int timeline_gpus = 64;
   bool json = false;
 };
@@ -45,6 +46,14 @@ void run_inference_scenario(const Json& doc, const Outputs& out) {
       run.warnings.push_back(
           fmt::format("timeline shows the first {} of {} iterations (options.timeline_iterations)",
                       run.result.timeline.size(), run.result.iterations));
+    }
+  }
+  if (!out.request_log_path.empty()) {
+    if (run.simulated()) {
+      reports::write_request_log(run, out.request_log_path);
+    } else {
+      run.warnings.push_back(fmt::format("--request-log: {} not written: nothing was simulated",
+                                         out.request_log_path));
     }
   }
   print_report(reports::inference_report(run), reports::inference_summary(run), out);
@@ -82,12 +91,16 @@ int run_main(const Args& args) {
       "write a timeline (Chrome trace JSON, opens in Perfetto): training, the last step's "
       "tasks per GPU stream; inference, the first options.timeline_iterations iterations per "
       "GPU")("timeline-max-gpus", po::value(&out.timeline_gpus),
-             "GPUs to include in the timeline (default 64)");
+             "GPUs to include in the timeline (default 64)")(
+      "request-log", po::value(&out.request_log_path),
+      "inference: write one JSON line per request (arrival, first token and finish times, "
+      "TTFT, TPOT, end-to-end latency, preemptions, SLO met) in arrival order");
   po::positional_options_description positional;
   positional.add("scenario", 1);
   po::variables_map vm;
   if (!parse(args, options, positional, vm,
              "moesim run [scenario.json] [-o report.json] [--json] [--timeline trace.json]\n"
+             "           [--request-log requests.jsonl]\n"
              "  Simulates a training step or, with \"workload\": {\"mode\": \"inference\"}, "
              "serving under request load.\n"
              "  Without a scenario, runs the embedded default: Mixtral-8x7B training on 2 nodes "
@@ -101,6 +114,11 @@ int run_main(const Args& args) {
   if (scenario::is_inference(doc)) {
     run_inference_scenario(doc, out);
   } else {
+    if (!out.request_log_path.empty()) {
+      throw Error(
+          "--request-log: only serving scenarios (workload.mode \"inference\") have "
+          "requests");
+    }
     run_training_scenario(doc, out);
   }
   return 0;

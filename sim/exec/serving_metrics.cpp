@@ -33,6 +33,20 @@ double per(double amount, double over) {
 
 }  // namespace
 
+RequestLatency request_latency(const RequestOutcome& o, const ServingConfig& config) {
+  RequestLatency l;
+  l.ttft_s = o.first_token_s - o.arrival_s;
+  l.e2e_s = o.finish_s - o.arrival_s;
+  if (o.generated > 1) {
+    l.has_tpot = true;
+    l.tpot_s = (o.finish_s - o.first_token_s) / static_cast<double>(o.generated - 1);
+  }
+  const bool has_slo = config.slo_ttft_s > 0 || config.slo_tpot_s > 0;
+  l.slo_met = has_slo && (config.slo_ttft_s <= 0 || l.ttft_s <= config.slo_ttft_s) &&
+              (config.slo_tpot_s <= 0 || l.tpot_s <= config.slo_tpot_s);
+  return l;
+}
+
 ServingMetrics serving_metrics(const ServingResult& r, const ServingConfig& config, int gpus,
                                int gpus_per_node) {
   ServingMetrics m;
@@ -47,17 +61,11 @@ ServingMetrics serving_metrics(const ServingResult& r, const ServingConfig& conf
     ++m.completed;
     m.input_tokens += o.input_tokens;
     m.output_tokens += o.generated;
-    const double first = o.first_token_s - o.arrival_s;
-    ttft.push_back(first);
-    e2e.push_back(o.finish_s - o.arrival_s);
-    double per_token = 0;
-    if (o.generated > 1) {
-      per_token = (o.finish_s - o.first_token_s) / static_cast<double>(o.generated - 1);
-      tpot.push_back(per_token);
-    }
-    const bool met = (config.slo_ttft_s <= 0 || first <= config.slo_ttft_s) &&
-                     (config.slo_tpot_s <= 0 || per_token <= config.slo_tpot_s);
-    if (m.has_slo && met) ++m.slo_met;
+    const RequestLatency l = request_latency(o, config);
+    ttft.push_back(l.ttft_s);
+    e2e.push_back(l.e2e_s);
+    if (l.has_tpot) tpot.push_back(l.tpot_s);
+    if (l.slo_met) ++m.slo_met;
   }
   m.ttft = stats(std::move(ttft));
   m.tpot = stats(std::move(tpot));

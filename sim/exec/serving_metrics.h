@@ -55,6 +55,17 @@ struct ServingMetrics {
 ServingMetrics serving_metrics(const ServingResult& result, const ServingConfig& config, int gpus,
                                int gpus_per_node);
 
+// One finished request's latencies, exactly as the aggregates above count
+// them (the request log prints these).
+struct RequestLatency {
+  double ttft_s = 0, e2e_s = 0;
+  bool has_tpot = false;  // more than one token generated
+  double tpot_s = 0;      // 0 without
+  bool slo_met = false;   // every objective given met; false without an SLO
+};
+// REQUIRES: outcome.finished().
+RequestLatency request_latency(const RequestOutcome& outcome, const ServingConfig& config);
+
 // Nearest-rank quantile of `sorted` (ascending); 0 for an empty list.
 double nearest_rank(const std::vector<double>& sorted, double q);
 

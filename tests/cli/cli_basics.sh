@@ -88,6 +88,23 @@ one_line_error "nope.json"
 check "timeline" 0 "$moesim" run "$tmp/tiny.json" --timeline "$tmp/trace.json"
 python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d['traceEvents']) > 10" \
   "$tmp/trace.json" || { echo "FAIL: timeline is not valid trace JSON"; fail=1; }
+# --request-log: serving scenarios only; one JSON line per request.
+check "request log on training" 2 "$moesim" run "$tmp/tiny.json" --request-log "$tmp/r.jsonl"
+one_line_error "--request-log: only serving scenarios"
+[ -e "$tmp/r.jsonl" ] && { echo "FAIL: a refused request log was written"; fail=1; }
+cat >"$tmp/serve.json" <<'JSON'
+{"model": "tiny-moe", "cluster": {"preset": "dgx-h100", "nodes": 1},
+ "workload": {"mode": "inference"}, "parallel": {"tp": 1},
+ "requests": {"count": 40, "arrival": "closed", "concurrency": 8,
+              "input_tokens": 128, "output_tokens": 16}}
+JSON
+check "request log" 0 "$moesim" run "$tmp/serve.json" --request-log "$tmp/r.jsonl"
+python3 - "$tmp/r.jsonl" <<'PY2' || { echo "FAIL: request log"; fail=1; }
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert [l["request"] for l in lines] == list(range(40)), lines[:2]
+assert all(l["generated"] == 16 and l["ttft_s"] > 0 for l in lines)
+PY2
 
 mkdir "$tmp/a"  # -o never creates folders
 check "default scenario" 0 "$moesim" run -o "$tmp/a/report.json"

@@ -30,9 +30,10 @@ cat >"$tmp/in/oom.json" <<'JSON'
 JSON
 run_json train_oom "$moesim" run "$tmp/in/oom.json" --json
 
-# Serving reports: colocated with an SLO, disaggregated (preempting by swap),
-# out of memory.
-run_json serve "$moesim" run "$examples/mixtral-8x7b-h100-tp2-poisson.json" --json
+# Serving reports: colocated with an SLO (and its request log), disaggregated
+# (preempting by swap), out of memory.
+run_json serve "$moesim" run "$examples/mixtral-8x7b-h100-tp2-poisson.json" --json \
+  --request-log "$tmp/serve_requests.jsonl"
 python3 - "$examples/mixtral-8x7b-h100-tp2-poisson.json" "$tmp" <<'PY' || fail=1
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -120,5 +121,6 @@ fi
 
 python3 "$(dirname "$0")/documented_fields.py" "$root/README.md" "$root/reports/SCHEMA.md" \
   "$root/workloads/MODELS.md" "$root/hwmodels/PRESETS.md" --skip scenario --skip rejected --skip sources --skip "shapes[].torch" \
-  -- "$tmp"/*.json "$tmp/sweep/summary.jsonl" "$tmp/rate/summary.jsonl" || fail=1
+  -- "$tmp"/*.json "$tmp/sweep/summary.jsonl" "$tmp/rate/summary.jsonl" \
+  "$tmp/serve_requests.jsonl" || fail=1
 exit $fail

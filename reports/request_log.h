@@ -1,0 +1,25 @@
+#pragma once
+// The request log of a serving run (`moesim run --request-log FILE`): one
+// JSON object per line per request, in the order of the scenario's requests
+// (arrival order; for a trace, its line order), with the times the simulator
+// recorded and the latencies the report's percentiles are taken from
+// (exec::request_latency). For scripts that want their own statistics: CDFs,
+// per-length classes, joins with the input trace. Fields are documented in
+// reports/SCHEMA.md.
+
+#include <string>
+
+#include "sim/scenario/inference_run.h"
+
+namespace moesim::reports {
+
+// Every request's line, each ending in a newline, as one string (for tests
+// and small runs; write_request_log streams); empty when nothing was
+// simulated (an out_of_memory run).
+std::string request_log(const scenario::InferenceRun& run);
+
+// Writes request_log(run) to `path` atomically (sim/core/file_io.h), in
+// pieces, so a log of millions of requests is never one string.
+void write_request_log(const scenario::InferenceRun& run, const std::string& path);
+
+}  // namespace moesim::reports
