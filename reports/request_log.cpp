@@ -16,48 +16,40 @@ void append_line(size_t index, const exec::RequestOutcome& o, const exec::Servin
                  bool has_slo, std::string& out) {
   if (!o.finished()) throw std::logic_error("request_log: an unfinished request");
   const exec::RequestLatency l = exec::request_latency(o, config);
-  fmt::format_to(std::back_inserter(out),
+  auto to = std::back_inserter(out);
+  fmt::format_to(to,
                  "{{\"request\":{},\"arrival_s\":{},\"input_tokens\":{},\"output_tokens\":{},"
                  "\"generated\":{},\"first_token_s\":{},\"finish_s\":{},\"ttft_s\":{},"
-                 "\"tpot_s\":{},\"e2e_s\":{},\"preemptions\":{}",
+                 "\"tpot_s\":",
                  index, o.arrival_s, o.input_tokens, o.output_tokens, o.generated, o.first_token_s,
-                 o.finish_s, l.ttft_s,
-                 l.has_tpot ? fmt::format("{}", l.tpot_s) : std::string("null"), l.e2e_s,
-                 o.preemptions);
+                 o.finish_s, l.ttft_s);
+  if (l.has_tpot) {
+    fmt::format_to(to, "{}", l.tpot_s);
+  } else {
+    out += "null";
+  }
+  fmt::format_to(to, ",\"e2e_s\":{},\"preemptions\":{}", l.e2e_s, o.preemptions);
   if (has_slo) out += l.slo_met ? ",\"slo_met\":true" : ",\"slo_met\":false";
   out += "}\n";
 }
 
-// Calls `flush` with each piece of the log, at least `piece_bytes` long but
-// the last.
-template <class Flush>
-void for_each_piece(const scenario::InferenceRun& run, size_t piece_bytes, Flush flush) {
-  if (!run.simulated()) return;
-  const exec::ServingConfig& config = run.scenario.serving;
-  const bool has_slo = run.metrics->has_slo;
-  std::string piece;
-  const std::vector<exec::RequestOutcome>& requests = run.result.requests;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    append_line(i, requests[i], config, has_slo, piece);
-    if (piece.size() >= piece_bytes) {
-      flush(piece);
-      piece.clear();
-    }
-  }
-  if (!piece.empty()) flush(piece);
-}
-
 }  // namespace
-
-std::string request_log(const scenario::InferenceRun& run) {
-  std::string log;
-  for_each_piece(run, 1 << 20, [&log](const std::string& piece) { log += piece; });
-  return log;
-}
 
 void write_request_log(const scenario::InferenceRun& run, const std::string& path) {
   OutputFile file(path);
-  for_each_piece(run, 1 << 20, [&file](const std::string& piece) { file.write(piece); });
+  if (run.simulated()) {
+    const bool has_slo = run.metrics->has_slo;
+    std::string piece;
+    const std::vector<exec::RequestOutcome>& requests = run.result.requests;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      append_line(i, requests[i], run.scenario.serving, has_slo, piece);
+      if (piece.size() >= (1 << 20)) {  // write in pieces of about 1 MiB
+        file.write(piece);
+        piece.clear();
+      }
+    }
+    file.write(piece);
+  }
   file.commit();
 }
 

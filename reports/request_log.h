@@ -13,13 +13,10 @@
 
 namespace moesim::reports {
 
-// Every request's line, each ending in a newline, as one string (for tests
-// and small runs; write_request_log streams); empty when nothing was
-// simulated (an out_of_memory run).
-std::string request_log(const scenario::InferenceRun& run);
-
-// Writes request_log(run) to `path` atomically (sim/core/file_io.h), in
-// pieces, so a log of millions of requests is never one string.
+// Writes every request's line, each ending in a newline, to `path`
+// atomically (sim/core/file_io.h), in pieces of about 1 MiB, so a log of
+// millions of requests is never one string; an empty file when nothing was
+// simulated (an out_of_memory run; `moesim run` writes none then).
 void write_request_log(const scenario::InferenceRun& run, const std::string& path);
 
 }  // namespace moesim::reports
