@@ -237,8 +237,10 @@ void check_two_batch_overlap(const InferenceScenario& s) {
   }
 }
 
-// serving.max_num_tokens when not given: 8,192, and without chunked prefill
-// at least the longest request, as vLLM's default max_num_batched_tokens is
+// serving.max_num_tokens when not given: 8,192 (vLLM's OpenAI server default
+// on GPUs of 70 GiB or more but A100s, EngineArgs.get_batch_defaults,
+// vllm/engine/arg_utils.py), and without chunked prefill at least the
+// longest request, as vLLM's default max_num_batched_tokens is
 // max(max_model_len, its default) unless chunked prefill is on
 // (SchedulerConfig.__post_init__, vllm/config/scheduler.py).
 int64_t default_token_budget(const InferenceScenario& s) {
