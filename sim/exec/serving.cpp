@@ -608,6 +608,31 @@ ServingResult simulate_serving(const ServingSetup& setup, std::vector<ServingReq
   return sim.run();
 }
 
+IterationFloor min_serving_iterations(const ServingSetup& setup,
+                                      const std::vector<ServingRequest>& requests) {
+  bool prefills = false, decodes = false;
+  int64_t per_iteration = 0;
+  for (const ServingInstance& inst : setup.instances) {
+    prefills |= inst.role != InstanceRole::kDecode;
+    decodes |= inst.role != InstanceRole::kPrefill;
+    per_iteration = std::max(per_iteration, int64_t{inst.replicas} * setup.config.max_batch_size);
+  }
+  if (setup.concurrency > 0) per_iteration = std::min<int64_t>(per_iteration, setup.concurrency);
+  IterationFloor floor;
+  floor.tokens_per_iteration = std::max<int64_t>(per_iteration, 1);
+  for (const ServingRequest& r : requests) {
+    // Prefill instances alone stop at the first token; decode instances alone
+    // are handed it with the prompt's cache (see simulate_serving).
+    const int64_t tokens = !decodes ? 1 : prefills ? r.output_tokens : r.output_tokens - 1;
+    floor.tokens += tokens;
+    floor.longest_request = std::max(floor.longest_request, tokens);
+  }
+  const int64_t spread =
+      (floor.tokens + floor.tokens_per_iteration - 1) / floor.tokens_per_iteration;
+  floor.iterations = static_cast<uint64_t>(std::max(spread, floor.longest_request));
+  return floor;
+}
+
 std::string_view instance_role_name(InstanceRole role) {
   switch (role) {
     case InstanceRole::kMixed:

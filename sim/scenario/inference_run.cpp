@@ -154,6 +154,18 @@ std::unique_ptr<ServingRouting> instance_routing(
                                           s.options.max_routings_per_iteration);
 }
 
+// A load that needs more iterations than options.max_iterations allows is
+// refused before it runs (it would run for the whole limit, then fail).
+void check_iteration_limit(const InferenceScenario& s, const exec::IterationFloor& floor) {
+  if (s.options.max_iterations == 0 || floor.iterations <= s.options.max_iterations) return;
+  throw Error(fmt::format(
+      "options.max_iterations: serving these requests takes at least {} iterations ({} tokens "
+      "to generate, at most {} per iteration; the longest request {} in a row), more than the "
+      "limit of {}; raise it or serve fewer or shorter requests",
+      floor.iterations, floor.tokens, floor.tokens_per_iteration, floor.longest_request,
+      s.options.max_iterations));
+}
+
 void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMemory>& memory,
                  const hw::ComputeCostModel& compute, ServingWorld& world) {
   const std::shared_ptr<const workloads::RoutingGenerator> generator = routing_generator(s);
@@ -334,6 +346,7 @@ InferenceRun run_inference(const Json& doc) {
   for (const workloads::Request& r : s.requests.requests) {
     requests.push_back({r.arrival_s, r.input_tokens, r.output_tokens});
   }
+  check_iteration_limit(s, exec::min_serving_iterations(world.setup, requests));
   run.result = exec::simulate_serving(world.setup, std::move(requests));
   if (run.result.truncated) {
     throw Error(fmt::format(

@@ -518,5 +518,48 @@ TEST_CASE("a disaggregated load completes every request with its tokens",
   CHECK(r.decode.decode_tokens == total_output(requests) - static_cast<int64_t>(requests.size()));
 }
 
+TEST_CASE("the iteration floor is what a lone request takes, in every kind of setup",
+          "[exec][serving]") {
+  const int64_t input = 512, output = 6;
+  auto floor_and_run = [&](OneGpu& g) {
+    const std::vector<ServingRequest> requests = {{0, input, output}};
+    const IterationFloor floor = min_serving_iterations(g.setup, requests);
+    const ServingResult r = simulate_serving(g.setup, requests);
+    REQUIRE(r.requests[0].finished());
+    CHECK(floor.iterations == r.iterations);
+    return floor.iterations;
+  };
+  OneGpu mixed;
+  CHECK(floor_and_run(mixed) == output);  // the prompt's iteration yields the first token
+  OneGpu split(1 << 20, InstanceRole::kPrefill);
+  split.add_instance(InstanceRole::kDecode, 1 << 20);
+  split.setup.kv_transfer_seconds = [](int64_t tokens) { return tokens * 1e-6; };
+  CHECK(floor_and_run(split) == output);
+  OneGpu decode_only(1 << 20, InstanceRole::kDecode);
+  CHECK(floor_and_run(decode_only) == output - 1);  // the first token comes with the cache
+  OneGpu prefill_only(1 << 20, InstanceRole::kPrefill);
+  CHECK(floor_and_run(prefill_only) == 1);
+}
+
+TEST_CASE("the iteration floor bounds a loaded run from below, and one at a time exactly",
+          "[exec][serving]") {
+  const auto requests = poisson_requests(300, 100, 16, 256, 1, 48, 5);
+  OneGpu g;
+  g.setup.config.max_batch_size = 8;
+  const IterationFloor floor = min_serving_iterations(g.setup, requests);
+  CHECK(floor.tokens == total_output(requests));
+  CHECK(floor.tokens_per_iteration == 8);
+  CHECK(floor.longest_request <= 48);
+  const ServingResult loaded = simulate_serving(g.setup, requests);
+  CHECK(floor.iterations == static_cast<uint64_t>((floor.tokens + 7) / 8));
+  CHECK(floor.iterations <= loaded.iterations);
+  // One request in flight at a time: every iteration yields exactly one token.
+  g.setup.concurrency = 1;
+  const IterationFloor serial = min_serving_iterations(g.setup, requests);
+  CHECK(serial.tokens_per_iteration == 1);
+  CHECK(serial.iterations == static_cast<uint64_t>(total_output(requests)));
+  CHECK(simulate_serving(g.setup, requests).iterations == serial.iterations);
+}
+
 }  // namespace
 }  // namespace moesim::exec

@@ -717,6 +717,24 @@ TEST_CASE("a request longer than the KV cache is rejected up front", "[scenario]
   CHECK(run_inference(doc).simulated());
 }
 
+TEST_CASE("a load that needs more iterations than options.max_iterations is refused up front",
+          "[scenario][inference]") {
+  // One request at a time: each iteration yields one token, 3 x 40 in all.
+  Json doc = serving_doc("tiny-moe", 1, {{"tp", 1}}, closed_loop(3, 1, 16, 40));
+  doc["options"]["max_iterations"] = 119;
+  CHECK_THAT(error_of(doc), Catch::StartsWith("options.max_iterations: serving these requests "
+                                              "takes at least 120 iterations (120 tokens"));
+  doc["options"]["max_iterations"] = 120;
+  const InferenceRun run = run_inference(doc);
+  REQUIRE(run.simulated());
+  CHECK(run.result.iterations == 120);
+  // 10^8 tokens one at a time under the default limit of 2 x 10^7: refused
+  // before any of it runs (it would take minutes to reach the limit).
+  doc["options"].erase("max_iterations");
+  doc["requests"] = closed_loop(100'000, 1, 16, 1000);
+  CHECK_THAT(error_of(doc), Catch::Contains("at least 100000000 iterations"));
+}
+
 // vLLM refuses max_num_batched_tokens below max_model_len without chunked
 // prefill (SchedulerConfig._verify_args): such a sequence could never run.
 TEST_CASE("without chunked prefill a sequence longer than max_num_tokens is rejected up front",
