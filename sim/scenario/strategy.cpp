@@ -360,6 +360,17 @@ void check_strategy(const ModelShape& m, const ParallelConfig& p, const Training
          fmt::format("workload.global_batch: {} must be a multiple of dp x micro_batch_size = {}",
                      w.global_batch, per_replica));
   }
+  // The memory model walks each stage's schedule pass by pass, so a step's
+  // micro-batches need a bound the program can hold; a real step has
+  // hundreds to thousands (DeepSeek-V3: 15,360 sequences over dp 128).
+  constexpr int64_t kMaxMicrobatches = int64_t{1} << 20;
+  if (w.global_batch / per_replica > kMaxMicrobatches) {
+    fail("microbatch_count",
+         fmt::format("workload.global_batch: {} sequences make {} micro-batches per step on each "
+                     "pipeline (global_batch / (dp x micro_batch_size)), more than {}; raise dp or "
+                     "micro_batch_size or lower the batch",
+                     w.global_batch, w.global_batch / per_replica, kMaxMicrobatches));
+  }
   if (!p.layout.empty()) {
     check_pipeline_layout(m, p);
   } else {

@@ -31,7 +31,7 @@ TrainingWorkload parse_workload(ConfigObject section);
 
 // Throws InvalidStrategy (codes: gpu_count, tp_divides_heads, tp_divides_ffn,
 // ep_divides_experts, expert_grid, sequence_parallel_required,
-// tp_divides_tokens, batch_divisible, pipeline_layers, pipeline_layout,
+// tp_divides_tokens, batch_divisible, microbatch_count, pipeline_layers, pipeline_layout,
 // interleave_microbatches; cp_divides_sequence, offload_activations,
 // selective_moe_needs_experts; for moe_a2a_overlap: a2a_overlap_needs_ep,
 // a2a_overlap_recompute, a2a_comm_sms, a2a_overlap_chunks,

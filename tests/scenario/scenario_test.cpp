@@ -130,6 +130,13 @@ TEST_CASE("check_strategy rejects each impossible strategy with its code", "[sce
   Json batch = mixtral(2, {{"dp", 16}, {"ep", 8}});
   batch["workload"]["global_batch"] = 24;
   CHECK(rejection(batch) == "batch_divisible");
+  // 2^20 micro-batches per pipeline are held; one more dp replica's worth is
+  // refused before the memory model walks the schedule (it took 20 s and
+  // 4 GB at 1.25 x 10^8).
+  batch["workload"]["global_batch"] = int64_t{16} << 20;
+  CHECK(rejection(batch) != "microbatch_count");
+  batch["workload"]["global_batch"] = (int64_t{16} << 20) + 16;
+  CHECK(rejection(batch) == "microbatch_count");
   Json layers = mixtral(8, {{"dp", 1}, {"pp", 64}, {"ep", 1}});
   CHECK(rejection(layers) == "pipeline_layers");
   // 2 x 16 virtual stages hold Mixtral's 32 layers; 2 x 17 do not (this used
