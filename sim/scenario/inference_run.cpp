@@ -134,24 +134,25 @@ void check_kv_capacity(const InferenceScenario& s,
 // Everything the serving simulation reads, and what it points into.
 struct ServingWorld {
   std::vector<std::unique_ptr<exec::InferenceCostModel>> costs;
+  std::unique_ptr<ServingRoutingPool> routing_pool;  // before the routings that point into it
   std::vector<std::unique_ptr<ServingRouting>> routings;
   exec::ServingSetup setup;
 };
 
-std::shared_ptr<const workloads::RoutingGenerator> routing_generator(const InferenceScenario& s) {
-  return workloads::make_generator(s.routing.generator, s.model, s.routing.seed,
-                                   "routing.generator");
+// What every instance's routing of the run shares.
+std::unique_ptr<ServingRoutingPool> routing_pool(const InferenceScenario& s) {
+  return std::make_unique<ServingRoutingPool>(
+      s.model, s.gating,
+      workloads::make_generator(s.routing.generator, s.model, s.routing.seed, "routing.generator"),
+      s.routing.seed, s.options.routing_samples, s.options.max_routings_per_iteration);
 }
 
 // The per-iteration routing of instance `k` of group `g`, the
 // `instance_index`-th of the scenario (instances draw distinct batches).
-std::unique_ptr<ServingRouting> instance_routing(
-    const InferenceScenario& s, const InstanceGroup& g, int k, int instance_index,
-    std::shared_ptr<const workloads::RoutingGenerator> generator) {
-  return std::make_unique<ServingRouting>(s.model, s.gating, std::move(generator), s.routing.seed,
-                                          instance_index, g.ep_rank_nodes(s.cluster, k),
-                                          s.options.routing_samples,
-                                          s.options.max_routings_per_iteration);
+std::unique_ptr<ServingRouting> instance_routing(const InferenceScenario& s, const InstanceGroup& g,
+                                                 int k, int instance_index,
+                                                 ServingRoutingPool& pool) {
+  return std::make_unique<ServingRouting>(pool, instance_index, g.ep_rank_nodes(s.cluster, k));
 }
 
 // A load that needs more iterations than options.max_iterations allows is
@@ -168,7 +169,7 @@ void check_iteration_limit(const InferenceScenario& s, const exec::IterationFloo
 
 void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMemory>& memory,
                  const hw::ComputeCostModel& compute, ServingWorld& world) {
-  const std::shared_ptr<const workloads::RoutingGenerator> generator = routing_generator(s);
+  world.routing_pool = routing_pool(s);
   exec::ServingSetup& setup = world.setup;
   setup.config = s.serving;
   setup.concurrency =
@@ -181,7 +182,7 @@ void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMem
     const InstanceGroup& g = s.groups[gi];
     for (int k = 0; k < g.instances; ++k, ++instance_index) {
       world.costs.push_back(instance_cost_model(s, g, k, compute));
-      world.routings.push_back(instance_routing(s, g, k, instance_index, generator));
+      world.routings.push_back(instance_routing(s, g, k, instance_index, *world.routing_pool));
       setup.instances.push_back({g.role, g.parallel.attention_dp, g.parallel.gpus(),
                                  memory[gi].memory.kv_blocks, world.costs.back().get(),
                                  world.routings.back().get()});
@@ -201,25 +202,8 @@ void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMem
   }
 }
 
-ExpertStats serving_expert_stats(const std::vector<std::unique_ptr<ServingRouting>>& routings) {
-  std::vector<LayerLoad> total;
-  for (const auto& routing : routings) {
-    const std::vector<LayerLoad>& load = routing->load();
-    if (total.empty()) {
-      total = load;
-      continue;
-    }
-    for (size_t l = 0; l < load.size(); ++l) {
-      for (size_t e = 0; e < load[l].load.size(); ++e) total[l].load[e] += load[l].load[e];
-      total[l].dropped += load[l].dropped;
-    }
-  }
-  return expert_stats(total);
-}
-
 void add_warnings(const InferenceScenario& s, const ServingWorld& world, InferenceRun& run) {
-  if (std::any_of(world.routings.begin(), world.routings.end(),
-                  [](const auto& r) { return r->subsampled(); })) {
+  if (world.routing_pool->subsampled()) {
     run.warnings.push_back(fmt::format(
         "routing subsampled: iterations with more than options.max_routings_per_iteration = {} "
         "token copies route a sample and scale its counts",
@@ -275,8 +259,8 @@ PrefillParts prefill_parts(const Json& doc, int64_t tokens_per_replica, int64_t 
   const InferenceScenario& s = p.scenario;
   const InstanceGroup& g = s.groups.front();
   const auto cost = instance_cost_model(s, g, 0, *p.compute);
-  const std::unique_ptr<ServingRouting> routing =
-      instance_routing(s, g, 0, 0, routing_generator(s));
+  const std::unique_ptr<ServingRoutingPool> pool = routing_pool(s);
+  const std::unique_ptr<ServingRouting> routing = instance_routing(s, g, 0, 0, *pool);
   exec::ReplicaBatch batch;
   for (int64_t t = 0; t < tokens_per_replica; t += prompt_tokens)
     batch.prefill.push_back({std::min(prompt_tokens, tokens_per_replica - t), 0});
@@ -356,7 +340,7 @@ InferenceRun run_inference(const Json& doc) {
   }
   run.metrics =
       exec::serving_metrics(run.result, s.serving, s.gpus(), s.cluster.node.gpus_per_node);
-  run.experts = serving_expert_stats(world.routings);
+  run.experts = expert_stats(world.routing_pool->load());
   add_warnings(s, world, run);
   return run;
 }

@@ -31,54 +31,79 @@
 
 namespace moesim::scenario {
 
-class ServingRouting final : public exec::IterationRouting {
+// What the routings of every instance of one run share, so a fleet of
+// thousands of replicas holds one copy of it: each MoE layer's expected
+// popularity, its EPLB placement per EP layout (instances of one layout place
+// alike), the expert load the report shows (summed over instances), and the
+// buffers of one iteration's draw (the serving event loop asks one instance
+// at a time). Outlives its ServingRoutings; not for concurrent route() calls.
+class ServingRoutingPool {
  public:
-  // `ep_rank_node`: the node of each EP rank; `instance`: which instance
-  // routes (instances draw distinct batches); `max_copies`: token copies one
+  // `samples`: batches drawn per iteration; `max_copies`: token copies one
   // iteration generates at most (beyond it tokens are subsampled and counts
   // scaled; subsampled() says so).
-  ServingRouting(const workloads::MoeModelConfig& model, const workloads::GatingConfig& gating,
-                 std::shared_ptr<const workloads::RoutingGenerator> generator, uint64_t seed,
-                 int instance, std::vector<int> ep_rank_node, int samples, int64_t max_copies);
-
-  using exec::IterationRouting::route;
-  const std::vector<exec::RoutingSample>& route(uint64_t iteration,
-                                                std::span<const int64_t> tokens_per_rank,
-                                                const exec::IterationSequences& sequences) override;
+  ServingRoutingPool(const workloads::MoeModelConfig& model, const workloads::GatingConfig& gating,
+                     std::shared_ptr<const workloads::RoutingGenerator> generator, uint64_t seed,
+                     int samples, int64_t max_copies);
 
   // Per MoE layer (ordinal): token copies per slot and drops, summed over
-  // the batches drawn for it.
+  // the batches every instance drew for it.
   const std::vector<LayerLoad>& load() const { return load_; }
   bool subsampled() const { return subsampled_; }
 
  private:
-  const workloads::ExpertPlacement& placement(int moe_layer);
+  friend class ServingRouting;
+  // Placements depend on the EP size and on how many nodes EPLB packs
+  // groups on (eplb_nodes), not on which nodes.
+  struct Layout {
+    int ep = 0, nodes = 0;
+    std::vector<std::unique_ptr<workloads::ExpertPlacement>> placements;  // per MoE layer
+  };
+  size_t layout_index(std::span<const int> ep_rank_node);
+  const workloads::ExpertPlacement& placement(size_t layout, int moe_layer);
 
   const workloads::MoeModelConfig& model_;
   workloads::GatingConfig gating_;
   std::shared_ptr<const workloads::RoutingGenerator> generator_;
   uint64_t seed_;
-  int instance_;
-  std::vector<int> ep_rank_node_;
   int samples_;
   int64_t max_copies_;
-  int ranks_per_node_ = 1;
   std::vector<LayerLoad> load_;
-  std::vector<std::unique_ptr<workloads::ExpertPlacement>> placements_;
-  std::vector<std::vector<double>> popularity_;
+  std::vector<std::vector<double>> popularity_;  // per MoE layer, built on first use
+  std::vector<Layout> layouts_;
+  bool subsampled_ = false;
   // Buffers of one batch, one set per batch of an iteration (drawn in parallel).
   struct Scratch {
     workloads::RoutingBatch batch;
     workloads::GatingOutcome outcome;
   };
-
-  // Reused across iterations.
+  // Reused across iterations and instances.
   std::vector<exec::RoutingSample> samples_out_;
   std::vector<int64_t> tokens_;
   std::vector<int> layers_;           // per batch of the iteration: its MoE layer
   std::vector<uint64_t> step_index_;  // and its generator step
   std::vector<Scratch> work_;
-  bool subsampled_ = false;
+};
+
+// One instance's routing, drawn through its pool.
+class ServingRouting final : public exec::IterationRouting {
+ public:
+  // `ep_rank_node`: the node of each EP rank; `instance`: which instance
+  // routes (instances draw distinct batches).
+  ServingRouting(ServingRoutingPool& pool, int instance, std::vector<int> ep_rank_node);
+
+  // The samples live in the pool until its next route() of any instance.
+  using exec::IterationRouting::route;
+  const std::vector<exec::RoutingSample>& route(uint64_t iteration,
+                                                std::span<const int64_t> tokens_per_rank,
+                                                const exec::IterationSequences& sequences) override;
+
+ private:
+  ServingRoutingPool& pool_;
+  int instance_;
+  std::vector<int> ep_rank_node_;
+  int ranks_per_node_;
+  size_t layout_;
 };
 
 }  // namespace moesim::scenario

@@ -120,8 +120,9 @@ TEST_CASE("a lone request's TTFT is its prefill iteration and its TPOT one decod
       s.cluster.gpu.sms);
   const std::shared_ptr<const workloads::RoutingGenerator> generator =
       workloads::make_generator(s.routing.generator, s.model, s.routing.seed, "routing.generator");
-  ServingRouting routing(s.model, s.gating, generator, s.routing.seed, 0, {0},
-                         s.options.routing_samples, s.options.max_routings_per_iteration);
+  ServingRoutingPool pool(s.model, s.gating, generator, s.routing.seed, s.options.routing_samples,
+                          s.options.max_routings_per_iteration);
+  ServingRouting routing(pool, 0, {0});
   exec::ReplicaBatch prompt;
   prompt.prefill.push_back({input, 0});
   prompt.sampled = 1;
@@ -242,10 +243,11 @@ TEST_CASE("a windowed model's decode reads only its window on windowed layers",
       s.shape, s.groups[0].parallel, s.dtype, s.kv_dtype, *compute,
       [&](const coll::Collective& c) { return coll::collective_seconds(s.cluster, c); }, {0},
       s.cluster.gpu.sms);
-  ServingRouting routing(
+  ServingRoutingPool pool(
       s.model, s.gating,
       workloads::make_generator(s.routing.generator, s.model, s.routing.seed, "routing.generator"),
-      s.routing.seed, 0, {0}, s.options.routing_samples, s.options.max_routings_per_iteration);
+      s.routing.seed, s.options.routing_samples, s.options.max_routings_per_iteration);
+  ServingRouting routing(pool, 0, {0});
   exec::ReplicaBatch prompt;
   prompt.prefill.push_back({input, 0});
   prompt.sampled = 1;
@@ -457,8 +459,8 @@ TEST_CASE("an iteration's routing batches, drawn on several threads, equal a ser
   const int ep = 72, samples = 4;
   std::vector<int> node(ep);
   for (int r = 0; r < ep; ++r) node[r] = r / 8;
-  ServingRouting routing(s.model, s.gating, generator, s.routing.seed, 0, node, samples,
-                         int64_t{1} << 40);
+  ServingRoutingPool pool(s.model, s.gating, generator, s.routing.seed, samples, int64_t{1} << 40);
+  ServingRouting routing(pool, 0, node);
   const std::vector<int64_t> tokens(ep, 256);
   const int moe_layers = s.model.moe_layer_count();
   const int slots = s.model.routed_experts + s.gating.redundant_experts;
