@@ -305,12 +305,31 @@ std::vector<std::string> closed_loop_warnings(const workloads::RequestLoad& load
   return out;
 }
 
+// EPLB replicas on a layout without expert parallelism: its GPUs hold every
+// expert already, so a replica balances nothing and only takes memory. Not an
+// error: gating is one section for every role, and a TP decode role may sit
+// beside an expert-parallel prefill role that uses the replicas.
+void warn_replicas_without_ep(const InferenceScenario& s, InferenceRun& run) {
+  const int redundant = s.gating.redundant_experts;
+  if (redundant == 0 || s.model.routed_experts == 0) return;
+  for (size_t g = 0; g < s.groups.size(); ++g) {
+    if (s.groups[g].parallel.ep > 1) continue;
+    const double replica_bytes =
+        run.memory[g].memory.expert_weight_bytes * redundant / (s.model.routed_experts + redundant);
+    run.warnings.push_back(fmt::format(
+        "gating.redundant_experts = {}: the {} instances have ep 1, so each GPU holds every "
+        "expert and the replicas balance nothing; they take {:.1f} GiB of weights per GPU",
+        redundant, role_label(s.groups[g].role), replica_bytes / (1ull << 30)));
+  }
+}
+
 InferenceRun run_inference(const Json& doc) {
   Prepared p = prepare(doc);
   InferenceRun run;
   run.scenario = std::move(p.scenario);
   run.memory = p.memory;
   const InferenceScenario& s = run.scenario;
+  warn_replicas_without_ep(s, run);
   if (!p.fits) {
     for (const InferenceGroupMemory& m : run.memory) {
       if (m.memory.fits()) continue;

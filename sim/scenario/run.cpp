@@ -81,6 +81,13 @@ TrainingRun run_training(const Json& doc) {
         100 * run.experts.drop_rate));
   }
   const Scenario& s = run.scenario;
+  if (s.gating.redundant_experts > 0 && s.model.routed_experts > 0 && s.setup.parallel.ep == 1) {
+    // Every GPU holds every expert already: a replica only takes memory.
+    run.warnings.push_back(fmt::format(
+        "gating.redundant_experts = {} with parallel.ep 1: each GPU holds every expert, so the "
+        "replicas balance nothing and only add expert weights, gradients and optimizer state",
+        s.gating.redundant_experts));
+  }
   if (!p.memory.fits_hbm()) {
     run.warnings.push_back("out of memory: the step was not simulated (see memory.per_stage)");
     return run;

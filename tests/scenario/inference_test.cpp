@@ -18,6 +18,8 @@
 #include <sstream>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "sim/collectives/analytic.h"
 #include "sim/core/error.h"
 #include "sim/scenario/scenario.h"
@@ -526,6 +528,41 @@ Json disaggregated(Json requests) {
                       {{"prefill", {{"nodes", 1}, {"parallel", {{"tp", 1}}}}},
                        {"decode", {{"nodes", 1}, {"parallel", {{"tp", 1}}}}}}}};
   return doc;
+}
+
+TEST_CASE("EPLB replicas on a layout without expert parallelism are named with what they cost",
+          "[scenario][inference]") {
+  const auto replica_warning = [](const InferenceRun& r) -> std::string {
+    for (const std::string& w : r.warnings) {
+      if (w.starts_with("gating.redundant_experts")) return w;
+    }
+    return "";
+  };
+  Json doc = serving_doc("tiny-moe", 1, {{"tp", 1}}, closed_loop(4, 2, 64, 4));
+  const InferenceRun plain = run_inference(doc);
+  doc["gating"] = {{"redundant_experts", 8}};  // tiny-moe has 8 experts: twice the weights
+  const InferenceRun doubled = run_inference(doc);
+  REQUIRE(doubled.simulated());
+  const double experts = plain.memory[0].memory.expert_weight_bytes;
+  CHECK(doubled.memory[0].memory.expert_weight_bytes == Approx(2 * experts));
+  CHECK(replica_warning(plain).empty());
+  CHECK(replica_warning(doubled) ==
+        fmt::format("gating.redundant_experts = 8: the serving instances have ep 1, so each GPU "
+                    "holds every expert and the replicas balance nothing; they take {:.1f} GiB "
+                    "of weights per GPU",
+                    experts / (1ull << 30)));
+  // Expert-parallel: the replicas spread the hot experts; no warning.
+  Json ep = serving_doc("tiny-moe", 2, {{"attention_dp", 2}, {"ep", 2}}, closed_loop(4, 2, 64, 4));
+  ep["gating"] = {{"redundant_experts", 8}};
+  CHECK(replica_warning(run_inference(ep)).empty());
+  // Disaggregated: only the role without expert parallelism is named.
+  Json split = disaggregated(closed_loop(4, 2, 64, 4));
+  split["gating"] = {{"redundant_experts", 8}};
+  split["cluster"]["node"] = {{"gpus_per_node", 2}};
+  split["parallel"]["disaggregation"]["prefill"]["parallel"] = {{"attention_dp", 2}, {"ep", 2}};
+  split["parallel"]["disaggregation"]["decode"]["parallel"] = {{"tp", 2}};
+  CHECK_THAT(replica_warning(run_inference(split)),
+             Catch::StartsWith("gating.redundant_experts = 8: the decode instances have ep 1"));
 }
 
 TEST_CASE("disaggregated serving completes every request with its first token before its finish",

@@ -233,6 +233,28 @@ TEST_CASE("moe_a2a_overlap: parsed, shown only when set, each precondition by it
   CHECK(rejection(few) == "dualpipe_microbatches");
 }
 
+TEST_CASE("EPLB replicas without expert parallelism are run, and the run says they do nothing",
+          "[scenario]") {
+  const Json plain = {{"model", "tiny-moe"},
+                      {"cluster", {{"preset", "dgx-h100"}, {"nodes", 1}}},
+                      {"parallel", {{"dp", 8}}},
+                      {"workload", {{"seq_len", 256}, {"global_batch", 8}}}};
+  Json replicas = plain;
+  replicas["gating"] = {{"redundant_experts", 8}};
+  Json spread = replicas;
+  spread["parallel"]["ep"] = 8;
+  const auto says_nothing_balanced = [](const Json& doc) {
+    const TrainingRun r = run_training(doc);
+    REQUIRE(r.metrics);
+    return std::count_if(r.warnings.begin(), r.warnings.end(), [](const std::string& w) {
+      return w.starts_with("gating.redundant_experts = 8 with parallel.ep 1");
+    });
+  };
+  CHECK(says_nothing_balanced(plain) == 0);
+  CHECK(says_nothing_balanced(replicas) == 1);
+  CHECK(says_nothing_balanced(spread) == 0);
+}
+
 // A run of each mode through the scenario layer, as `moesim run` does it:
 // hiding the all-to-alls shortens the step, and the overlapped modes hide
 // expert communication that "none" leaves exposed.
