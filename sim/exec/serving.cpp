@@ -610,26 +610,52 @@ ServingResult simulate_serving(const ServingSetup& setup, std::vector<ServingReq
 
 IterationFloor min_serving_iterations(const ServingSetup& setup,
                                       const std::vector<ServingRequest>& requests) {
+  const ServingConfig& cfg = setup.config;
+  // Prompt tokens one request computes per iteration at most (0: all of it).
+  const int64_t chunk =
+      cfg.chunked_prefill > 0 ? std::min(cfg.chunked_prefill, cfg.max_num_tokens) : 0;
+  int64_t longest_input = 0;
+  for (const ServingRequest& r : requests) longest_input = std::max(longest_input, r.input_tokens);
   bool prefills = false, decodes = false;
-  int64_t per_iteration = 0;
+  int64_t per_iteration = 0, prompt_per_iteration = 0;
   for (const ServingInstance& inst : setup.instances) {
     prefills |= inst.role != InstanceRole::kDecode;
     decodes |= inst.role != InstanceRole::kPrefill;
-    per_iteration = std::max(per_iteration, int64_t{inst.replicas} * setup.config.max_batch_size);
+    per_iteration = std::max(
+        per_iteration, inst.replicas * std::min<int64_t>(cfg.max_batch_size, cfg.max_num_tokens));
+    if (inst.role == InstanceRole::kDecode) continue;
+    prompt_per_iteration =
+        std::max(prompt_per_iteration,
+                 inst.replicas * (chunk > 0 ? cfg.max_num_tokens
+                                            : std::max(cfg.max_num_tokens, longest_input)));
   }
-  if (setup.concurrency > 0) per_iteration = std::min<int64_t>(per_iteration, setup.concurrency);
+  if (setup.concurrency > 0) {
+    per_iteration = std::min<int64_t>(per_iteration, setup.concurrency);
+    prompt_per_iteration = std::min<int64_t>(
+        prompt_per_iteration, setup.concurrency * (chunk > 0 ? chunk : longest_input));
+  }
   IterationFloor floor;
   floor.tokens_per_iteration = std::max<int64_t>(per_iteration, 1);
+  floor.prompt_tokens_per_iteration = std::max<int64_t>(prompt_per_iteration, 1);
   for (const ServingRequest& r : requests) {
     // Prefill instances alone stop at the first token; decode instances alone
     // are handed it with the prompt's cache (see simulate_serving).
     const int64_t tokens = !decodes ? 1 : prefills ? r.output_tokens : r.output_tokens - 1;
+    // The prompt's last chunk yields the first token.
+    const int64_t prompt_iterations = !prefills   ? 0
+                                      : chunk > 0 ? (r.input_tokens + chunk - 1) / chunk
+                                                  : 1;
     floor.tokens += tokens;
-    floor.longest_request = std::max(floor.longest_request, tokens);
+    if (prefills) floor.prompt_tokens += r.input_tokens;
+    floor.longest_request =
+        std::max(floor.longest_request, prompt_iterations + tokens - (prefills ? 1 : 0));
   }
-  const int64_t spread =
-      (floor.tokens + floor.tokens_per_iteration - 1) / floor.tokens_per_iteration;
-  floor.iterations = static_cast<uint64_t>(std::max(spread, floor.longest_request));
+  const auto spread = [](int64_t tokens, int64_t per_iteration) {
+    return (tokens + per_iteration - 1) / per_iteration;
+  };
+  floor.iterations = static_cast<uint64_t>(std::max(
+      {spread(floor.tokens, floor.tokens_per_iteration),
+       spread(floor.prompt_tokens, floor.prompt_tokens_per_iteration), floor.longest_request}));
   return floor;
 }
 

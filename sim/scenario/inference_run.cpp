@@ -161,10 +161,11 @@ void check_iteration_limit(const InferenceScenario& s, const exec::IterationFloo
   if (s.options.max_iterations == 0 || floor.iterations <= s.options.max_iterations) return;
   throw Error(fmt::format(
       "options.max_iterations: serving these requests takes at least {} iterations ({} tokens "
-      "to generate, at most {} per iteration; the longest request {} in a row), more than the "
-      "limit of {}; raise it or serve fewer or shorter requests",
-      floor.iterations, floor.tokens, floor.tokens_per_iteration, floor.longest_request,
-      s.options.max_iterations));
+      "to generate, at most {} per iteration; {} prompt tokens, at most {} per iteration; the "
+      "longest request {} in a row), more than the limit of {}; raise it or serve fewer or "
+      "shorter requests",
+      floor.iterations, floor.tokens, floor.tokens_per_iteration, floor.prompt_tokens,
+      floor.prompt_tokens_per_iteration, floor.longest_request, s.options.max_iterations));
 }
 
 void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMemory>& memory,

@@ -539,6 +539,12 @@ TEST_CASE("the iteration floor is what a lone request takes, in every kind of se
   CHECK(floor_and_run(decode_only) == output - 1);  // the first token comes with the cache
   OneGpu prefill_only(1 << 20, InstanceRole::kPrefill);
   CHECK(floor_and_run(prefill_only) == 1);
+  // Chunks of 128: four prompt iterations, the last yielding the first token.
+  OneGpu chunked;
+  chunked.setup.config.chunked_prefill = 128;
+  CHECK(floor_and_run(chunked) == 4 + output - 1);
+  chunked.setup.config.max_num_tokens = 64;  // the budget cuts the chunks to 64
+  CHECK(floor_and_run(chunked) == 8 + output - 1);
 }
 
 TEST_CASE("the iteration floor bounds a loaded run from below, and one at a time exactly",
@@ -559,6 +565,17 @@ TEST_CASE("the iteration floor bounds a loaded run from below, and one at a time
   CHECK(serial.tokens_per_iteration == 1);
   CHECK(serial.iterations == static_cast<uint64_t>(total_output(requests)));
   CHECK(simulate_serving(g.setup, requests).iterations == serial.iterations);
+  // Chunked prompts one at a time: each request takes its chunks, then its
+  // decodes, in a row; the floor holds the longest such run and no more.
+  g.setup.config.chunked_prefill = 16;
+  const IterationFloor chunked = min_serving_iterations(g.setup, requests);
+  int64_t longest = 0;
+  for (const ServingRequest& q : requests) {
+    longest = std::max(longest, (q.input_tokens + 15) / 16 + q.output_tokens - 1);
+  }
+  CHECK(chunked.longest_request == longest);
+  CHECK(chunked.prompt_tokens_per_iteration == 16);
+  CHECK(chunked.iterations <= simulate_serving(g.setup, requests).iterations);
 }
 
 }  // namespace
