@@ -9,6 +9,7 @@
 #include "reports/timeline.h"
 #include "reports/training_report.h"
 #include "sim/app/commands.h"
+#include "sim/app/explore/point_runner.h"
 #include "sim/core/config.h"
 #include "sim/core/file_io.h"
 #include "sim/scenario/inference_run.h"
@@ -18,6 +19,9 @@ namespace moesim::cli {
 namespace {
 
 constexpr const char* kDefaultScenario = "mixtral-8x7b-h100-16gpu.json";
+// Progress appears on stderr only once a run has taken this long: most runs
+// end sooner and print their report alone.
+constexpr double kQuietS = 2.0;
 
 struct Outputs {
   std::string output_path, timeline_path, request_log_path;
@@ -35,7 +39,8 @@ void print_report(const OrderedJson& report, const std::string& summary, const O
 }
 
 void run_inference_scenario(const Json& doc, const Outputs& out) {
-  scenario::InferenceRun run = scenario::run_inference(doc);
+  scenario::InferenceRun run =
+      scenario::run_inference(doc, progress_printer("run: requests finished", kQuietS));
   if (!out.timeline_path.empty() && run.simulated()) {
     write_file_atomic(out.timeline_path, reports::inference_timeline(run, out.timeline_gpus));
     if (run.scenario.gpus() > out.timeline_gpus) {
@@ -60,7 +65,8 @@ void run_inference_scenario(const Json& doc, const Outputs& out) {
 }
 
 void run_training_scenario(const Json& doc, const Outputs& out) {
-  scenario::TrainingRun run = scenario::run_training(doc);
+  scenario::TrainingRun run =
+      scenario::run_training(doc, progress_printer("run: steps simulated", kQuietS));
   if (!out.timeline_path.empty() && run.simulated()) {
     reports::TimelineOptions t;
     t.gpus_per_node = run.scenario.setup.gpus_per_node;

@@ -130,7 +130,8 @@ class Simulator : private EventHandler {
   Engine engine_;
   std::vector<RequestState> req_;
   std::vector<Instance> instances_;
-  size_t issued_ = 0;  // closed loop: requests issued so far
+  size_t issued_ = 0;                        // closed loop: requests issued so far
+  size_t finished_ = 0, progress_step_ = 1;  // progress: shown every progress_step_ finishes
   size_t rr_mixed_ = 0, rr_decode_ = 0;
   uint64_t admissions_ = 0;
   ServingResult result_;
@@ -163,6 +164,7 @@ Simulator::Simulator(const ServingSetup& setup, std::vector<ServingRequest> requ
     s.out.output_tokens = r.output_tokens;
     req_.push_back(s);
   }
+  progress_step_ = std::max<size_t>(1, req_.size() / 1000);
   for (const ServingInstance& spec : setup.instances) {
     Instance inst;
     inst.spec = &spec;
@@ -595,6 +597,10 @@ void Simulator::release(Replica& rep, uint32_t id) {
 void Simulator::complete(uint32_t id) {
   req_[id].out.finish_s = engine_.now().seconds();
   count_in_system(-1);
+  ++finished_;
+  if (setup_.progress && (finished_ % progress_step_ == 0 || finished_ == req_.size())) {
+    setup_.progress(finished_, req_.size());
+  }
   // Closed loop: a finished request makes room for the next one.
   if (setup_.concurrency > 0 && issued_ < req_.size()) {
     engine_.schedule_at(engine_.now(), *this, event_arg(kArrival, issued_++));

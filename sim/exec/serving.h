@@ -34,6 +34,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sim/core/progress.h"
 #include "sim/exec/inference_costs.h"
 
 namespace moesim::exec {
@@ -89,6 +90,9 @@ struct ServingSetup {
   uint64_t max_iterations = 0;  // 0: no limit
   // Iterations kept for the timeline (the first ones).
   uint64_t recorded_iterations = 0;
+  // Called (if set) with the requests finished and their count, as a
+  // thousandth more of them finish and at the last.
+  ProgressFn progress;
 };
 
 // Where iterations spent their time, summed over iterations of one kind.

@@ -85,7 +85,7 @@ double dropped_expert_flops_per_token(const ModelShape& model, const StepRouting
 }
 
 TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouting& routing,
-                                 const HardwareCosts& hardware) {
+                                 const HardwareCosts& hardware, const ProgressFn& progress) {
   TrainingResult out;
   const ParallelConfig& p = setup.parallel;
   const double tokens_per_step =
@@ -122,6 +122,7 @@ TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouti
       out.last_graph = std::move(step);
     }
     out.steps.push_back(std::move(outcome));
+    if (progress) progress(s + 1, routing.size());
   }
   out.mean_step_time_s = routing.empty() ? 0 : total / routing.size();
   return out;

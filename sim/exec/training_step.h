@@ -10,6 +10,7 @@
 
 #include "hwmodels/compute_cost.h"
 #include "sim/collectives/collective.h"
+#include "sim/core/progress.h"
 #include "sim/exec/memory_model.h"
 #include "sim/exec/step_builder.h"
 #include "sim/exec/step_inputs.h"
@@ -82,9 +83,10 @@ struct HardwareCosts {
 };
 
 // Peak memory and validity are checked by the caller (the scenario layer,
-// sim/scenario); this simulates `routing.size()` steps (one graph each) and keeps the last graph.
+// sim/scenario); this simulates `routing.size()` steps (one graph each) and keeps the last graph,
+// calling `progress` (if set) after each step.
 TrainingResult simulate_training(const TrainingStepSetup& setup, const StepRouting& routing,
-                                 const HardwareCosts& hardware);
+                                 const HardwareCosts& hardware, const ProgressFn& progress = {});
 
 CriticalPath critical_path(const TaskGraph& graph, const ExecutionResult& result);
 

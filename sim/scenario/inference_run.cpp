@@ -324,7 +324,7 @@ void warn_replicas_without_ep(const InferenceScenario& s, InferenceRun& run) {
   }
 }
 
-InferenceRun run_inference(const Json& doc) {
+InferenceRun run_inference(const Json& doc, const ProgressFn& progress) {
   Prepared p = prepare(doc);
   InferenceRun run;
   run.scenario = std::move(p.scenario);
@@ -351,6 +351,7 @@ InferenceRun run_inference(const Json& doc) {
     requests.push_back({r.arrival_s, r.input_tokens, r.output_tokens});
   }
   check_iteration_limit(s, exec::min_serving_iterations(world.setup, requests));
+  world.setup.progress = progress;
   run.result = exec::simulate_serving(world.setup, std::move(requests));
   if (run.result.truncated) {
     throw Error(fmt::format(

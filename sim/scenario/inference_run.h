@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "sim/core/config.h"
+#include "sim/core/progress.h"
 #include "sim/exec/inference_memory.h"
 #include "sim/exec/serving.h"
 #include "sim/exec/serving_metrics.h"
@@ -49,7 +50,8 @@ struct InferenceRun {
 // Resolves, checks and simulates `doc`. Invalid scenarios throw moesim::Error
 // (InvalidStrategy for layouts the model or cluster cannot run, and
 // "kv_capacity" for a request longer than an attention replica's KV cache).
-InferenceRun run_inference(const Json& doc);
+// `progress` (if set) hears of finished requests as they finish.
+InferenceRun run_inference(const Json& doc, const ProgressFn& progress = {});
 
 // One prefill iteration of `doc`'s first instance group, priced part by part:
 // every attention replica batching `tokens_per_replica` prompt tokens in

@@ -67,7 +67,7 @@ ExpertStats expert_stats(std::span<const LayerLoad> layers) {
   return out;
 }
 
-TrainingRun run_training(const Json& doc) {
+TrainingRun run_training(const Json& doc, const ProgressFn& progress) {
   Prepared p = prepare(doc);
   TrainingRun run;
   run.scenario = std::move(p.scenario);
@@ -112,7 +112,7 @@ TrainingRun run_training(const Json& doc) {
   const exec::HardwareCosts costs{compute.get(), [&](Engine& engine) {
                                     return coll::make_collective_timer(model, engine, s.cluster);
                                   }};
-  run.result = exec::simulate_training(s.setup, p.routing->routing, costs);
+  run.result = exec::simulate_training(s.setup, p.routing->routing, costs, progress);
   run.metrics = exec::training_metrics(s.setup, run.result);
   run.warnings.push_back(
       model == coll::NetworkModel::kFlow

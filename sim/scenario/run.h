@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "sim/core/config.h"
+#include "sim/core/progress.h"
 #include "sim/exec/memory_model.h"
 #include "sim/exec/training_metrics.h"
 #include "sim/exec/training_step.h"
@@ -58,7 +59,8 @@ struct TrainingRun {
 
 // Resolves, checks and simulates `doc`. Invalid scenarios throw moesim::Error
 // (InvalidStrategy for strategies the model or cluster cannot run).
-TrainingRun run_training(const Json& doc);
+// `progress` (if set) hears of each simulated step.
+TrainingRun run_training(const Json& doc, const ProgressFn& progress = {});
 
 // Validates a scenario and estimates its peak memory per GPU without
 // simulating it (cheap: used to prune strategy searches).

@@ -42,5 +42,31 @@ if p.returncode != 0 or len(lines) != 2 or text.count("\r") < 2:
     print("FAIL: terminal progress:", repr(text[-300:]))
     sys.exit(1)
 PY
+# moesim run: a run over within two seconds prints its report alone; a longer
+# one says how far it is, its last line the total.
+serving() {
+  cat <<EOF
+{"model": "tiny-moe", "cluster": {"preset": "dgx-h100", "nodes": 1, "node": {"gpus_per_node": 1}},
+ "workload": {"mode": "inference"}, "parallel": {"tp": 1},
+ "requests": {"count": $1, "arrival": "closed", "concurrency": 64,
+              "input_tokens": {"dist": "uniform", "min": 16, "max": 128},
+              "output_tokens": {"dist": "uniform", "min": 8, "max": 64}, "seed": 1}}
+EOF
+}
+serving 200 >"$tmp/quick.json"
+"$moesim" run "$tmp/quick.json" >/dev/null 2>"$tmp/quick.err" || { echo "FAIL: quick run"; fail=1; }
+[ ! -s "$tmp/quick.err" ] || { echo "FAIL: a quick run printed progress"; cat "$tmp/quick.err"; fail=1; }
+serving 400000 >"$tmp/slow.json"
+start=$(date +%s%N)
+"$moesim" run "$tmp/slow.json" >/dev/null 2>"$tmp/slow.err" || { echo "FAIL: slow run"; fail=1; }
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+lines=$(grep -c "^run: requests finished: " "$tmp/slow.err")
+if [ "$elapsed_ms" -ge 3000 ]; then
+  [ "$lines" -ge 1 ] && [ "$lines" -le 12 ] && tail -1 "$tmp/slow.err" | grep -q ": 400000/400000 done" ||
+    { echo "FAIL: run progress after $elapsed_ms ms:"; cat "$tmp/slow.err"; fail=1; }
+elif [ "$elapsed_ms" -lt 2000 ]; then
+  [ "$lines" = 0 ] || { echo "FAIL: progress within $elapsed_ms ms"; cat "$tmp/slow.err"; fail=1; }
+fi
+
 [ $fail = 0 ] && echo "progress: all checks passed"
 exit $fail

@@ -578,5 +578,21 @@ TEST_CASE("the iteration floor bounds a loaded run from below, and one at a time
   CHECK(chunked.iterations <= simulate_serving(g.setup, requests).iterations);
 }
 
+TEST_CASE("serving progress counts finished requests up to all of them, a thousandth at a time",
+          "[exec][serving]") {
+  const auto requests = poisson_requests(5000, 400, 16, 128, 1, 16, 9);
+  OneGpu g;
+  std::vector<size_t> seen;
+  g.setup.progress = [&](size_t done, size_t total) {
+    CHECK(total == requests.size());
+    seen.push_back(done);
+  };
+  simulate_serving(g.setup, requests);
+  REQUIRE(!seen.empty());
+  CHECK(std::is_sorted(seen.begin(), seen.end()));
+  CHECK(seen.back() == requests.size());
+  CHECK(seen.size() == 1000);  // every 5th of 5,000
+}
+
 }  // namespace
 }  // namespace moesim::exec

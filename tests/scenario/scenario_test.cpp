@@ -233,6 +233,18 @@ TEST_CASE("moe_a2a_overlap: parsed, shown only when set, each precondition by it
   CHECK(rejection(few) == "dualpipe_microbatches");
 }
 
+TEST_CASE("a training run reports each step as it is simulated", "[scenario]") {
+  const Json steps = {{"model", "tiny-moe"},
+                      {"cluster", {{"preset", "dgx-h100"}, {"nodes", 1}}},
+                      {"parallel", {{"dp", 8}}},
+                      {"workload", {{"seq_len", 256}, {"global_batch", 8}, {"steps", 3}}}};
+  std::vector<std::pair<size_t, size_t>> progress;
+  const TrainingRun run =
+      run_training(steps, [&](size_t done, size_t total) { progress.emplace_back(done, total); });
+  REQUIRE(run.metrics);
+  CHECK(progress == std::vector<std::pair<size_t, size_t>>{{1, 3}, {2, 3}, {3, 3}});
+}
+
 TEST_CASE("EPLB replicas without expert parallelism are run, and the run says they do nothing",
           "[scenario]") {
   const Json plain = {{"model", "tiny-moe"},

@@ -18,8 +18,12 @@ constexpr auto kPlainLineInterval = std::chrono::seconds(10);
 
 }  // namespace
 
-ProgressDisplay::ProgressDisplay(std::string what, bool terminal)
-    : what_(std::move(what)), terminal_(terminal), start_(Clock::now()), last_shown_(start_) {}
+ProgressDisplay::ProgressDisplay(std::string what, bool terminal, double quiet_s)
+    : what_(std::move(what)),
+      terminal_(terminal),
+      quiet_s_(quiet_s),
+      start_(Clock::now()),
+      last_shown_(start_) {}
 
 void ProgressDisplay::update(size_t finished, size_t count) {
   if (what_.empty() || count == 0) return;
@@ -30,6 +34,7 @@ void ProgressDisplay::update(size_t finished, size_t count) {
   const auto now = Clock::now();
   const bool done = finished >= count;
   const double elapsed_s = std::chrono::duration<double>(now - start_).count();
+  if (elapsed_s < quiet_s_) return;
   const double eta_s = finished ? elapsed_s / finished * (count - std::min(finished, count)) : 0;
   if (terminal_) {
     if (!done && now - last_shown_ < kRedrawInterval) return;
@@ -55,9 +60,9 @@ void ProgressDisplay::update(size_t finished, size_t count) {
   shown_done_ = done;
 }
 
-ProgressFn progress_printer(const std::string& what) {
+ProgressFn progress_printer(const std::string& what, double quiet_s) {
   if (what.empty()) return {};
-  auto display = std::make_shared<ProgressDisplay>(what, isatty(STDERR_FILENO) != 0);
+  auto display = std::make_shared<ProgressDisplay>(what, isatty(STDERR_FILENO) != 0, quiet_s);
   return [display](size_t done, size_t total) { display->update(done, total); };
 }
 

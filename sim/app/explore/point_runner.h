@@ -6,6 +6,8 @@
 //  - a file or pipe (logs, CI): a plain line each time the work crosses
 //    another 10% or 10 s have passed since the last line, so a log gets
 //    about a dozen lines per batch however many points it has.
+// A display may stay quiet for its first seconds, so that work which ends
+// sooner (most single runs) prints nothing.
 
 #include <chrono>
 #include <cstddef>
@@ -20,8 +22,9 @@ namespace moesim::cli {
 // The display behind progress_printer. Thread-safe.
 class ProgressDisplay {
  public:
-  // `terminal`: whether stderr is a terminal (isatty), which picks the style.
-  ProgressDisplay(std::string what, bool terminal);
+  // `terminal`: whether stderr is a terminal (isatty), which picks the style;
+  // nothing is shown before `quiet_s` seconds have passed.
+  ProgressDisplay(std::string what, bool terminal, double quiet_s = 0);
   // Reports that `finished` of `count` units are done.
   void update(size_t finished, size_t count);
 
@@ -29,13 +32,15 @@ class ProgressDisplay {
   using Clock = std::chrono::steady_clock;
   std::string what_;
   bool terminal_;
+  double quiet_s_;
   Clock::time_point start_, last_shown_;
   size_t last_tenth_ = 0;  // tenths of the work done at the last plain line
   bool shown_done_ = false;
   std::mutex mu_;
 };
 
-// A ProgressFn showing "<what> ..." on stderr; empty `what` shows nothing.
-ProgressFn progress_printer(const std::string& what);
+// A ProgressFn showing "<what> ..." on stderr after `quiet_s` seconds; empty
+// `what` shows nothing.
+ProgressFn progress_printer(const std::string& what, double quiet_s = 0);
 
 }  // namespace moesim::cli
