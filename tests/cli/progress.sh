@@ -68,5 +68,16 @@ elif [ "$elapsed_ms" -lt 2000 ]; then
   [ "$lines" = 0 ] || { echo "FAIL: progress within $elapsed_ms ms"; cat "$tmp/slow.err"; fail=1; }
 fi
 
+# Work of one unit shows no progress: "1/1 done" says nothing the output
+# does not (a one-step training run under the sanitizers printed it before
+# its one-line error).
+cat >"$tmp/one.json" <<EOF
+{"base": $(serving 20), "axes": {"requests.concurrency": [4]}}
+EOF
+"$moesim" sweep "$tmp/one.json" -o "$tmp/one" >/dev/null 2>"$tmp/one.err" ||
+  { echo "FAIL: one-point sweep"; cat "$tmp/one.err"; fail=1; }
+! grep -q " done" "$tmp/one.err" ||
+  { echo "FAIL: a one-point sweep printed progress"; cat "$tmp/one.err"; fail=1; }
+
 [ $fail = 0 ] && echo "progress: all checks passed"
 exit $fail

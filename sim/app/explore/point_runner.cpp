@@ -26,7 +26,8 @@ ProgressDisplay::ProgressDisplay(std::string what, bool terminal, double quiet_s
       last_shown_(start_) {}
 
 void ProgressDisplay::update(size_t finished, size_t count) {
-  if (what_.empty() || count == 0) return;
+  // One unit of work says nothing until it is done, when the output follows.
+  if (what_.empty() || count <= 1) return;
   std::lock_guard<std::mutex> lock(mu_);
   // Updates race to the lock: one from an earlier point may arrive after the
   // last, which has already ended the display.

@@ -7,7 +7,8 @@
 //    another 10% or 10 s have passed since the last line, so a log gets
 //    about a dozen lines per batch however many points it has.
 // A display may stay quiet for its first seconds, so that work which ends
-// sooner (most single runs) prints nothing.
+// sooner (most single runs) prints nothing; work of one unit (a one-step
+// training run, a one-point sweep) shows nothing at all.
 
 #include <chrono>
 #include <cstddef>
