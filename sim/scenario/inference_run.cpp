@@ -168,25 +168,24 @@ void check_iteration_limit(const InferenceScenario& s, const exec::IterationFloo
       floor.prompt_tokens_per_iteration, floor.longest_request, s.options.max_iterations));
 }
 
-void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMemory>& memory,
-                 const hw::ComputeCostModel& compute, ServingWorld& world) {
-  world.routing_pool = routing_pool(s);
-  exec::ServingSetup& setup = world.setup;
+// The schedule's side of the run: the serving config, the instances' roles,
+// replicas and KV blocks (no cost model or routing yet: attach_models adds
+// them), and the prompt caches' transfer: everything min_serving_iterations
+// reads.
+exec::ServingSetup serving_setup(const InferenceScenario& s,
+                                 const std::vector<InferenceGroupMemory>& memory) {
+  exec::ServingSetup setup;
   setup.config = s.serving;
   setup.concurrency =
       s.requests.arrival == workloads::RequestLoad::Arrival::kClosed ? s.requests.concurrency : 0;
   setup.host_link_bytes_per_s = s.cluster.node.pcie_bytes_per_s;
   setup.max_iterations = s.options.max_iterations;
   setup.recorded_iterations = s.options.timeline_iterations;
-  int instance_index = 0;
   for (size_t gi = 0; gi < s.groups.size(); ++gi) {
     const InstanceGroup& g = s.groups[gi];
-    for (int k = 0; k < g.instances; ++k, ++instance_index) {
-      world.costs.push_back(instance_cost_model(s, g, k, compute));
-      world.routings.push_back(instance_routing(s, g, k, instance_index, *world.routing_pool));
+    for (int k = 0; k < g.instances; ++k) {
       setup.instances.push_back({g.role, g.parallel.attention_dp, g.parallel.gpus(),
-                                 memory[gi].memory.kv_blocks, world.costs.back().get(),
-                                 world.routings.back().get()});
+                                 memory[gi].memory.kv_blocks, nullptr, nullptr});
     }
   }
   if (s.groups.size() == 2) {
@@ -200,6 +199,24 @@ void build_world(const InferenceScenario& s, const std::vector<InferenceGroupMem
       return coll::send_recv_seconds(*cluster, source, target,
                                      shape->kv_cached_tokens(tokens) * bytes_per_token);
     };
+  }
+  return setup;
+}
+
+// Each instance's cost model and routing, in serving_setup's instance order.
+void attach_models(const InferenceScenario& s, const hw::ComputeCostModel& compute,
+                   ServingWorld& world) {
+  world.routing_pool = routing_pool(s);
+  size_t instance_index = 0;
+  for (const InstanceGroup& g : s.groups) {
+    for (int k = 0; k < g.instances; ++k, ++instance_index) {
+      world.costs.push_back(instance_cost_model(s, g, k, compute));
+      world.routings.push_back(
+          instance_routing(s, g, k, static_cast<int>(instance_index), *world.routing_pool));
+      exec::ServingInstance& instance = world.setup.instances[instance_index];
+      instance.cost = world.costs.back().get();
+      instance.routing = world.routings.back().get();
+    }
   }
 }
 
@@ -344,13 +361,15 @@ InferenceRun run_inference(const Json& doc, const ProgressFn& progress) {
   }
   check_kv_capacity(s, run.memory);
   ServingWorld world;
-  build_world(s, run.memory, *p.compute, world);
+  world.setup = serving_setup(s, run.memory);
   std::vector<exec::ServingRequest> requests;
   requests.reserve(s.requests.requests.size());
   for (const workloads::Request& r : s.requests.requests) {
     requests.push_back({r.arrival_s, r.input_tokens, r.output_tokens});
   }
+  // Refused before any instance builds its cost model or routing.
   check_iteration_limit(s, exec::min_serving_iterations(world.setup, requests));
+  attach_models(s, *p.compute, world);
   world.setup.progress = progress;
   run.result = exec::simulate_serving(world.setup, std::move(requests));
   if (run.result.truncated) {
