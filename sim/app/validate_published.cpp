@@ -1,6 +1,7 @@
 // `moesim validate published`: predicted step times against published
 // measurements (sim/explore/published.h), as a table or JSON.
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <optional>
@@ -132,6 +133,13 @@ OrderedJson validation_json(const explore::PublishedValidation& v) {
   return out;
 }
 
+// Whether any row of `t` is a prediction (a table of reference rows has no
+// error to report).
+bool has_predictions(const explore::CommTable& t) {
+  return std::any_of(t.rows.begin(), t.rows.end(),
+                     [](const explore::CommComparison& r) { return r.role == "prediction"; });
+}
+
 OrderedJson comm_json(const std::vector<explore::CommTable>& tables) {
   OrderedJson out = OrderedJson::object();
   for (const explore::CommTable& t : tables) {
@@ -151,7 +159,8 @@ OrderedJson comm_json(const std::vector<explore::CommTable>& tables) {
       if (r.published_nvl_gbps) rows.back()["published_nvl_gbps"] = *r.published_nvl_gbps;
     }
     table["rows"] = rows;
-    table["max_abs_error"] = t.max_abs_error;
+    table["max_abs_error"] =
+        has_predictions(t) ? OrderedJson(t.max_abs_error) : OrderedJson(nullptr);
     out[t.name] = table;
   }
   return out;
@@ -170,8 +179,12 @@ void print_comm(const std::vector<explore::CommTable>& tables) {
       std::cout << fmt::format("  {:<38} {:>10.4g} {:>10.4g} {:>+7.1f}%  {:<12} {}\n", r.row,
                                r.published, r.predicted, 100 * r.error, bottleneck, r.role);
     }
-    std::cout << fmt::format("  largest error over the prediction rows: {:.1f}% ({})\n",
-                             100 * t.max_abs_error, t.rows.front().metric);
+    if (has_predictions(t)) {
+      std::cout << fmt::format("  largest error over the prediction rows: {:.1f}% ({})\n",
+                               100 * t.max_abs_error, t.rows.front().metric);
+    } else {
+      std::cout << "  reference rows only, outside every target: what the model leaves out\n";
+    }
     std::string loads, nvl;
     for (const explore::CommComparison& r : t.rows) {
       if (r.published_nic_load) {

@@ -1,8 +1,9 @@
 #pragma once
 // Communication predicted against published kernel and collective figures
 // (shared/reference/measurements.md): DeepEP's normal kernels (dispatch and
-// combine "bottleneck bandwidth" at EP8-64 on H800s, docs/legacy.md), its
-// low-latency kernels (microseconds at EP8-256, pure RDMA and NVLink-assisted)
+// combine "bottleneck bandwidth" at EP8-64 on H800s, docs/legacy.md; and, as
+// reference rows, the same kernels' times in DeepSeek's own training trace),
+// its low-latency kernels (microseconds at EP8-256, pure RDMA and NVLink-assisted)
 // and NCCL's bus bandwidths (ring and NVLS all-reduce inside a node, one NIC
 // across nodes). Each row is timed alone by the closed-form model with the
 // routing DeepEP's tests use, and reported in the publication's own metric,
