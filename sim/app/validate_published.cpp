@@ -1,7 +1,6 @@
 // `moesim validate published`: predicted step times against published
 // measurements (sim/explore/published.h), as a table or JSON.
 
-#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <optional>
@@ -133,13 +132,6 @@ OrderedJson validation_json(const explore::PublishedValidation& v) {
   return out;
 }
 
-// Whether any row of `t` is a prediction (a table of reference rows has no
-// error to report).
-bool has_predictions(const explore::CommTable& t) {
-  return std::any_of(t.rows.begin(), t.rows.end(),
-                     [](const explore::CommComparison& r) { return r.role == "prediction"; });
-}
-
 OrderedJson comm_json(const std::vector<explore::CommTable>& tables) {
   OrderedJson out = OrderedJson::object();
   for (const explore::CommTable& t : tables) {
@@ -159,8 +151,7 @@ OrderedJson comm_json(const std::vector<explore::CommTable>& tables) {
       if (r.published_nvl_gbps) rows.back()["published_nvl_gbps"] = *r.published_nvl_gbps;
     }
     table["rows"] = rows;
-    table["max_abs_error"] =
-        has_predictions(t) ? OrderedJson(t.max_abs_error) : OrderedJson(nullptr);
+    table["max_abs_error"] = optional_number(t.max_abs_error);
     out[t.name] = table;
   }
   return out;
@@ -179,9 +170,9 @@ void print_comm(const std::vector<explore::CommTable>& tables) {
       std::cout << fmt::format("  {:<38} {:>10.4g} {:>10.4g} {:>+7.1f}%  {:<12} {}\n", r.row,
                                r.published, r.predicted, 100 * r.error, bottleneck, r.role);
     }
-    if (has_predictions(t)) {
+    if (t.max_abs_error) {
       std::cout << fmt::format("  largest error over the prediction rows: {:.1f}% ({})\n",
-                               100 * t.max_abs_error, t.rows.front().metric);
+                               100 * *t.max_abs_error, t.rows.front().metric);
     } else {
       std::cout << "  reference rows only, outside every target: what the model leaves out\n";
     }

@@ -48,7 +48,9 @@ CommComparison row(std::string name, std::string metric, double published, doubl
 
 void close_table(CommTable& t) {
   for (const CommComparison& r : t.rows) {
-    if (r.role == "prediction") t.max_abs_error = std::max(t.max_abs_error, std::fabs(r.error));
+    if (r.role == "prediction") {
+      t.max_abs_error = std::max(t.max_abs_error.value_or(0), std::fabs(r.error));
+    }
   }
 }
 
